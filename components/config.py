@@ -1,0 +1,345 @@
+"""The experiment schema, and loading it from YAML parts plus dotted overrides.
+
+Config is validated once, here, at the door; downstream code trusts it. Each
+component receives only its own section (`WindowSpec`, `TrainSpec`, ...).
+
+An experiment file is a YAML mapping with any of the sections below set inline,
+plus an optional `defaults:` mapping that pulls a section from
+`conf/<section>/<name>.yaml`. Precedence, lowest first: schema defaults, parts
+named in `defaults:`, the experiment's inline keys, command-line overrides.
+
+Example:
+    >>> cfg = load_experiment("gas_furnace", ["model.kind=gru", "train.epochs=5"])
+    >>> cfg.model.kind, cfg.train.epochs
+    ('gru', 5)
+"""
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from components.errors import ConfigError
+from components.models.registry import model_kinds
+
+PositiveInt = Annotated[int, Field(gt=0)]
+SECTIONS = ("data", "split", "window", "model", "train", "tracking")
+
+
+class _Strict(BaseModel):
+    """Base for every section: unknown keys are errors, not silently ignored."""
+
+    model_config = ConfigDict(extra="forbid", validate_default=True)
+
+
+class DataSpec(_Strict):
+    """Where the series comes from and which columns go in and out."""
+
+    path: str = Field(
+        "statsmodels:sunspots",
+        description="CSV/Parquet path, http(s) URL, or `statsmodels:NAME`.",
+    )
+    sha256: str | None = Field(None, description="Expected sha256 of the file.")
+    targets: list[str] | None = Field(
+        None, description="Columns to predict; default all numeric columns."
+    )
+    features: list[str] | None = Field(
+        None, description="Input columns; default all numeric columns."
+    )
+    time_column: str | None = Field(
+        None, description="Column used as the time index (dropped from inputs)."
+    )
+
+    @field_validator("sha256")
+    @classmethod
+    def _hex_digest(cls, value: str | None) -> str | None:
+        if value is not None:
+            value = value.lower()
+            if len(value) != 64 or any(c not in "0123456789abcdef" for c in value):
+                raise ValueError("expected 64 hexadecimal characters")
+        return value
+
+    @field_validator("targets", "features")
+    @classmethod
+    def _non_empty(cls, value: list[str] | None) -> list[str] | None:
+        if value is not None and not value:
+            raise ValueError("expected at least one column name (or leave it unset)")
+        return value
+
+
+class SplitSpec(_Strict):
+    """Chronological split: validation sits just before test, test at the end.
+
+    Values >= 1 are row counts, values < 1 are fractions of all rows.
+    """
+
+    val: int | float = Field(0.15, ge=0)
+    test: int | float = Field(0.2, gt=0)
+
+    @field_validator("val", "test")
+    @classmethod
+    def _whole_rows(cls, value: int | float) -> int | float:
+        if value >= 1 and value != int(value):
+            raise ValueError("expected a fraction < 1 or a whole row count >= 1")
+        return value
+
+
+class WindowSpec(_Strict):
+    """`input_width` past steps predict the next `horizon` steps."""
+
+    input_width: PositiveInt = 10
+    horizon: PositiveInt = 1
+
+
+class ModelSpec(_Strict):
+    """Which architecture, and its size."""
+
+    kind: str = "lstm"
+    units: list[PositiveInt] = Field(default_factory=lambda: [32], min_length=1)
+    dropout: float = Field(0.0, ge=0, lt=1)
+
+    @field_validator("kind")
+    @classmethod
+    def _known_kind(cls, value: str) -> str:
+        if value not in model_kinds():
+            raise ValueError(f"expected one of {model_kinds()}")
+        return value
+
+
+class TrainSpec(_Strict):
+    """Optimisation: Adam on MSE, early stopping on validation loss."""
+
+    epochs: PositiveInt = 200
+    batch_size: PositiveInt = 32
+    learning_rate: float = Field(1e-3, gt=0)
+    seed: int = 42
+    patience: int = Field(
+        20, ge=0, description="Epochs without val_loss improvement; 0 disables."
+    )
+    shuffle: bool = True
+    verbose_every: int = Field(
+        10, ge=0, description="Print progress every N epochs; 0 is quiet."
+    )
+
+
+class TrackingSpec(_Strict):
+    """Where runs go. `uri` falls back to MLFLOW_TRACKING_URI, then mlruns/."""
+
+    uri: str | None = None
+    experiment: str | None = Field(
+        None, description="MLflow experiment name; default the experiment's name."
+    )
+
+
+class ExperimentConfig(_Strict):
+    """One complete, validated experiment."""
+
+    name: str = "default"
+    data: DataSpec = Field(default_factory=DataSpec)
+    split: SplitSpec = Field(default_factory=SplitSpec)
+    window: WindowSpec = Field(default_factory=WindowSpec)
+    model: ModelSpec = Field(default_factory=ModelSpec)
+    train: TrainSpec = Field(default_factory=TrainSpec)
+    tracking: TrackingSpec = Field(default_factory=TrackingSpec)
+
+    @property
+    def experiment_name(self) -> str:
+        """The MLflow experiment this config logs to."""
+        return self.tracking.experiment or self.name
+
+
+def project_root() -> Path:
+    """The checkout that holds `components/`, `conf/` and `mlruns/`."""
+    return Path(__file__).resolve().parent.parent
+
+
+def conf_dirs() -> list[Path]:
+    """Where experiments and parts are looked up: ./conf first, then the project's."""
+    dirs = [Path.cwd() / "conf", project_root() / "conf"]
+    unique = []
+    for d in dirs:
+        if d.resolve() not in [u.resolve() for u in unique]:
+            unique.append(d)
+    return unique
+
+
+def available_experiments() -> list[str]:
+    """Names of the experiments under every conf dir."""
+    names = {p.stem for d in conf_dirs() for p in (d / "experiments").glob("*.yaml")}
+    return sorted(names)
+
+
+def load_experiment(
+    experiment: str | Path | None = None, overrides: list[str] | None = None
+) -> ExperimentConfig:
+    """Load, compose, override and validate an experiment.
+
+    Args:
+        experiment: a name under `conf/experiments/`, a path to a YAML file, or
+            None for the `default` experiment.
+        overrides: `dotted.key=value` strings; values are parsed as YAML.
+
+    Raises:
+        ConfigError: naming the file and key, and what was expected.
+    """
+    path = resolve_experiment_path(experiment or "default")
+    raw = _read_yaml(path)
+    raw.setdefault("name", path.stem)
+    merged = _compose(raw, path)
+    for override in overrides or []:
+        _apply_override(merged, override)
+    return validate_config(merged, source=str(path))
+
+
+def validate_config(raw: dict[str, Any], source: str = "<config>") -> ExperimentConfig:
+    """Validate a plain dict; turn pydantic's errors into one readable message."""
+    try:
+        return ExperimentConfig.model_validate(raw)
+    except ValidationError as exc:
+        lines = [_describe_error(err) for err in exc.errors()]
+        raise ConfigError(
+            f"{source}: invalid configuration:\n" + "\n".join(lines)
+        ) from None
+
+
+def resolve_experiment_path(experiment: str | Path) -> Path:
+    """A YAML path as given, or `conf/experiments/<name>.yaml` from a conf dir."""
+    candidate = Path(experiment)
+    if candidate.suffix in (".yaml", ".yml") or candidate.is_file():
+        if not candidate.is_file():
+            raise ConfigError(f"Experiment file {str(candidate)!r} does not exist.")
+        return candidate
+    for conf in conf_dirs():
+        found = conf / "experiments" / f"{experiment}.yaml"
+        if found.is_file():
+            return found
+    raise ConfigError(
+        f"Unknown experiment {str(experiment)!r}: no file "
+        f"conf/experiments/{experiment}.yaml. Available: {available_experiments()}; "
+        "or pass a path to a YAML file."
+    )
+
+
+def to_yaml(config: ExperimentConfig) -> str:
+    """The resolved config as YAML, for logging and for reproducing a run."""
+    return yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False)
+
+
+def flatten(config: ExperimentConfig) -> dict[str, Any]:
+    """Dotted `section.key -> value` pairs, as MLflow params."""
+    out: dict[str, Any] = {}
+
+    def walk(prefix: str, value: Any) -> None:
+        if isinstance(value, dict):
+            for key, sub in value.items():
+                walk(f"{prefix}.{key}" if prefix else key, sub)
+        else:
+            out[prefix] = value
+
+    walk("", config.model_dump(mode="json"))
+    return out
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except OSError as exc:
+        raise ConfigError(f"Cannot read {str(path)!r}: {exc.strerror}.") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML (safe subset): {exc}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(
+            f"{path}: expected a mapping of sections ({', '.join(SECTIONS)}), "
+            f"got {type(data).__name__}."
+        )
+    return data
+
+
+def _compose(raw: dict[str, Any], path: Path) -> dict[str, Any]:
+    """Expand `defaults: {section: part}` into the sections, inline keys winning."""
+    raw = dict(raw)
+    defaults = raw.pop("defaults", None) or {}
+    if not isinstance(defaults, dict):
+        raise ConfigError(
+            f"{path}: key `defaults` expected a mapping like "
+            f"{{model: lstm}}, got {type(defaults).__name__}."
+        )
+    merged: dict[str, Any] = {}
+    for section, part in defaults.items():
+        if section not in SECTIONS:
+            raise ConfigError(
+                f"{path}: key `defaults.{section}` is not a section; "
+                f"expected one of {list(SECTIONS)}."
+            )
+        merged[section] = _read_part(section, str(part), path)
+    return _deep_merge(merged, raw)
+
+
+def _read_part(section: str, part: str, experiment_path: Path) -> dict[str, Any]:
+    searched = [experiment_path.parent.parent, *conf_dirs()]
+    for conf in searched:
+        found = conf / section / f"{part}.yaml"
+        if found.is_file():
+            return _read_yaml(found)
+    raise ConfigError(
+        f"{experiment_path}: key `defaults.{section}` names {part!r}, but no "
+        f"file {section}/{part}.yaml exists under {[str(c) for c in searched]}."
+    )
+
+
+def _deep_merge(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in top.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _deep_merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def _apply_override(config: dict[str, Any], override: str) -> None:
+    key, sep, text = override.partition("=")
+    if not sep or not key.strip():
+        raise ConfigError(
+            f"Received an invalid override {override!r}, expected KEY=VALUE "
+            "with a dotted key, e.g. train.epochs=50."
+        )
+    try:
+        value = yaml.safe_load(text) if text.strip() else None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"Override {override!r}: value is not valid YAML: {exc}")
+    node = config
+    parts = key.strip().split(".")
+    for part in parts[:-1]:
+        child = node.setdefault(part, {})
+        if not isinstance(child, dict):
+            raise ConfigError(f"Override {override!r}: `{part}` is not a section.")
+        node = child
+    node[parts[-1]] = value
+
+
+def _describe_error(err: dict[str, Any]) -> str:
+    key = ".".join(str(p) for p in err["loc"])
+    if err["type"] == "extra_forbidden":
+        section = _section_model(err["loc"][:-1])
+        valid = sorted(section.model_fields) if section else []
+        return f"  - `{key}`: unknown key; valid keys here: {valid}"
+    got = err.get("input")
+    return f"  - `{key}`: {err['msg']}; got {got!r}"
+
+
+def _section_model(loc: tuple) -> type[BaseModel] | None:
+    model: type[BaseModel] = ExperimentConfig
+    for part in loc:
+        field = model.model_fields.get(str(part))
+        annotation = getattr(field, "annotation", None)
+        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
+            return None
+        model = annotation
+    return model
+

@@ -1,0 +1,21 @@
+"""User-facing errors: raised for bad config or data, shown without a traceback.
+
+Every message names what was wrong (file, key, column, row) and what was expected,
+in Keras' voice: "Received an invalid value for `x`, expected ..., got ...".
+"""
+
+
+class RnnflowError(ValueError):
+    """Base class for errors caused by user input rather than a bug in rnnflow."""
+
+
+class ConfigError(RnnflowError):
+    """An experiment file or override is invalid (unknown key, wrong type, ...)."""
+
+
+class DataError(RnnflowError):
+    """The data source cannot be read or does not fit the experiment."""
+
+
+class TrainingError(RnnflowError):
+    """Training could not produce a usable model (for example a non-finite loss)."""

@@ -1,0 +1,259 @@
+"""Read a series from a file, an http(s) URL (cached, checksummed) or a package.
+
+Everything is validated here, before any training: a bad file, column or value
+raises `DataError` naming the source, the column and the first bad row.
+"""
+
+import hashlib
+import io
+import os
+import urllib.error
+import urllib.parse
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from components.config import DataSpec
+from components.errors import DataError
+
+URL_SCHEMES = ("http", "https")
+
+
+@dataclass(frozen=True)
+class LoadedSeries:
+    """The validated frame (float64, only the columns in use) and where it came from.
+
+    Attributes:
+        frame: rows in time order; columns are `features` then extra `targets`.
+        features: input column names.
+        targets: predicted column names.
+        source: the path or URL, credentials redacted.
+        sha256: digest of the source bytes (of the frame's CSV for packaged data).
+    """
+
+    frame: pd.DataFrame
+    features: list[str]
+    targets: list[str]
+    source: str
+    sha256: str
+
+
+def load_series(spec: DataSpec) -> LoadedSeries:
+    """Read, check and select the columns of one experiment's series."""
+    frame, sha256 = _read_source(spec)
+    source = redact_url(spec.path)
+    if frame.empty:
+        raise DataError(f"{source}: the file has no rows.")
+    if spec.time_column is not None:
+        frame = _index_by_time(frame, spec.time_column, source)
+    numeric = [c for c in frame.columns if pd.api.types.is_numeric_dtype(frame[c])]
+    features = _pick_columns(frame, spec.features, numeric, "data.features", source)
+    targets = _pick_columns(frame, spec.targets, numeric, "data.targets", source)
+    columns = features + [t for t in targets if t not in features]
+    selected = pd.DataFrame(
+        {c: _as_float(frame[c], c, source) for c in columns}, index=frame.index
+    )
+    return LoadedSeries(selected, features, targets, source, sha256)
+
+
+def cache_dir() -> Path:
+    """Download cache: `RNNFLOW_CACHE_DIR`, else `~/.cache/rnnflow`."""
+    configured = os.environ.get("RNNFLOW_CACHE_DIR")
+    return Path(configured) if configured else Path.home() / ".cache" / "rnnflow"
+
+
+def cache_path(url: str) -> Path:
+    """Where `url` is cached: a hash of the URL plus its file name, for humans."""
+    parts = urllib.parse.urlsplit(url)
+    name = Path(parts.path).name or "data"
+    key = hashlib.sha256(url.encode()).hexdigest()[:16]
+    return cache_dir() / f"{key}-{name}"
+
+
+def fetch_url(url: str, sha256: str | None = None) -> Path:
+    """Download `url` once into the cache and check it against `sha256`.
+
+    A cached copy whose checksum differs from `sha256` is an error, not a silent
+    re-download: the data changed and the user should know.
+    """
+    target = cache_path(url)
+    shown = redact_url(url)
+    if not target.is_file():
+        target.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            with urllib.request.urlopen(url, timeout=30) as response:
+                payload = response.read()
+        except (urllib.error.URLError, TimeoutError, OSError) as exc:
+            reason = getattr(exc, "reason", exc)
+            raise DataError(f"Cannot download {shown}: {reason}.") from None
+        tmp = target.with_suffix(target.suffix + ".part")
+        tmp.write_bytes(payload)
+        tmp.replace(target)
+    if sha256 is not None:
+        actual = file_sha256(target)
+        if actual != sha256:
+            raise DataError(
+                f"{shown}: sha256 mismatch for the copy at {target}: expected "
+                f"`data.sha256` {sha256}, got {actual}. Delete the file to "
+                "download it again, or update `data.sha256`."
+            )
+    return target
+
+
+def file_sha256(path: Path) -> str:
+    """Hex sha256 of a file's bytes."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def redact_url(path: str) -> str:
+    """Drop user:password and query strings from a URL before it is shown or logged."""
+    parts = urllib.parse.urlsplit(path)
+    if parts.scheme not in URL_SCHEMES:
+        return path
+    host = parts.hostname or ""
+    if parts.port:
+        host = f"{host}:{parts.port}"
+    query = "<redacted>" if parts.query else ""
+    return urllib.parse.urlunsplit((parts.scheme, host, parts.path, query, ""))
+
+
+def _read_source(spec: DataSpec) -> tuple[pd.DataFrame, str]:
+    path = spec.path
+    scheme = urllib.parse.urlsplit(path).scheme
+    if path.startswith("statsmodels:"):
+        return _read_statsmodels(path.split(":", 1)[1])
+    if scheme in URL_SCHEMES:
+        local = fetch_url(path, spec.sha256)
+        suffix = Path(urllib.parse.urlsplit(path).path).suffix
+        return _read_file(local, suffix, redact_url(path)), file_sha256(local)
+    if len(scheme) > 1:  # a one-letter scheme is a Windows drive
+        raise DataError(
+            f"Received an invalid value for `data.path`: scheme {scheme!r} is not "
+            f"supported, expected a local path, http(s) URL or statsmodels:NAME; "
+            f"got {redact_url(path)!r}."
+        )
+    local = Path(path).expanduser()
+    if not local.is_file():
+        raise DataError(f"Data file {str(local)!r} (`data.path`) does not exist.")
+    digest = file_sha256(local)
+    if spec.sha256 is not None and digest != spec.sha256:
+        raise DataError(
+            f"{local}: sha256 mismatch: expected `data.sha256` {spec.sha256}, "
+            f"got {digest}."
+        )
+    return _read_file(local, local.suffix, str(local)), digest
+
+
+def _read_file(path: Path, suffix: str, shown: str) -> pd.DataFrame:
+    suffix = suffix.lower()
+    if path.stat().st_size == 0:
+        raise DataError(f"{shown}: the file is empty.")
+    try:
+        if suffix == ".parquet":
+            return pd.read_parquet(path)
+        if suffix in (".csv", ".txt", ".tsv", ""):
+            return pd.read_csv(path, sep=None, engine="python", encoding="utf-8-sig")
+    except (ValueError, OSError, pd.errors.ParserError) as exc:
+        raise DataError(f"{shown}: cannot be parsed as {suffix or 'csv'}: {exc}")
+    raise DataError(
+        f"{shown}: unsupported file type {suffix!r}, expected .csv, .txt or .parquet."
+    )
+
+
+def _read_statsmodels(name: str) -> tuple[pd.DataFrame, str]:
+    import statsmodels.datasets as datasets  # optional heavy import, on demand
+
+    module = getattr(datasets, name, None)
+    if module is None or not hasattr(module, "load_pandas"):
+        available = sorted(
+            n for n in dir(datasets) if hasattr(getattr(datasets, n), "load_pandas")
+        )
+        raise DataError(
+            f"Received an invalid value for `data.path`: statsmodels has no dataset "
+            f"{name!r}; expected one of {available}."
+        )
+    frame = module.load_pandas().data
+    buffer = io.StringIO()
+    frame.to_csv(buffer)
+    return frame, hashlib.sha256(buffer.getvalue().encode()).hexdigest()
+
+
+def _index_by_time(frame: pd.DataFrame, column: str, source: str) -> pd.DataFrame:
+    if column not in frame.columns:
+        raise DataError(
+            f"{source}: `data.time_column` {column!r} is not a column; "
+            f"available: {list(map(str, frame.columns))}."
+        )
+    index = frame[column]
+    if not pd.api.types.is_numeric_dtype(index):
+        try:
+            index = pd.to_datetime(index, utc=True)
+        except (ValueError, TypeError) as exc:
+            raise DataError(f"{source}: column {column!r} is not a time: {exc}")
+    if index.duplicated().any():
+        row = int(np.argmax(index.duplicated().to_numpy()))
+        raise DataError(
+            f"{source}: time column {column!r} has a duplicate value "
+            f"{index.iloc[row]!r} at row {row}."
+        )
+    if not index.is_monotonic_increasing:
+        later = index.iloc[1:].reset_index(drop=True)
+        row = int(np.argmax((later < index.iloc[:-1].reset_index(drop=True)).to_numpy()))
+        raise DataError(
+            f"{source}: time column {column!r} is not sorted: row {row + 1} "
+            f"({index.iloc[row + 1]!r}) comes before row {row} ({index.iloc[row]!r})."
+        )
+    return frame.drop(columns=[column]).set_index(pd.Index(index, name=column))
+
+
+def _pick_columns(
+    frame: pd.DataFrame,
+    wanted: list[str] | None,
+    numeric: list[str],
+    key: str,
+    source: str,
+) -> list[str]:
+    if wanted is None:
+        if not numeric:
+            raise DataError(f"{source}: no numeric column found; set `{key}`.")
+        return list(map(str, numeric))
+    missing = [c for c in wanted if c not in frame.columns]
+    if missing:
+        raise DataError(
+            f"{source}: `{key}` names column(s) {missing} that the data does not "
+            f"have; available: {list(map(str, frame.columns))}."
+        )
+    return list(wanted)
+
+
+def _as_float(column: pd.Series, name: str, source: str) -> pd.Series:
+    values = pd.to_numeric(column, errors="coerce")
+    bad = values.isna() & column.notna()
+    if bad.any():
+        row = int(np.argmax(bad.to_numpy()))
+        raise DataError(
+            f"{source}: column {name!r} must be numeric; row {row} holds "
+            f"{column.iloc[row]!r}."
+        )
+    values = values.astype("float64")
+    missing = values.isna()
+    if missing.any():
+        row = int(np.argmax(missing.to_numpy()))
+        raise DataError(
+            f"{source}: column {name!r} has {int(missing.sum())} missing value(s), "
+            f"the first at row {row}; rnnflow does not impute silently."
+        )
+    if not np.isfinite(values.to_numpy()).all():
+        row = int(np.argmax(~np.isfinite(values.to_numpy())))
+        raise DataError(
+            f"{source}: column {name!r} holds a non-finite value "
+            f"{values.iloc[row]!r} at row {row}."
+        )
+    return values

@@ -1,0 +1,53 @@
+"""Figures a person looks at first: the loss curve and forecasts against actuals.
+
+Functions return matplotlib figures and never save or log; the caller decides.
+Uses the non-interactive Agg backend so it works on servers and in CI.
+"""
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+
+def loss_curve(history: dict[str, list[float]], best_epoch: int | None = None):
+    """Training (and validation) loss per epoch, log scale, best epoch marked."""
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for name in ("loss", "val_loss"):
+        if name in history:
+            ax.plot(range(1, len(history[name]) + 1), history[name], label=name)
+    if best_epoch:
+        ax.axvline(best_epoch, color="grey", linestyle="--", label="best epoch")
+    ax.set(xlabel="epoch", ylabel="MSE (normalized)", yscale="log", title="Loss")
+    ax.legend()
+    fig.tight_layout()
+    return fig
+
+
+def forecast_vs_actual(
+    time_index,
+    actual: np.ndarray,
+    forecasts: dict[str, np.ndarray],
+    target: str,
+):
+    """One target over the test period: actual values and each forecast (step 1).
+
+    Args:
+        time_index: (W,) time of each window's first target step.
+        actual: (W,) actual values in original units.
+        forecasts: name -> (W,) step-1 forecasts in original units.
+    """
+    fig, ax = plt.subplots(figsize=(9, 4))
+    ax.plot(time_index, actual, color="black", linewidth=2, label="actual")
+    for name, values in forecasts.items():
+        ax.plot(time_index, values, linewidth=1.2, label=name)
+    ax.set(xlabel="time", ylabel=target, title=f"{target}: one-step forecast, test")
+    ax.legend()
+    fig.tight_layout()
+    return fig
+
+
+def close(fig) -> None:
+    """Free a figure's memory once it has been saved."""
+    plt.close(fig)

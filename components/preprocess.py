@@ -1,0 +1,162 @@
+"""Chronological split and a train-only z-score normalizer.
+
+Nothing is ever fitted on validation or test rows: the normalizer sees the
+training split alone, and the same statistics are applied to every split.
+"""
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from components.config import SplitSpec, WindowSpec
+from components.errors import DataError
+
+
+@dataclass(frozen=True)
+class Splits:
+    """Three consecutive, non-overlapping slices of one series (train < val < test)."""
+
+    train: pd.DataFrame
+    val: pd.DataFrame
+    test: pd.DataFrame
+
+    def sizes(self) -> dict[str, int]:
+        """Row count of each split, for messages and params."""
+        return {"train": len(self.train), "val": len(self.val), "test": len(self.test)}
+
+
+def split_chronologically(frame: pd.DataFrame, spec: SplitSpec) -> Splits:
+    """Cut `frame` into train, val, test in time order; never shuffled.
+
+    `spec.test` and `spec.val` are row counts when >= 1, fractions when < 1.
+    Example: 296 rows with test=100, val=30 give rows [0, 166), [166, 196),
+    [196, 296).
+    """
+    n = len(frame)
+    n_test = _rows(spec.test, n)
+    n_val = _rows(spec.val, n)
+    n_train = n - n_val - n_test
+    if n_train <= 0:
+        raise DataError(
+            f"`split.val` ({spec.val}) and `split.test` ({spec.test}) take "
+            f"{n_val + n_test} rows, leaving none of the {n} rows for training."
+        )
+    return Splits(
+        train=frame.iloc[:n_train],
+        val=frame.iloc[n_train : n_train + n_val],
+        test=frame.iloc[n_train + n_val :],
+    )
+
+
+def check_window_fits(splits: Splits, spec: WindowSpec) -> None:
+    """Every non-empty split must hold at least one whole window (inputs + horizon)."""
+    need = spec.input_width + spec.horizon
+    sizes = splits.sizes()
+    optional_empty = {"val"} if sizes["val"] == 0 else set()
+    short = {
+        name: size
+        for name, size in sizes.items()
+        if size < need and name not in optional_empty
+    }
+    if short:
+        detail = ", ".join(f"{name} has {size}" for name, size in short.items())
+        raise DataError(
+            f"`window.input_width` ({spec.input_width}) + `window.horizon` "
+            f"({spec.horizon}) needs {need} rows per split, but {detail} "
+            f"(sizes: {sizes}). Shorten the window or change `split`."
+        )
+
+
+@dataclass(frozen=True)
+class Normalizer:
+    """Per-column z-score: (x - mean) / std, with statistics from training rows."""
+
+    columns: tuple[str, ...]
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+
+    def transform(
+        self, frame: pd.DataFrame, columns: list[str] | None = None
+    ) -> np.ndarray:
+        """Scale `frame[columns]` (default all fitted columns) -> float32 (rows, n)."""
+        columns = list(self.columns) if columns is None else columns
+        idx = [self.columns.index(c) for c in columns]
+        values = frame[columns].to_numpy(dtype=np.float64)
+        return ((values - self._mean()[idx]) / self._std()[idx]).astype(np.float32)
+
+    def inverse(self, values: np.ndarray, columns: list[str]) -> np.ndarray:
+        """Back to original units; `values[..., j]` belongs to `columns[j]`."""
+        idx = [self.columns.index(c) for c in columns]
+        return values * self._std()[idx] + self._mean()[idx]
+
+    def to_dict(self) -> dict[str, dict[str, float]]:
+        """JSON-friendly form: {column: {mean, std}}."""
+        return {
+            c: {"mean": m, "std": s}
+            for c, m, s in zip(self.columns, self.mean, self.std, strict=True)
+        }
+
+    @classmethod
+    def from_dict(cls, stats: dict[str, dict[str, float]]) -> "Normalizer":
+        """Inverse of `to_dict`."""
+        columns = tuple(stats)
+        return cls(
+            columns,
+            tuple(float(stats[c]["mean"]) for c in columns),
+            tuple(float(stats[c]["std"]) for c in columns),
+        )
+
+    def _mean(self) -> np.ndarray:
+        return np.asarray(self.mean, dtype=np.float64)
+
+    def _std(self) -> np.ndarray:
+        return np.asarray(self.std, dtype=np.float64)
+
+
+def fit_normalizer(train: pd.DataFrame) -> Normalizer:
+    """Fit mean and std (ddof=0) per column on the training split only."""
+    mean = train.mean(axis=0)
+    std = train.std(axis=0, ddof=0)
+    constant = [str(c) for c in train.columns if not std[c] > 0]
+    if constant:
+        raise DataError(
+            f"Column(s) {constant} are constant on the training split "
+            f"({len(train)} rows): zero standard deviation cannot be normalized. "
+            "Drop them from `data.features` / `data.targets`."
+        )
+    return Normalizer(
+        tuple(map(str, train.columns)),
+        tuple(float(v) for v in mean),
+        tuple(float(v) for v in std),
+    )
+
+
+def _rows(value: float, n: int) -> int:
+    return int(value) if value >= 1 else int(round(value * n))
+
+
+@dataclass(frozen=True)
+class ScaledSplit:
+    """One split as normalized arrays, ready for windowing.
+
+    Attributes:
+        inputs: (N, C) feature columns, float32.
+        targets: (N, K) target columns, float32.
+        index: the N time stamps (or row numbers) of the split.
+    """
+
+    inputs: np.ndarray
+    targets: np.ndarray
+    index: pd.Index
+
+
+def scale_split(
+    frame: pd.DataFrame, normalizer: Normalizer, features: list[str], targets: list[str]
+) -> ScaledSplit:
+    """Normalize one split with statistics fitted elsewhere (on train)."""
+    return ScaledSplit(
+        normalizer.transform(frame, features),
+        normalizer.transform(frame, targets),
+        frame.index,
+    )

@@ -1,0 +1,202 @@
+"""Everything MLflow: store location, experiments, runs, logging, models.
+
+The only module that imports `mlflow`. Every function takes the tracking URI
+and `run_id` explicitly: MLflow's active run is per thread, and Prefect runs
+tasks on threads, so nothing here relies on the fluent "active run".
+
+Default store: `sqlite:///<project>/mlruns/mlflow.db` with artifacts under
+`<project>/mlruns/artifacts/`, whatever the current directory. Override with
+`tracking.uri` or `MLFLOW_TRACKING_URI`.
+"""
+
+import contextlib
+import os
+import re
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import mlflow
+from mlflow import MlflowClient
+from mlflow.entities import Metric, Param
+
+from components.config import project_root
+
+_MAX_PARAMS_PER_BATCH = 100
+_MAX_METRICS_PER_BATCH = 1000
+
+
+def resolve_tracking_uri(configured: str | None = None) -> str:
+    """`tracking.uri`, else `MLFLOW_TRACKING_URI`, else the project's sqlite store."""
+    return configured or os.environ.get("MLFLOW_TRACKING_URI") or default_tracking_uri()
+
+
+def default_tracking_uri() -> str:
+    """The embedded store: a sqlite file in the project's `mlruns/` folder."""
+    return f"sqlite:///{project_root() / 'mlruns' / 'mlflow.db'}"
+
+
+def artifact_root(tracking_uri: str) -> Path | None:
+    """For a sqlite store, artifacts live beside the database; servers decide."""
+    parts = urlsplit(tracking_uri)
+    if parts.scheme != "sqlite":
+        return None
+    db_path = Path(tracking_uri.split(":///", 1)[1])
+    return db_path.parent / "artifacts"
+
+
+def ensure_experiment(tracking_uri: str, name: str) -> str:
+    """Id of experiment `name`, created (with an explicit artifact folder) if new."""
+    client = MlflowClient(tracking_uri)
+    existing = client.get_experiment_by_name(name)
+    if existing is not None:
+        return existing.experiment_id
+    root = artifact_root(tracking_uri)
+    if root is not None:
+        Path(tracking_uri.split(":///", 1)[1]).parent.mkdir(parents=True, exist_ok=True)
+    location = (root / safe_name(name)).as_uri() if root is not None else None
+    try:
+        return client.create_experiment(name, artifact_location=location)
+    except mlflow.exceptions.MlflowException:
+        # Another process created it between our lookup and create.
+        found = client.get_experiment_by_name(name)
+        if found is None:
+            raise
+        return found.experiment_id
+
+
+def start_run(
+    tracking_uri: str, experiment: str, run_name: str, tags: dict[str, str]
+) -> str:
+    """Create a RUNNING run and return its id."""
+    client = MlflowClient(tracking_uri)
+    experiment_id = ensure_experiment(tracking_uri, experiment)
+    run = client.create_run(experiment_id, run_name=run_name, tags=tags)
+    return run.info.run_id
+
+
+@contextlib.contextmanager
+def failing_marks_run(tracking_uri: str, run_id: str) -> Iterator[None]:
+    """Any exception inside ends the run FAILED with the message as tag `error`."""
+    try:
+        yield
+    except BaseException as exc:
+        status = "KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED"
+        finish_run(tracking_uri, run_id, status, error=f"{type(exc).__name__}: {exc}")
+        raise
+
+
+def finish_run(
+    tracking_uri: str, run_id: str, status: str = "FINISHED", error: str | None = None
+) -> None:
+    """End the run with `status`; record `error` (truncated) when given."""
+    client = MlflowClient(tracking_uri)
+    if error:
+        client.set_tag(run_id, "error", error[:5000])
+    client.set_terminated(run_id, status=status)
+
+
+def log_params(tracking_uri: str, run_id: str, params: dict[str, object]) -> None:
+    """Log params in batches (None becomes the string 'None')."""
+    items = [Param(k, str(v)) for k, v in params.items()]
+    client = MlflowClient(tracking_uri)
+    for i in range(0, len(items), _MAX_PARAMS_PER_BATCH):
+        client.log_batch(run_id, params=items[i : i + _MAX_PARAMS_PER_BATCH])
+
+
+def log_metrics(
+    tracking_uri: str, run_id: str, metrics: dict[str, float], step: int = 0
+) -> None:
+    """Log final metrics in one batch."""
+    now = int(time.time() * 1000)
+    batch = [Metric(k, float(v), now, step) for k, v in metrics.items()]
+    _log_metric_batch(MlflowClient(tracking_uri), run_id, batch)
+
+
+class EpochMetricLogger:
+    """A training hook that buffers per-epoch metrics and writes them in batches.
+
+    Flushes at most every `flush_seconds` (so the UI stays live) and on `flush()`;
+    one database write per batch keeps logging off the training's critical path.
+    """
+
+    def __init__(self, tracking_uri: str, run_id: str, flush_seconds: float = 2.0):
+        self._client = MlflowClient(tracking_uri)
+        self._run_id = run_id
+        self._flush_seconds = flush_seconds
+        self._pending: list[Metric] = []
+        self._last_flush = time.monotonic()
+
+    def __call__(self, epoch: int, logs: dict[str, float]) -> None:
+        now = int(time.time() * 1000)
+        self._pending.extend(Metric(k, v, now, epoch) for k, v in logs.items())
+        if time.monotonic() - self._last_flush >= self._flush_seconds:
+            self.flush()
+
+    def flush(self) -> None:
+        """Write everything buffered so far."""
+        if self._pending:
+            _log_metric_batch(self._client, self._run_id, self._pending)
+            self._pending = []
+        self._last_flush = time.monotonic()
+
+
+def log_text(tracking_uri: str, run_id: str, text: str, artifact_file: str) -> None:
+    """Store `text` as an artifact file."""
+    MlflowClient(tracking_uri).log_text(run_id, text, artifact_file)
+
+
+def log_dict(tracking_uri: str, run_id: str, data: dict, artifact_file: str) -> None:
+    """Store `data` as a JSON (or YAML, by extension) artifact."""
+    MlflowClient(tracking_uri).log_dict(run_id, data, artifact_file)
+
+
+def log_figure(tracking_uri: str, run_id: str, figure, artifact_file: str) -> None:
+    """Store a matplotlib figure as a PNG artifact."""
+    MlflowClient(tracking_uri).log_figure(run_id, figure, artifact_file)
+
+
+def log_keras_model(tracking_uri: str, run_id: str, model, name: str = "model") -> str:
+    """Log `model` in the `mlflow.keras` flavor under this run; return its URI.
+
+    Requirements are pinned from the running versions instead of MLflow's
+    inference, which would load the model again in a subprocess.
+    """
+    import keras
+    import numpy as np
+    import tensorflow as tf
+    from mlflow.models import Model, infer_signature
+
+    requirements = [f"tensorflow=={tf.__version__}", f"keras=={keras.__version__}"]
+    example = np.zeros((1, *model.input_shape[1:]), dtype=np.float32)  # (1, L, C)
+    signature = infer_signature(example, model.predict(example, verbose=0))
+    client = MlflowClient(tracking_uri)
+    # Create the LoggedModel in the run's own experiment: left to itself, Model.log
+    # files it under the fluent default experiment 0, with artifacts in ./mlruns.
+    experiment_id = client.get_run(run_id).info.experiment_id
+    logged = client.create_logged_model(experiment_id, name=name, source_run_id=run_id)
+    mlflow.set_tracking_uri(tracking_uri)  # Model.log resolves the store globally
+    info = Model.log(
+        artifact_path=None,
+        name=name,
+        flavor=mlflow.keras,
+        run_id=run_id,
+        model_id=logged.model_id,
+        model=model,
+        signature=signature,
+        pip_requirements=requirements,
+    )
+    client.finalize_logged_model(logged.model_id, "READY")
+    return info.model_uri
+
+
+def safe_name(text: str) -> str:
+    """A file- and URI-safe version of user text: no separators, no `..`, no scheme."""
+    cleaned = re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("._")
+    return cleaned or "unnamed"
+
+
+def _log_metric_batch(client: MlflowClient, run_id: str, batch: list[Metric]) -> None:
+    for i in range(0, len(batch), _MAX_METRICS_PER_BATCH):
+        client.log_batch(run_id, metrics=batch[i : i + _MAX_METRICS_PER_BATCH])

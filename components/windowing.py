@@ -1,0 +1,76 @@
+"""Arrays -> sliding windows, as numpy (small splits) or a streamed tf.data pipeline.
+
+Shapes, everywhere: inputs (B, L, C) with L = `input_width`, C = features;
+targets (B, T, K) with T = `horizon`, K = targets. Window `i` reads input rows
+[i, i + L) and target rows [i + L, i + L + T). Windows never cross a split
+boundary because each split is windowed on its own.
+
+Example, rows 0..5, L=2, T=1:
+    window 0: inputs rows [0, 1] -> target row [2]
+    window 3: inputs rows [3, 4] -> target row [5]   (4 windows in all)
+"""
+
+import numpy as np
+
+from components.config import WindowSpec
+
+
+def window_starts(n_rows: int, spec: WindowSpec) -> np.ndarray:
+    """First input row of every whole window in a split of `n_rows` rows."""
+    count = n_rows - spec.input_width - spec.horizon + 1
+    return np.arange(max(count, 0), dtype=np.int64)
+
+
+def make_windows(
+    inputs: np.ndarray, targets: np.ndarray, spec: WindowSpec
+) -> tuple[np.ndarray, np.ndarray]:
+    """Materialize all windows of one split (for evaluation and baselines).
+
+    Args:
+        inputs: (N, C) rows of input columns.
+        targets: (N, K) rows of target columns, aligned with `inputs`.
+
+    Returns:
+        x: (W, L, C) and y: (W, T, K), W = N - L - T + 1.
+    """
+    starts = window_starts(len(inputs), spec)[:, None]  # -> (W, 1)
+    x = inputs[starts + np.arange(spec.input_width)]  # -> (W, L, C)
+    y = targets[starts + spec.input_width + np.arange(spec.horizon)]  # -> (W, T, K)
+    return x, y
+
+
+def make_dataset(
+    inputs: np.ndarray,
+    targets: np.ndarray,
+    spec: WindowSpec,
+    batch_size: int,
+    shuffle: bool = False,
+    seed: int | None = None,
+):
+    """Stream windows of one split as a `tf.data.Dataset` of (x, y) batches.
+
+    Only window start indices flow through the pipeline; each batch is gathered
+    from the split's rows inside the graph, so memory stays at one copy of the
+    rows however wide or many the windows are. Shuffling reorders windows of
+    this split only (pass it for training, never for validation or test).
+    """
+    import tensorflow as tf  # heavy; imported where needed
+
+    rows_x = tf.constant(inputs, dtype=tf.float32)  # (N, C)
+    rows_y = tf.constant(targets, dtype=tf.float32)  # (N, K)
+    offsets_x = tf.range(spec.input_width, dtype=tf.int64)  # (L,)
+    offsets_y = spec.input_width + tf.range(spec.horizon, dtype=tf.int64)  # (T,)
+    starts = window_starts(len(inputs), spec)
+
+    def gather(batch_starts):  # (B,) -> (B, L, C), (B, T, K)
+        column = batch_starts[:, None]
+        return (
+            tf.gather(rows_x, column + offsets_x),
+            tf.gather(rows_y, column + offsets_y),
+        )
+
+    dataset = tf.data.Dataset.from_tensor_slices(starts)
+    if shuffle:
+        dataset = dataset.shuffle(len(starts), seed=seed, reshuffle_each_iteration=True)
+    dataset = dataset.batch(batch_size).map(gather, num_parallel_calls=tf.data.AUTOTUNE)
+    return dataset.prefetch(tf.data.AUTOTUNE)

@@ -1,0 +1,1 @@
+"""Prefect flows that wire components together, and the `rnnflow` CLI."""

@@ -1,0 +1,182 @@
+"""`rnnflow` command line: a thin layer over the flows.
+
+Only the standard library is imported at module level, so `rnnflow --help`
+answers without loading TensorFlow, Prefect or MLflow.
+"""
+
+import argparse
+import json
+import logging
+import os
+import sys
+
+EXIT_USER_ERROR = 2
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the `rnnflow` console script."""
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "handler", None):
+        parser.print_help()
+        return 0
+    from components.errors import RnnflowError
+
+    try:
+        return args.handler(args)
+    except RnnflowError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USER_ERROR
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="rnnflow",
+        description="Train, compare and retrain recurrent networks; every run "
+        "is a Prefect flow logged to MLflow.",
+    )
+    commands = parser.add_subparsers(title="commands", metavar="COMMAND")
+
+    train = commands.add_parser(
+        "train",
+        help="train one experiment end to end",
+        description="Train one experiment: ingest, split, normalize, window, build, "
+        "train, evaluate, log to MLflow.",
+        epilog="example: rnnflow train gas_furnace model.kind=gru train.epochs=50",
+    )
+    _add_experiment_args(train)
+    train.add_argument(
+        "--json", action="store_true", help="print one JSON object as the last line"
+    )
+    train.set_defaults(handler=_train)
+
+    show = commands.add_parser(
+        "show", help="print the resolved config of an experiment, without running it"
+    )
+    _add_experiment_args(show)
+    show.set_defaults(handler=_show)
+
+    ui = commands.add_parser("ui", help="open the MLflow UI on the project's store")
+    ui.add_argument("--port", type=int, default=5000)
+    ui.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="bind address (default 127.0.0.1; MLflow has no authentication)",
+    )
+    ui.set_defaults(handler=_ui)
+    return parser
+
+
+def _add_experiment_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "experiment",
+        nargs="?",
+        default=None,
+        help="name under conf/experiments/ or path to a YAML file (default: default)",
+    )
+    parser.add_argument(
+        "overrides",
+        nargs="*",
+        metavar="KEY=VALUE",
+        help="dotted overrides with YAML values, e.g. train.epochs=50",
+    )
+
+
+def _load(args):
+    from components.config import load_experiment
+
+    overrides = list(args.overrides)
+    experiment = args.experiment
+    if experiment is not None and "=" in experiment:  # only overrides were given
+        overrides.insert(0, experiment)
+        experiment = None
+    return load_experiment(experiment, overrides)
+
+
+def _show(args) -> int:
+    from components.config import to_yaml
+
+    print(to_yaml(_load(args)), end="")
+    return 0
+
+
+def _train(args) -> int:
+    config = _load(args)  # validated at the door, before anything heavy loads
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # no CUDA probe noise on CPU
+    from flows.train import train_flow
+
+    _hide_user_error_tracebacks()
+    result = train_flow(config)
+    if args.json:
+        print(json.dumps(_json_result(result)))
+    else:
+        print(_summary(result))
+    return 0
+
+
+def _ui(args) -> int:
+    from components.tracking import artifact_root, resolve_tracking_uri
+
+    uri = resolve_tracking_uri()
+    if args.host not in ("127.0.0.1", "localhost", "::1"):
+        print(
+            f"warning: binding {args.host}: MLflow has no authentication; anyone who "
+            "can reach this port can read and change runs.",
+            file=sys.stderr,
+        )
+    command = ["mlflow", "ui", "--backend-store-uri", uri]
+    command += ["--host", args.host, "--port", str(args.port)]
+    root = artifact_root(uri)
+    if root is not None:
+        command += ["--default-artifact-root", root.as_uri()]
+    print(f"MLflow UI on http://{args.host}:{args.port} (store {uri})", flush=True)
+    os.execvp(command[0], command)
+    return 0  # not reached
+
+
+def _json_result(result: dict) -> dict:
+    keys = ("run_id", "experiment", "status", "metrics", "model_uri", "tracking_uri")
+    return {k: result[k] for k in keys}
+
+
+def _summary(result: dict) -> str:
+    metrics = result["metrics"]
+    rows = [("model", "test_"), ("persistence", "baseline_persistence_test_")]
+    rows.append(("linear AR", "baseline_linear_test_"))
+    lines = [
+        f"run {result['run_id']} ({result['status']}) in experiment "
+        f"{result['experiment']!r}",
+        f"{'':<12}{'mse':>10}{'mae':>10}{'mse_raw':>12}{'mae_raw':>12}",
+    ]
+    for label, prefix in rows:
+        values = [metrics[f"{prefix}{m}"] for m in ("mse", "mae", "mse_raw", "mae_raw")]
+        lines.append(
+            f"{label:<12}{values[0]:>10.4f}{values[1]:>10.4f}"
+            f"{values[2]:>12.4f}{values[3]:>12.4f}"
+        )
+    lines.append(
+        f"trained {metrics['epochs_trained']} epochs in "
+        f"{metrics['train_seconds']:.1f} s. See it: rnnflow ui"
+    )
+    return "\n".join(lines)
+
+
+class _DropUserErrorTraceback(logging.Filter):
+    """User errors already carry a clear message; their traceback is noise."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        from components.errors import RnnflowError
+
+        if record.exc_info and isinstance(record.exc_info[1], RnnflowError):
+            record.exc_info = None
+            record.exc_text = None
+        return True
+
+
+def _hide_user_error_tracebacks() -> None:
+    for name in ("prefect.task_runs", "prefect.flow_runs"):
+        logging.getLogger(name).addFilter(_DropUserErrorTraceback())
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,221 @@
+"""The training flow: ingest -> split -> normalize -> window -> build -> train ->
+evaluate -> track. Each task is a thin wrapper over one component function.
+
+Data is validated (ingest, split, normalize) before the MLflow run is opened, so
+bad input leaves nothing behind. Once the run is open, any failure ends it
+FAILED with the reason; it is never left RUNNING.
+
+Example:
+    >>> from components.config import load_experiment
+    >>> result = train_flow(load_experiment("gas_furnace", ["train.epochs=5"]))
+    >>> result["status"], sorted(result["metrics"])[:2]
+    ('FINISHED', ['baseline_linear_test_mae', 'baseline_linear_test_mae_raw'])
+"""
+
+from prefect import flow, task
+from prefect.cache_policies import NO_CACHE
+from prefect.logging import get_run_logger
+from prefect.runtime import flow_run
+
+from components import evaluation, ingest, plots, preprocess, tracking, training
+from components.config import (
+    DataSpec,
+    ExperimentConfig,
+    ModelSpec,
+    SplitSpec,
+    TrainSpec,
+    WindowSpec,
+    flatten,
+    to_yaml,
+)
+from components.models import build_model
+from components.windowing import make_dataset
+
+# Tasks pass arrays, datasets and models in memory; nothing here is worth caching.
+_task = task(cache_policy=NO_CACHE)
+
+
+@_task
+def load_data(spec: DataSpec) -> ingest.LoadedSeries:
+    """Read and validate the series."""
+    series = ingest.load_series(spec)
+    get_run_logger().info(
+        "loaded %s: %d rows, features %s, targets %s",
+        series.source, len(series.frame), series.features, series.targets,
+    )
+    return series
+
+
+@_task
+def split_data(
+    series: ingest.LoadedSeries, split: SplitSpec, window: WindowSpec
+) -> preprocess.Splits:
+    """Chronological train/val/test, each long enough for one window."""
+    splits = preprocess.split_chronologically(series.frame, split)
+    preprocess.check_window_fits(splits, window)
+    get_run_logger().info("split sizes %s", splits.sizes())
+    return splits
+
+
+@_task
+def normalize(
+    splits: preprocess.Splits, series: ingest.LoadedSeries
+) -> tuple[preprocess.Normalizer, dict[str, preprocess.ScaledSplit]]:
+    """Fit on train only; scale every split with those statistics."""
+    normalizer = preprocess.fit_normalizer(splits.train)
+    scaled = {
+        name: preprocess.scale_split(frame, normalizer, series.features, series.targets)
+        for name, frame in vars(splits).items()
+    }
+    return normalizer, scaled
+
+
+@_task
+def open_run(
+    config: ExperimentConfig, series: ingest.LoadedSeries, tracking_uri: str
+) -> str:
+    """Start the MLflow run with its identifying tags and params."""
+    tags = {
+        "model_kind": config.model.kind,
+        "data_sha256": series.sha256,
+        "data_source": series.source,
+        "prefect_flow_run_id": str(flow_run.id or ""),
+        "rnnflow_experiment": config.name,
+    }
+    run_name = f"{config.name}-{config.model.kind}"
+    run_id = tracking.start_run(tracking_uri, config.experiment_name, run_name, tags)
+    get_run_logger().info("MLflow run %s in %s", run_id, tracking_uri)
+    return run_id
+
+
+@_task
+def make_datasets(
+    scaled: dict[str, preprocess.ScaledSplit], window: WindowSpec, train: TrainSpec
+) -> dict:
+    """tf.data pipelines: shuffled training windows, ordered validation windows."""
+    datasets = {
+        "train": make_dataset(
+            scaled["train"].inputs, scaled["train"].targets, window,
+            train.batch_size, shuffle=train.shuffle, seed=train.seed,
+        )
+    }
+    if len(scaled["val"].inputs):
+        datasets["val"] = make_dataset(
+            scaled["val"].inputs, scaled["val"].targets, window, train.batch_size
+        )
+    return datasets
+
+
+@_task
+def build(spec: ModelSpec, train: TrainSpec, input_shape, output_shape):
+    """Seed, build the registered architecture and compile it."""
+    training.seed_everything(train.seed)
+    model = training.compile_model(build_model(spec, input_shape, output_shape), train)
+    get_run_logger().info(
+        "built %s: %d parameters", spec.kind, model.count_params()
+    )
+    return model
+
+
+@_task
+def fit(model, datasets: dict, spec: TrainSpec, tracking_uri: str, run_id: str):
+    """Train with per-epoch metrics streamed to MLflow and progress to the log."""
+    epoch_logger = tracking.EpochMetricLogger(tracking_uri, run_id)
+    progress = training.progress_printer(
+        get_run_logger().info, spec.verbose_every, spec.epochs
+    )
+    try:
+        return training.fit_model(
+            model, datasets["train"], datasets.get("val"), spec,
+            hooks=[epoch_logger, progress],
+        )
+    finally:
+        epoch_logger.flush()
+
+
+@_task
+def evaluate(model, scaled, window: WindowSpec, normalizer, targets):
+    """Model and baselines on the test windows, both units."""
+    return evaluation.evaluate_on_test(
+        model, scaled["train"], scaled["test"], window, normalizer, targets
+    )
+
+
+@_task
+def track(
+    config: ExperimentConfig,
+    tracking_uri: str,
+    run_id: str,
+    model,
+    fit_result: training.FitResult,
+    report: evaluation.Evaluation,
+    normalizer: preprocess.Normalizer,
+    splits: preprocess.Splits,
+    series: ingest.LoadedSeries,
+) -> str:
+    """Log config, params, metrics, plots, statistics and the model."""
+    params = flatten(config)
+    params.update({f"rows.{k}": v for k, v in splits.sizes().items()})
+    params.update(features=series.features, targets=series.targets)
+    params["model.parameters"] = model.count_params()
+    tracking.log_params(tracking_uri, run_id, params)
+    tracking.log_text(tracking_uri, run_id, to_yaml(config), "config.yaml")
+    tracking.log_dict(tracking_uri, run_id, normalizer.to_dict(), "normalizer.json")
+    summary = {
+        "train_seconds": fit_result.seconds,
+        "epochs_trained": fit_result.epochs_trained,
+        "best_epoch": fit_result.best_epoch,
+    }
+    tracking.log_metrics(tracking_uri, run_id, {**report.metrics, **summary})
+    _log_figures(tracking_uri, run_id, fit_result, report, series.targets)
+    return tracking.log_keras_model(tracking_uri, run_id, model)
+
+
+@flow(name="rnnflow-train", flow_run_name="{config.name}-{config.model.kind}")
+def train_flow(config: ExperimentConfig) -> dict:
+    """Train and evaluate one experiment; return its run id, status and metrics."""
+    tracking_uri = tracking.resolve_tracking_uri(config.tracking.uri)
+    series = load_data(config.data)
+    splits = split_data(series, config.split, config.window)
+    normalizer, scaled = normalize(splits, series)
+    run_id = open_run(config, series, tracking_uri)
+    with tracking.failing_marks_run(tracking_uri, run_id):
+        datasets = make_datasets(scaled, config.window, config.train)
+        input_shape = (config.window.input_width, len(series.features))
+        output_shape = (config.window.horizon, len(series.targets))
+        model = build(config.model, config.train, input_shape, output_shape)
+        fit_result = fit(model, datasets, config.train, tracking_uri, run_id)
+        report = evaluate(model, scaled, config.window, normalizer, series.targets)
+        model_uri = track(
+            config, tracking_uri, run_id, model, fit_result, report,
+            normalizer, splits, series,
+        )
+        tracking.finish_run(tracking_uri, run_id)
+    return {
+        "run_id": run_id,
+        "experiment": config.experiment_name,
+        "status": "FINISHED",
+        "tracking_uri": tracking_uri,
+        "model_uri": model_uri,
+        "metrics": {
+            **report.metrics,
+            "train_seconds": fit_result.seconds,
+            "epochs_trained": fit_result.epochs_trained,
+        },
+    }
+
+
+def _log_figures(tracking_uri, run_id, fit_result, report, targets) -> None:
+    figure = plots.loss_curve(fit_result.history, fit_result.best_epoch)
+    tracking.log_figure(tracking_uri, run_id, figure, "plots/loss.png")
+    plots.close(figure)
+    for k, target in enumerate(targets):
+        figure = plots.forecast_vs_actual(
+            report.time_index,
+            report.actual[:, 0, k],
+            {name: values[:, 0, k] for name, values in report.forecasts.items()},
+            target,
+        )
+        name = tracking.safe_name(target)
+        tracking.log_figure(tracking_uri, run_id, figure, f"plots/forecast_{name}.png")
+        plots.close(figure)

@@ -1,0 +1,90 @@
+"""Shared fixtures: one real Prefect API per session, a real MLflow store per test,
+the gas furnace bytes from ../shared, and small real series written to disk."""
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_GAS_FURNACE = Path(
+    os.environ.get("RNNFLOW_SHARED_DIR", REPO.parent / "shared")
+) / "data" / "gas_furnace.csv"
+
+
+@pytest.fixture(scope="session")
+def prefect_api():
+    """A real temporary Prefect server for the whole session; yields its API URL."""
+    from prefect.settings import PREFECT_API_URL
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=120):
+        yield PREFECT_API_URL.value()
+
+
+@pytest.fixture
+def mlflow_uri(tmp_path) -> str:
+    """A fresh sqlite MLflow store in this test's temp dir."""
+    return f"sqlite:///{tmp_path / 'mlruns' / 'mlflow.db'}"
+
+
+@pytest.fixture(scope="session")
+def cache_dir(tmp_path_factory) -> Path:
+    """RNNFLOW_CACHE_DIR for the session, pre-filled with the gas furnace file.
+
+    The public URL is not reachable on CI; the same bytes come from ../shared.
+    Without ../shared the experiment downloads from the URL like any user would.
+    """
+    from components.config import load_experiment
+    from components.ingest import cache_path
+
+    directory = tmp_path_factory.mktemp("cache")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("RNNFLOW_CACHE_DIR", str(directory))
+        if SHARED_GAS_FURNACE.is_file():
+            target = cache_path(load_experiment("gas_furnace").data.path)
+            shutil.copyfile(SHARED_GAS_FURNACE, target)
+        yield directory
+
+
+def make_series(n: int = 240, seed: int = 0) -> pd.DataFrame:
+    """Two coupled noisy sines: learnable, not trivial, and never constant."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(n)
+    a = np.sin(2 * np.pi * t / 24) + 0.05 * rng.standard_normal(n)
+    b = 0.5 * np.cos(2 * np.pi * t / 12) + 0.8 * a + 0.05 * rng.standard_normal(n)
+    return pd.DataFrame({"a": a, "b": 10 + 3 * b})
+
+
+@pytest.fixture
+def series_csv(tmp_path) -> Path:
+    """A small two-column series as CSV."""
+    path = tmp_path / "series.csv"
+    make_series().to_csv(path, index=False)
+    return path
+
+
+def write_experiment(path: Path, text: str) -> Path:
+    """Write a YAML experiment file and return its path."""
+    path.write_text(text)
+    return path
+
+
+def run_cli(args: list[str], env: dict[str, str] | None = None, cwd=None):
+    """Run the real `rnnflow` console entry point in a fresh process."""
+    full_env = {**os.environ, **(env or {})}
+    return subprocess.run(
+        [sys.executable, "-m", "flows.cli", *args],
+        capture_output=True,
+        text=True,
+        env=full_env,
+        cwd=cwd or REPO,
+        timeout=600,
+    )

@@ -1,0 +1,98 @@
+"""Config: composition, overrides, and an error naming the key for each bad input."""
+
+import pytest
+
+from components.config import load_experiment, to_yaml
+from components.errors import ConfigError
+from conftest import run_cli, write_experiment
+
+
+def test_gas_furnace_reproduces_the_course_setup():
+    config = load_experiment("gas_furnace")
+    assert config.data.path.endswith("box-jenkins-gas-furnace.txt")
+    assert config.data.sha256.startswith("0c1283e7")
+    assert config.data.targets == ["GR", "CO2"]
+    assert (config.split.test, config.window.input_width, config.window.horizon) == (
+        100, 10, 1,
+    )
+    assert config.model.kind == "lstm"  # from conf/model/lstm.yaml via defaults
+
+
+def test_overrides_use_dotted_keys_and_yaml_values():
+    config = load_experiment(
+        "gas_furnace",
+        ["model.kind=gru", "train.epochs=50", "data.targets=[CO2]", "model.units=[8, 4]"],
+    )
+    assert config.model.kind == "gru" and config.train.epochs == 50
+    assert config.data.targets == ["CO2"] and config.model.units == [8, 4]
+
+
+def test_a_short_file_anywhere_is_a_complete_experiment(tmp_path, series_csv):
+    path = write_experiment(
+        tmp_path / "mine.yaml",
+        f"data:\n  path: {series_csv}\n  targets: [b]\nwindow:\n  input_width: 6\n",
+    )
+    config = load_experiment(str(path))
+    assert config.name == "mine" and config.data.targets == ["b"]
+    assert config.window.input_width == 6 and config.train.batch_size == 32  # default
+    assert "input_width: 6" in to_yaml(config)
+
+
+@pytest.mark.parametrize(
+    "override, key, expected",
+    [
+        ("train.epocs=3", "train.epocs", "unknown key; valid keys here: ['batch_size'"),
+        ("train.epochs=ten", "train.epochs", "valid integer"),
+        ("train.epochs=0", "train.epochs", "greater than 0"),
+        ("train.epochs=-5", "train.epochs", "greater than 0"),
+        ("model.units=[32, 0]", "model.units.1", "greater than 0"),
+        ("window.horizon=0", "window.horizon", "greater than 0"),
+        ("model.kind=transformer", "model.kind", "['gru', 'lstm', 'mlp', 'simple_rnn']"),
+        ("split.test=12.5", "split.test", "whole row count"),
+        ("data.sha256=abc", "data.sha256", "64 hexadecimal"),
+        ("colour=red", "colour", "unknown key"),
+    ],
+)
+def test_bad_values_name_the_key_and_the_expectation(override, key, expected):
+    with pytest.raises(ConfigError) as err:
+        load_experiment("gas_furnace", [override])
+    message = str(err.value)
+    assert "gas_furnace.yaml" in message
+    assert f"`{key}`" in message and expected in message
+
+
+def test_override_without_equals_sign():
+    with pytest.raises(ConfigError, match="expected KEY=VALUE"):
+        load_experiment("gas_furnace", ["train.epochs"])
+
+
+def test_unknown_experiment_lists_the_available_ones():
+    with pytest.raises(ConfigError, match=r"Available: \[.*'gas_furnace'"):
+        load_experiment("gas_furnance")
+
+
+def test_python_tags_in_yaml_are_refused(tmp_path):
+    path = write_experiment(
+        tmp_path / "evil.yaml", "name: !!python/object/apply:os.system ['true']\n"
+    )
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_experiment(str(path))
+
+
+def test_defaults_must_name_an_existing_part(tmp_path):
+    path = write_experiment(tmp_path / "x.yaml", "defaults:\n  model: nope\n")
+    with pytest.raises(ConfigError, match=r"`defaults.model` names 'nope'"):
+        load_experiment(str(path))
+
+
+def test_cli_reports_config_errors_without_traceback():
+    result = run_cli(["train", "gas_furnace", "train.epochs=0", "colour=red"])
+    assert result.returncode == 2
+    assert "`train.epochs`" in result.stderr and "`colour`" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_cli_show_prints_the_resolved_config():
+    result = run_cli(["show", "gas_furnace", "model.kind=gru"])
+    assert result.returncode == 0, result.stderr
+    assert "kind: gru" in result.stdout and "input_width: 10" in result.stdout

@@ -1,0 +1,78 @@
+"""One contract for every registered architecture, plus the trainer's guarantees."""
+
+import numpy as np
+import pytest
+
+from components.config import ModelSpec, TrainSpec, WindowSpec
+from components.errors import TrainingError
+from components.models import build_model, model_kinds
+from components.models.registry import get_builder
+from components.training import compile_model, fit_model, seed_everything
+from components.windowing import make_dataset
+
+
+@pytest.mark.parametrize("kind", model_kinds())
+def test_every_kind_maps_windows_to_forecasts_and_survives_saving(kind, tmp_path):
+    import keras
+
+    seed_everything(0)
+    model = build_model(ModelSpec(kind=kind, units=[8, 4]), (6, 3), (2, 2))
+    x = np.random.default_rng(0).standard_normal((5, 6, 3)).astype("float32")
+    before = model.predict(x, verbose=0)
+    assert before.shape == (5, 2, 2) and before.dtype == np.float32
+    model.save(tmp_path / "m.keras")
+    loaded = keras.models.load_model(tmp_path / "m.keras")  # safe_mode=True
+    np.testing.assert_allclose(loaded.predict(x, verbose=0), before, rtol=1e-6)
+
+
+def test_unknown_kind_lists_the_valid_ones():
+    with pytest.raises(ValueError, match=r"expected one of \['gru', 'lstm'.*got 'tcn'"):
+        get_builder("tcn")
+
+
+def _sine_rows(n=200):
+    t = np.arange(n)
+    return np.sin(2 * np.pi * t / 20).astype("float32")[:, None]
+
+
+def test_training_lowers_the_loss_and_keeps_the_best_epoch():
+    rows = _sine_rows()
+    spec = WindowSpec(input_width=10, horizon=1)
+    train = make_dataset(rows[:150], rows[:150], spec, 16, shuffle=True, seed=0)
+    val = make_dataset(rows[150:], rows[150:], spec, 16)
+    seed_everything(0)
+    model = build_model(ModelSpec(kind="lstm", units=[8]), (10, 1), (1, 1))
+    settings = TrainSpec(epochs=30, learning_rate=0.01, patience=5)
+    result = fit_model(compile_model(model, settings), train, val, settings)
+    losses = result.history["loss"]
+    assert losses[-1] < 0.2 * losses[0]
+    best = int(np.argmin(result.history["val_loss"])) + 1
+    assert result.best_epoch == best
+    restored = model.evaluate(val, verbose=0)
+    assert restored == pytest.approx(result.history["val_loss"][best - 1], rel=1e-4)
+
+
+def test_non_finite_loss_stops_training_with_the_epoch():
+    rows = _sine_rows(60)
+    rows[30] = np.inf  # an inf in one batch
+    spec = WindowSpec(input_width=5, horizon=1)
+    data = make_dataset(rows, rows, spec, 8)
+    settings = TrainSpec(epochs=20, patience=0)
+    model = compile_model(build_model(ModelSpec(kind="mlp", units=[4]), (5, 1), (1, 1)), settings)
+    with pytest.raises(TrainingError, match="non-finite loss at epoch 1"):
+        fit_model(model, data, None, settings)
+
+
+def test_same_seed_same_predictions():
+    rows = _sine_rows(80)
+    spec = WindowSpec(input_width=8, horizon=1)
+    x = rows[:8][None]
+    outputs = []
+    for _ in range(2):
+        seed_everything(7)
+        data = make_dataset(rows, rows, spec, 16, shuffle=True, seed=7)
+        settings = TrainSpec(epochs=3, patience=0)
+        model = compile_model(build_model(ModelSpec(kind="gru", units=[4]), (8, 1), (1, 1)), settings)
+        fit_model(model, data, None, settings)
+        outputs.append(model.predict(x, verbose=0))
+    np.testing.assert_allclose(outputs[0], outputs[1], rtol=1e-5)

@@ -1,0 +1,54 @@
+"""Where runs and artifacts go, and how runs end."""
+
+from mlflow import MlflowClient
+
+from components import tracking
+from components.config import project_root
+
+
+def test_default_store_is_the_project_mlruns_folder(monkeypatch, tmp_path):
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.chdir(tmp_path)
+    uri = tracking.resolve_tracking_uri()
+    assert uri == f"sqlite:///{project_root() / 'mlruns' / 'mlflow.db'}"
+    assert tracking.artifact_root(uri) == project_root() / "mlruns" / "artifacts"
+
+
+def test_environment_and_config_override_the_default(monkeypatch):
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:5999")
+    assert tracking.resolve_tracking_uri() == "http://127.0.0.1:5999"
+    assert tracking.resolve_tracking_uri("sqlite:///x.db") == "sqlite:///x.db"
+    assert tracking.artifact_root("http://127.0.0.1:5999") is None
+
+
+def test_experiment_artifacts_do_not_depend_on_the_current_directory(
+    monkeypatch, tmp_path, mlflow_uri
+):
+    monkeypatch.chdir(tmp_path)
+    experiment_id = tracking.ensure_experiment(mlflow_uri, "a/../b name")
+    assert tracking.ensure_experiment(mlflow_uri, "a/../b name") == experiment_id
+    location = MlflowClient(mlflow_uri).get_experiment(experiment_id).artifact_location
+    assert location == (tmp_path / "mlruns" / "artifacts" / "a_.._b_name").as_uri()
+
+
+def test_epoch_logger_batches_and_flushes(mlflow_uri):
+    run_id = tracking.start_run(mlflow_uri, "e", "r", {})
+    hook = tracking.EpochMetricLogger(mlflow_uri, run_id, flush_seconds=3600)
+    for epoch in range(1, 6):
+        hook(epoch, {"loss": 1.0 / epoch})
+    client = MlflowClient(mlflow_uri)
+    assert client.get_metric_history(run_id, "loss") == []  # still buffered
+    hook.flush()
+    history = client.get_metric_history(run_id, "loss")
+    assert [(m.step, m.value) for m in history] == [(e, 1.0 / e) for e in range(1, 6)]
+
+
+def test_exceptions_end_the_run_failed_with_the_reason(mlflow_uri):
+    run_id = tracking.start_run(mlflow_uri, "e", "r", {})
+    try:
+        with tracking.failing_marks_run(mlflow_uri, run_id):
+            raise RuntimeError("disk full")
+    except RuntimeError:
+        pass
+    run = MlflowClient(mlflow_uri).get_run(run_id)
+    assert run.info.status == "FAILED" and run.data.tags["error"] == "RuntimeError: disk full"

@@ -1,0 +1,70 @@
+"""Golden windows on np.arange data: every value equals its own row index."""
+
+import numpy as np
+import pytest
+
+from components.config import WindowSpec
+from components.windowing import make_dataset, make_windows, window_starts
+
+
+def _rows(n: int, columns: int = 2) -> np.ndarray:
+    # Row r, column c holds r + 1000 * c: off-by-one errors show up as wrong values.
+    return (np.arange(n)[:, None] + 1000 * np.arange(columns)).astype(np.float32)
+
+
+def test_window_count_and_alignment_single_step():
+    rows = _rows(6)
+    x, y = make_windows(rows, rows[:, :1], WindowSpec(input_width=2, horizon=1))
+    assert x.shape == (4, 2, 2) and y.shape == (4, 1, 1)
+    np.testing.assert_array_equal(x[0, :, 0], [0, 1])
+    np.testing.assert_array_equal(x[0, :, 1], [1000, 1001])
+    np.testing.assert_array_equal(y[:, 0, 0], [2, 3, 4, 5])
+    np.testing.assert_array_equal(x[3, :, 0], [3, 4])
+
+
+def test_multi_step_targets_follow_the_inputs():
+    rows = _rows(10, 1)
+    x, y = make_windows(rows, rows, WindowSpec(input_width=3, horizon=4))
+    assert x.shape == (4, 3, 1) and y.shape == (4, 4, 1)
+    np.testing.assert_array_equal(y[1, :, 0], [4, 5, 6, 7])
+    assert x[-1, -1, 0] + 1 == y[-1, 0, 0] and y[-1, -1, 0] == 9
+
+
+def test_too_short_split_has_no_windows():
+    assert len(window_starts(3, WindowSpec(input_width=3, horizon=1))) == 0
+    assert len(window_starts(4, WindowSpec(input_width=3, horizon=1))) == 1
+
+
+def test_windows_never_cross_a_split_boundary():
+    # Windowing each split separately: every value of a window comes from that split.
+    rows = _rows(30, 1)
+    spec = WindowSpec(input_width=4, horizon=2)
+    for lo, hi in [(0, 18), (18, 24), (24, 30)]:
+        x, y = make_windows(rows[lo:hi], rows[lo:hi], spec)
+        assert x.min() >= lo and y.max() < hi
+
+
+@pytest.mark.parametrize("batch_size", [1, 4, 7])
+def test_dataset_streams_the_same_windows_with_last_partial_batch(batch_size):
+    rows = _rows(25)
+    spec = WindowSpec(input_width=5, horizon=3)
+    expected_x, expected_y = make_windows(rows, rows, spec)
+    batches = list(make_dataset(rows, rows, spec, batch_size).as_numpy_iterator())
+    last_batch = len(expected_x) % batch_size or batch_size
+    assert len(batches[-1][0]) == last_batch
+    assert len(batches) == -(-len(expected_x) // batch_size)
+    np.testing.assert_array_equal(np.concatenate([b[0] for b in batches]), expected_x)
+    np.testing.assert_array_equal(np.concatenate([b[1] for b in batches]), expected_y)
+
+
+def test_shuffle_reorders_whole_windows_only():
+    rows = _rows(40, 1)
+    spec = WindowSpec(input_width=3, horizon=1)
+    data = make_dataset(rows, rows, spec, batch_size=64, shuffle=True, seed=1)
+    x, y = next(data.as_numpy_iterator())
+    starts = x[:, 0, 0]
+    assert not np.array_equal(starts, np.sort(starts))  # order changed
+    np.testing.assert_array_equal(np.sort(starts), np.arange(37))  # same windows
+    # each window stays intact: consecutive inputs, target right after
+    np.testing.assert_array_equal(x[:, :, 0], starts[:, None] + np.arange(3))
+    np.testing.assert_array_equal(y[:, 0, 0], starts + 3)
