@@ -1,0 +1,79 @@
+"""The CLI shell: fast help, a real MLflow UI on loopback, the human summary."""
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+
+import pytest
+
+from conftest import REPO
+from flows.cli import _summary
+
+
+@pytest.mark.parametrize("args", [["--help"], ["train", "--help"], ["ui", "--help"]])
+def test_help_imports_no_heavy_library(args):
+    script = (
+        "import sys\nfrom flows.cli import main\n"
+        f"try:\n    main({args!r})\nexcept SystemExit:\n    pass\n"
+        "heavy = [m for m in ('tensorflow', 'keras', 'prefect', 'mlflow') if m in sys.modules]\n"
+        "print('HEAVY', heavy)"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, cwd=REPO
+    )
+    assert "usage: rnnflow" in done.stdout
+    assert "HEAVY []" in done.stdout
+
+
+def test_ui_serves_the_store_on_loopback(tmp_path):
+    port = _free_port()
+    env_uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "flows.cli", "ui", "--port", str(port)],
+        cwd=REPO, env={**os.environ, "MLFLOW_TRACKING_URI": env_uri},
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    try:
+        body = _wait_for(f"http://127.0.0.1:{port}/health", seconds=90)
+        assert body.strip() == "OK"
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+def test_human_summary_puts_baselines_beside_the_model():
+    metrics = {
+        f"{p}{m}": v
+        for p, v in [("test_", 0.1), ("baseline_persistence_test_", 0.3),
+                     ("baseline_linear_test_", 0.2)]
+        for m in ("mse", "mae", "mse_raw", "mae_raw")
+    }
+    metrics.update(epochs_trained=12, train_seconds=3.5)
+    text = _summary({"run_id": "abc", "status": "FINISHED", "experiment": "x",
+                     "metrics": metrics})
+    lines = text.splitlines()
+    assert lines[0] == "run abc (FINISHED) in experiment 'x'"
+    assert lines[2].split()[0] == "model" and lines[2].split()[1] == "0.1000"
+    assert lines[3].startswith("persistence") and lines[4].startswith("linear AR")
+    assert "rnnflow ui" in lines[-1] and "12 epochs" in lines[-1]
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _wait_for(url: str, seconds: float) -> str:
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                return response.read().decode()
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
