@@ -15,7 +15,7 @@ Example:
 """
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -93,11 +93,29 @@ class WindowSpec(_Strict):
 
 
 class ModelSpec(_Strict):
-    """Which architecture, and its size."""
+    """Which architecture, its size, and the options that apply to it.
+
+    `cell` picks the recurrent layer of `bidirectional` and `seq2seq`; the
+    stacked kinds (`simple_rnn`, `lstm`, `gru`) are their own cell.
+    """
 
     kind: str = "lstm"
     units: list[PositiveInt] = Field(default_factory=lambda: [32], min_length=1)
+    cell: Literal["simple_rnn", "lstm", "gru"] = "lstm"
+    merge_mode: Literal["concat", "sum", "mul", "ave"] = Field(
+        "concat", description="How `bidirectional` joins its two directions."
+    )
+    attention: Literal["none", "dot", "additive"] = Field(
+        "none", description="`seq2seq` decoder attention: Luong (dot), Bahdanau."
+    )
     dropout: float = Field(0.0, ge=0, lt=1)
+    recurrent_dropout: float = Field(0.0, ge=0, lt=1)
+    layer_norm: bool = Field(
+        False, description="LayerNormalization after each recurrent layer."
+    )
+    activation: Literal[
+        "tanh", "relu", "sigmoid", "elu", "selu", "gelu", "softsign", "linear"
+    ] = Field("tanh", description="Recurrent cells' output activation.")
 
     @field_validator("kind")
     @classmethod
@@ -118,6 +136,11 @@ class TrainSpec(_Strict):
         20, ge=0, description="Epochs without val_loss improvement; 0 disables."
     )
     shuffle: bool = True
+    clipnorm: float | None = Field(None, gt=0, description="Clip each gradient's norm.")
+    clipvalue: float | None = Field(None, gt=0, description="Clip gradient values.")
+    precision: Literal["auto", "float32", "mixed_float16", "mixed_bfloat16"] = Field(
+        "auto", description="`auto`: mixed_float16 on a GPU, float32 otherwise."
+    )
     verbose_every: int = Field(
         10, ge=0, description="Print progress every N epochs; 0 is quiet."
     )
@@ -329,8 +352,8 @@ def _describe_error(err: dict[str, Any]) -> str:
         section = _section_model(err["loc"][:-1])
         valid = sorted(section.model_fields) if section else []
         return f"  - `{key}`: unknown key; valid keys here: {valid}"
-    got = err.get("input")
-    return f"  - `{key}`: {err['msg']}; got {got!r}"
+    message = err["msg"].removeprefix("Value error, ")
+    return f"  - `{key}`: {message}; got {err.get('input')!r}"
 
 
 def _section_model(loc: tuple) -> type[BaseModel] | None:

@@ -5,9 +5,10 @@ Training returns values (history, timings) and never logs: the caller passes
 wants, for example to MLflow or the terminal.
 """
 
+import contextlib
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 import keras
@@ -40,9 +41,37 @@ def seed_everything(seed: int) -> None:
     keras.utils.set_random_seed(seed)
 
 
+def resolve_precision(precision: str) -> str:
+    """`auto` -> `mixed_float16` when TensorFlow sees a GPU, else `float32`."""
+    if precision != "auto":
+        return precision
+    import tensorflow as tf
+
+    return "mixed_float16" if tf.config.list_physical_devices("GPU") else "float32"
+
+
+@contextlib.contextmanager
+def precision_policy(policy: str) -> Iterator[str]:
+    """Build (and compile) models under `policy`; restore the global one after.
+
+    Layers take the global dtype policy when they are created, and a model whose
+    policy is `mixed_float16` gets loss scaling from `compile` automatically.
+    Heads are pinned to float32, so forecasts and the loss stay float32.
+    """
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy(policy)
+    try:
+        yield policy
+    finally:
+        keras.config.set_dtype_policy(previous)
+
+
 def compile_model(model: keras.Model, spec: TrainSpec) -> keras.Model:
-    """Attach Adam(learning_rate) and MSE loss."""
-    model.compile(optimizer=keras.optimizers.Adam(spec.learning_rate), loss="mse")
+    """Attach Adam(learning_rate, optional clipping) and MSE loss."""
+    optimizer = keras.optimizers.Adam(
+        spec.learning_rate, clipnorm=spec.clipnorm, clipvalue=spec.clipvalue
+    )
+    model.compile(optimizer=optimizer, loss="mse")
     return model
 
 

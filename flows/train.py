@@ -29,6 +29,7 @@ from components.config import (
     to_yaml,
 )
 from components.models import build_model
+from components.models.registry import cudnn_blockers
 from components.windowing import make_dataset
 
 # Tasks pass arrays, datasets and models in memory; nothing here is worth caching.
@@ -108,12 +109,15 @@ def make_datasets(
 
 @_task
 def build(spec: ModelSpec, train: TrainSpec, input_shape, output_shape):
-    """Seed, build the registered architecture and compile it."""
+    """Seed, then build and compile the registered architecture under its policy."""
+    logger = get_run_logger()
+    for option in cudnn_blockers(spec):
+        logger.warning("%s keeps LSTM/GRU off the fused cuDNN kernel on a GPU", option)
     training.seed_everything(train.seed)
-    model = training.compile_model(build_model(spec, input_shape, output_shape), train)
-    get_run_logger().info(
-        "built %s: %d parameters", spec.kind, model.count_params()
-    )
+    with training.precision_policy(training.resolve_precision(train.precision)) as policy:
+        model = build_model(spec, input_shape, output_shape)
+        training.compile_model(model, train)
+    logger.info("built %s (%s): %d parameters", spec.kind, policy, model.count_params())
     return model
 
 
@@ -158,6 +162,7 @@ def track(
     params.update({f"rows.{k}": v for k, v in splits.sizes().items()})
     params.update(features=series.features, targets=series.targets)
     params["model.parameters"] = model.count_params()
+    params["precision_policy"] = model.dtype_policy.name
     tracking.log_params(tracking_uri, run_id, params)
     tracking.log_text(tracking_uri, run_id, to_yaml(config), "config.yaml")
     tracking.log_dict(tracking_uri, run_id, normalizer.to_dict(), "normalizer.json")

@@ -47,7 +47,7 @@ def test_a_short_file_anywhere_is_a_complete_experiment(tmp_path, series_csv):
         ("train.epochs=-5", "train.epochs", "greater than 0"),
         ("model.units=[32, 0]", "model.units.1", "greater than 0"),
         ("window.horizon=0", "window.horizon", "greater than 0"),
-        ("model.kind=transformer", "model.kind", "['gru', 'lstm', 'mlp', 'simple_rnn']"),
+        ("model.kind=transformer", "model.kind", "['bidirectional', 'gru', 'lstm', 'mlp', 'seq2seq', 'simple_rnn']"),
         ("split.test=12.5", "split.test", "whole row count"),
         ("data.sha256=abc", "data.sha256", "64 hexadecimal"),
         ("colour=red", "colour", "unknown key"),

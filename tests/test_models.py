@@ -1,32 +1,18 @@
-"""One contract for every registered architecture, plus the trainer's guarantees."""
+"""The trainer's guarantees: loss goes down, best epoch kept, NaN stop, seeds."""
 
 import numpy as np
 import pytest
 
 from components.config import ModelSpec, TrainSpec, WindowSpec
 from components.errors import TrainingError
-from components.models import build_model, model_kinds
+from components.models import build_model
 from components.models.registry import get_builder
 from components.training import compile_model, fit_model, seed_everything
 from components.windowing import make_dataset
 
 
-@pytest.mark.parametrize("kind", model_kinds())
-def test_every_kind_maps_windows_to_forecasts_and_survives_saving(kind, tmp_path):
-    import keras
-
-    seed_everything(0)
-    model = build_model(ModelSpec(kind=kind, units=[8, 4]), (6, 3), (2, 2))
-    x = np.random.default_rng(0).standard_normal((5, 6, 3)).astype("float32")
-    before = model.predict(x, verbose=0)
-    assert before.shape == (5, 2, 2) and before.dtype == np.float32
-    model.save(tmp_path / "m.keras")
-    loaded = keras.models.load_model(tmp_path / "m.keras")  # safe_mode=True
-    np.testing.assert_allclose(loaded.predict(x, verbose=0), before, rtol=1e-6)
-
-
 def test_unknown_kind_lists_the_valid_ones():
-    with pytest.raises(ValueError, match=r"expected one of \['gru', 'lstm'.*got 'tcn'"):
+    with pytest.raises(ValueError, match=r"expected one of \['bidirectional', 'gru', 'lstm', 'mlp', 'seq2seq', 'simple_rnn'\], got 'tcn'"):
         get_builder("tcn")
 
 

@@ -61,6 +61,7 @@ def test_run_holds_params_metrics_artifacts_and_tags(finished):
     params = run.data.params
     assert params["model.kind"] == "lstm" and params["window.input_width"] == "12"
     assert params["rows.train"] == "160" and params["data.path"] == config.data.path
+    assert params["precision_policy"] == "float32" and params["train.precision"] == "auto"
     for name in METRICS + ["train_seconds", "epochs_trained"]:
         assert math.isfinite(run.data.metrics[name]), name
         assert run.data.metrics[name] == pytest.approx(result["metrics"][name])

@@ -1,11 +1,44 @@
-"""Pieces shared by every architecture."""
+"""Pieces shared by every architecture: the input, recurrent layers, the heads.
+
+Shape legend: B batch, L input steps, C input features, H hidden units,
+T horizon steps, K targets.
+"""
 
 import keras
 from keras import layers
 
+from components.config import ModelSpec
+
+CELLS = {"simple_rnn": layers.SimpleRNN, "lstm": layers.LSTM, "gru": layers.GRU}
+
+
+def window_input(input_shape: tuple[int, int]) -> keras.KerasTensor:
+    """The model input: a window of shape (B, L, C)."""
+    return keras.Input(shape=input_shape, name="window")
+
+
+def recurrent_layer(cell: str, units: int, spec: ModelSpec, name: str, **kwargs):
+    """One recurrent layer with the spec's activation and dropouts.
+
+    Keyword arguments (`return_sequences`, `return_state`) pass through.
+    """
+    return CELLS[cell](
+        units,
+        activation=spec.activation,
+        dropout=spec.dropout,
+        recurrent_dropout=spec.recurrent_dropout,
+        name=name,
+        **kwargs,
+    )
+
+
+def maybe_layer_norm(x, spec: ModelSpec, name: str):
+    """LayerNormalization over the feature axis when `model.layer_norm` is on."""
+    return layers.LayerNormalization(name=name)(x) if spec.layer_norm else x
+
 
 def forecast_head(features, output_shape: tuple[int, int]):
-    """Dense projection to (B, T, K), kept in float32 under mixed precision."""
+    """(B, H) -> Dense -> (B, T, K), kept in float32 under mixed precision."""
     horizon, n_targets = output_shape
     x = layers.Dense(horizon * n_targets, dtype="float32", name="head")(
         features
@@ -15,6 +48,6 @@ def forecast_head(features, output_shape: tuple[int, int]):
     )  # -> (B, T, K)
 
 
-def window_input(input_shape: tuple[int, int]) -> keras.KerasTensor:
-    """The model input: a window of shape (B, L, C)."""
-    return keras.Input(shape=input_shape, name="window")
+def sequence_head(sequence, n_targets: int):
+    """(B, T, H) -> per-step Dense -> (B, T, K), in float32."""
+    return layers.Dense(n_targets, dtype="float32", name="forecast")(sequence)

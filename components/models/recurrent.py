@@ -6,33 +6,37 @@ to (B, T, K). Defaults keep Keras' cuDNN conditions for LSTM/GRU on a GPU.
 """
 
 import keras
-from keras import layers
 
 from components.config import ModelSpec
-from components.models.common import forecast_head, window_input
+from components.models.common import (
+    forecast_head,
+    maybe_layer_norm,
+    recurrent_layer,
+    window_input,
+)
 
 
 def build_simple_rnn(spec: ModelSpec, input_shape, output_shape) -> keras.Model:
-    """Stacked `SimpleRNN` (tanh)."""
-    return _build_stack(layers.SimpleRNN, "simple_rnn", spec, input_shape, output_shape)
+    """Stacked `SimpleRNN`."""
+    return _build_stack("simple_rnn", spec, input_shape, output_shape)
 
 
 def build_lstm(spec: ModelSpec, input_shape, output_shape) -> keras.Model:
     """Stacked `LSTM`."""
-    return _build_stack(layers.LSTM, "lstm", spec, input_shape, output_shape)
+    return _build_stack("lstm", spec, input_shape, output_shape)
 
 
 def build_gru(spec: ModelSpec, input_shape, output_shape) -> keras.Model:
     """Stacked `GRU` (reset_after=True, the cuDNN-compatible variant)."""
-    return _build_stack(layers.GRU, "gru", spec, input_shape, output_shape)
+    return _build_stack("gru", spec, input_shape, output_shape)
 
 
-def _build_stack(layer_cls, kind, spec, input_shape, output_shape) -> keras.Model:
+def _build_stack(cell, spec, input_shape, output_shape) -> keras.Model:
     inputs = window_input(input_shape)  # (B, L, C)
     x = inputs
     last = len(spec.units) - 1
     for i, units in enumerate(spec.units):
-        x = layer_cls(
-            units, return_sequences=i < last, dropout=spec.dropout, name=f"{kind}_{i}"
-        )(x)  # -> (B, L, H) between layers, (B, H) after the last
-    return keras.Model(inputs, forecast_head(x, output_shape), name=kind)
+        layer = recurrent_layer(cell, units, spec, f"{cell}_{i}", return_sequences=i < last)
+        x = layer(x)  # -> (B, L, H) between layers, (B, H) after the last
+        x = maybe_layer_norm(x, spec, f"layer_norm_{i}")
+    return keras.Model(inputs, forecast_head(x, output_shape), name=cell)

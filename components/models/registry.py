@@ -13,6 +13,8 @@ BUILDERS: dict[str, str] = {
     "simple_rnn": "components.models.recurrent:build_simple_rnn",
     "lstm": "components.models.recurrent:build_lstm",
     "gru": "components.models.recurrent:build_gru",
+    "bidirectional": "components.models.bidirectional:build_bidirectional",
+    "seq2seq": "components.models.seq2seq:build_seq2seq",
 }
 
 
@@ -30,3 +32,20 @@ def get_builder(kind: str) -> Callable:
         )
     module_name, func_name = BUILDERS[kind].split(":")
     return getattr(importlib.import_module(module_name), func_name)
+
+
+def cudnn_blockers(spec) -> list[str]:
+    """Options in `spec` that keep LSTM/GRU off the fused cuDNN kernel on a GPU.
+
+    Keras uses cuDNN only with default activations, no recurrent dropout, no
+    unrolling and biases on (GRU also needs reset_after=True, which we keep).
+    """
+    cell = spec.kind if spec.kind in ("lstm", "gru", "simple_rnn") else spec.cell
+    if spec.kind == "mlp" or cell == "simple_rnn":
+        return []
+    blockers = []
+    if spec.recurrent_dropout:
+        blockers.append(f"model.recurrent_dropout={spec.recurrent_dropout}")
+    if spec.activation != "tanh":
+        blockers.append(f"model.activation={spec.activation}")
+    return blockers
