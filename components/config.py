@@ -18,7 +18,14 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from components.errors import ConfigError
 from components.models.registry import model_kinds
@@ -38,7 +45,8 @@ class DataSpec(_Strict):
 
     path: str = Field(
         "statsmodels:sunspots",
-        description="CSV/Parquet path, http(s) URL, or `statsmodels:NAME`.",
+        description="CSV/Parquet path, http(s) URL, `statsmodels:NAME`, or "
+        "`tfds:NAME[/CONFIG][:VERSION]` (with `tfds_dir`).",
     )
     sha256: str | None = Field(None, description="Expected sha256 of the file.")
     targets: list[str] | None = Field(
@@ -49,6 +57,29 @@ class DataSpec(_Strict):
     )
     time_column: str | None = Field(
         None, description="Column used as the time index (dropped from inputs)."
+    )
+    frequency: str | None = Field(
+        None,
+        description="Pandas offset alias (`h`, `D`, `MS`, ...): gaps are errors. "
+        "Unset: inferred from the time column and recorded.",
+    )
+    missing: Literal["error", "interpolate", "ffill", "drop"] = Field(
+        "error",
+        description="Missing values: refuse, interpolate, carry forward, or drop "
+        "rows. Applied within each split, never across split boundaries.",
+    )
+    calendar: list[Literal["hour", "day", "week"]] = Field(
+        default_factory=list,
+        description="Sine/cosine input features: hour of day, day of week, week "
+        "of year (needs a datetime `time_column`).",
+    )
+    transform: Literal["none", "diff", "log_diff"] = Field(
+        "none",
+        description="Model differences (or log differences) of trending series; "
+        "original-unit metrics are computed on the re-integrated levels.",
+    )
+    tfds_dir: str | None = Field(
+        None, description="TFDS data_dir for `tfds:NAME` paths and snapshots."
     )
 
     @field_validator("sha256")
@@ -86,10 +117,21 @@ class SplitSpec(_Strict):
 
 
 class WindowSpec(_Strict):
-    """`input_width` past steps predict the next `horizon` steps."""
+    """`input_width` past steps predict `horizon` steps, `offset` steps later.
+
+    Window i reads rows [i*stride, i*stride + input_width) and predicts rows
+    starting `offset` rows after its last input row + 1.
+    """
 
     input_width: PositiveInt = 10
     horizon: PositiveInt = 1
+    stride: PositiveInt = Field(1, description="Rows between window starts.")
+    offset: int = Field(0, ge=0, description="Gap between inputs and targets.")
+
+    @property
+    def span(self) -> int:
+        """Rows one whole window covers, inputs to last target."""
+        return self.input_width + self.offset + self.horizon
 
 
 class ModelSpec(_Strict):
@@ -165,6 +207,16 @@ class ExperimentConfig(_Strict):
     model: ModelSpec = Field(default_factory=ModelSpec)
     train: TrainSpec = Field(default_factory=TrainSpec)
     tracking: TrackingSpec = Field(default_factory=TrackingSpec)
+
+    @model_validator(mode="after")
+    def _transform_needs_adjacent_targets(self) -> "ExperimentConfig":
+        if self.data.transform != "none" and self.window.offset:
+            raise ValueError(
+                f"`data.transform: {self.data.transform}` needs `window.offset: 0` "
+                f"(got {self.window.offset}): levels are re-integrated from the "
+                "last input row"
+            )
+        return self
 
     @property
     def experiment_name(self) -> str:
@@ -353,6 +405,8 @@ def _describe_error(err: dict[str, Any]) -> str:
         valid = sorted(section.model_fields) if section else []
         return f"  - `{key}`: unknown key; valid keys here: {valid}"
     message = err["msg"].removeprefix("Value error, ")
+    if not key:  # a rule across keys; the message names them
+        return f"  - {message}"
     return f"  - `{key}`: {message}; got {err.get('input')!r}"
 
 

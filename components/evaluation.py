@@ -7,10 +7,11 @@ targets). Baselines are scored with the same function as the networks.
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 
 from components.config import WindowSpec
 from components.preprocess import Normalizer, ScaledSplit
-from components.windowing import make_windows, window_starts
+from components.windowing import make_windows, target_rows, window_starts
 
 
 def regression_metrics(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, float]:
@@ -21,20 +22,39 @@ def regression_metrics(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, floa
 
 
 def score(
+    prefix: str,
     y_true: np.ndarray,
     y_pred: np.ndarray,
+    raw_true: np.ndarray,
+    raw_pred: np.ndarray,
+) -> dict[str, float]:
+    """`{prefix}mse` etc. on what the model sees (normalized, transformed), and
+    `{prefix}mse_raw` etc. in the data's original units."""
+    out = {f"{prefix}{k}": v for k, v in regression_metrics(y_true, y_pred).items()}
+    raw = regression_metrics(raw_true, raw_pred)
+    out.update({f"{prefix}{k}_raw": v for k, v in raw.items()})
+    return out
+
+
+def to_original(
+    values: np.ndarray,
+    base_levels: np.ndarray,
     normalizer: Normalizer,
     targets: list[str],
-    prefix: str,
-) -> dict[str, float]:
-    """`{prefix}mse` etc. in normalized units and `{prefix}mse_raw` in original ones."""
-    scaled = regression_metrics(y_true, y_pred)
-    raw = regression_metrics(
-        normalizer.inverse(y_true, targets), normalizer.inverse(y_pred, targets)
-    )
-    out = {f"{prefix}{name}": value for name, value in scaled.items()}
-    out.update({f"{prefix}{name}_raw": value for name, value in raw.items()})
-    return out
+    transform: str,
+) -> np.ndarray:
+    """Forecasts (W, T, K) in model space -> original units.
+
+    Under `diff` the steps are changes added up from the last observed level
+    `base_levels` (W, K); under `log_diff` the same on the log scale.
+    """
+    unscaled = normalizer.inverse(values, targets)
+    if transform == "none":
+        return unscaled
+    steps = np.cumsum(unscaled, axis=1)  # change from the base, per horizon step
+    if transform == "diff":
+        return base_levels[:, None, :] + steps
+    return np.exp(np.log(base_levels)[:, None, :] + steps)
 
 
 def persistence_forecast(target_rows: np.ndarray, spec: WindowSpec) -> np.ndarray:
@@ -44,10 +64,14 @@ def persistence_forecast(target_rows: np.ndarray, spec: WindowSpec) -> np.ndarra
         target_rows: (N, K) target columns of one split.
 
     Returns:
-        (W, T, K): window i predicts target_rows[i + L - 1] for every step.
+        (W, T, K): window i predicts target_rows[s_i + L - 1] for every step.
     """
-    last = target_rows[window_starts(len(target_rows), spec) + spec.input_width - 1]
-    return np.repeat(last[:, None, :], spec.horizon, axis=1)  # (W, K) -> (W, T, K)
+    last = target_rows[_last_input_rows(len(target_rows), spec)]  # (W, K)
+    return np.repeat(last[:, None, :], spec.horizon, axis=1)  # -> (W, T, K)
+
+
+def _last_input_rows(n_rows: int, spec: WindowSpec) -> np.ndarray:
+    return window_starts(n_rows, spec) + spec.input_width - 1
 
 
 def fit_linear_baseline(
@@ -103,28 +127,47 @@ def evaluate_on_test(
     spec: WindowSpec,
     normalizer: Normalizer,
     targets: list[str],
+    transform: str = "none",
 ) -> Evaluation:
     """Score `model`, persistence and a linear autoregression on the same windows.
 
-    The linear baseline is fitted on the training windows only.
+    The linear baseline is fitted on the training windows only. Persistence
+    means "no change from the last observed level", whatever the transform.
     """
     x_train, y_train = make_windows(train.inputs, train.targets, spec)
     x_test, y_test = make_windows(test.inputs, test.targets, spec)
-    output_shape = y_test.shape[1:]
     coef = fit_linear_baseline(x_train, y_train)
     predictions = {
         "model": np.asarray(model.predict(x_test, verbose=0), np.float64),
-        "persistence": persistence_forecast(test.targets, spec),
-        "linear": predict_linear_baseline(coef, x_test, output_shape),
+        "persistence": _persistence_in_model_space(test, spec, normalizer, targets,
+                                                   transform),
+        "linear": predict_linear_baseline(coef, x_test, y_test.shape[1:]),
     }
-    metrics = score(y_test, predictions["model"], normalizer, targets, "test_")
-    for name in ("persistence", "linear"):
-        prefix = f"baseline_{name}_test_"
-        metrics.update(score(y_test, predictions[name], normalizer, targets, prefix))
-    first_target = window_starts(len(test.inputs), spec) + spec.input_width
+    _, actual = make_windows(test.levels, test.levels, spec)  # (W, T, K) original
+    base = test.levels[_last_input_rows(len(test.levels), spec)]  # (W, K)
+    forecasts = {
+        name: to_original(values, base, normalizer, targets, transform)
+        for name, values in predictions.items()
+    }
+    metrics = {}
+    for name, prefix in [("model", "test_"), ("persistence", "baseline_persistence_test_"),
+                         ("linear", "baseline_linear_test_")]:
+        metrics.update(score(prefix, y_test, predictions[name], actual, forecasts[name]))
     return Evaluation(
         metrics=metrics,
-        actual=normalizer.inverse(y_test, targets),
-        forecasts={k: normalizer.inverse(v, targets) for k, v in predictions.items()},
-        time_index=list(test.index[first_target]),
+        actual=actual,
+        forecasts=forecasts,
+        time_index=list(test.index[target_rows(len(test.inputs), spec)]),
+    )
+
+
+def _persistence_in_model_space(test, spec, normalizer, targets, transform):
+    if transform == "none":
+        return persistence_forecast(test.targets, spec)
+    windows = len(window_starts(len(test.targets), spec))
+    no_change = normalizer.transform(
+        pd.DataFrame(np.zeros((1, len(targets))), columns=targets), targets
+    )  # a change of 0, scaled like every other change: (1, K)
+    return np.broadcast_to(no_change, (windows, spec.horizon, len(targets))).astype(
+        np.float64
     )

@@ -5,18 +5,18 @@ raises `DataError` naming the source, the column and the first bad row.
 """
 
 import hashlib
-import io
 import os
 import urllib.error
 import urllib.parse
 import urllib.request
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from components.config import DataSpec
+from components import snapshot
 from components.errors import DataError
 
 URL_SCHEMES = ("http", "https")
@@ -31,7 +31,10 @@ class LoadedSeries:
         features: input column names.
         targets: predicted column names.
         source: the path or URL, credentials redacted.
-        sha256: digest of the source bytes (of the frame's CSV for packaged data).
+        sha256: digest of the source file's bytes (for packaged and TFDS data,
+            the frame digest).
+        digest: `frame_digest` of the validated values (calendar columns aside):
+            the same for a file and for its TFDS snapshot.
     """
 
     frame: pd.DataFrame
@@ -39,16 +42,30 @@ class LoadedSeries:
     targets: list[str]
     source: str
     sha256: str
+    digest: str = ""
+    frequency: str | None = None
+    missing_counts: dict[str, int] = field(default_factory=dict)
+    calendar_columns: list[str] = field(default_factory=list)
 
 
 def load_series(spec: DataSpec) -> LoadedSeries:
-    """Read, check and select the columns of one experiment's series."""
+    """Read, check and select the columns of one experiment's series.
+
+    Calendar features are appended to the inputs. Missing values are counted;
+    under `data.missing: error` any is an error, otherwise they are left for
+    `preprocess.fill_missing`, which works within each split.
+    """
     frame, sha256 = _read_source(spec)
     source = redact_url(spec.path)
     if frame.empty:
         raise DataError(f"{source}: the file has no rows.")
+    frequency = None
     if spec.time_column is not None:
         frame = _index_by_time(frame, spec.time_column, source)
+        frequency = _check_frequency(frame.index, spec.frequency, source)
+    elif spec.frequency or spec.calendar:
+        key = "data.frequency" if spec.frequency else "data.calendar"
+        raise DataError(f"{source}: `{key}` needs `data.time_column` to be set.")
     numeric = [c for c in frame.columns if pd.api.types.is_numeric_dtype(frame[c])]
     features = _pick_columns(frame, spec.features, numeric, "data.features", source)
     targets = _pick_columns(frame, spec.targets, numeric, "data.targets", source)
@@ -56,7 +73,56 @@ def load_series(spec: DataSpec) -> LoadedSeries:
     selected = pd.DataFrame(
         {c: _as_float(frame[c], c, source) for c in columns}, index=frame.index
     )
-    return LoadedSeries(selected, features, targets, source, sha256)
+    missing = {c: int(n) for c, n in selected.isna().sum().items() if n}
+    if missing and spec.missing == "error":
+        raise DataError(_missing_message(selected, missing, source))
+    calendar = calendar_features(selected.index, spec.calendar, source)
+    digest = frame_digest(selected)
+    return LoadedSeries(
+        frame=pd.concat([selected, calendar], axis=1),
+        features=features + list(calendar.columns),
+        targets=targets,
+        source=source,
+        sha256=sha256 or digest,
+        digest=digest,
+        frequency=frequency,
+        missing_counts=missing,
+        calendar_columns=list(calendar.columns),
+    )
+
+
+def calendar_features(index: pd.Index, names: list[str], source: str) -> pd.DataFrame:
+    """Sine/cosine pairs of hour of day, day of week and week of year.
+
+    A cyclic encoding puts 23:00 next to 00:00 and Sunday next to Monday.
+    """
+    if not names:
+        return pd.DataFrame(index=index)
+    if not isinstance(index, pd.DatetimeIndex):
+        raise DataError(
+            f"{source}: `data.calendar` {names} needs a datetime `data.time_column`, "
+            f"but the time index holds {index.dtype} values."
+        )
+    position = {
+        "hour": (index.hour + index.minute / 60) / 24,
+        "day": index.day_of_week / 7,
+        "week": (index.isocalendar().week.to_numpy() - 1) / 52.1775,
+    }
+    columns = {}
+    for name in names:
+        angle = 2 * np.pi * np.asarray(position[name], dtype=np.float64)
+        columns[f"{name}_sin"], columns[f"{name}_cos"] = np.sin(angle), np.cos(angle)
+    return pd.DataFrame(columns, index=index)
+
+
+def frame_digest(frame: pd.DataFrame) -> str:
+    """sha256 of a frame's index, column names and values, whatever the column
+    order; vectorized, so it stays cheap on millions of rows."""
+    ordered = frame[sorted(frame.columns, key=str)]
+    digest = hashlib.sha256(repr([str(c) for c in ordered.columns]).encode())
+    digest.update(repr(ordered.index.name).encode())
+    digest.update(pd.util.hash_pandas_object(ordered, index=True).to_numpy().tobytes())
+    return digest.hexdigest()
 
 
 def cache_dir() -> Path:
@@ -89,6 +155,11 @@ def fetch_url(url: str, sha256: str | None = None) -> Path:
         except (urllib.error.URLError, TimeoutError, OSError) as exc:
             reason = getattr(exc, "reason", exc)
             raise DataError(f"Cannot download {shown}: {reason}.") from None
+        if payload.lstrip()[:15].lower().startswith((b"<!doctype html", b"<html")):
+            raise DataError(
+                f"{shown} returned an HTML page, not data: check the URL points at "
+                "the raw file (for GitHub, the raw.githubusercontent.com address)."
+            )
         tmp = target.with_suffix(target.suffix + ".part")
         tmp.write_bytes(payload)
         tmp.replace(target)
@@ -124,11 +195,14 @@ def redact_url(path: str) -> str:
     return urllib.parse.urlunsplit((parts.scheme, host, parts.path, query, ""))
 
 
-def _read_source(spec: DataSpec) -> tuple[pd.DataFrame, str]:
+def _read_source(spec: DataSpec) -> tuple[pd.DataFrame, str | None]:
+    """The raw frame and the source file's sha256 (None when there is no file)."""
     path = spec.path
     scheme = urllib.parse.urlsplit(path).scheme
     if path.startswith("statsmodels:"):
-        return _read_statsmodels(path.split(":", 1)[1])
+        return _read_statsmodels(path.split(":", 1)[1]), None
+    if path.startswith(snapshot.PREFIX):
+        return snapshot.read_tfds(path.removeprefix(snapshot.PREFIX), spec.tfds_dir), None
     if scheme in URL_SCHEMES:
         local = fetch_url(path, spec.sha256)
         suffix = Path(urllib.parse.urlsplit(path).path).suffix
@@ -136,7 +210,8 @@ def _read_source(spec: DataSpec) -> tuple[pd.DataFrame, str]:
     if len(scheme) > 1:  # a one-letter scheme is a Windows drive
         raise DataError(
             f"Received an invalid value for `data.path`: scheme {scheme!r} is not "
-            f"supported, expected a local path, http(s) URL or statsmodels:NAME; "
+            f"supported, expected a local path, http(s) URL, statsmodels:NAME or "
+            f"tfds:NAME; "
             f"got {redact_url(path)!r}."
         )
     local = Path(path).expanduser()
@@ -167,7 +242,7 @@ def _read_file(path: Path, suffix: str, shown: str) -> pd.DataFrame:
     )
 
 
-def _read_statsmodels(name: str) -> tuple[pd.DataFrame, str]:
+def _read_statsmodels(name: str) -> pd.DataFrame:
     import statsmodels.datasets as datasets  # optional heavy import, on demand
 
     module = getattr(datasets, name, None)
@@ -179,10 +254,7 @@ def _read_statsmodels(name: str) -> tuple[pd.DataFrame, str]:
             f"Received an invalid value for `data.path`: statsmodels has no dataset "
             f"{name!r}; expected one of {available}."
         )
-    frame = module.load_pandas().data
-    buffer = io.StringIO()
-    frame.to_csv(buffer)
-    return frame, hashlib.sha256(buffer.getvalue().encode()).hexdigest()
+    return module.load_pandas().data
 
 
 def _index_by_time(frame: pd.DataFrame, column: str, source: str) -> pd.DataFrame:
@@ -201,14 +273,14 @@ def _index_by_time(frame: pd.DataFrame, column: str, source: str) -> pd.DataFram
         row = int(np.argmax(index.duplicated().to_numpy()))
         raise DataError(
             f"{source}: time column {column!r} has a duplicate value "
-            f"{index.iloc[row]!r} at row {row}."
+            f"'{index.iloc[row]}' at row {row}."
         )
     if not index.is_monotonic_increasing:
         later = index.iloc[1:].reset_index(drop=True)
         row = int(np.argmax((later < index.iloc[:-1].reset_index(drop=True)).to_numpy()))
         raise DataError(
             f"{source}: time column {column!r} is not sorted: row {row + 1} "
-            f"({index.iloc[row + 1]!r}) comes before row {row} ({index.iloc[row]!r})."
+            f"('{index.iloc[row + 1]}') comes before row {row} ('{index.iloc[row]}')."
         )
     return frame.drop(columns=[column]).set_index(pd.Index(index, name=column))
 
@@ -243,17 +315,61 @@ def _as_float(column: pd.Series, name: str, source: str) -> pd.Series:
             f"{column.iloc[row]!r}."
         )
     values = values.astype("float64")
-    missing = values.isna()
-    if missing.any():
-        row = int(np.argmax(missing.to_numpy()))
-        raise DataError(
-            f"{source}: column {name!r} has {int(missing.sum())} missing value(s), "
-            f"the first at row {row}; rnnflow does not impute silently."
-        )
-    if not np.isfinite(values.to_numpy()).all():
-        row = int(np.argmax(~np.isfinite(values.to_numpy())))
+    infinite = np.isinf(values.to_numpy())
+    if infinite.any():
+        row = int(np.argmax(infinite))
         raise DataError(
             f"{source}: column {name!r} holds a non-finite value "
-            f"{values.iloc[row]!r} at row {row}."
+            f"{float(values.iloc[row])} at row {row}."
         )
     return values
+
+
+def _missing_message(frame: pd.DataFrame, counts: dict[str, int], source: str) -> str:
+    first = {c: int(np.argmax(frame[c].isna().to_numpy())) for c in counts}
+    detail = ", ".join(f"{c!r}: {n} (first at row {first[c]})" for c, n in counts.items())
+    return (
+        f"{source}: missing values in {detail}. Set `data.missing` to interpolate, "
+        "ffill or drop to handle them; rnnflow does not impute silently."
+    )
+
+
+def _check_frequency(index: pd.Index, frequency: str | None, source: str) -> str | None:
+    """Check a declared frequency (gaps are errors) or infer one (None if irregular)."""
+    if not isinstance(index, pd.DatetimeIndex):
+        if frequency:
+            raise DataError(
+                f"{source}: `data.frequency` {frequency!r} needs datetime time stamps, "
+                f"got {index.dtype} values."
+            )
+        return None
+    if not frequency:
+        return index.inferred_freq if len(index) >= 3 else None
+    try:
+        expected = pd.date_range(index[0], index[-1], freq=frequency)
+    except ValueError as exc:
+        raise DataError(f"Received an invalid value for `data.frequency`: {exc}")
+    off_grid = index.difference(expected)
+    if len(off_grid):
+        raise DataError(
+            f"{source}: {len(off_grid)} time stamp(s) are not on the "
+            f"`data.frequency` {frequency!r} grid, the first {off_grid[0]}."
+        )
+    gaps = expected.difference(index)
+    if len(gaps):
+        raise DataError(
+            f"{source}: {len(gaps)} time stamp(s) missing for `data.frequency` "
+            f"{frequency!r}; first gaps: {_spans(gaps, expected)}."
+        )
+    return frequency
+
+
+def _spans(missing: pd.DatetimeIndex, grid: pd.DatetimeIndex, limit: int = 3) -> str:
+    positions = grid.get_indexer(missing)
+    runs, start = [], 0
+    for i in range(1, len(positions) + 1):
+        if i == len(positions) or positions[i] != positions[i - 1] + 1:
+            runs.append((missing[start], missing[i - 1], i - start))
+            start = i
+    shown = [f"{a} to {b} ({n} step{'s' if n > 1 else ''})" for a, b, n in runs[:limit]]
+    return "; ".join(shown) + (f"; and {len(runs) - limit} more" if len(runs) > limit else "")

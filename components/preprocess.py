@@ -1,7 +1,10 @@
-"""Chronological split and a train-only z-score normalizer.
+"""Chronological split, per-split cleaning and transforms, and a train-only
+z-score normalizer.
 
 Nothing is ever fitted on validation or test rows: the normalizer sees the
 training split alone, and the same statistics are applied to every split.
+Missing values are filled and series differenced within each split, so no
+value crosses a split boundary.
 """
 
 from dataclasses import dataclass
@@ -9,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from components.config import SplitSpec, WindowSpec
+from components.config import DataSpec, SplitSpec, WindowSpec
 from components.errors import DataError
 
 
@@ -49,10 +52,13 @@ def split_chronologically(frame: pd.DataFrame, spec: SplitSpec) -> Splits:
     )
 
 
-def check_window_fits(splits: Splits, spec: WindowSpec) -> None:
-    """Every non-empty split must hold at least one whole window (inputs + horizon)."""
-    need = spec.input_width + spec.horizon
-    sizes = splits.sizes()
+def check_window_fits(sizes: dict[str, int], spec: WindowSpec) -> None:
+    """Every non-empty split must hold at least one whole window.
+
+    Args:
+        sizes: rows per split, e.g. `Splits.sizes()` after cleaning.
+    """
+    need = spec.span
     optional_empty = {"val"} if sizes["val"] == 0 else set()
     short = {
         name: size
@@ -62,8 +68,9 @@ def check_window_fits(splits: Splits, spec: WindowSpec) -> None:
     if short:
         detail = ", ".join(f"{name} has {size}" for name, size in short.items())
         raise DataError(
-            f"`window.input_width` ({spec.input_width}) + `window.horizon` "
-            f"({spec.horizon}) needs {need} rows per split, but {detail} "
+            f"`window.input_width` ({spec.input_width}) + `window.offset` "
+            f"({spec.offset}) + `window.horizon` ({spec.horizon}) needs {need} "
+            f"rows per split, but {detail} "
             f"(sizes: {sizes}). Shorten the window or change `split`."
         )
 
@@ -137,26 +144,98 @@ def _rows(value: float, n: int) -> int:
 
 
 @dataclass(frozen=True)
+class PreparedSplit:
+    """One split after filling and transforming, before scaling.
+
+    Attributes:
+        frame: what the model sees (differenced under `diff`/`log_diff`).
+        levels: the target columns in original units, row-aligned with `frame`,
+            used to re-integrate forecasts and to score them in original units.
+    """
+
+    frame: pd.DataFrame
+    levels: pd.DataFrame
+
+
+def prepare_split(
+    frame: pd.DataFrame, spec: DataSpec, targets: list[str], keep: list[str] = ()
+) -> PreparedSplit:
+    """Fill missing values by `spec.missing`, then apply `spec.transform`.
+
+    Args:
+        keep: columns never transformed (calendar features).
+    """
+    filled = fill_missing(frame, spec.missing)
+    levels = filled[targets]
+    if spec.transform == "none":
+        return PreparedSplit(filled, levels)
+    values = [c for c in filled.columns if c not in keep]
+    if spec.transform == "log_diff":
+        _require_positive(filled[values])
+        changed = np.log(filled[values]).diff()
+    else:
+        changed = filled[values].diff()
+    out = pd.concat([changed, filled[list(keep)]], axis=1)[filled.columns]
+    return PreparedSplit(out.iloc[1:], levels.iloc[1:])  # the first row has no change
+
+
+def fill_missing(frame: pd.DataFrame, policy: str) -> pd.DataFrame:
+    """Apply `data.missing` inside one split: no value crosses its boundaries.
+
+    `ffill` only looks back; `interpolate` also looks at the next valid value.
+    Leading rows that still have gaps (nothing before them to use) are dropped.
+    """
+    if policy == "error" or not frame.isna().to_numpy().any():
+        return frame
+    if policy == "drop":
+        return frame.dropna()
+    if policy == "interpolate":
+        method = "time" if isinstance(frame.index, pd.DatetimeIndex) else "linear"
+        frame = frame.interpolate(method=method, limit_area="inside")
+    filled = frame.ffill()
+    first_complete = filled.notna().all(axis=1).to_numpy().argmax()
+    return filled.iloc[first_complete:]
+
+
+def _require_positive(frame: pd.DataFrame) -> None:
+    for column in frame.columns:
+        bad = (frame[column] <= 0).to_numpy()
+        if bad.any():
+            row = int(bad.argmax())
+            raise DataError(
+                f"`data.transform: log_diff` needs positive values, but column "
+                f"{column!r} holds {float(frame[column].iloc[row])} at row {row} of its "
+                "split; use `diff` instead."
+            )
+
+
+@dataclass(frozen=True)
 class ScaledSplit:
     """One split as normalized arrays, ready for windowing.
 
     Attributes:
         inputs: (N, C) feature columns, float32.
         targets: (N, K) target columns, float32.
+        levels: (N, K) target columns in original units, float64.
         index: the N time stamps (or row numbers) of the split.
     """
 
     inputs: np.ndarray
     targets: np.ndarray
+    levels: np.ndarray
     index: pd.Index
 
 
 def scale_split(
-    frame: pd.DataFrame, normalizer: Normalizer, features: list[str], targets: list[str]
+    split: PreparedSplit,
+    normalizer: Normalizer,
+    features: list[str],
+    targets: list[str],
 ) -> ScaledSplit:
     """Normalize one split with statistics fitted elsewhere (on train)."""
     return ScaledSplit(
-        normalizer.transform(frame, features),
-        normalizer.transform(frame, targets),
-        frame.index,
+        normalizer.transform(split.frame, features),
+        normalizer.transform(split.frame, targets),
+        split.levels.to_numpy(dtype=np.float64),
+        split.frame.index,
     )

@@ -142,6 +142,37 @@ class EpochMetricLogger:
         self._last_flush = time.monotonic()
 
 
+def log_dataset(
+    tracking_uri: str,
+    run_id: str,
+    frame,
+    name: str,
+    source: str,
+    digest: str,
+    context: str = "training",
+) -> None:
+    """Record the run's input data (name, digest, source, schema) with log_inputs,
+    so runs on identical data show the same digest in the MLflow UI.
+
+    MLflow caps dataset digests at 36 characters: the first 32 hex characters of
+    the sha256 are logged there (the full one belongs in a tag).
+    """
+    import mlflow.data
+    from mlflow.data.code_dataset_source import CodeDatasetSource
+    from mlflow.entities import DatasetInput, InputTag
+
+    resolvable = source.startswith(("http://", "https://"))
+    origin = source if resolvable else CodeDatasetSource(tags={"uri": source})
+    dataset = mlflow.data.from_pandas(
+        frame, source=origin, name=name, digest=digest[:32]
+    )
+    entry = DatasetInput(
+        dataset._to_mlflow_entity(),
+        tags=[InputTag("mlflow.data.context", context)],
+    )
+    MlflowClient(tracking_uri).log_inputs(run_id, datasets=[entry])
+
+
 def log_text(tracking_uri: str, run_id: str, text: str, artifact_file: str) -> None:
     """Store `text` as an artifact file."""
     MlflowClient(tracking_uri).log_text(run_id, text, artifact_file)

@@ -1,13 +1,15 @@
 """Arrays -> sliding windows, as numpy (small splits) or a streamed tf.data pipeline.
 
 Shapes, everywhere: inputs (B, L, C) with L = `input_width`, C = features;
-targets (B, T, K) with T = `horizon`, K = targets. Window `i` reads input rows
-[i, i + L) and target rows [i + L, i + L + T). Windows never cross a split
-boundary because each split is windowed on its own.
+targets (B, T, K) with T = `horizon`, K = targets. With S = `stride` and
+G = `offset`, window `i` starts at s = i*S, reads input rows [s, s + L) and
+target rows [s + L + G, s + L + G + T). Windows never cross a split boundary
+because each split is windowed on its own.
 
 Example, rows 0..5, L=2, T=1:
     window 0: inputs rows [0, 1] -> target row [2]
     window 3: inputs rows [3, 4] -> target row [5]   (4 windows in all)
+Same rows with S=2, G=1: window 0: [0, 1] -> [3]; window 1: [2, 3] -> [5].
 """
 
 import numpy as np
@@ -17,8 +19,8 @@ from components.config import WindowSpec
 
 def window_starts(n_rows: int, spec: WindowSpec) -> np.ndarray:
     """First input row of every whole window in a split of `n_rows` rows."""
-    count = n_rows - spec.input_width - spec.horizon + 1
-    return np.arange(max(count, 0), dtype=np.int64)
+    last_start = n_rows - spec.span  # the final window ends on the last row
+    return np.arange(0, max(last_start + 1, 0), spec.stride, dtype=np.int64)
 
 
 def make_windows(
@@ -31,11 +33,11 @@ def make_windows(
         targets: (N, K) rows of target columns, aligned with `inputs`.
 
     Returns:
-        x: (W, L, C) and y: (W, T, K), W = N - L - T + 1.
+        x: (W, L, C) and y: (W, T, K), W = ceil((N - L - G - T + 1) / S).
     """
     starts = window_starts(len(inputs), spec)[:, None]  # -> (W, 1)
     x = inputs[starts + np.arange(spec.input_width)]  # -> (W, L, C)
-    y = targets[starts + spec.input_width + np.arange(spec.horizon)]  # -> (W, T, K)
+    y = targets[starts + _target_shift(spec) + np.arange(spec.horizon)]  # (W, T, K)
     return x, y
 
 
@@ -59,7 +61,7 @@ def make_dataset(
     rows_x = tf.constant(inputs, dtype=tf.float32)  # (N, C)
     rows_y = tf.constant(targets, dtype=tf.float32)  # (N, K)
     offsets_x = tf.range(spec.input_width, dtype=tf.int64)  # (L,)
-    offsets_y = spec.input_width + tf.range(spec.horizon, dtype=tf.int64)  # (T,)
+    offsets_y = _target_shift(spec) + tf.range(spec.horizon, dtype=tf.int64)  # (T,)
     starts = window_starts(len(inputs), spec)
 
     def gather(batch_starts):  # (B,) -> (B, L, C), (B, T, K)
@@ -74,3 +76,12 @@ def make_dataset(
         dataset = dataset.shuffle(len(starts), seed=seed, reshuffle_each_iteration=True)
     dataset = dataset.batch(batch_size).map(gather, num_parallel_calls=tf.data.AUTOTUNE)
     return dataset.prefetch(tf.data.AUTOTUNE)
+
+
+def target_rows(n_rows: int, spec: WindowSpec) -> np.ndarray:
+    """Row of each window's first target step, e.g. for time stamps in plots."""
+    return window_starts(n_rows, spec) + _target_shift(spec)
+
+
+def _target_shift(spec: WindowSpec) -> int:
+    return spec.input_width + spec.offset

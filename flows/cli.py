@@ -9,6 +9,7 @@ import json
 import logging
 import os
 import sys
+from pathlib import Path
 
 EXIT_USER_ERROR = 2
 
@@ -56,6 +57,22 @@ def _parser() -> argparse.ArgumentParser:
     _add_experiment_args(show)
     show.set_defaults(handler=_show)
 
+    data = commands.add_parser("data", help="data utilities (snapshot)")
+    data_commands = data.add_subparsers(title="data commands", metavar="COMMAND")
+    snap = data_commands.add_parser(
+        "snapshot",
+        help="store an experiment's validated data as a versioned TFDS dataset",
+        description="Ingest and validate the experiment's data, then write it with "
+        "tensorflow-datasets' builder so runs can be repeated on exactly these rows.",
+    )
+    _add_experiment_args(snap)
+    snap.add_argument("--name", help="dataset name (default: the experiment's name)")
+    snap.add_argument("--version", default="1.0.0", help="semantic version, e.g. 1.0.0")
+    snap.add_argument(
+        "--tfds-dir", help="TFDS data_dir (default: data.tfds_dir, else TFDS' default)"
+    )
+    snap.set_defaults(handler=_snapshot)
+
     ui = commands.add_parser("ui", help="open the MLflow UI on the project's store")
     ui.add_argument("--port", type=int, default=5000)
     ui.add_argument(
@@ -97,6 +114,27 @@ def _show(args) -> int:
     from components.config import to_yaml
 
     print(to_yaml(_load(args)), end="")
+    return 0
+
+
+def _snapshot(args) -> int:
+    config = _load(args)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    from components import ingest, snapshot, tracking
+
+    series = ingest.load_series(config.data)
+    frame = series.frame.drop(columns=series.calendar_columns)
+    name = tracking.safe_name(args.name or config.name).lower().replace("-", "_")
+    directory = args.tfds_dir or config.data.tfds_dir
+    info = snapshot.write_snapshot(frame, name, args.version, directory, series.digest)
+    print(f"wrote {info.rows} rows to {info.directory}")
+    print(f"frame digest {info.digest} (source sha256 {series.sha256})")
+    print("use it in an experiment:")
+    print(f"  data:\n    path: {info.data_path}")
+    if directory:
+        print(f"    tfds_dir: {Path(directory).expanduser().resolve()}")
+    if info.time_column:
+        print(f"    time_column: {info.time_column}")
     return 0
 
 

@@ -40,33 +40,48 @@ _task = task(cache_policy=NO_CACHE)
 def load_data(spec: DataSpec) -> ingest.LoadedSeries:
     """Read and validate the series."""
     series = ingest.load_series(spec)
-    get_run_logger().info(
-        "loaded %s: %d rows, features %s, targets %s",
+    logger = get_run_logger()
+    logger.info(
+        "loaded %s: %d rows, features %s, targets %s, frequency %s",
         series.source, len(series.frame), series.features, series.targets,
+        series.frequency or "irregular/unknown",
     )
+    if series.missing_counts:
+        logger.warning(
+            "missing values per column %s, handled by data.missing=%s within each split",
+            series.missing_counts, spec.missing,
+        )
     return series
 
 
 @_task
 def split_data(
-    series: ingest.LoadedSeries, split: SplitSpec, window: WindowSpec
-) -> preprocess.Splits:
-    """Chronological train/val/test, each long enough for one window."""
+    series: ingest.LoadedSeries, data: DataSpec, split: SplitSpec, window: WindowSpec
+) -> dict[str, preprocess.PreparedSplit]:
+    """Chronological train/val/test, each cleaned and transformed on its own and
+    long enough for one window."""
     splits = preprocess.split_chronologically(series.frame, split)
-    preprocess.check_window_fits(splits, window)
-    get_run_logger().info("split sizes %s", splits.sizes())
-    return splits
+    prepared = {
+        name: preprocess.prepare_split(
+            frame, data, series.targets, keep=series.calendar_columns
+        )
+        for name, frame in vars(splits).items()
+    }
+    sizes = {name: len(part.frame) for name, part in prepared.items()}
+    preprocess.check_window_fits(sizes, window)
+    get_run_logger().info("split sizes %s", sizes)
+    return prepared
 
 
 @_task
 def normalize(
-    splits: preprocess.Splits, series: ingest.LoadedSeries
+    prepared: dict[str, preprocess.PreparedSplit], series: ingest.LoadedSeries
 ) -> tuple[preprocess.Normalizer, dict[str, preprocess.ScaledSplit]]:
     """Fit on train only; scale every split with those statistics."""
-    normalizer = preprocess.fit_normalizer(splits.train)
+    normalizer = preprocess.fit_normalizer(prepared["train"].frame)
     scaled = {
-        name: preprocess.scale_split(frame, normalizer, series.features, series.targets)
-        for name, frame in vars(splits).items()
+        name: preprocess.scale_split(part, normalizer, series.features, series.targets)
+        for name, part in prepared.items()
     }
     return normalizer, scaled
 
@@ -79,6 +94,7 @@ def open_run(
     tags = {
         "model_kind": config.model.kind,
         "data_sha256": series.sha256,
+        "data_digest": series.digest,
         "data_source": series.source,
         "prefect_flow_run_id": str(flow_run.id or ""),
         "rnnflow_experiment": config.name,
@@ -138,10 +154,10 @@ def fit(model, datasets: dict, spec: TrainSpec, tracking_uri: str, run_id: str):
 
 
 @_task
-def evaluate(model, scaled, window: WindowSpec, normalizer, targets):
+def evaluate(model, scaled, window: WindowSpec, normalizer, targets, transform: str):
     """Model and baselines on the test windows, both units."""
     return evaluation.evaluate_on_test(
-        model, scaled["train"], scaled["test"], window, normalizer, targets
+        model, scaled["train"], scaled["test"], window, normalizer, targets, transform
     )
 
 
@@ -154,17 +170,22 @@ def track(
     fit_result: training.FitResult,
     report: evaluation.Evaluation,
     normalizer: preprocess.Normalizer,
-    splits: preprocess.Splits,
+    scaled: dict[str, preprocess.ScaledSplit],
     series: ingest.LoadedSeries,
 ) -> str:
-    """Log config, params, metrics, plots, statistics and the model."""
+    """Log config, params, data, metrics, plots, statistics and the model."""
     params = flatten(config)
-    params.update({f"rows.{k}": v for k, v in splits.sizes().items()})
+    params.update({f"rows.{k}": len(v.inputs) for k, v in scaled.items()})
     params.update(features=series.features, targets=series.targets)
+    params["data.frequency_found"] = series.frequency
+    params.update({f"missing_values.{c}": n for c, n in series.missing_counts.items()})
     params["model.parameters"] = model.count_params()
     params["precision_policy"] = model.dtype_policy.name
     tracking.log_params(tracking_uri, run_id, params)
     tracking.log_text(tracking_uri, run_id, to_yaml(config), "config.yaml")
+    tracking.log_dataset(
+        tracking_uri, run_id, series.frame, config.name, series.source, series.digest
+    )
     tracking.log_dict(tracking_uri, run_id, normalizer.to_dict(), "normalizer.json")
     summary = {
         "train_seconds": fit_result.seconds,
@@ -181,8 +202,8 @@ def train_flow(config: ExperimentConfig) -> dict:
     """Train and evaluate one experiment; return its run id, status and metrics."""
     tracking_uri = tracking.resolve_tracking_uri(config.tracking.uri)
     series = load_data(config.data)
-    splits = split_data(series, config.split, config.window)
-    normalizer, scaled = normalize(splits, series)
+    prepared = split_data(series, config.data, config.split, config.window)
+    normalizer, scaled = normalize(prepared, series)
     run_id = open_run(config, series, tracking_uri)
     with tracking.failing_marks_run(tracking_uri, run_id):
         datasets = make_datasets(scaled, config.window, config.train)
@@ -190,10 +211,13 @@ def train_flow(config: ExperimentConfig) -> dict:
         output_shape = (config.window.horizon, len(series.targets))
         model = build(config.model, config.train, input_shape, output_shape)
         fit_result = fit(model, datasets, config.train, tracking_uri, run_id)
-        report = evaluate(model, scaled, config.window, normalizer, series.targets)
+        report = evaluate(
+            model, scaled, config.window, normalizer, series.targets,
+            config.data.transform,
+        )
         model_uri = track(
             config, tracking_uri, run_id, model, fit_result, report,
-            normalizer, splits, series,
+            normalizer, scaled, series,
         )
         tracking.finish_run(tracking_uri, run_id)
     return {

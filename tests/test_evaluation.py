@@ -10,6 +10,7 @@ from components.evaluation import (
     predict_linear_baseline,
     regression_metrics,
     score,
+    to_original,
 )
 from components.preprocess import Normalizer
 from components.windowing import make_windows
@@ -24,13 +25,27 @@ def test_regression_metrics_by_hand():
     }
 
 
-def test_score_reports_original_units():
+def test_score_reports_both_units():
     normalizer = Normalizer(("a", "b"), (10.0, 0.0), (2.0, 1.0))
     y_true = np.zeros((2, 1, 1))
     y_pred = np.ones((2, 1, 1))  # 1 normalized unit of `a` = 2 original units
-    metrics = score(y_true, y_pred, normalizer, ["a"], "test_")
+    raw_true = to_original(y_true, None, normalizer, ["a"], "none")
+    raw_pred = to_original(y_pred, None, normalizer, ["a"], "none")
+    np.testing.assert_array_equal(raw_pred - raw_true, 2.0)
+    metrics = score("test_", y_true, y_pred, raw_true, raw_pred)
     assert metrics["test_mse"] == 1.0 and metrics["test_mse_raw"] == 4.0
     assert metrics["test_mae_raw"] == 2.0 and metrics["test_rmse_raw"] == 2.0
+
+
+def test_differenced_forecasts_are_reintegrated_from_the_last_level():
+    normalizer = Normalizer(("a",), (1.0,), (2.0,))
+    # two windows, horizon 3; model-space steps 0, 1, -1 -> changes 1, 3, -1
+    steps = np.array([[[0.0], [1.0], [-1.0]], [[0.0], [0.0], [0.0]]])
+    base = np.array([[100.0], [50.0]])
+    levels = to_original(steps, base, normalizer, ["a"], "diff")
+    np.testing.assert_allclose(levels[:, :, 0], [[101, 104, 103], [51, 52, 53]])
+    logs = to_original(steps, base, normalizer, ["a"], "log_diff")
+    np.testing.assert_allclose(logs[0, :, 0], 100 * np.exp([1, 4, 3]))
 
 
 def test_persistence_repeats_the_last_input_value():

@@ -130,8 +130,65 @@ def test_missing_values_are_counted_not_imputed(tmp_path):
     frame = make_series(20)
     frame.loc[[4, 9], "a"] = np.nan
     frame.to_csv(path, index=False)
-    with pytest.raises(DataError, match=r"column 'a' has 2 missing value\(s\), the first at row 4"):
+    with pytest.raises(DataError, match=r"missing values in 'a': 2 \(first at row 4\)"):
         load_series(DataSpec(path=str(path)))
+    loaded = load_series(DataSpec(path=str(path), missing="ffill"))
+    assert loaded.missing_counts == {"a": 2} and loaded.frame["a"].isna().sum() == 2
+
+
+def test_inf_is_refused(tmp_path):
+    path = tmp_path / "inf.csv"
+    path.write_text("a,b\n1,2\n3,inf\n")
+    with pytest.raises(DataError, match=r"column 'b' holds a non-finite value inf at row 1"):
+        load_series(DataSpec(path=str(path)))
+
+
+def test_html_instead_of_data_is_named(http_server, monkeypatch, tmp_path):
+    base, root = http_server
+    monkeypatch.setenv("RNNFLOW_CACHE_DIR", str(tmp_path / "cache"))
+    (root / "page.csv").write_text("\n  <!DOCTYPE html><html><body>Not found</body></html>")
+    with pytest.raises(DataError, match=r"page.csv returned an HTML page, not data"):
+        load_series(DataSpec(path=f"{base}/page.csv"))
+    assert not list((tmp_path / "cache").glob("*page.csv"))  # nothing bad cached
+
+
+def _hourly(tmp_path, drop=()):
+    index = pd.date_range("2024-03-04", periods=72, freq="h")
+    frame = pd.DataFrame({"when": index.strftime("%Y-%m-%dT%H:%M:%S+01:00"),
+                          "v": np.sin(np.arange(72) / 5)})
+    path = tmp_path / "hourly.csv"
+    frame.drop(index=list(drop)).to_csv(path, index=False)
+    return path
+
+
+def test_time_column_is_utc_and_frequency_is_inferred(tmp_path):
+    loaded = load_series(DataSpec(path=str(_hourly(tmp_path)), time_column="when"))
+    assert str(loaded.frame.index.tz) == "UTC"
+    assert loaded.frame.index[0] == pd.Timestamp("2024-03-03 23:00", tz="UTC")
+    assert loaded.frequency == "h"
+
+
+def test_gaps_in_a_declared_frequency_are_counted_with_their_spans(tmp_path):
+    path = _hourly(tmp_path, drop=[10, 11, 12, 40])
+    with pytest.raises(DataError) as err:
+        load_series(DataSpec(path=str(path), time_column="when", frequency="h"))
+    message = str(err.value)
+    assert "4 time stamp(s) missing for `data.frequency` 'h'" in message
+    assert "2024-03-04 09:00:00+00:00 to 2024-03-04 11:00:00+00:00 (3 steps)" in message
+    assert "(1 step)" in message
+
+
+def test_calendar_features_are_cyclic_inputs(tmp_path):
+    spec = DataSpec(path=str(_hourly(tmp_path)), time_column="when",
+                    calendar=["hour", "day"], targets=["v"])
+    loaded = load_series(spec)
+    assert loaded.features == ["v", "hour_sin", "hour_cos", "day_sin", "day_cos"]
+    assert loaded.targets == ["v"] and loaded.calendar_columns == loaded.features[1:]
+    hours = loaded.frame.index.hour
+    np.testing.assert_allclose(loaded.frame["hour_sin"], np.sin(2 * np.pi * hours / 24))
+    np.testing.assert_allclose(loaded.frame["hour_sin"] ** 2 + loaded.frame["hour_cos"] ** 2, 1)
+    with pytest.raises(DataError, match="`data.calendar` needs `data.time_column`"):
+        load_series(DataSpec(path=str(_hourly(tmp_path)), calendar=["hour"]))
 
 
 def test_duplicate_and_unsorted_time_stamps(tmp_path):

@@ -4,6 +4,7 @@ import json
 import math
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -94,7 +95,7 @@ def test_normalizer_artifact_holds_training_statistics(finished):
     stats = MlflowClient(config.tracking.uri).download_artifacts(
         result["run_id"], "normalizer.json"
     )
-    logged = json.loads(open(stats).read())
+    logged = json.loads(Path(stats).read_text())
     frame = ingest.load_series(config.data).frame
     train = frame.iloc[:160]
     assert logged["a"]["mean"] == pytest.approx(train["a"].mean())
@@ -106,7 +107,10 @@ def test_logged_model_predicts_the_same_in_a_fresh_process(finished, tmp_path):
     series = ingest.load_series(config.data)
     splits = preprocess.split_chronologically(series.frame, config.split)
     normalizer = preprocess.fit_normalizer(splits.train)
-    test = preprocess.scale_split(splits.test, normalizer, series.features, series.targets)
+    test = preprocess.scale_split(
+        preprocess.prepare_split(splits.test, config.data, series.targets),
+        normalizer, series.features, series.targets,
+    )
     x, y = make_windows(test.inputs, test.targets, config.window)
     np.save(tmp_path / "x.npy", x)
     script = (
@@ -213,3 +217,23 @@ def test_default_experiment_runs_offline_from_any_directory(
     # artifacts sit beside the store, not in the current directory
     assert run.info.artifact_uri.startswith((tmp_path / "mlruns" / "artifacts").as_uri())
     assert not (elsewhere / "mlruns").exists() and not (elsewhere / "mlflow.db").exists()
+
+
+def test_differenced_run_reports_original_units(prefect_api, tmp_path, mlflow_uri):
+    from flows.train import train_flow
+
+    trend = make_series(200).assign(b=lambda f: f["b"] + 0.5 * np.arange(200))
+    path = tmp_path / "trend.csv"
+    trend.to_csv(path, index=False)
+    config = load_experiment(str(_experiment(tmp_path, path, mlflow_uri)), [
+        "data.transform=diff", "window.horizon=3", "train.epochs=2",
+    ])
+    metrics = train_flow(config)["metrics"]
+    # persistence in original units, by hand: the last observed level, repeated
+    test = trend.iloc[-40:].to_numpy()[1:]  # the test split loses one row to diff
+    starts = np.arange(len(test) - 12 - 3 + 1)
+    last = test[starts + 11][:, None, :]
+    actual = test[starts[:, None] + 12 + np.arange(3)]
+    expected = float(np.mean((actual - last) ** 2))
+    assert metrics["baseline_persistence_test_mse_raw"] == pytest.approx(expected)
+    assert math.isfinite(metrics["test_mse_raw"])

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from components.config import WindowSpec
-from components.windowing import make_dataset, make_windows, window_starts
+from components.windowing import make_dataset, make_windows, target_rows, window_starts
 
 
 def _rows(n: int, columns: int = 2) -> np.ndarray:
@@ -68,3 +68,32 @@ def test_shuffle_reorders_whole_windows_only():
     # each window stays intact: consecutive inputs, target right after
     np.testing.assert_array_equal(x[:, :, 0], starts[:, None] + np.arange(3))
     np.testing.assert_array_equal(y[:, 0, 0], starts + 3)
+
+
+def test_stride_skips_window_starts():
+    rows = _rows(12, 1)
+    x, y = make_windows(rows, rows, WindowSpec(input_width=3, horizon=2, stride=4))
+    # starts 0, 4 (8 would need rows up to 12): count = ceil((12 - 5 + 1) / 4) = 2
+    np.testing.assert_array_equal(x[:, 0, 0], [0, 4])
+    np.testing.assert_array_equal(y[:, :, 0], [[3, 4], [7, 8]])
+
+
+def test_offset_leaves_a_gap_before_the_targets():
+    rows = _rows(10, 1)
+    spec = WindowSpec(input_width=2, horizon=2, offset=3)
+    x, y = make_windows(rows, rows, spec)
+    assert len(x) == 10 - 7 + 1
+    np.testing.assert_array_equal(x[0, :, 0], [0, 1])
+    np.testing.assert_array_equal(y[0, :, 0], [5, 6])  # rows 2..4 are skipped
+    assert y[-1, -1, 0] == 9
+    np.testing.assert_array_equal(target_rows(10, spec), [5, 6, 7, 8])
+
+
+def test_dataset_honours_stride_and_offset():
+    rows = _rows(50)
+    spec = WindowSpec(input_width=4, horizon=3, stride=3, offset=2)
+    expected_x, expected_y = make_windows(rows, rows, spec)
+    batches = list(make_dataset(rows, rows, spec, 5).as_numpy_iterator())
+    np.testing.assert_array_equal(np.concatenate([b[0] for b in batches]), expected_x)
+    np.testing.assert_array_equal(np.concatenate([b[1] for b in batches]), expected_y)
+    assert expected_x[1, 0, 0] == 3 and expected_y[1, 0, 0] == 3 + 4 + 2
