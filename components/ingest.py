@@ -344,7 +344,7 @@ def _check_frequency(index: pd.Index, frequency: str | None, source: str) -> str
             )
         return None
     if not frequency:
-        return index.inferred_freq if len(index) >= 3 else None
+        return _infer_frequency(index)
     try:
         expected = pd.date_range(index[0], index[-1], freq=frequency)
     except ValueError as exc:
@@ -362,6 +362,14 @@ def _check_frequency(index: pd.Index, frequency: str | None, source: str) -> str
             f"{frequency!r}; first gaps: {_spans(gaps, expected)}."
         )
     return frequency
+
+
+def _infer_frequency(index: pd.DatetimeIndex) -> str | None:
+    if len(index) < 3:
+        return None
+    with pd.option_context("future.infer_freq_returns_offset", True):
+        offset = pd.infer_freq(index)
+    return offset.freqstr if offset is not None else None
 
 
 def _spans(missing: pd.DatetimeIndex, grid: pd.DatetimeIndex, limit: int = 3) -> str:
