@@ -2,10 +2,11 @@
 `timeseries_dataset_from_array`, on the same series, in the same run.
 
 Series: 1,000,000 rows x 8 float32 features, windows of 168, stride 1, horizon 1,
-batch 256. rnnflow streams a full epoch; Keras' utility is timed on its first
-`--keras-batches` batches (a full epoch takes about a minute at its speed), and
-windows/s is what is compared. Each side runs in its own subprocess so its peak
-RSS is its own.
+batch 256, shuffled. rnnflow streams a full epoch; Keras' utility is timed on
+its first `--keras-batches` batches (a full epoch takes over a minute at its
+speed), and windows/s is what is compared. Both are drained inside the graph
+(`Dataset.reduce`), as a training step reads them. Each side runs in its own
+subprocess so its peak RSS is its own (it includes TensorFlow, about 0.8 GB).
 
     python bench/windowing.py [--rows 1000000] [--width 168] [--keras-batches 200]
 
@@ -51,16 +52,21 @@ def run_keras(rows: int, width: int, batches: int | None) -> dict:
 
 
 def _consume(dataset, batches: int | None) -> dict:
+    """Drain the dataset inside the graph, as a training step reads it (a Python
+    loop over batches would measure Python, not the pipeline)."""
+    import tensorflow as tf
+
     if batches:
         dataset = dataset.take(batches)
-    windows = 0
+    shape = [int(d) for d in next(iter(dataset))[0].shape]
     start = time.perf_counter()
-    for x, _ in dataset:
-        windows += int(x.shape[0])
+    windows = int(dataset.reduce(
+        tf.constant(0, tf.int64), lambda n, b: n + tf.shape(b[0], out_type=tf.int64)[0]
+    ))
     seconds = time.perf_counter() - start
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return {"windows": windows, "seconds": seconds, "per_second": windows / seconds,
-            "peak_rss_mb": peak_mb, "shape": list(x.shape)}
+            "peak_rss_mb": peak_mb, "shape": shape}
 
 
 def _child(side: str, args) -> dict:

@@ -51,10 +51,12 @@ def make_dataset(
 ):
     """Stream windows of one split as a `tf.data.Dataset` of (x, y) batches.
 
-    Only window start indices flow through the pipeline; each batch is gathered
-    from the split's rows inside the graph, so memory stays at one copy of the
-    rows however wide or many the windows are. Shuffling reorders windows of
-    this split only (pass it for training, never for validation or test).
+    Nothing per window flows through the pipeline: each element is a batch
+    number, sliced from the (per-epoch shuffled) window starts and gathered from
+    the split's rows inside the graph. Memory stays at one copy of the rows
+    however wide or many the windows are. Shuffling reorders windows of this
+    split only (pass it for training, never for validation or test); each epoch
+    gets a new order, the same for the same `seed`.
     """
     import tensorflow as tf  # heavy; imported where needed
 
@@ -62,7 +64,13 @@ def make_dataset(
     rows_y = tf.constant(targets, dtype=tf.float32)  # (N, K)
     offsets_x = tf.range(spec.input_width, dtype=tf.int64)  # (L,)
     offsets_y = _target_shift(spec) + tf.range(spec.horizon, dtype=tf.int64)  # (T,)
-    starts = window_starts(len(inputs), spec)
+    starts = tf.constant(window_starts(len(inputs), spec))  # (W,)
+    n_batches = -(-len(starts) // batch_size)
+
+    def batches(order):  # (W,) -> dataset of (B,) slices, the last one partial
+        return tf.data.Dataset.range(n_batches).map(
+            lambda b: order[b * batch_size : (b + 1) * batch_size]
+        )
 
     def gather(batch_starts):  # (B,) -> (B, L, C), (B, T, K)
         column = batch_starts[:, None]
@@ -71,10 +79,18 @@ def make_dataset(
             tf.gather(rows_y, column + offsets_y),
         )
 
-    dataset = tf.data.Dataset.from_tensor_slices(starts)
     if shuffle:
-        dataset = dataset.shuffle(len(starts), seed=seed, reshuffle_each_iteration=True)
-    dataset = dataset.batch(batch_size).map(gather, num_parallel_calls=tf.data.AUTOTUNE)
+        epoch_seeds = tf.data.Dataset.random(
+            seed=seed, rerandomize_each_iteration=True
+        ).take(1)  # one new seed each time the dataset is iterated (each epoch)
+        dataset = epoch_seeds.flat_map(
+            lambda s: batches(
+                tf.random.experimental.stateless_shuffle(starts, seed=tf.stack([s, 0]))
+            )
+        )
+    else:
+        dataset = batches(starts)
+    dataset = dataset.map(gather, num_parallel_calls=tf.data.AUTOTUNE)
     return dataset.prefetch(tf.data.AUTOTUNE)
 
 
