@@ -66,7 +66,7 @@ def load_series(spec: DataSpec) -> LoadedSeries:
     elif spec.frequency or spec.calendar:
         key = "data.frequency" if spec.frequency else "data.calendar"
         raise DataError(f"{source}: `{key}` needs `data.time_column` to be set.")
-    numeric = [c for c in frame.columns if pd.api.types.is_numeric_dtype(frame[c])]
+    numeric = [c for c in frame.columns if _looks_numeric(frame[c])]
     features = _pick_columns(frame, spec.features, numeric, "data.features", source)
     targets = _pick_columns(frame, spec.targets, numeric, "data.targets", source)
     columns = features + [t for t in targets if t not in features]
@@ -283,6 +283,16 @@ def _index_by_time(frame: pd.DataFrame, column: str, source: str) -> pd.DataFram
             f"('{index.iloc[row + 1]}') comes before row {row} ('{index.iloc[row]}')."
         )
     return frame.drop(columns=[column]).set_index(pd.Index(index, name=column))
+
+
+def _looks_numeric(column: pd.Series) -> bool:
+    """Numeric, or text in which some values parse as numbers: such a column is
+    data with bad cells (reported by `_as_float`), not a label to skip."""
+    if pd.api.types.is_numeric_dtype(column):
+        return True
+    if pd.api.types.is_bool_dtype(column) or column.isna().all():
+        return False
+    return bool(pd.to_numeric(column, errors="coerce").notna().any())
 
 
 def _pick_columns(

@@ -90,6 +90,8 @@ def make_dataset(
         )
     else:
         dataset = batches(starts)
+    # flat_map hides the length; Keras needs it to know where an epoch ends.
+    dataset = dataset.apply(tf.data.experimental.assert_cardinality(n_batches))
     dataset = dataset.map(gather, num_parallel_calls=tf.data.AUTOTUNE)
     return dataset.prefetch(tf.data.AUTOTUNE)
 

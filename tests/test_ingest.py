@@ -199,3 +199,12 @@ def test_duplicate_and_unsorted_time_stamps(tmp_path):
     path.write_text("when,a\n2024-01-01,1\n2024-01-01,2\n")
     with pytest.raises(DataError, match=r"'when' has a duplicate value"):
         load_series(DataSpec(path=str(path), time_column="when"))
+
+
+def test_a_bad_cell_in_a_default_column_is_reported_not_skipped(tmp_path):
+    path = tmp_path / "mixed.csv"
+    path.write_text("station,a,b\nx,1,2\ny,3,oops\nz,5,6\n")
+    with pytest.raises(DataError, match=r"column 'b' must be numeric; row 1 holds 'oops'"):
+        load_series(DataSpec(path=str(path)))
+    path.write_text("station,a,b\nx,1,2\ny,3,4\nz,5,6\n")
+    assert load_series(DataSpec(path=str(path))).features == ["a", "b"]  # text skipped

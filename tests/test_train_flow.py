@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 from mlflow import MlflowClient
 
@@ -237,3 +238,25 @@ def test_differenced_run_reports_original_units(prefect_api, tmp_path, mlflow_ur
     expected = float(np.mean((actual - last) ** 2))
     assert metrics["baseline_persistence_test_mse_raw"] == pytest.approx(expected)
     assert math.isfinite(metrics["test_mse_raw"])
+
+
+def test_separate_inputs_and_targets_with_calendar_features(
+    prefect_api, tmp_path, mlflow_uri
+):
+    from flows.train import train_flow
+
+    frame = make_series(240)
+    frame.insert(0, "when", pd.date_range("2024-01-01", periods=240, freq="h")
+                 .strftime("%Y-%m-%dT%H:%M:%SZ"))
+    path = tmp_path / "hourly.csv"
+    frame.to_csv(path, index=False)
+    config = load_experiment(str(_experiment(tmp_path, path, mlflow_uri)), [
+        "data.time_column=when", "data.features=[a]", "data.targets=[b]",
+        "data.calendar=[hour]", "train.epochs=2",
+    ])
+    result = train_flow(config)
+    run = MlflowClient(mlflow_uri).get_run(result["run_id"])
+    assert run.data.params["features"] == "['a', 'hour_sin', 'hour_cos']"
+    assert run.data.params["targets"] == "['b']"
+    assert run.data.params["data.frequency_found"] == "h"
+    assert "plots/forecast_b.png" in _artifact_paths(MlflowClient(mlflow_uri), run.info.run_id)

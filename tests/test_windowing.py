@@ -57,6 +57,23 @@ def test_dataset_streams_the_same_windows_with_last_partial_batch(batch_size):
     np.testing.assert_array_equal(np.concatenate([b[1] for b in batches]), expected_y)
 
 
+def test_shuffled_epochs_differ_but_repeat_with_the_seed():
+    rows = _rows(100, 1)
+    spec = WindowSpec(input_width=3, horizon=1)
+
+    def epochs(dataset, n=2):
+        return [np.concatenate([x[:, 0, 0] for x, _ in dataset.as_numpy_iterator()])
+                for _ in range(n)]
+
+    first, second = epochs(make_dataset(rows, rows, spec, 16, shuffle=True, seed=3))
+    assert not np.array_equal(first, second)  # a new order every epoch
+    again = epochs(make_dataset(rows, rows, spec, 16, shuffle=True, seed=3))
+    np.testing.assert_array_equal(again[0], first)  # the same orders for the seed
+    np.testing.assert_array_equal(again[1], second)
+    dataset = make_dataset(rows, rows, spec, 16, shuffle=True, seed=3)
+    assert int(dataset.cardinality()) == -(-97 // 16)  # Keras knows the epoch length
+
+
 def test_shuffle_reorders_whole_windows_only():
     rows = _rows(40, 1)
     spec = WindowSpec(input_width=3, horizon=1)
