@@ -5,7 +5,9 @@ Same stack (2 layers of 64 units), same data (20,000 windows of 24 x 8, horizon 
 windows from the rows through its tf.data pipeline and trains with `fit_model`;
 the plain-Keras reference materializes the windows as NumPy arrays and calls
 `model.fit`. Each side gets a warm-up epoch, then `--epochs` timed epochs; the
-two sides alternate `--repeats` times and the median is reported.
+two sides alternate `--repeats` times; the median samples/s of each side and
+the median (and range) of the per-pair ratios are reported. On shared 2-core
+machines single pairs vary by +-30 %: read the range, not one number.
 
     python bench/models.py [--kinds lstm,gru] [--epochs 2] [--repeats 2]
 
@@ -89,14 +91,16 @@ def main() -> None:
     rows = rng.standard_normal((WINDOWS + WIDTH, FEATURES)).astype("float32")
     print(f"{WINDOWS} windows of {WIDTH}x{FEATURES}, batch {BATCH}, units {UNITS}, "
           f"float32, {os.cpu_count()} CPUs, keras {keras.__version__}")
-    print(f"{'kind':<14}{'rnnflow/s':>12}{'keras/s':>12}{'ratio':>8}")
+    print(f"{'kind':<14}{'rnnflow/s':>12}{'keras/s':>12}{'ratio':>8}  ratio range")
     for kind in args.kinds.split(","):
         ours, theirs = [], []
         for _ in range(args.repeats):  # alternate so machine load hits both sides
             ours.append(time_rnnflow(kind, rows, args.epochs))
             theirs.append(time_plain(kind, rows, args.epochs))
+        ratios = [a / b for a, b in zip(ours, theirs, strict=True)]
         a, b = statistics.median(ours), statistics.median(theirs)
-        print(f"{kind:<14}{a:>12,.0f}{b:>12,.0f}{a / b:>8.2f}", flush=True)
+        print(f"{kind:<14}{a:>12,.0f}{b:>12,.0f}{statistics.median(ratios):>8.2f}  "
+              f"{min(ratios):.2f}-{max(ratios):.2f}", flush=True)
 
 
 if __name__ == "__main__":
