@@ -48,6 +48,18 @@ def forecast_vs_actual(
     return fig
 
 
+def leaderboard_bars(board, metric: str = "test_mse"):
+    """Mean of `metric` per model with std error bars; baselines in grey."""
+    fig, ax = plt.subplots(figsize=(8, 4))
+    colors = ["tab:grey" if kind == "baseline" else "tab:blue" for kind in board["kind"]]
+    ax.bar(board["model"], board[f"{metric}_mean"], yerr=board[f"{metric}_std"],
+           color=colors, capsize=4)
+    ax.set(ylabel=f"{metric} (mean ± std over seeds)", title="Leaderboard, test split")
+    ax.tick_params(axis="x", rotation=30)
+    fig.tight_layout()
+    return fig
+
+
 def close(fig) -> None:
     """Free a figure's memory once it has been saved."""
     plt.close(fig)

@@ -97,6 +97,13 @@ def finish_run(
     client.set_terminated(run_id, status=status)
 
 
+def set_tags(tracking_uri: str, run_id: str, tags: dict[str, str]) -> None:
+    """Set string tags on a run."""
+    client = MlflowClient(tracking_uri)
+    for key, value in tags.items():
+        client.set_tag(run_id, key, str(value))
+
+
 def log_params(tracking_uri: str, run_id: str, params: dict[str, object]) -> None:
     """Log params in batches (None becomes the string 'None')."""
     items = [Param(k, str(v)) for k, v in params.items()]

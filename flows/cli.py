@@ -17,7 +17,7 @@ EXIT_USER_ERROR = 2
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `rnnflow` console script."""
     parser = _parser()
-    args = parser.parse_args(argv)
+    args = _parse(parser, argv)
     if not getattr(args, "handler", None):
         parser.print_help()
         return 0
@@ -28,6 +28,22 @@ def main(argv: list[str] | None = None) -> int:
     except RnnflowError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USER_ERROR
+
+
+def _parse(parser: argparse.ArgumentParser, argv: list[str] | None):
+    """Parse, letting KEY=VALUE overrides come after options too.
+
+    argparse cannot interleave a `nargs="*"` positional with options
+    (`compare x --models a,b train.epochs=1`), so leftovers that look like
+    overrides are folded into `overrides`; anything else is an error.
+    """
+    args, extra = parser.parse_known_args(argv)
+    stray = [token for token in extra if "=" not in token or token.startswith("-")]
+    if stray or (extra and not hasattr(args, "overrides")):
+        parser.error(f"unrecognized arguments: {' '.join(stray or extra)}")
+    if extra:
+        args.overrides = [*args.overrides, *extra]
+    return args
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -50,6 +66,25 @@ def _parser() -> argparse.ArgumentParser:
         "--json", action="store_true", help="print one JSON object as the last line"
     )
     train.set_defaults(handler=_train)
+
+    compare = commands.add_parser(
+        "compare",
+        help="train several architectures on the same data and rank them",
+        description="One parent MLflow run, one child run per model and seed, and a "
+        "leaderboard with the persistence and linear baselines as rows.",
+        epilog="example: rnnflow compare gas_furnace --models mlp,lstm,gru --seeds 3",
+    )
+    _add_experiment_args(compare)
+    compare.add_argument(
+        "--models",
+        default="mlp,simple_rnn,lstm,gru,bidirectional,seq2seq",
+        help="comma-separated model kinds (default: all)",
+    )
+    compare.add_argument("--seeds", type=int, default=1, help="seeds per model")
+    compare.add_argument(
+        "--json", action="store_true", help="print one JSON object as the last line"
+    )
+    compare.set_defaults(handler=_compare)
 
     show = commands.add_parser(
         "show", help="print the resolved config of an experiment, without running it"
@@ -150,6 +185,50 @@ def _train(args) -> int:
     else:
         print(_summary(result))
     return 0
+
+
+def _compare(args) -> int:
+    from components.errors import ConfigError
+    from components.models.registry import model_kinds
+
+    config = _load(args)
+    models = [m.strip() for m in args.models.split(",") if m.strip()]
+    unknown = [m for m in models if m not in model_kinds()]
+    if unknown or not models:
+        raise ConfigError(
+            f"Received an invalid value for `--models`, expected kinds from "
+            f"{model_kinds()}, got {unknown or args.models!r}."
+        )
+    if args.seeds < 1:
+        raise ConfigError(f"`--seeds` expected a positive integer, got {args.seeds}.")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    from flows.compare import compare_flow
+
+    _hide_user_error_tracebacks()
+    result = compare_flow(config, models, args.seeds)
+    print(_leaderboard_text(result))
+    if args.json:
+        print(json.dumps({k: result[k] for k in ("parent_run_id", "experiment",
+                                                 "leaderboard")}))
+    return 0
+
+
+def _leaderboard_text(result: dict) -> str:
+    rows = result["leaderboard"]
+    best = next(r["model"] for r in rows if r["kind"] == "model")
+    lines = [
+        f"parent run {result['parent_run_id']} in experiment {result['experiment']!r}",
+        f"   {'model':<16}{'runs':>5}{'test_mse':>20}{'test_mse_raw':>22}{'skill':>9}",
+    ]
+    for r in rows:
+        mark = "*" if r["model"] == best else " "
+        mse = f"{r['test_mse_mean']:.4f} ± {r['test_mse_std']:.4f}"
+        raw = f"{r['test_mse_raw_mean']:.4f} ± {r['test_mse_raw_std']:.4f}"
+        lines.append(f" {mark} {r['model']:<16}{r['runs']:>5}{mse:>20}{raw:>22}"
+                     f"{r['skill_vs_persistence']:>+9.1%}")
+    lines.append(f"* best network: {best}. skill = 1 - mse / persistence mse. "
+                 "See it: rnnflow ui")
+    return "\n".join(lines)
 
 
 def _ui(args) -> int:

@@ -12,6 +12,8 @@ Example:
     ('FINISHED', ['baseline_linear_test_mae', 'baseline_linear_test_mae_raw'])
 """
 
+from dataclasses import dataclass
+
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 from prefect.logging import get_run_logger
@@ -88,9 +90,13 @@ def normalize(
 
 @_task
 def open_run(
-    config: ExperimentConfig, series: ingest.LoadedSeries, tracking_uri: str
+    config: ExperimentConfig,
+    series: ingest.LoadedSeries,
+    tracking_uri: str,
+    run_name: str | None = None,
+    parent_run_id: str | None = None,
 ) -> str:
-    """Start the MLflow run with its identifying tags and params."""
+    """Start the MLflow run with its identifying tags; nest it under a parent."""
     tags = {
         "model_kind": config.model.kind,
         "data_sha256": series.sha256,
@@ -99,9 +105,11 @@ def open_run(
         "prefect_flow_run_id": str(flow_run.id or ""),
         "rnnflow_experiment": config.name,
     }
-    run_name = f"{config.name}-{config.model.kind}"
+    if parent_run_id:
+        tags["mlflow.parentRunId"] = parent_run_id
+    run_name = run_name or f"{config.name}-{config.model.kind}"
     run_id = tracking.start_run(tracking_uri, config.experiment_name, run_name, tags)
-    get_run_logger().info("MLflow run %s in %s", run_id, tracking_uri)
+    get_run_logger().info("MLflow run %s (%s) in %s", run_id, run_name, tracking_uri)
     return run_id
 
 
@@ -201,10 +209,36 @@ def track(
 def train_flow(config: ExperimentConfig) -> dict:
     """Train and evaluate one experiment; return its run id, status and metrics."""
     tracking_uri = tracking.resolve_tracking_uri(config.tracking.uri)
+    data = prepare_data(config)
+    run_id = open_run(config, data.series, tracking_uri)
+    return train_in_run(config, data, tracking_uri, run_id)
+
+
+@dataclass(frozen=True)
+class PreparedData:
+    """Validated, split and scaled data, shared by every model trained on it."""
+
+    series: ingest.LoadedSeries
+    normalizer: preprocess.Normalizer
+    scaled: dict[str, preprocess.ScaledSplit]
+
+
+def prepare_data(config: ExperimentConfig) -> PreparedData:
+    """ingest -> split -> normalize: every check that can fail before training."""
     series = load_data(config.data)
     prepared = split_data(series, config.data, config.split, config.window)
     normalizer, scaled = normalize(prepared, series)
-    run_id = open_run(config, series, tracking_uri)
+    return PreparedData(series, normalizer, scaled)
+
+
+def train_in_run(
+    config: ExperimentConfig, data: PreparedData, tracking_uri: str, run_id: str
+) -> dict:
+    """window -> build -> train -> evaluate -> track, inside an open MLflow run.
+
+    The run ends FINISHED, or FAILED with the reason if anything raises.
+    """
+    series, normalizer, scaled = data.series, data.normalizer, data.scaled
     with tracking.failing_marks_run(tracking_uri, run_id):
         datasets = make_datasets(scaled, config.window, config.train)
         input_shape = (config.window.input_width, len(series.features))
@@ -226,11 +260,13 @@ def train_flow(config: ExperimentConfig) -> dict:
         "status": "FINISHED",
         "tracking_uri": tracking_uri,
         "model_uri": model_uri,
+        "parameters": model.count_params(),
         "metrics": {
             **report.metrics,
             "train_seconds": fit_result.seconds,
             "epochs_trained": fit_result.epochs_trained,
         },
+        "evaluation": report,
     }
 
 

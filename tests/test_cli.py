@@ -77,3 +77,16 @@ def _wait_for(url: str, seconds: float) -> str:
             if time.monotonic() > deadline:
                 raise
             time.sleep(0.5)
+
+
+def test_overrides_may_follow_options():
+    from flows.cli import _parse, _parser
+
+    args = _parse(_parser(), ["compare", "x", "--models", "mlp", "a.b=1", "--seeds",
+                              "2", "c=[1, 2]"])
+    assert args.experiment == "x" and args.models == "mlp" and args.seeds == 2
+    assert args.overrides == ["a.b=1", "c=[1, 2]"]
+    with pytest.raises(SystemExit):
+        _parse(_parser(), ["show", "x", "--bogus"])
+    with pytest.raises(SystemExit):
+        _parse(_parser(), ["ui", "a.b=1"])  # ui takes no overrides

@@ -1,0 +1,102 @@
+"""Put trained models and baselines side by side: one row per model, mean and
+spread over seeds, sorted by the main metric.
+
+Baselines are rows like any model. They are scored on the same test windows by
+every child, so their numbers are identical across children (std 0).
+"""
+
+import math
+import statistics
+
+import pandas as pd
+
+METRICS = ("test_mse", "test_mae", "test_rmse", "test_mse_raw", "test_mae_raw",
+           "test_rmse_raw")
+BASELINES = ("persistence", "linear")
+
+
+def build_leaderboard(children: list[dict], sort_by: str = "test_mse") -> pd.DataFrame:
+    """Aggregate finished child runs into a sorted leaderboard.
+
+    Args:
+        children: one dict per run: `model`, `run_id`, `metrics` (as logged),
+            and optionally `parameters`.
+
+    Returns:
+        one row per model and baseline with `runs`, `<metric>_mean`,
+        `<metric>_std` for each of METRICS, `skill_vs_persistence`
+        (1 - mse / persistence mse; > 0 beats persistence), `train_seconds_mean`,
+        `parameters`; best first.
+    """
+    if not children:
+        raise ValueError("Received no finished runs to rank.")
+    rows = [_model_row(model, runs) for model, runs in _by_model(children).items()]
+    rows += [_baseline_row(name, children[0]["metrics"]) for name in BASELINES]
+    board = pd.DataFrame(rows)
+    persistence = board.loc[board["model"] == "persistence", "test_mse_mean"].iloc[0]
+    board["skill_vs_persistence"] = 1 - board["test_mse_mean"] / persistence
+    board = board.sort_values(f"{sort_by}_mean", kind="stable").reset_index(drop=True)
+    board.insert(0, "rank", range(1, len(board) + 1))
+    return board
+
+
+def to_markdown(board: pd.DataFrame) -> str:
+    """A readable table: mean ± std for the main metrics, in both units."""
+    header = ["rank", "model", "runs", "test_mse", "test_mae", "test_mse_raw",
+              "test_mae_raw", "skill vs persistence", "train s", "params"]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for row in board.itertuples(index=False):
+        cells = [str(row.rank), row.model, str(row.runs)]
+        for metric in ("test_mse", "test_mae", "test_mse_raw", "test_mae_raw"):
+            cells.append(_mean_std(getattr(row, f"{metric}_mean"),
+                                   getattr(row, f"{metric}_std")))
+        cells.append(f"{row.skill_vs_persistence:+.1%}")
+        cells.append("" if _missing(row.train_seconds_mean) else f"{row.train_seconds_mean:.1f}")
+        cells.append("" if _missing(row.parameters) else f"{int(row.parameters):,}")
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def winner(board: pd.DataFrame) -> str:
+    """The best network (baselines excluded); the board is sorted already."""
+    return board.loc[~board["model"].isin(BASELINES), "model"].iloc[0]
+
+
+def _by_model(children: list[dict]) -> dict[str, list[dict]]:
+    grouped: dict[str, list[dict]] = {}
+    for child in children:
+        grouped.setdefault(child["model"], []).append(child)
+    return grouped
+
+
+def _model_row(model: str, runs: list[dict]) -> dict:
+    row = {"model": model, "kind": "model", "runs": len(runs),
+           "run_ids": [r["run_id"] for r in runs]}
+    for metric in METRICS:
+        row.update(_stats(metric, [r["metrics"][metric] for r in runs]))
+    row["train_seconds_mean"] = statistics.fmean(
+        r["metrics"].get("train_seconds", math.nan) for r in runs
+    )
+    row["parameters"] = runs[0].get("parameters", math.nan)
+    return row
+
+
+def _baseline_row(name: str, metrics: dict[str, float]) -> dict:
+    row = {"model": name, "kind": "baseline", "runs": 0, "run_ids": []}
+    for metric in METRICS:
+        row.update(_stats(metric, [metrics[f"baseline_{name}_{metric}"]]))
+    row.update(train_seconds_mean=math.nan, parameters=math.nan)
+    return row
+
+
+def _stats(metric: str, values: list[float]) -> dict[str, float]:
+    spread = statistics.stdev(values) if len(values) > 1 else 0.0
+    return {f"{metric}_mean": statistics.fmean(values), f"{metric}_std": spread}
+
+
+def _mean_std(mean: float, std: float) -> str:
+    return f"{mean:.4f} ± {std:.4f}" if std else f"{mean:.4f}"
+
+
+def _missing(value) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))

@@ -1,0 +1,125 @@
+"""Compare: the leaderboard math, and the real flow's parent and child runs."""
+
+import json
+
+import pytest
+from mlflow import MlflowClient
+
+from components.config import load_experiment
+from components.errors import TrainingError
+from components.leaderboard import build_leaderboard, to_markdown, winner
+from conftest import run_cli, write_experiment
+
+
+def _child(model, run_id, mse, persistence=0.5, linear=0.2):
+    metrics = {}
+    for name, value in [("", mse), ("baseline_persistence_", persistence),
+                        ("baseline_linear_", linear)]:
+        for metric in ("mse", "mae", "rmse"):
+            metrics[f"{name}test_{metric}"] = value
+            metrics[f"{name}test_{metric}_raw"] = 10 * value
+    metrics["train_seconds"] = 2.0
+    return {"model": model, "run_id": run_id, "metrics": metrics, "parameters": 100}
+
+
+def test_leaderboard_means_spread_skill_and_order():
+    board = build_leaderboard([
+        _child("lstm", "a", 0.30), _child("lstm", "b", 0.10),
+        _child("gru", "c", 0.15), _child("gru", "d", 0.15),
+    ])
+    assert list(board["model"]) == ["gru", "lstm", "linear", "persistence"]
+    lstm = board.set_index("model").loc["lstm"]
+    assert lstm["test_mse_mean"] == pytest.approx(0.2)
+    assert lstm["test_mse_std"] == pytest.approx(0.1414, abs=1e-4)  # sample std
+    assert lstm["test_mse_raw_mean"] == pytest.approx(2.0)
+    assert lstm["skill_vs_persistence"] == pytest.approx(1 - 0.2 / 0.5)
+    assert lstm["run_ids"] == ["a", "b"] and lstm["runs"] == 2
+    baseline = board.set_index("model").loc["persistence"]
+    assert baseline["test_mse_std"] == 0 and baseline["skill_vs_persistence"] == 0
+    assert winner(board) == "gru" and list(board["rank"]) == [1, 2, 3, 4]
+    assert "| 2 | lstm | 2 | 0.2000 ± 0.1414 |" in to_markdown(board)
+
+
+def _experiment(tmp_path, series_csv, mlflow_uri):
+    return write_experiment(tmp_path / "cmp.yaml", f"""
+data: {{path: {series_csv}}}
+split: {{val: 40, test: 40}}
+window: {{input_width: 12}}
+model: {{units: [6]}}
+train: {{epochs: 3, patience: 0, learning_rate: 0.01}}
+tracking: {{uri: "{mlflow_uri}", experiment: cmp}}
+""")
+
+
+def test_compare_flow_nests_children_and_logs_the_leaderboard(
+    prefect_api, tmp_path, series_csv, mlflow_uri
+):
+    from flows.compare import compare_flow
+
+    config = load_experiment(str(_experiment(tmp_path, series_csv, mlflow_uri)))
+    result = compare_flow(config, ["mlp", "gru"], seeds=2)
+    client = MlflowClient(mlflow_uri)
+    parent = client.get_run(result["parent_run_id"])
+    assert parent.info.status == "FINISHED"
+    children = client.search_runs(
+        [parent.info.experiment_id],
+        filter_string=f"tags.mlflow.parentRunId = '{parent.info.run_id}'",
+    )
+    assert sorted((c.data.tags["model_kind"], c.data.params["train.seed"])
+                  for c in children) == [("gru", "42"), ("gru", "43"),
+                                         ("mlp", "42"), ("mlp", "43")]
+    assert all(c.info.status == "FINISHED" for c in children)
+    by_model = {}
+    for child in children:
+        by_model.setdefault(child.data.tags["model_kind"], []).append(
+            child.data.metrics["test_mse"])
+    board = result["leaderboard"]
+    for row in board:
+        if row["kind"] == "model":
+            assert row["test_mse_mean"] == pytest.approx(sum(by_model[row["model"]]) / 2)
+    means = [row["test_mse_mean"] for row in board]
+    assert means == sorted(means)
+    assert {row["model"] for row in board} == {"mlp", "gru", "persistence", "linear"}
+    assert parent.data.tags["winner"] == next(r["model"] for r in board
+                                              if r["kind"] == "model")
+    artifacts = {a.path for a in client.list_artifacts(parent.info.run_id)}
+    artifacts |= {a.path for a in client.list_artifacts(parent.info.run_id, "plots")}
+    assert {"leaderboard.md", "leaderboard.csv", "config.yaml", "plots/leaderboard.png",
+            "plots/forecasts_a.png", "plots/forecasts_b.png"} <= artifacts
+
+
+def test_compare_with_every_child_failing_fails_the_parent(
+    prefect_api, tmp_path, series_csv, mlflow_uri
+):
+    from flows.compare import compare_flow
+
+    config = load_experiment(str(_experiment(tmp_path, series_csv, mlflow_uri)),
+                             ["train.learning_rate=1e30"])
+    with pytest.raises(TrainingError, match="every child training failed"):
+        compare_flow(config, ["mlp"], seeds=1)
+    client = MlflowClient(mlflow_uri)
+    runs = client.search_runs([client.get_experiment_by_name("cmp").experiment_id])
+    assert sorted(r.info.status for r in runs) == ["FAILED", "FAILED"]
+    child = next(r for r in runs if "mlflow.parentRunId" in r.data.tags)
+    assert "non-finite loss" in child.data.tags["error"]
+
+
+def test_cli_compare_prints_the_leaderboard_and_json(
+    prefect_api, tmp_path, series_csv, mlflow_uri
+):
+    path = _experiment(tmp_path, series_csv, mlflow_uri)
+    done = run_cli(["compare", str(path), "--models", "simple_rnn", "train.epochs=1",
+                    "--json"], env={"PREFECT_API_URL": prefect_api})
+    assert done.returncode == 0, done.stderr[-3000:]
+    lines = done.stdout.strip().splitlines()
+    assert any(line.startswith(" * simple_rnn") for line in lines)
+    result = json.loads(lines[-1])
+    assert result["experiment"] == "cmp" and len(result["leaderboard"]) == 3
+    (network,) = [r for r in result["leaderboard"] if r["kind"] == "model"]
+    assert network["model"] == "simple_rnn" and len(network["run_ids"]) == 1
+    assert {"test_mse_mean", "test_mse_std", "test_mse_raw_mean"} <= set(network)
+
+
+def test_cli_compare_rejects_unknown_models():
+    done = run_cli(["compare", "gas_furnace", "--models", "lstm,tcn"])
+    assert done.returncode == 2 and "`--models`" in done.stderr and "'tcn'" in done.stderr
