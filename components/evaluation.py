@@ -36,6 +36,22 @@ def score(
     return out
 
 
+def per_step_mae(
+    prefix: str,
+    y_true: np.ndarray,
+    y_pred: np.ndarray,
+    raw_true: np.ndarray,
+    raw_pred: np.ndarray,
+) -> dict[str, float]:
+    """MAE at each lead time: `{prefix}mae_h1` ... `{prefix}mae_hT` (model space)
+    and `{prefix}mae_raw_h1` ... (original units), averaged over windows and targets."""
+    out = {}
+    for name, true, pred in [("mae", y_true, y_pred), ("mae_raw", raw_true, raw_pred)]:
+        errors = np.mean(np.abs(np.asarray(pred, np.float64) - true), axis=(0, 2))  # (T,)
+        out.update({f"{prefix}{name}_h{h + 1}": float(e) for h, e in enumerate(errors)})
+    return out
+
+
 def to_original(
     values: np.ndarray,
     base_levels: np.ndarray,
@@ -153,6 +169,10 @@ def evaluate_on_test(
     for name, prefix in [("model", "test_"), ("persistence", "baseline_persistence_test_"),
                          ("linear", "baseline_linear_test_")]:
         metrics.update(score(prefix, y_test, predictions[name], actual, forecasts[name]))
+        if spec.horizon > 1:
+            metrics.update(
+                per_step_mae(prefix, y_test, predictions[name], actual, forecasts[name])
+            )
     return Evaluation(
         metrics=metrics,
         actual=actual,

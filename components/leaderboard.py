@@ -57,6 +57,25 @@ def to_markdown(board: pd.DataFrame) -> str:
     return "\n".join(lines) + "\n"
 
 
+def lead_time_errors(children: list[dict]) -> dict[str, list[float]]:
+    """Mean MAE per lead time for each model (over seeds) and baseline.
+
+    Returns {} for single-step runs, which log no per-step metrics.
+    """
+    metrics = children[0]["metrics"]
+    steps = sorted(int(k.rsplit("_h", 1)[1]) for k in metrics if k.startswith("test_mae_h"))
+    if not steps:
+        return {}
+    curves = {
+        model: [statistics.fmean(r["metrics"][f"test_mae_h{h}"] for r in runs)
+                for h in steps]
+        for model, runs in _by_model(children).items()
+    }
+    for name in BASELINES:
+        curves[name] = [metrics[f"baseline_{name}_test_mae_h{h}"] for h in steps]
+    return curves
+
+
 def winner(board: pd.DataFrame) -> str:
     """The best network (baselines excluded); the board is sorted already."""
     return board.loc[~board["model"].isin(BASELINES), "model"].iloc[0]

@@ -85,6 +85,11 @@ def rank(children: list[dict], data: PreparedData, tracking_uri: str, parent: st
     tracking.log_figure(tracking_uri, parent, figure, "plots/leaderboard.png")
     plots.close(figure)
     _log_forecasts(children, data, tracking_uri, parent)
+    curves = leaderboard.lead_time_errors(children)
+    if curves:
+        figure = plots.error_by_lead_time(curves)
+        tracking.log_figure(tracking_uri, parent, figure, "plots/error_by_lead_time.png")
+        plots.close(figure)
     return board
 
 

@@ -56,7 +56,8 @@ def test_compare_flow_nests_children_and_logs_the_leaderboard(
 ):
     from flows.compare import compare_flow
 
-    config = load_experiment(str(_experiment(tmp_path, series_csv, mlflow_uri)))
+    config = load_experiment(str(_experiment(tmp_path, series_csv, mlflow_uri)),
+                             ["window.horizon=3"])
     result = compare_flow(config, ["mlp", "gru"], seeds=2)
     client = MlflowClient(mlflow_uri)
     parent = client.get_run(result["parent_run_id"])
@@ -85,7 +86,12 @@ def test_compare_flow_nests_children_and_logs_the_leaderboard(
     artifacts = {a.path for a in client.list_artifacts(parent.info.run_id)}
     artifacts |= {a.path for a in client.list_artifacts(parent.info.run_id, "plots")}
     assert {"leaderboard.md", "leaderboard.csv", "config.yaml", "plots/leaderboard.png",
-            "plots/forecasts_a.png", "plots/forecasts_b.png"} <= artifacts
+            "plots/forecasts_a.png", "plots/forecasts_b.png",
+            "plots/error_by_lead_time.png"} <= artifacts
+    child = children[0].data.metrics
+    assert {"test_mae_h1", "test_mae_h2", "test_mae_h3", "test_mae_raw_h3",
+            "baseline_persistence_test_mae_h3"} <= set(child)
+    assert "test_mae_h4" not in child
 
 
 def test_compare_with_every_child_failing_fails_the_parent(
@@ -123,3 +129,18 @@ def test_cli_compare_prints_the_leaderboard_and_json(
 def test_cli_compare_rejects_unknown_models():
     done = run_cli(["compare", "gas_furnace", "--models", "lstm,tcn"])
     assert done.returncode == 2 and "`--models`" in done.stderr and "'tcn'" in done.stderr
+
+
+def test_lead_time_curves_average_seeds():
+    from components.leaderboard import lead_time_errors
+
+    def child(model, h1, h2):
+        metrics = {"test_mae_h1": h1, "test_mae_h2": h2}
+        for b in ("persistence", "linear"):
+            metrics.update({f"baseline_{b}_test_mae_h1": 1.0, f"baseline_{b}_test_mae_h2": 2.0})
+        return {"model": model, "run_id": "r", "metrics": metrics}
+
+    curves = lead_time_errors([child("gru", 0.1, 0.3), child("gru", 0.3, 0.5)])
+    assert curves["gru"] == pytest.approx([0.2, 0.4])
+    assert curves["persistence"] == [1.0, 2.0]
+    assert lead_time_errors([{"model": "m", "run_id": "r", "metrics": {"test_mse": 1}}]) == {}

@@ -69,3 +69,14 @@ def test_linear_baseline_recovers_an_exact_autoregression():
     np.testing.assert_allclose(coef[:, 0], [-0.3, 0.6, 0.5], atol=0.05)
     prediction = predict_linear_baseline(coef, x, (1, 1))
     assert regression_metrics(y, prediction)["mse"] < 0.012  # ~ noise variance 0.01
+
+
+def test_per_step_mae_by_hand():
+    from components.evaluation import per_step_mae
+
+    y_true = np.zeros((2, 3, 1))
+    y_pred = np.array([[[1.0], [2.0], [3.0]], [[1.0], [0.0], [-3.0]]])
+    metrics = per_step_mae("test_", y_true, y_pred, y_true * 10, y_pred * 10)
+    assert metrics == {"test_mae_h1": 1.0, "test_mae_h2": 1.0, "test_mae_h3": 3.0,
+                       "test_mae_raw_h1": 10.0, "test_mae_raw_h2": 10.0,
+                       "test_mae_raw_h3": 30.0}
