@@ -1,26 +1,47 @@
 """Notebooks run top to bottom against the real flows (short training)."""
 
 import nbformat
-import pytest
 from nbclient import NotebookClient
 
 from conftest import REPO
 
 
-@pytest.mark.parametrize("name", ["quickstart.ipynb"])
-def test_notebook_executes(name, prefect_api, cache_dir, mlflow_uri, monkeypatch):
-    # The kernel inherits these: the session's Prefect API, a temp MLflow store.
+def _execute(name, prefect_api, cache_dir, mlflow_uri, monkeypatch):
+    # The kernel inherits these: the session's Prefect API, a temp MLflow store,
+    # short training.
     monkeypatch.setenv("PREFECT_API_URL", prefect_api)
     monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_uri)
-    monkeypatch.setenv("RNNFLOW_NOTEBOOK_EPOCHS", "3")
+    monkeypatch.setenv("RNNFLOW_NOTEBOOK_EPOCHS", "2")
+    monkeypatch.setenv("RNNFLOW_NOTEBOOK_SEEDS", "1")
     monkeypatch.setenv("RNNFLOW_CACHE_DIR", str(cache_dir))
-    path = REPO / "notebooks" / name
-    notebook = nbformat.read(path, as_version=4)
+    notebook = nbformat.read(REPO / "notebooks" / name, as_version=4)
+    # committed without outputs
     assert all(not c.get("outputs") for c in notebook.cells if c.cell_type == "code")
     NotebookClient(
-        notebook, timeout=300, kernel_name="python3",
+        notebook, timeout=600, kernel_name="python3",
         resources={"metadata": {"path": str(REPO)}},
     ).execute()
-    table = notebook.cells[5].outputs[0]["data"]["text/plain"]
+    return notebook
+
+
+def _text(cell) -> str:
+    return "".join(o.get("data", {}).get("text/plain", "") for o in cell.outputs)
+
+
+def test_quickstart_executes(prefect_api, cache_dir, mlflow_uri, monkeypatch):
+    notebook = _execute("quickstart.ipynb", prefect_api, cache_dir, mlflow_uri,
+                        monkeypatch)
+    table = _text(notebook.cells[5])
     assert "persistence" in table and "linear AR" in table
-    assert "(1, 1, 2)" in notebook.cells[-1].outputs[0]["data"]["text/plain"]
+    assert "(1, 1, 2)" in _text(notebook.cells[-1])
+
+
+def test_compare_architectures_executes(prefect_api, cache_dir, mlflow_uri, monkeypatch):
+    notebook = _execute("compare_architectures.ipynb", prefect_api, cache_dir,
+                        mlflow_uri, monkeypatch)
+    runs = _text(notebook.cells[4])
+    for kind in ("mlp", "simple_rnn", "lstm", "gru", "bidirectional", "seq2seq"):
+        assert kind in runs
+    board = _text(notebook.cells[6])
+    assert "persistence" in board and "linear" in board
+    assert any(o.get("output_type") == "display_data" for o in notebook.cells[-1].outputs)
