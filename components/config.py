@@ -31,7 +31,7 @@ from components.errors import ConfigError
 from components.models.registry import model_kinds
 
 PositiveInt = Annotated[int, Field(gt=0)]
-SECTIONS = ("data", "split", "window", "model", "train", "tracking")
+SECTIONS = ("data", "split", "window", "model", "train", "evaluate", "tracking")
 
 
 class _Strict(BaseModel):
@@ -188,6 +188,16 @@ class TrainSpec(_Strict):
     )
 
 
+class EvaluateSpec(_Strict):
+    """How the test split is scored beyond the default baselines."""
+
+    season: PositiveInt | None = Field(
+        None,
+        description="Season length in rows: adds the seasonal naive baseline "
+        "(repeat the value one season before). Needs input_width >= season.",
+    )
+
+
 class TrackingSpec(_Strict):
     """Where runs go. `uri` falls back to MLFLOW_TRACKING_URI, then mlruns/."""
 
@@ -206,6 +216,7 @@ class ExperimentConfig(_Strict):
     window: WindowSpec = Field(default_factory=WindowSpec)
     model: ModelSpec = Field(default_factory=ModelSpec)
     train: TrainSpec = Field(default_factory=TrainSpec)
+    evaluate: EvaluateSpec = Field(default_factory=EvaluateSpec)
     tracking: TrackingSpec = Field(default_factory=TrackingSpec)
 
     @model_validator(mode="after")
@@ -215,6 +226,17 @@ class ExperimentConfig(_Strict):
                 f"`data.transform: {self.data.transform}` needs `window.offset: 0` "
                 f"(got {self.window.offset}): levels are re-integrated from the "
                 "last input row"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _season_fits_the_window(self) -> "ExperimentConfig":
+        season = self.evaluate.season
+        if season and season > self.window.input_width:
+            raise ValueError(
+                f"`evaluate.season` ({season}) must not exceed `window.input_width` "
+                f"({self.window.input_width}): the seasonal naive forecast reads the "
+                "value one season back from inside the window"
             )
         return self
 

@@ -7,7 +7,6 @@ targets). Baselines are scored with the same function as the networks.
 from dataclasses import dataclass
 
 import numpy as np
-import pandas as pd
 
 from components.config import WindowSpec
 from components.preprocess import Normalizer, ScaledSplit
@@ -71,6 +70,46 @@ def to_original(
     if transform == "diff":
         return base_levels[:, None, :] + steps
     return np.exp(np.log(base_levels)[:, None, :] + steps)
+
+
+def to_model_space(
+    levels: np.ndarray,
+    base_levels: np.ndarray,
+    normalizer: Normalizer,
+    targets: list[str],
+    transform: str,
+) -> np.ndarray:
+    """Inverse of `to_original`: level forecasts (W, T, K) -> what the model predicts.
+
+    Lets baselines defined on levels (persistence, seasonal naive) be scored in
+    model space too, whatever the transform.
+    """
+    if transform == "none":
+        return normalizer.scale(levels, targets)
+    if transform == "log_diff":
+        levels, base_levels = np.log(levels), np.log(base_levels)
+    previous = np.concatenate([base_levels[:, None, :], levels[:, :-1, :]], axis=1)
+    return normalizer.scale(levels - previous, targets)  # step changes, scaled
+
+
+def seasonal_naive_forecast(
+    target_rows: np.ndarray, spec: WindowSpec, season: int
+) -> np.ndarray:
+    """Repeat the value one season before each target step (inside the window).
+
+    Step h of window s (target row t = s + L - 1 + G + h) gets row
+    t - season * ceil((G + h) / season), the latest observed row of the same phase.
+
+    Args:
+        target_rows: (N, K) one split's target columns; spec.input_width >= season.
+
+    Returns:
+        (W, T, K).
+    """
+    last = _last_input_rows(len(target_rows), spec)[:, None]  # (W, 1)
+    ahead = spec.offset + np.arange(1, spec.horizon + 1)  # (T,) steps after `last`
+    source = last + ahead - season * np.ceil(ahead / season).astype(np.int64)
+    return target_rows[source]  # (W, T, K)
 
 
 def persistence_forecast(target_rows: np.ndarray, spec: WindowSpec) -> np.ndarray:
@@ -144,30 +183,36 @@ def evaluate_on_test(
     normalizer: Normalizer,
     targets: list[str],
     transform: str = "none",
+    season: int | None = None,
 ) -> Evaluation:
-    """Score `model`, persistence and a linear autoregression on the same windows.
+    """Score `model` and the baselines on the same test windows, in both units.
 
-    The linear baseline is fitted on the training windows only. Persistence
-    means "no change from the last observed level", whatever the transform.
+    Baselines: persistence ("no change from the last observed level", whatever
+    the transform), a linear autoregression fitted on the training windows only,
+    and with `season` the seasonal naive forecast.
     """
     x_train, y_train = make_windows(train.inputs, train.targets, spec)
     x_test, y_test = make_windows(test.inputs, test.targets, spec)
+    _, actual = make_windows(test.levels, test.levels, spec)  # (W, T, K) original
+    base = test.levels[_last_input_rows(len(test.levels), spec)]  # (W, K)
     coef = fit_linear_baseline(x_train, y_train)
     predictions = {
         "model": np.asarray(model.predict(x_test, verbose=0), np.float64),
-        "persistence": _persistence_in_model_space(test, spec, normalizer, targets,
-                                                   transform),
         "linear": predict_linear_baseline(coef, x_test, y_test.shape[1:]),
     }
-    _, actual = make_windows(test.levels, test.levels, spec)  # (W, T, K) original
-    base = test.levels[_last_input_rows(len(test.levels), spec)]  # (W, K)
     forecasts = {
         name: to_original(values, base, normalizer, targets, transform)
         for name, values in predictions.items()
     }
+    forecasts["persistence"] = persistence_forecast(test.levels, spec)
+    if season:
+        forecasts["seasonal_naive"] = seasonal_naive_forecast(test.levels, spec, season)
+    for name in sorted(set(forecasts) - set(predictions)):  # level -> model space
+        predictions[name] = to_model_space(forecasts[name], base, normalizer, targets,
+                                           transform)
     metrics = {}
-    for name, prefix in [("model", "test_"), ("persistence", "baseline_persistence_test_"),
-                         ("linear", "baseline_linear_test_")]:
+    for name in forecasts:
+        prefix = "test_" if name == "model" else f"baseline_{name}_test_"
         metrics.update(score(prefix, y_test, predictions[name], actual, forecasts[name]))
         if spec.horizon > 1:
             metrics.update(
@@ -178,16 +223,4 @@ def evaluate_on_test(
         actual=actual,
         forecasts=forecasts,
         time_index=list(test.index[target_rows(len(test.inputs), spec)]),
-    )
-
-
-def _persistence_in_model_space(test, spec, normalizer, targets, transform):
-    if transform == "none":
-        return persistence_forecast(test.targets, spec)
-    windows = len(window_starts(len(test.targets), spec))
-    no_change = normalizer.transform(
-        pd.DataFrame(np.zeros((1, len(targets))), columns=targets), targets
-    )  # a change of 0, scaled like every other change: (1, K)
-    return np.broadcast_to(no_change, (windows, spec.horizon, len(targets))).astype(
-        np.float64
     )

@@ -12,7 +12,7 @@ import pandas as pd
 
 METRICS = ("test_mse", "test_mae", "test_rmse", "test_mse_raw", "test_mae_raw",
            "test_rmse_raw")
-BASELINES = ("persistence", "linear")
+BASELINES = ("persistence", "linear", "seasonal_naive")
 
 
 def build_leaderboard(children: list[dict], sort_by: str = "test_mse") -> pd.DataFrame:
@@ -31,7 +31,8 @@ def build_leaderboard(children: list[dict], sort_by: str = "test_mse") -> pd.Dat
     if not children:
         raise ValueError("Received no finished runs to rank.")
     rows = [_model_row(model, runs) for model, runs in _by_model(children).items()]
-    rows += [_baseline_row(name, children[0]["metrics"]) for name in BASELINES]
+    rows += [_baseline_row(name, children[0]["metrics"])
+             for name in baselines_in(children[0]["metrics"])]
     board = pd.DataFrame(rows)
     persistence = board.loc[board["model"] == "persistence", "test_mse_mean"].iloc[0]
     board["skill_vs_persistence"] = 1 - board["test_mse_mean"] / persistence
@@ -71,9 +72,14 @@ def lead_time_errors(children: list[dict]) -> dict[str, list[float]]:
                 for h in steps]
         for model, runs in _by_model(children).items()
     }
-    for name in BASELINES:
+    for name in baselines_in(metrics):
         curves[name] = [metrics[f"baseline_{name}_test_mae_h{h}"] for h in steps]
     return curves
+
+
+def baselines_in(metrics: dict[str, float]) -> list[str]:
+    """The baselines a run was scored against, in BASELINES order."""
+    return [b for b in BASELINES if f"baseline_{b}_test_mse" in metrics]
 
 
 def winner(board: pd.DataFrame) -> str:

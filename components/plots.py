@@ -64,7 +64,7 @@ def error_by_lead_time(curves: dict[str, list[float]]):
     """MAE at each horizon step, one line per model; baselines dashed."""
     fig, ax = plt.subplots(figsize=(7, 4))
     for name, values in curves.items():
-        style = "--" if name in ("persistence", "linear") else "-"
+        style = "--" if name in ("persistence", "linear", "seasonal_naive") else "-"
         ax.plot(range(1, len(values) + 1), values, style, marker="o", label=name)
     ax.set(xlabel="lead time (steps ahead)", ylabel="test MAE (normalized)",
            title="Error by lead time")

@@ -92,6 +92,11 @@ class Normalizer:
         values = frame[columns].to_numpy(dtype=np.float64)
         return ((values - self._mean()[idx]) / self._std()[idx]).astype(np.float32)
 
+    def scale(self, values: np.ndarray, columns: list[str]) -> np.ndarray:
+        """Array form of `transform`: `values[..., j]` belongs to `columns[j]`."""
+        idx = [self.columns.index(c) for c in columns]
+        return (values - self._mean()[idx]) / self._std()[idx]
+
     def inverse(self, values: np.ndarray, columns: list[str]) -> np.ndarray:
         """Back to original units; `values[..., j]` belongs to `columns[j]`."""
         idx = [self.columns.index(c) for c in columns]

@@ -260,6 +260,8 @@ def _summary(result: dict) -> str:
     metrics = result["metrics"]
     rows = [("model", "test_"), ("persistence", "baseline_persistence_test_")]
     rows.append(("linear AR", "baseline_linear_test_"))
+    if "baseline_seasonal_naive_test_mse" in metrics:
+        rows.append(("seasonal", "baseline_seasonal_naive_test_"))
     lines = [
         f"run {result['run_id']} ({result['status']}) in experiment "
         f"{result['experiment']!r}",

@@ -102,7 +102,7 @@ def _log_forecasts(children, data: PreparedData, tracking_uri: str, parent: str)
     for k, target in enumerate(data.series.targets):
         forecasts = {model: e.forecasts["model"][:, 0, k] for model, e in first.items()}
         forecasts.update({f"{b} (baseline)": some.forecasts[b][:, 0, k]
-                          for b in leaderboard.BASELINES})
+                          for b in leaderboard.BASELINES if b in some.forecasts})
         figure = plots.forecast_vs_actual(
             some.time_index, some.actual[:, 0, k], forecasts, target
         )

@@ -162,10 +162,11 @@ def fit(model, datasets: dict, spec: TrainSpec, tracking_uri: str, run_id: str):
 
 
 @_task
-def evaluate(model, scaled, window: WindowSpec, normalizer, targets, transform: str):
+def evaluate(model, scaled, config: ExperimentConfig, normalizer, targets):
     """Model and baselines on the test windows, both units."""
     return evaluation.evaluate_on_test(
-        model, scaled["train"], scaled["test"], window, normalizer, targets, transform
+        model, scaled["train"], scaled["test"], config.window, normalizer, targets,
+        config.data.transform, config.evaluate.season,
     )
 
 
@@ -245,10 +246,7 @@ def train_in_run(
         output_shape = (config.window.horizon, len(series.targets))
         model = build(config.model, config.train, input_shape, output_shape)
         fit_result = fit(model, datasets, config.train, tracking_uri, run_id)
-        report = evaluate(
-            model, scaled, config.window, normalizer, series.targets,
-            config.data.transform,
-        )
+        report = evaluate(model, scaled, config, normalizer, series.targets)
         model_uri = track(
             config, tracking_uri, run_id, model, fit_result, report,
             normalizer, scaled, series,

@@ -137,10 +137,11 @@ def test_lead_time_curves_average_seeds():
     def child(model, h1, h2):
         metrics = {"test_mae_h1": h1, "test_mae_h2": h2}
         for b in ("persistence", "linear"):
-            metrics.update({f"baseline_{b}_test_mae_h1": 1.0, f"baseline_{b}_test_mae_h2": 2.0})
+            metrics.update({f"baseline_{b}_test_mse": 1.0, f"baseline_{b}_test_mae_h1": 1.0,
+                            f"baseline_{b}_test_mae_h2": 2.0})
         return {"model": model, "run_id": "r", "metrics": metrics}
 
     curves = lead_time_errors([child("gru", 0.1, 0.3), child("gru", 0.3, 0.5)])
     assert curves["gru"] == pytest.approx([0.2, 0.4])
-    assert curves["persistence"] == [1.0, 2.0]
+    assert curves["persistence"] == [1.0, 2.0] and "seasonal_naive" not in curves
     assert lead_time_errors([{"model": "m", "run_id": "r", "metrics": {"test_mse": 1}}]) == {}

@@ -96,3 +96,9 @@ def test_cli_show_prints_the_resolved_config():
     result = run_cli(["show", "gas_furnace", "model.kind=gru"])
     assert result.returncode == 0, result.stderr
     assert "kind: gru" in result.stdout and "input_width: 10" in result.stdout
+
+
+def test_season_must_fit_in_the_window():
+    with pytest.raises(ConfigError, match=r"`evaluate.season` \(12\) must not exceed"):
+        load_experiment("gas_furnace", ["evaluate.season=12"])
+    assert load_experiment("gas_furnace", ["evaluate.season=5"]).evaluate.season == 5

@@ -80,3 +80,30 @@ def test_per_step_mae_by_hand():
     assert metrics == {"test_mae_h1": 1.0, "test_mae_h2": 1.0, "test_mae_h3": 3.0,
                        "test_mae_raw_h1": 10.0, "test_mae_raw_h2": 10.0,
                        "test_mae_raw_h3": 30.0}
+
+
+def test_seasonal_naive_reads_one_season_back():
+    from components.evaluation import seasonal_naive_forecast
+
+    rows = np.arange(20, dtype=float)[:, None]
+    spec = WindowSpec(input_width=4, horizon=6)
+    forecast = seasonal_naive_forecast(rows, spec, season=4)
+    # window 0: last input row 3; steps 1..6 hit rows 4..9 -> same phase rows 0..3, 0, 1
+    np.testing.assert_array_equal(forecast[0, :, 0], [0, 1, 2, 3, 0, 1])
+    np.testing.assert_array_equal(forecast[2, :, 0], [2, 3, 4, 5, 2, 3])
+    offset = seasonal_naive_forecast(rows, WindowSpec(input_width=4, horizon=1, offset=2), 4)
+    assert offset[0, 0, 0] == 2  # target row 6 -> row 2
+
+
+def test_level_baselines_map_into_model_space_for_every_transform():
+    from components.evaluation import to_model_space
+
+    normalizer = Normalizer(("a",), (1.0,), (2.0,))
+    base = np.array([[100.0], [50.0]])
+    levels = np.array([[[101.0], [104.0]], [[50.0], [50.0]]])
+    for transform in ("none", "diff", "log_diff"):
+        model_space = to_model_space(levels, base, normalizer, ["a"], transform)
+        back = to_original(model_space, base, normalizer, ["a"], transform)
+        np.testing.assert_allclose(back, levels)
+    no_change = to_model_space(levels[1:], base[1:], normalizer, ["a"], "diff")
+    np.testing.assert_allclose(no_change, (0 - 1.0) / 2.0)

@@ -50,7 +50,9 @@ def finished(prefect_api, tmp_path_factory):
     series_csv = folder / "series.csv"
     make_series().to_csv(series_csv, index=False)
     uri = f"sqlite:///{folder / 'mlruns' / 'mlflow.db'}"
-    config = load_experiment(str(_experiment(folder, series_csv, uri)))
+    config = load_experiment(
+        str(_experiment(folder, series_csv, uri, extra="evaluate: {season: 12}"))
+    )
     return config, train_flow(config)
 
 
@@ -76,6 +78,17 @@ def test_run_holds_params_metrics_artifacts_and_tags(finished):
     for name in ["config.yaml", "normalizer.json", "plots/loss.png",
                  "plots/forecast_a.png", "plots/forecast_b.png"]:
         assert name in artifacts, artifacts
+
+
+def test_seasonal_naive_baseline_by_hand(finished):
+    config, result = finished
+    test = pd.read_csv(config.data.path).iloc[-40:].to_numpy()  # the test split
+    starts = np.arange(40 - 12 - 2 + 1)  # input_width 12, horizon 2
+    errors = [test[starts + 11 + h] - test[starts + h - 1] for h in (1, 2)]  # season 12
+    expected = float(np.mean(np.square(errors)))
+    metrics = result["metrics"]
+    assert metrics["baseline_seasonal_naive_test_mse_raw"] == pytest.approx(expected)
+    assert "baseline_seasonal_naive_test_mae_h2" in metrics
 
 
 def test_run_links_to_a_completed_prefect_flow_run(finished):
