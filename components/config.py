@@ -29,6 +29,7 @@ from pydantic import (
 
 from components.errors import ConfigError
 from components.models.registry import model_kinds
+from components.redact import redact_url
 
 PositiveInt = Annotated[int, Field(gt=0)]
 SECTIONS = ("data", "split", "window", "model", "train", "evaluate", "tracking")
@@ -319,12 +320,15 @@ def resolve_experiment_path(experiment: str | Path) -> Path:
 
 
 def to_yaml(config: ExperimentConfig) -> str:
-    """The resolved config as YAML, for logging and for reproducing a run."""
-    return yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False)
+    """The resolved config as YAML, for logging and for reproducing a run.
+
+    URLs lose credentials and query strings (`redact_url`): this text is stored.
+    """
+    return yaml.safe_dump(_public(config), sort_keys=False)
 
 
 def flatten(config: ExperimentConfig) -> dict[str, Any]:
-    """Dotted `section.key -> value` pairs, as MLflow params."""
+    """Dotted `section.key -> value` pairs, as MLflow params (URLs redacted)."""
     out: dict[str, Any] = {}
 
     def walk(prefix: str, value: Any) -> None:
@@ -334,8 +338,16 @@ def flatten(config: ExperimentConfig) -> dict[str, Any]:
         else:
             out[prefix] = value
 
-    walk("", config.model_dump(mode="json"))
+    walk("", _public(config))
     return out
+
+
+def _public(config: ExperimentConfig) -> dict[str, Any]:
+    data = config.model_dump(mode="json")
+    data["data"]["path"] = redact_url(data["data"]["path"])
+    if data["tracking"]["uri"]:
+        data["tracking"]["uri"] = redact_url(data["tracking"]["uri"])
+    return data
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:

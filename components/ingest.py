@@ -4,6 +4,7 @@ Everything is validated here, before any training: a bad file, column or value
 raises `DataError` naming the source, the column and the first bad row.
 """
 
+import base64
 import hashlib
 import os
 import urllib.error
@@ -18,8 +19,8 @@ import pandas as pd
 from components.config import DataSpec
 from components import snapshot
 from components.errors import DataError
+from components.redact import URL_SCHEMES, redact_url
 
-URL_SCHEMES = ("http", "https")
 
 
 @dataclass(frozen=True)
@@ -150,7 +151,7 @@ def fetch_url(url: str, sha256: str | None = None) -> Path:
     if not target.is_file():
         target.parent.mkdir(parents=True, exist_ok=True)
         try:
-            with urllib.request.urlopen(url, timeout=30) as response:
+            with urllib.request.urlopen(_request(url), timeout=30) as response:
                 payload = response.read()
         except (urllib.error.URLError, TimeoutError, OSError) as exc:
             reason = getattr(exc, "reason", exc)
@@ -174,6 +175,19 @@ def fetch_url(url: str, sha256: str | None = None) -> Path:
     return target
 
 
+def _request(url: str) -> urllib.request.Request:
+    """urllib does not read `user:password@` from a URL: send it as Basic auth."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.username is None:
+        return urllib.request.Request(url)
+    host = parts.hostname + (f":{parts.port}" if parts.port else "")
+    bare = urllib.parse.urlunsplit(parts._replace(netloc=host))
+    token = f"{urllib.parse.unquote(parts.username)}:"
+    token += urllib.parse.unquote(parts.password or "")
+    encoded = base64.b64encode(token.encode()).decode()
+    return urllib.request.Request(bare, headers={"Authorization": f"Basic {encoded}"})
+
+
 def file_sha256(path: Path) -> str:
     """Hex sha256 of a file's bytes."""
     digest = hashlib.sha256()
@@ -181,18 +195,6 @@ def file_sha256(path: Path) -> str:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
-
-
-def redact_url(path: str) -> str:
-    """Drop user:password and query strings from a URL before it is shown or logged."""
-    parts = urllib.parse.urlsplit(path)
-    if parts.scheme not in URL_SCHEMES:
-        return path
-    host = parts.hostname or ""
-    if parts.port:
-        host = f"{host}:{parts.port}"
-    query = "<redacted>" if parts.query else ""
-    return urllib.parse.urlunsplit((parts.scheme, host, parts.path, query, ""))
 
 
 def _read_source(spec: DataSpec) -> tuple[pd.DataFrame, str | None]:

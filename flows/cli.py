@@ -252,8 +252,11 @@ def _ui(args) -> int:
 
 
 def _json_result(result: dict) -> dict:
-    keys = ("run_id", "experiment", "status", "metrics", "model_uri", "tracking_uri")
-    return {k: result[k] for k in keys}
+    from components.redact import redact_url
+
+    keys = ("run_id", "experiment", "status", "metrics", "model_uri")
+    return {**{k: result[k] for k in keys},
+            "tracking_uri": redact_url(result["tracking_uri"])}
 
 
 def _summary(result: dict) -> str:

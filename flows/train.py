@@ -32,6 +32,7 @@ from components.config import (
 )
 from components.models import build_model
 from components.models.registry import cudnn_blockers
+from components.redact import redact_url
 from components.windowing import make_dataset
 
 # Tasks pass arrays, datasets and models in memory; nothing here is worth caching.
@@ -109,7 +110,9 @@ def open_run(
         tags["mlflow.parentRunId"] = parent_run_id
     run_name = run_name or f"{config.name}-{config.model.kind}"
     run_id = tracking.start_run(tracking_uri, config.experiment_name, run_name, tags)
-    get_run_logger().info("MLflow run %s (%s) in %s", run_id, run_name, tracking_uri)
+    get_run_logger().info(
+        "MLflow run %s (%s) in %s", run_id, run_name, redact_url(tracking_uri)
+    )
     return run_id
 
 

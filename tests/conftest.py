@@ -1,8 +1,10 @@
 """Shared fixtures: one real Prefect API per session, a real MLflow store per test,
 the gas furnace bytes from ../shared, and small real series written to disk."""
 
+import http.server
 import os
 import shutil
+import threading
 import subprocess
 import sys
 from pathlib import Path
@@ -88,3 +90,19 @@ def run_cli(args: list[str], env: dict[str, str] | None = None, cwd=None):
         cwd=cwd or REPO,
         timeout=600,
     )
+
+
+@pytest.fixture
+def http_server(tmp_path):
+    """Serve tmp_path/www on a free loopback port; yields the base URL."""
+    root = tmp_path / "www"
+    root.mkdir()
+    handler = lambda *a, **k: http.server.SimpleHTTPRequestHandler(  # noqa: E731
+        *a, directory=str(root), **k
+    )
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}", root
+    server.shutdown()
+    server.server_close()

@@ -1,8 +1,6 @@
 """Reading real files and a real HTTP server on 127.0.0.1; errors name the problem."""
 
 import hashlib
-import http.server
-import threading
 
 import numpy as np
 import pandas as pd
@@ -10,24 +8,9 @@ import pytest
 
 from components.config import DataSpec
 from components.errors import DataError
-from components.ingest import cache_path, load_series, redact_url
+from components.ingest import cache_path, load_series
+from components.redact import redact_url
 from conftest import SHARED_GAS_FURNACE, make_series
-
-
-@pytest.fixture
-def http_server(tmp_path):
-    """Serve tmp_path/www on a free loopback port; yields the base URL."""
-    root = tmp_path / "www"
-    root.mkdir()
-    handler = lambda *a, **k: http.server.SimpleHTTPRequestHandler(  # noqa: E731
-        *a, directory=str(root), **k
-    )
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}", root
-    server.shutdown()
-    server.server_close()
 
 
 def test_csv_defaults_to_all_numeric_columns(series_csv):
