@@ -19,3 +19,7 @@ class DataError(RnnflowError):
 
 class TrainingError(RnnflowError):
     """Training could not produce a usable model (for example a non-finite loss)."""
+
+
+class TrackingError(RnnflowError):
+    """The MLflow tracking store cannot be reached or used."""

@@ -46,6 +46,31 @@ def artifact_root(tracking_uri: str) -> Path | None:
     return db_path.parent / "artifacts"
 
 
+def check_reachable(tracking_uri: str, timeout: float = 5.0) -> None:
+    """Fail fast when a tracking server does not answer, before any work starts.
+
+    MLflow's client would otherwise retry with backoff for minutes. Local stores
+    (sqlite, files) need no check.
+    """
+    import urllib.error
+    import urllib.request
+
+    from components.errors import TrackingError
+    from components.redact import redact_url
+
+    if urlsplit(tracking_uri).scheme not in ("http", "https"):
+        return
+    try:
+        urllib.request.urlopen(f"{tracking_uri.rstrip('/')}/health", timeout=timeout)
+    except (urllib.error.URLError, TimeoutError, OSError) as exc:
+        reason = getattr(exc, "reason", exc)
+        raise TrackingError(
+            f"MLflow tracking server {redact_url(tracking_uri)} is unreachable "
+            f"({reason}). Start it, or unset MLFLOW_TRACKING_URI / `tracking.uri` "
+            "to use the local store."
+        ) from None
+
+
 def ensure_experiment(tracking_uri: str, name: str) -> str:
     """Id of experiment `name`, created (with an explicit artifact folder) if new."""
     client = MlflowClient(tracking_uri)

@@ -4,7 +4,10 @@ the gas furnace bytes from ../shared, and small real series written to disk."""
 import http.server
 import os
 import shutil
+import socket
 import threading
+import time
+import urllib.request
 import subprocess
 import sys
 from pathlib import Path
@@ -106,3 +109,23 @@ def http_server(tmp_path):
     yield f"http://127.0.0.1:{server.server_address[1]}", root
     server.shutdown()
     server.server_close()
+
+
+def free_port() -> int:
+    """A loopback port nothing listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_for(url: str, seconds: float) -> str:
+    """Poll `url` until it answers (the body) or `seconds` pass (the last error)."""
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                return response.read().decode()
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)

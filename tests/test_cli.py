@@ -1,15 +1,12 @@
 """The CLI shell: fast help, a real MLflow UI on loopback, the human summary."""
 
 import os
-import socket
 import subprocess
 import sys
-import time
-import urllib.request
 
 import pytest
 
-from conftest import REPO
+from conftest import REPO, free_port, wait_for
 from flows.cli import _summary
 
 
@@ -29,7 +26,7 @@ def test_help_imports_no_heavy_library(args):
 
 
 def test_ui_serves_the_store_on_loopback(tmp_path):
-    port = _free_port()
+    port = free_port()
     env_uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     process = subprocess.Popen(
         [sys.executable, "-m", "flows.cli", "ui", "--port", str(port)],
@@ -37,7 +34,7 @@ def test_ui_serves_the_store_on_loopback(tmp_path):
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )
     try:
-        body = _wait_for(f"http://127.0.0.1:{port}/health", seconds=90)
+        body = wait_for(f"http://127.0.0.1:{port}/health", seconds=90)
         assert body.strip() == "OK"
     finally:
         process.terminate()
@@ -59,24 +56,6 @@ def test_human_summary_puts_baselines_beside_the_model():
     assert lines[2].split()[0] == "model" and lines[2].split()[1] == "0.1000"
     assert lines[3].startswith("persistence") and lines[4].startswith("linear AR")
     assert "rnnflow ui" in lines[-1] and "12 epochs" in lines[-1]
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _wait_for(url: str, seconds: float) -> str:
-    deadline = time.monotonic() + seconds
-    while True:
-        try:
-            with urllib.request.urlopen(url, timeout=2) as response:
-                return response.read().decode()
-        except OSError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.5)
 
 
 def test_overrides_may_follow_options():

@@ -52,3 +52,26 @@ def test_exceptions_end_the_run_failed_with_the_reason(mlflow_uri):
         pass
     run = MlflowClient(mlflow_uri).get_run(run_id)
     assert run.info.status == "FAILED" and run.data.tags["error"] == "RuntimeError: disk full"
+
+
+def test_unreachable_server_fails_fast_naming_the_uri(prefect_api, series_csv, tmp_path):
+    import socket
+
+    import pytest
+
+    from components.config import load_experiment
+    from components.errors import TrackingError
+    from conftest import write_experiment
+    from flows.train import train_flow
+
+    with socket.socket() as sock:  # a loopback port with nothing listening
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    uri = f"http://127.0.0.1:{port}"
+    experiment = write_experiment(tmp_path / "x.yaml", f"""
+data: {{path: {series_csv}}}
+tracking: {{uri: "{uri}"}}
+""")
+    # raised by rnnflow's own check, not after MLflow's minutes of retries
+    with pytest.raises(TrackingError, match=rf"server {uri} is unreachable"):
+        train_flow(load_experiment(str(experiment)))
