@@ -5,11 +5,11 @@ import http.server
 import os
 import shutil
 import socket
+import subprocess
+import sys
 import threading
 import time
 import urllib.request
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
