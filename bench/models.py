@@ -35,15 +35,20 @@ WINDOWS, WIDTH, FEATURES, BATCH, UNITS = 20_000, 24, 8, 256, [64, 64]
 
 def plain_keras_model(kind: str) -> keras.Model:
     """The same stack written the way a short Keras script would."""
-    layer = {"simple_rnn": keras.layers.SimpleRNN, "lstm": keras.layers.LSTM,
-             "gru": keras.layers.GRU}
+    layer = {
+        "simple_rnn": keras.layers.SimpleRNN,
+        "lstm": keras.layers.LSTM,
+        "gru": keras.layers.GRU,
+    }
     inputs = keras.Input((WIDTH, FEATURES))
     if kind == "mlp":
         x = keras.layers.Flatten()(inputs)
         x = keras.layers.Dense(64, activation="relu")(x)
         x = keras.layers.Dense(64, activation="relu")(x)
     elif kind == "bidirectional":
-        x = keras.layers.Bidirectional(keras.layers.LSTM(64, return_sequences=True))(inputs)
+        x = keras.layers.Bidirectional(keras.layers.LSTM(64, return_sequences=True))(
+            inputs
+        )
         x = keras.layers.Bidirectional(keras.layers.LSTM(64))(x)
     elif kind == "seq2seq":
         x = keras.layers.LSTM(64, return_sequences=True)(inputs)
@@ -74,7 +79,9 @@ def time_rnnflow(kind, rows, epochs) -> float:
     data = make_dataset(rows, rows, window, BATCH, shuffle=True, seed=0)
     keras.utils.set_random_seed(0)
     spec = TrainSpec(epochs=1, batch_size=BATCH, patience=0, precision="float32")
-    model = build_model(ModelSpec(kind=kind, units=UNITS), (WIDTH, FEATURES), (1, FEATURES))
+    model = build_model(
+        ModelSpec(kind=kind, units=UNITS), (WIDTH, FEATURES), (1, FEATURES)
+    )
     compile_model(model, spec)
     fit_model(model, data, None, spec)  # warm-up
     result = fit_model(model, data, None, spec.model_copy(update={"epochs": epochs}))
@@ -89,8 +96,10 @@ def main() -> None:
     args = parser.parse_args()
     rng = np.random.default_rng(0)
     rows = rng.standard_normal((WINDOWS + WIDTH, FEATURES)).astype("float32")
-    print(f"{WINDOWS} windows of {WIDTH}x{FEATURES}, batch {BATCH}, units {UNITS}, "
-          f"float32, {os.cpu_count()} CPUs, keras {keras.__version__}")
+    print(
+        f"{WINDOWS} windows of {WIDTH}x{FEATURES}, batch {BATCH}, units {UNITS}, "
+        f"float32, {os.cpu_count()} CPUs, keras {keras.__version__}"
+    )
     print(f"{'kind':<14}{'rnnflow/s':>12}{'keras/s':>12}{'ratio':>8}  ratio range")
     for kind in args.kinds.split(","):
         ours, theirs = [], []
@@ -99,8 +108,11 @@ def main() -> None:
             theirs.append(time_plain(kind, rows, args.epochs))
         ratios = [a / b for a, b in zip(ours, theirs, strict=True)]
         a, b = statistics.median(ours), statistics.median(theirs)
-        print(f"{kind:<14}{a:>12,.0f}{b:>12,.0f}{statistics.median(ratios):>8.2f}  "
-              f"{min(ratios):.2f}-{max(ratios):.2f}", flush=True)
+        print(
+            f"{kind:<14}{a:>12,.0f}{b:>12,.0f}{statistics.median(ratios):>8.2f}  "
+            f"{min(ratios):.2f}-{max(ratios):.2f}",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

@@ -32,12 +32,21 @@ def timed(command: list[str], env: dict) -> tuple[float, str]:
 
 
 def train_tax(args, env: dict) -> list[tuple[float, float]]:
-    command = [sys.executable, "-m", "flows.cli", "train", args.experiment,
-               *args.overrides, "--json"]
+    command = [
+        sys.executable,
+        "-m",
+        "flows.cli",
+        "train",
+        args.experiment,
+        *args.overrides,
+        "--json",
+    ]
     results = []
     for _ in range(args.repeats):
         wall, out = timed(command, env)
-        train_seconds = json.loads(out.strip().splitlines()[-1])["metrics"]["train_seconds"]
+        train_seconds = json.loads(out.strip().splitlines()[-1])["metrics"][
+            "train_seconds"
+        ]
         results.append((wall, train_seconds))
     return results
 
@@ -48,7 +57,9 @@ def start_prefect_server(env: dict) -> tuple[subprocess.Popen, str]:
         port = sock.getsockname()[1]
     server = subprocess.Popen(
         ["prefect", "server", "start", "--host", "127.0.0.1", "--port", str(port)],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     url = f"http://127.0.0.1:{port}/api"
     deadline = time.monotonic() + 120
@@ -65,8 +76,10 @@ def start_prefect_server(env: dict) -> tuple[subprocess.Popen, str]:
 def report(label: str, results: list[tuple[float, float]]) -> None:
     wall = statistics.median(r[0] for r in results)
     train = statistics.median(r[1] for r in results)
-    print(f"{label:<34}{wall:>8.1f} s wall {train:>8.1f} s training "
-          f"{wall - train:>8.1f} s tax")
+    print(
+        f"{label:<34}{wall:>8.1f} s wall {train:>8.1f} s training "
+        f"{wall - train:>8.1f} s tax"
+    )
 
 
 def main() -> None:
@@ -76,19 +89,26 @@ def main() -> None:
     parser.add_argument("overrides", nargs="*", default=["train.epochs=20"])
     args = parser.parse_args()
     store = tempfile.mkdtemp()
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3",
-           "MLFLOW_TRACKING_URI": f"sqlite:///{store}/mlflow.db"}
+    env = {
+        **os.environ,
+        "TF_CPP_MIN_LOG_LEVEL": "3",
+        "MLFLOW_TRACKING_URI": f"sqlite:///{store}/mlflow.db",
+    }
     env.pop("PREFECT_API_URL", None)
 
     for argv in (["--help"], ["train", "--help"]):
-        times = [timed([sys.executable, "-m", "flows.cli", *argv], env)[0]
-                 for _ in range(5)]
+        times = [
+            timed([sys.executable, "-m", "flows.cli", *argv], env)[0] for _ in range(5)
+        ]
         print(f"rnnflow {' '.join(argv):<26}{statistics.median(times):>8.2f} s")
 
     report("train, temporary Prefect server", train_tax(args, env))
     server, url = start_prefect_server(env)
     try:
-        report("train, running Prefect server", train_tax(args, {**env, "PREFECT_API_URL": url}))
+        report(
+            "train, running Prefect server",
+            train_tax(args, {**env, "PREFECT_API_URL": url}),
+        )
     finally:
         server.terminate()
         server.wait(timeout=30)

@@ -35,8 +35,9 @@ def run_rnnflow(rows: int, width: int, batches: int | None) -> dict:
     from components.windowing import make_dataset
 
     data = _series(rows)
-    dataset = make_dataset(data, data, WindowSpec(input_width=width), BATCH, shuffle=True,
-                           seed=0)
+    dataset = make_dataset(
+        data, data, WindowSpec(input_width=width), BATCH, shuffle=True, seed=0
+    )
     return _consume(dataset, batches)
 
 
@@ -45,7 +46,11 @@ def run_keras(rows: int, width: int, batches: int | None) -> dict:
 
     data = _series(rows)
     dataset = keras.utils.timeseries_dataset_from_array(
-        data[:-1], data[width:], sequence_length=width, batch_size=BATCH, shuffle=True,
+        data[:-1],
+        data[width:],
+        sequence_length=width,
+        batch_size=BATCH,
+        shuffle=True,
         seed=0,
     )
     return _consume(dataset, batches)
@@ -60,18 +65,36 @@ def _consume(dataset, batches: int | None) -> dict:
         dataset = dataset.take(batches)
     shape = [int(d) for d in next(iter(dataset))[0].shape]
     start = time.perf_counter()
-    windows = int(dataset.reduce(
-        tf.constant(0, tf.int64), lambda n, b: n + tf.shape(b[0], out_type=tf.int64)[0]
-    ))
+    windows = int(
+        dataset.reduce(
+            tf.constant(0, tf.int64),
+            lambda n, b: n + tf.shape(b[0], out_type=tf.int64)[0],
+        )
+    )
     seconds = time.perf_counter() - start
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    return {"windows": windows, "seconds": seconds, "per_second": windows / seconds,
-            "peak_rss_mb": peak_mb, "shape": shape}
+    return {
+        "windows": windows,
+        "seconds": seconds,
+        "per_second": windows / seconds,
+        "peak_rss_mb": peak_mb,
+        "shape": shape,
+    }
 
 
 def _child(side: str, args) -> dict:
-    command = [sys.executable, __file__, "--child", side, "--rows", str(args.rows),
-               "--width", str(args.width), "--keras-batches", str(args.keras_batches)]
+    command = [
+        sys.executable,
+        __file__,
+        "--child",
+        side,
+        "--rows",
+        str(args.rows),
+        "--width",
+        str(args.width),
+        "--keras-batches",
+        str(args.keras_batches),
+    ]
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
     done = subprocess.run(command, capture_output=True, text=True, env=env, check=True)
     return json.loads(done.stdout.strip().splitlines()[-1])
@@ -90,11 +113,18 @@ def main() -> None:
         print(json.dumps(runner(args.rows, args.width, batches)))
         return
     ours, theirs = _child("rnnflow", args), _child("keras", args)
-    print(f"{args.rows:,} rows x {FEATURES}, width {args.width}, batch {BATCH}, "
-          f"{os.cpu_count()} CPUs")
-    for name, r in [("rnnflow make_dataset", ours), ("keras timeseries_dataset", theirs)]:
-        print(f"{name:<26}{r['windows']:>10,} windows {r['seconds']:>7.2f} s "
-              f"{r['per_second']:>11,.0f} windows/s  peak RSS {r['peak_rss_mb']:,.0f} MB")
+    print(
+        f"{args.rows:,} rows x {FEATURES}, width {args.width}, batch {BATCH}, "
+        f"{os.cpu_count()} CPUs"
+    )
+    for name, r in [
+        ("rnnflow make_dataset", ours),
+        ("keras timeseries_dataset", theirs),
+    ]:
+        print(
+            f"{name:<26}{r['windows']:>10,} windows {r['seconds']:>7.2f} s "
+            f"{r['per_second']:>11,.0f} windows/s  peak RSS {r['peak_rss_mb']:,.0f} MB"
+        )
     print(f"ratio (windows/s): {ours['per_second'] / theirs['per_second']:.1f}x")
 
 

@@ -421,7 +421,9 @@ def _apply_override(config: dict[str, Any], override: str) -> None:
     try:
         value = yaml.safe_load(text) if text.strip() else None
     except yaml.YAMLError as exc:
-        raise ConfigError(f"Override {override!r}: value is not valid YAML: {exc}")
+        raise ConfigError(
+            f"Override {override!r}: value is not valid YAML: {exc}"
+        ) from None
     node = config
     parts = key.strip().split(".")
     for part in parts[:-1]:
@@ -453,4 +455,3 @@ def _section_model(loc: tuple) -> type[BaseModel] | None:
             return None
         model = annotation
     return model
-

@@ -46,7 +46,9 @@ def per_step_mae(
     and `{prefix}mae_raw_h1` ... (original units), averaged over windows and targets."""
     out = {}
     for name, true, pred in [("mae", y_true, y_pred), ("mae_raw", raw_true, raw_pred)]:
-        errors = np.mean(np.abs(np.asarray(pred, np.float64) - true), axis=(0, 2))  # (T,)
+        errors = np.mean(
+            np.abs(np.asarray(pred, np.float64) - true), axis=(0, 2)
+        )  # (T,)
         out.update({f"{prefix}{name}_h{h + 1}": float(e) for h, e in enumerate(errors)})
     return out
 
@@ -147,7 +149,9 @@ def fit_linear_baseline(
     return np.linalg.solve(gram, design.T @ y.reshape(len(y), -1))
 
 
-def predict_linear_baseline(coef: np.ndarray, x: np.ndarray, output_shape) -> np.ndarray:
+def predict_linear_baseline(
+    coef: np.ndarray, x: np.ndarray, output_shape
+) -> np.ndarray:
     """(W, L, C) -> (W, T, K) with coefficients from `fit_linear_baseline`."""
     return (_design(x) @ coef).reshape(len(x), *output_shape)
 
@@ -208,12 +212,15 @@ def evaluate_on_test(
     if season:
         forecasts["seasonal_naive"] = seasonal_naive_forecast(test.levels, spec, season)
     for name in sorted(set(forecasts) - set(predictions)):  # level -> model space
-        predictions[name] = to_model_space(forecasts[name], base, normalizer, targets,
-                                           transform)
+        predictions[name] = to_model_space(
+            forecasts[name], base, normalizer, targets, transform
+        )
     metrics = {}
     for name in forecasts:
         prefix = "test_" if name == "model" else f"baseline_{name}_test_"
-        metrics.update(score(prefix, y_test, predictions[name], actual, forecasts[name]))
+        metrics.update(
+            score(prefix, y_test, predictions[name], actual, forecasts[name])
+        )
         if spec.horizon > 1:
             metrics.update(
                 per_step_mae(prefix, y_test, predictions[name], actual, forecasts[name])

@@ -22,7 +22,6 @@ from components.errors import DataError
 from components.redact import URL_SCHEMES, redact_url
 
 
-
 @dataclass(frozen=True)
 class LoadedSeries:
     """The validated frame (float64, only the columns in use) and where it came from.
@@ -204,7 +203,9 @@ def _read_source(spec: DataSpec) -> tuple[pd.DataFrame, str | None]:
     if path.startswith("statsmodels:"):
         return _read_statsmodels(path.split(":", 1)[1]), None
     if path.startswith(snapshot.PREFIX):
-        return snapshot.read_tfds(path.removeprefix(snapshot.PREFIX), spec.tfds_dir), None
+        return snapshot.read_tfds(
+            path.removeprefix(snapshot.PREFIX), spec.tfds_dir
+        ), None
     if scheme in URL_SCHEMES:
         local = fetch_url(path, spec.sha256)
         suffix = Path(urllib.parse.urlsplit(path).path).suffix
@@ -238,7 +239,9 @@ def _read_file(path: Path, suffix: str, shown: str) -> pd.DataFrame:
         if suffix in (".csv", ".txt", ".tsv", ""):
             return pd.read_csv(path, sep=None, engine="python", encoding="utf-8-sig")
     except (ValueError, OSError, pd.errors.ParserError) as exc:
-        raise DataError(f"{shown}: cannot be parsed as {suffix or 'csv'}: {exc}")
+        raise DataError(
+            f"{shown}: cannot be parsed as {suffix or 'csv'}: {exc}"
+        ) from None
     raise DataError(
         f"{shown}: unsupported file type {suffix!r}, expected .csv, .txt or .parquet."
     )
@@ -270,7 +273,9 @@ def _index_by_time(frame: pd.DataFrame, column: str, source: str) -> pd.DataFram
         try:
             index = pd.to_datetime(index, utc=True)
         except (ValueError, TypeError) as exc:
-            raise DataError(f"{source}: column {column!r} is not a time: {exc}")
+            raise DataError(
+                f"{source}: column {column!r} is not a time: {exc}"
+            ) from None
     if index.duplicated().any():
         row = int(np.argmax(index.duplicated().to_numpy()))
         raise DataError(
@@ -279,7 +284,9 @@ def _index_by_time(frame: pd.DataFrame, column: str, source: str) -> pd.DataFram
         )
     if not index.is_monotonic_increasing:
         later = index.iloc[1:].reset_index(drop=True)
-        row = int(np.argmax((later < index.iloc[:-1].reset_index(drop=True)).to_numpy()))
+        row = int(
+            np.argmax((later < index.iloc[:-1].reset_index(drop=True)).to_numpy())
+        )
         raise DataError(
             f"{source}: time column {column!r} is not sorted: row {row + 1} "
             f"('{index.iloc[row + 1]}') comes before row {row} ('{index.iloc[row]}')."
@@ -339,7 +346,9 @@ def _as_float(column: pd.Series, name: str, source: str) -> pd.Series:
 
 def _missing_message(frame: pd.DataFrame, counts: dict[str, int], source: str) -> str:
     first = {c: int(np.argmax(frame[c].isna().to_numpy())) for c in counts}
-    detail = ", ".join(f"{c!r}: {n} (first at row {first[c]})" for c, n in counts.items())
+    detail = ", ".join(
+        f"{c!r}: {n} (first at row {first[c]})" for c, n in counts.items()
+    )
     return (
         f"{source}: missing values in {detail}. Set `data.missing` to interpolate, "
         "ffill or drop to handle them; rnnflow does not impute silently."
@@ -360,7 +369,9 @@ def _check_frequency(index: pd.Index, frequency: str | None, source: str) -> str
     try:
         expected = pd.date_range(index[0], index[-1], freq=frequency)
     except ValueError as exc:
-        raise DataError(f"Received an invalid value for `data.frequency`: {exc}")
+        raise DataError(
+            f"Received an invalid value for `data.frequency`: {exc}"
+        ) from None
     off_grid = index.difference(expected)
     if len(off_grid):
         raise DataError(
@@ -392,4 +403,6 @@ def _spans(missing: pd.DatetimeIndex, grid: pd.DatetimeIndex, limit: int = 3) ->
             runs.append((missing[start], missing[i - 1], i - start))
             start = i
     shown = [f"{a} to {b} ({n} step{'s' if n > 1 else ''})" for a, b, n in runs[:limit]]
-    return "; ".join(shown) + (f"; and {len(runs) - limit} more" if len(runs) > limit else "")
+    return "; ".join(shown) + (
+        f"; and {len(runs) - limit} more" if len(runs) > limit else ""
+    )

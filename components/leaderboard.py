@@ -10,8 +10,14 @@ import statistics
 
 import pandas as pd
 
-METRICS = ("test_mse", "test_mae", "test_rmse", "test_mse_raw", "test_mae_raw",
-           "test_rmse_raw")
+METRICS = (
+    "test_mse",
+    "test_mae",
+    "test_rmse",
+    "test_mse_raw",
+    "test_mae_raw",
+    "test_rmse_raw",
+)
 BASELINES = ("persistence", "linear", "seasonal_naive")
 
 
@@ -31,8 +37,10 @@ def build_leaderboard(children: list[dict], sort_by: str = "test_mse") -> pd.Dat
     if not children:
         raise ValueError("Received no finished runs to rank.")
     rows = [_model_row(model, runs) for model, runs in _by_model(children).items()]
-    rows += [_baseline_row(name, children[0]["metrics"])
-             for name in baselines_in(children[0]["metrics"])]
+    rows += [
+        _baseline_row(name, children[0]["metrics"])
+        for name in baselines_in(children[0]["metrics"])
+    ]
     board = pd.DataFrame(rows)
     persistence = board.loc[board["model"] == "persistence", "test_mse_mean"].iloc[0]
     board["skill_vs_persistence"] = 1 - board["test_mse_mean"] / persistence
@@ -43,16 +51,29 @@ def build_leaderboard(children: list[dict], sort_by: str = "test_mse") -> pd.Dat
 
 def to_markdown(board: pd.DataFrame) -> str:
     """A readable table: mean ± std for the main metrics, in both units."""
-    header = ["rank", "model", "runs", "test_mse", "test_mae", "test_mse_raw",
-              "test_mae_raw", "skill vs persistence", "train s", "params"]
+    header = [
+        "rank",
+        "model",
+        "runs",
+        "test_mse",
+        "test_mae",
+        "test_mse_raw",
+        "test_mae_raw",
+        "skill vs persistence",
+        "train s",
+        "params",
+    ]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for row in board.itertuples(index=False):
         cells = [str(row.rank), row.model, str(row.runs)]
         for metric in ("test_mse", "test_mae", "test_mse_raw", "test_mae_raw"):
-            cells.append(_mean_std(getattr(row, f"{metric}_mean"),
-                                   getattr(row, f"{metric}_std")))
+            cells.append(
+                _mean_std(getattr(row, f"{metric}_mean"), getattr(row, f"{metric}_std"))
+            )
         cells.append(f"{row.skill_vs_persistence:+.1%}")
-        cells.append("" if _missing(row.train_seconds_mean) else f"{row.train_seconds_mean:.1f}")
+        cells.append(
+            "" if _missing(row.train_seconds_mean) else f"{row.train_seconds_mean:.1f}"
+        )
         cells.append("" if _missing(row.parameters) else f"{int(row.parameters):,}")
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
@@ -64,12 +85,16 @@ def lead_time_errors(children: list[dict]) -> dict[str, list[float]]:
     Returns {} for single-step runs, which log no per-step metrics.
     """
     metrics = children[0]["metrics"]
-    steps = sorted(int(k.rsplit("_h", 1)[1]) for k in metrics if k.startswith("test_mae_h"))
+    steps = sorted(
+        int(k.rsplit("_h", 1)[1]) for k in metrics if k.startswith("test_mae_h")
+    )
     if not steps:
         return {}
     curves = {
-        model: [statistics.fmean(r["metrics"][f"test_mae_h{h}"] for r in runs)
-                for h in steps]
+        model: [
+            statistics.fmean(r["metrics"][f"test_mae_h{h}"] for r in runs)
+            for h in steps
+        ]
         for model, runs in _by_model(children).items()
     }
     for name in baselines_in(metrics):
@@ -95,8 +120,12 @@ def _by_model(children: list[dict]) -> dict[str, list[dict]]:
 
 
 def _model_row(model: str, runs: list[dict]) -> dict:
-    row = {"model": model, "kind": "model", "runs": len(runs),
-           "run_ids": [r["run_id"] for r in runs]}
+    row = {
+        "model": model,
+        "kind": "model",
+        "runs": len(runs),
+        "run_ids": [r["run_id"] for r in runs],
+    }
     for metric in METRICS:
         row.update(_stats(metric, [r["metrics"][metric] for r in runs]))
     row["train_seconds_mean"] = statistics.fmean(

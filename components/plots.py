@@ -51,9 +51,16 @@ def forecast_vs_actual(
 def leaderboard_bars(board, metric: str = "test_mse"):
     """Mean of `metric` per model with std error bars; baselines in grey."""
     fig, ax = plt.subplots(figsize=(8, 4))
-    colors = ["tab:grey" if kind == "baseline" else "tab:blue" for kind in board["kind"]]
-    ax.bar(board["model"], board[f"{metric}_mean"], yerr=board[f"{metric}_std"],
-           color=colors, capsize=4)
+    colors = [
+        "tab:grey" if kind == "baseline" else "tab:blue" for kind in board["kind"]
+    ]
+    ax.bar(
+        board["model"],
+        board[f"{metric}_mean"],
+        yerr=board[f"{metric}_std"],
+        color=colors,
+        capsize=4,
+    )
     ax.set(ylabel=f"{metric} (mean ± std over seeds)", title="Leaderboard, test split")
     ax.tick_params(axis="x", rotation=30)
     fig.tight_layout()
@@ -66,8 +73,11 @@ def error_by_lead_time(curves: dict[str, list[float]]):
     for name, values in curves.items():
         style = "--" if name in ("persistence", "linear", "seasonal_naive") else "-"
         ax.plot(range(1, len(values) + 1), values, style, marker="o", label=name)
-    ax.set(xlabel="lead time (steps ahead)", ylabel="test MAE (normalized)",
-           title="Error by lead time")
+    ax.set(
+        xlabel="lead time (steps ahead)",
+        ylabel="test MAE (normalized)",
+        title="Error by lead time",
+    )
     ax.legend()
     fig.tight_layout()
     return fig

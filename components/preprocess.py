@@ -209,8 +209,8 @@ def _require_positive(frame: pd.DataFrame) -> None:
             row = int(bad.argmax())
             raise DataError(
                 f"`data.transform: log_diff` needs positive values, but column "
-                f"{column!r} holds {float(frame[column].iloc[row])} at row {row} of its "
-                "split; use `diff` instead."
+                f"{column!r} holds {float(frame[column].iloc[row])} at row {row} "
+                "of its split; use `diff` instead."
             )
 
 

@@ -47,7 +47,9 @@ def write_snapshot(
     """
     import tensorflow_datasets as tfds
 
-    root = Path(data_dir).expanduser() if data_dir else Path(tfds.core.constants.DATA_DIR)
+    root = (
+        Path(data_dir).expanduser() if data_dir else Path(tfds.core.constants.DATA_DIR)
+    )
     target = root / name / version
     if target.exists():
         raise DataError(

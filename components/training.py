@@ -125,9 +125,7 @@ def fit_model(
     )
 
 
-def progress_printer(
-    emit: Callable[[str], None], every: int, epochs: int
-) -> EpochHook:
+def progress_printer(emit: Callable[[str], None], every: int, epochs: int) -> EpochHook:
     """A hook that emits one line every `every` epochs (and at the first)."""
 
     def hook(epoch: int, logs: dict[str, float]) -> None:

@@ -208,8 +208,11 @@ def _compare(args) -> int:
     result = compare_flow(config, models, args.seeds)
     print(_leaderboard_text(result))
     if args.json:
-        print(json.dumps({k: result[k] for k in ("parent_run_id", "experiment",
-                                                 "leaderboard")}))
+        print(
+            json.dumps(
+                {k: result[k] for k in ("parent_run_id", "experiment", "leaderboard")}
+            )
+        )
     return 0
 
 
@@ -224,10 +227,13 @@ def _leaderboard_text(result: dict) -> str:
         mark = "*" if r["model"] == best else " "
         mse = f"{r['test_mse_mean']:.4f} ± {r['test_mse_std']:.4f}"
         raw = f"{r['test_mse_raw_mean']:.4f} ± {r['test_mse_raw_std']:.4f}"
-        lines.append(f" {mark} {r['model']:<16}{r['runs']:>5}{mse:>20}{raw:>22}"
-                     f"{r['skill_vs_persistence']:>+9.1%}")
-    lines.append(f"* best network: {best}. skill = 1 - mse / persistence mse. "
-                 "See it: rnnflow ui")
+        lines.append(
+            f" {mark} {r['model']:<16}{r['runs']:>5}{mse:>20}{raw:>22}"
+            f"{r['skill_vs_persistence']:>+9.1%}"
+        )
+    lines.append(
+        f"* best network: {best}. skill = 1 - mse / persistence mse. See it: rnnflow ui"
+    )
     return "\n".join(lines)
 
 
@@ -255,8 +261,10 @@ def _json_result(result: dict) -> dict:
     from components.redact import redact_url
 
     keys = ("run_id", "experiment", "status", "metrics", "model_uri")
-    return {**{k: result[k] for k in keys},
-            "tracking_uri": redact_url(result["tracking_uri"])}
+    return {
+        **{k: result[k] for k in keys},
+        "tracking_uri": redact_url(result["tracking_uri"]),
+    }
 
 
 def _summary(result: dict) -> str:

@@ -29,11 +29,19 @@ def compare_flow(config: ExperimentConfig, models: list[str], seeds: int = 1) ->
     tracking_uri = tracking.resolve_tracking_uri(config.tracking.uri)
     tracking.check_reachable(tracking_uri)
     data = prepare_data(config)
-    parent = open_run(config, data.series, tracking_uri, run_name=f"{config.name}-compare")
+    parent = open_run(
+        config, data.series, tracking_uri, run_name=f"{config.name}-compare"
+    )
     with tracking.failing_marks_run(tracking_uri, parent):
-        tracking.log_params(tracking_uri, parent, {
-            **flatten(config), "compare.models": models, "compare.seeds": seeds,
-        })
+        tracking.log_params(
+            tracking_uri,
+            parent,
+            {
+                **flatten(config),
+                "compare.models": models,
+                "compare.seeds": seeds,
+            },
+        )
         tracking.log_text(tracking_uri, parent, to_yaml(config), "config.yaml")
         children = [
             child
@@ -54,12 +62,16 @@ def compare_flow(config: ExperimentConfig, models: list[str], seeds: int = 1) ->
 
 
 def _train_child(config, kind, seed, data: PreparedData, tracking_uri, parent):
-    child_config = config.model_copy(update={
-        "model": config.model.model_copy(update={"kind": kind}),
-        "train": config.train.model_copy(update={"seed": seed}),
-    })
+    child_config = config.model_copy(
+        update={
+            "model": config.model.model_copy(update={"kind": kind}),
+            "train": config.train.model_copy(update={"seed": seed}),
+        }
+    )
     name = f"{config.name}-{kind}-seed{seed}"
-    run_id = open_run(child_config, data.series, tracking_uri, name, parent_run_id=parent)
+    run_id = open_run(
+        child_config, data.series, tracking_uri, name, parent_run_id=parent
+    )
     try:
         result = train_in_run(child_config, data, tracking_uri, run_id)
     except TrainingError as exc:  # the run is already marked FAILED with the reason
@@ -75,12 +87,18 @@ def rank(children: list[dict], data: PreparedData, tracking_uri: str, parent: st
     table = leaderboard.to_markdown(board)
     get_run_logger().info("leaderboard (test split)\n%s", table)
     tracking.log_text(tracking_uri, parent, table, "leaderboard.md")
-    tracking.log_text(tracking_uri, parent, board.to_csv(index=False), "leaderboard.csv")
+    tracking.log_text(
+        tracking_uri, parent, board.to_csv(index=False), "leaderboard.csv"
+    )
     best = board.iloc[0]
-    tracking.log_metrics(tracking_uri, parent, {
-        "best_test_mse": float(best["test_mse_mean"]),
-        "best_test_mse_raw": float(best["test_mse_raw_mean"]),
-    })
+    tracking.log_metrics(
+        tracking_uri,
+        parent,
+        {
+            "best_test_mse": float(best["test_mse_mean"]),
+            "best_test_mse_raw": float(best["test_mse_raw_mean"]),
+        },
+    )
     tracking.set_tags(tracking_uri, parent, {"winner": leaderboard.winner(board)})
     figure = plots.leaderboard_bars(board)
     tracking.log_figure(tracking_uri, parent, figure, "plots/leaderboard.png")
@@ -89,12 +107,16 @@ def rank(children: list[dict], data: PreparedData, tracking_uri: str, parent: st
     curves = leaderboard.lead_time_errors(children)
     if curves:
         figure = plots.error_by_lead_time(curves)
-        tracking.log_figure(tracking_uri, parent, figure, "plots/error_by_lead_time.png")
+        tracking.log_figure(
+            tracking_uri, parent, figure, "plots/error_by_lead_time.png"
+        )
         plots.close(figure)
     return board
 
 
-def _log_forecasts(children, data: PreparedData, tracking_uri: str, parent: str) -> None:
+def _log_forecasts(
+    children, data: PreparedData, tracking_uri: str, parent: str
+) -> None:
     """Every model's step-1 forecast (its first seed) against the actual series."""
     first = {}
     for child in children:
@@ -102,8 +124,13 @@ def _log_forecasts(children, data: PreparedData, tracking_uri: str, parent: str)
     some = next(iter(first.values()))
     for k, target in enumerate(data.series.targets):
         forecasts = {model: e.forecasts["model"][:, 0, k] for model, e in first.items()}
-        forecasts.update({f"{b} (baseline)": some.forecasts[b][:, 0, k]
-                          for b in leaderboard.BASELINES if b in some.forecasts})
+        forecasts.update(
+            {
+                f"{b} (baseline)": some.forecasts[b][:, 0, k]
+                for b in leaderboard.BASELINES
+                if b in some.forecasts
+            }
+        )
         figure = plots.forecast_vs_actual(
             some.time_index, some.actual[:, 0, k], forecasts, target
         )
@@ -113,9 +140,21 @@ def _log_forecasts(children, data: PreparedData, tracking_uri: str, parent: str)
 
 
 def _as_records(board) -> list[dict]:
-    keep = ["rank", "model", "kind", "runs", "run_ids", "skill_vs_persistence",
-            "train_seconds_mean", "parameters"]
-    keep += [c for c in board.columns if c.endswith(("_mean", "_std")) and c not in keep]
+    keep = [
+        "rank",
+        "model",
+        "kind",
+        "runs",
+        "run_ids",
+        "skill_vs_persistence",
+        "train_seconds_mean",
+        "parameters",
+    ]
+    keep += [
+        c for c in board.columns if c.endswith(("_mean", "_std")) and c not in keep
+    ]
     records = board[keep].to_dict(orient="records")
-    return [{k: (None if isinstance(v, float) and v != v else v) for k, v in r.items()}
-            for r in records]
+    return [
+        {k: (None if isinstance(v, float) and v != v else v) for k, v in r.items()}
+        for r in records
+    ]

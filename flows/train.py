@@ -46,13 +46,17 @@ def load_data(spec: DataSpec) -> ingest.LoadedSeries:
     logger = get_run_logger()
     logger.info(
         "loaded %s: %d rows, features %s, targets %s, frequency %s",
-        series.source, len(series.frame), series.features, series.targets,
+        series.source,
+        len(series.frame),
+        series.features,
+        series.targets,
         series.frequency or "irregular/unknown",
     )
     if series.missing_counts:
         logger.warning(
-            "missing values per column %s, handled by data.missing=%s within each split",
-            series.missing_counts, spec.missing,
+            "missing values per column %s, filled by data.missing=%s per split",
+            series.missing_counts,
+            spec.missing,
         )
     return series
 
@@ -123,8 +127,12 @@ def make_datasets(
     """tf.data pipelines: shuffled training windows, ordered validation windows."""
     datasets = {
         "train": make_dataset(
-            scaled["train"].inputs, scaled["train"].targets, window,
-            train.batch_size, shuffle=train.shuffle, seed=train.seed,
+            scaled["train"].inputs,
+            scaled["train"].targets,
+            window,
+            train.batch_size,
+            shuffle=train.shuffle,
+            seed=train.seed,
         )
     }
     if len(scaled["val"].inputs):
@@ -141,7 +149,9 @@ def build(spec: ModelSpec, train: TrainSpec, input_shape, output_shape):
     for option in cudnn_blockers(spec):
         logger.warning("%s keeps LSTM/GRU off the fused cuDNN kernel on a GPU", option)
     training.seed_everything(train.seed)
-    with training.precision_policy(training.resolve_precision(train.precision)) as policy:
+    with training.precision_policy(
+        training.resolve_precision(train.precision)
+    ) as policy:
         model = build_model(spec, input_shape, output_shape)
         training.compile_model(model, train)
     logger.info("built %s (%s): %d parameters", spec.kind, policy, model.count_params())
@@ -157,7 +167,10 @@ def fit(model, datasets: dict, spec: TrainSpec, tracking_uri: str, run_id: str):
     )
     try:
         return training.fit_model(
-            model, datasets["train"], datasets.get("val"), spec,
+            model,
+            datasets["train"],
+            datasets.get("val"),
+            spec,
             hooks=[epoch_logger, progress],
         )
     finally:
@@ -168,8 +181,14 @@ def fit(model, datasets: dict, spec: TrainSpec, tracking_uri: str, run_id: str):
 def evaluate(model, scaled, config: ExperimentConfig, normalizer, targets):
     """Model and baselines on the test windows, both units."""
     return evaluation.evaluate_on_test(
-        model, scaled["train"], scaled["test"], config.window, normalizer, targets,
-        config.data.transform, config.evaluate.season,
+        model,
+        scaled["train"],
+        scaled["test"],
+        config.window,
+        normalizer,
+        targets,
+        config.data.transform,
+        config.evaluate.season,
     )
 
 
@@ -252,8 +271,15 @@ def train_in_run(
         fit_result = fit(model, datasets, config.train, tracking_uri, run_id)
         report = evaluate(model, scaled, config, normalizer, series.targets)
         model_uri = track(
-            config, tracking_uri, run_id, model, fit_result, report,
-            normalizer, scaled, series,
+            config,
+            tracking_uri,
+            run_id,
+            model,
+            fit_result,
+            report,
+            normalizer,
+            scaled,
+            series,
         )
         tracking.finish_run(tracking_uri, run_id)
     return {

@@ -36,7 +36,9 @@ def _build_stack(cell, spec, input_shape, output_shape) -> keras.Model:
     x = inputs
     last = len(spec.units) - 1
     for i, units in enumerate(spec.units):
-        layer = recurrent_layer(cell, units, spec, f"{cell}_{i}", return_sequences=i < last)
+        layer = recurrent_layer(
+            cell, units, spec, f"{cell}_{i}", return_sequences=i < last
+        )
         x = layer(x)  # -> (B, L, H) between layers, (B, H) after the last
         x = maybe_layer_norm(x, spec, f"layer_norm_{i}")
     return keras.Model(inputs, forecast_head(x, output_shape), name=cell)
