@@ -51,9 +51,9 @@ def make_dataset(
 ):
     """Stream windows of one split as a `tf.data.Dataset` of (x, y) batches.
 
-    Nothing per window flows through the pipeline: each element is a batch
-    number, sliced from the (per-epoch shuffled) window starts and gathered from
-    the split's rows inside the graph. Memory stays at one copy of the rows
+    Nothing per window flows through the pipeline: each element is a slice of
+    the (per-epoch shuffled) window starts, gathered from the split's rows
+    inside the graph. Memory stays at one copy of the rows
     however wide or many the windows are. Shuffling reorders windows of this
     split only (pass it for training, never for validation or test); each epoch
     gets a new order, the same for the same `seed`.
@@ -80,14 +80,15 @@ def make_dataset(
         )
 
     if shuffle:
-        epoch_seeds = tf.data.Dataset.random(
-            seed=seed, rerandomize_each_iteration=True
-        ).take(1)  # one new seed each time the dataset is iterated (each epoch)
-        dataset = epoch_seeds.flat_map(
-            lambda s: batches(
-                tf.random.experimental.stateless_shuffle(starts, seed=tf.stack([s, 0]))
-            )
+        # One permutation per epoch from this dataset's own generator: TF's
+        # reshuffling ops keep their state in resources shared by datasets with
+        # the same seed, so two runs in one process could see different orders.
+        rng = np.random.default_rng(seed)
+        orders = tf.data.Dataset.from_generator(
+            lambda: iter([rng.permutation(window_starts(len(inputs), spec))]),
+            output_signature=tf.TensorSpec(shape=starts.shape, dtype=tf.int64),
         )
+        dataset = orders.flat_map(batches)
     else:
         dataset = batches(starts)
     # flat_map hides the length; Keras needs it to know where an epoch ends.
