@@ -80,15 +80,20 @@ def make_dataset(
         )
 
     if shuffle:
-        # One permutation per epoch from this dataset's own generator: TF's
-        # reshuffling ops keep their state in resources shared by datasets with
-        # the same seed, so two runs in one process could see different orders.
-        rng = np.random.default_rng(seed)
-        orders = tf.data.Dataset.from_generator(
-            lambda: iter([rng.permutation(window_starts(len(inputs), spec))]),
-            output_signature=tf.TensorSpec(shape=starts.shape, dtype=tf.int64),
+        # Each dataset owns its epoch counter (no TF random state shared with
+        # other datasets); each pass draws the next seed and permutes in-graph.
+        base = int(np.random.default_rng(seed).integers(2**31))
+        epoch = tf.Variable(0, dtype=tf.int64, trainable=False)
+        epoch_seeds = tf.data.Dataset.from_tensors(np.int64(0)).map(
+            lambda _: epoch.assign_add(1)
         )
-        dataset = orders.flat_map(batches)
+        dataset = epoch_seeds.flat_map(
+            lambda e: batches(
+                tf.random.experimental.stateless_shuffle(
+                    starts, seed=tf.stack([tf.constant(base, tf.int64), e])
+                )
+            )
+        )
     else:
         dataset = batches(starts)
     # flat_map hides the length; Keras needs it to know where an epoch ends.
