@@ -15,6 +15,7 @@ import keras
 
 from components.config import TrainSpec
 from components.errors import TrainingError
+from components.seeds import seed_everything  # noqa: F401  (re-exported)
 
 EpochHook = Callable[[int, dict[str, float]], None]
 
@@ -34,11 +35,6 @@ class FitResult:
     epochs_trained: int
     best_epoch: int
     seconds: float
-
-
-def seed_everything(seed: int) -> None:
-    """Seed Python, NumPy and TensorFlow so a run can be repeated."""
-    keras.utils.set_random_seed(seed)
 
 
 def resolve_precision(precision: str) -> str:

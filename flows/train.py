@@ -152,7 +152,7 @@ def build(spec: ModelSpec, train: TrainSpec, input_shape, output_shape):
     with training.precision_policy(
         training.resolve_precision(train.precision)
     ) as policy:
-        model = build_model(spec, input_shape, output_shape)
+        model = build_model(spec, input_shape, output_shape, seed=train.seed)
         training.compile_model(model, train)
     logger.info("built %s (%s): %d parameters", spec.kind, policy, model.count_params())
     return model

@@ -1,5 +1,9 @@
 """The trainer's guarantees: loss goes down, best epoch kept, NaN stop, seeds."""
 
+import random
+import threading
+import time
+
 import numpy as np
 import pytest
 
@@ -12,7 +16,10 @@ from components.windowing import make_dataset
 
 
 def test_unknown_kind_lists_the_valid_ones():
-    with pytest.raises(ValueError, match=r"expected one of \['bidirectional', 'gru', 'lstm', 'mlp', 'seq2seq', 'simple_rnn'\], got 'tcn'"):
+    with pytest.raises(
+        ValueError,
+        match=r"expected one of \['bidirectional', 'gru', 'lstm', 'mlp', 'seq2seq', 'simple_rnn'\], got 'tcn'",
+    ):
         get_builder("tcn")
 
 
@@ -44,12 +51,45 @@ def test_non_finite_loss_stops_training_with_the_epoch():
     spec = WindowSpec(input_width=5, horizon=1)
     data = make_dataset(rows, rows, spec, 8)
     settings = TrainSpec(epochs=20, patience=0)
-    model = compile_model(build_model(ModelSpec(kind="mlp", units=[4]), (5, 1), (1, 1)), settings)
+    model = compile_model(
+        build_model(ModelSpec(kind="mlp", units=[4]), (5, 1), (1, 1)), settings
+    )
     with pytest.raises(TrainingError, match="non-finite loss at epoch 1"):
         fit_model(model, data, None, settings)
 
 
-def test_same_seed_same_predictions():
+@pytest.fixture
+def busy_random():
+    """Another thread drawing from Python's shared `random`, as Prefect's
+    in-process server or MLflow's async logger may while a model is built."""
+    stop = threading.Event()
+
+    def draw():
+        while not stop.is_set():
+            random.random()
+            time.sleep(1e-5)
+
+    thread = threading.Thread(target=draw, daemon=True)
+    thread.start()
+    yield
+    stop.set()
+    thread.join()
+
+
+@pytest.mark.parametrize("kind", ["mlp", "lstm", "bidirectional", "seq2seq"])
+def test_same_seed_same_initial_weights_while_another_thread_uses_random(
+    kind, busy_random
+):
+    spec = ModelSpec(kind=kind, units=[4], dropout=0.1)
+    weights = []
+    for seed in (3, 3, 4):
+        model = build_model(spec, (6, 2), (2, 2), seed=seed)
+        weights.append(np.concatenate([w.ravel() for w in model.get_weights()]))
+    np.testing.assert_array_equal(weights[0], weights[1])
+    assert not np.allclose(weights[0], weights[2])  # the seed does matter
+
+
+def test_same_seed_same_predictions(busy_random):
     rows = _sine_rows(80)
     spec = WindowSpec(input_width=8, horizon=1)
     x = rows[:8][None]
@@ -58,7 +98,9 @@ def test_same_seed_same_predictions():
         seed_everything(7)
         data = make_dataset(rows, rows, spec, 16, shuffle=True, seed=7)
         settings = TrainSpec(epochs=3, patience=0)
-        model = compile_model(build_model(ModelSpec(kind="gru", units=[4]), (8, 1), (1, 1)), settings)
-        fit_model(model, data, None, settings)
+        model = build_model(
+            ModelSpec(kind="gru", units=[4], dropout=0.2), (8, 1), (1, 1), seed=7
+        )
+        fit_model(compile_model(model, settings), data, None, settings)
         outputs.append(model.predict(x, verbose=0))
     np.testing.assert_allclose(outputs[0], outputs[1], rtol=1e-5)

@@ -33,12 +33,20 @@ EPOCHS = {"seq2seq": 30}
 def _train(kind: str, horizon: int, policy: str = "float32", epochs: int | None = None):
     epochs = epochs or EPOCHS.get(kind, 15)
     rows = _two_sines()
-    data = make_dataset(rows, rows, WindowSpec(input_width=WIDTH, horizon=horizon), 32,
-                        shuffle=True, seed=0)
+    data = make_dataset(
+        rows,
+        rows,
+        WindowSpec(input_width=WIDTH, horizon=horizon),
+        32,
+        shuffle=True,
+        seed=0,
+    )
     seed_everything(0)
     settings = TrainSpec(epochs=epochs, learning_rate=0.02, patience=0)
     with precision_policy(policy):
-        model = build_model(ModelSpec(kind=kind, units=[8, 8]), (WIDTH, 2), (horizon, 2))
+        model = build_model(
+            ModelSpec(kind=kind, units=[8, 8]), (WIDTH, 2), (horizon, 2), seed=0
+        )
         compile_model(model, settings)
     return model, fit_model(model, data, None, settings), rows
 
@@ -57,16 +65,21 @@ def test_contract_shape_learning_and_saving(kind, horizon, tmp_path):
     assert not any(type(layer).__name__ == "Lambda" for layer in model.layers)
     model.save(tmp_path / "m.keras")
     loaded = keras.models.load_model(tmp_path / "m.keras", safe_mode=True)
-    np.testing.assert_allclose(loaded.predict(np.repeat(x, 3, 0), verbose=0), before,
-                               rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(
+        loaded.predict(np.repeat(x, 3, 0), verbose=0), before, rtol=1e-5, atol=1e-6
+    )
 
 
 @pytest.mark.parametrize("kind", model_kinds())
 def test_mixed_bfloat16_trains_with_float32_outputs(kind):
     model, result, rows = _train(kind, horizon=3, policy="mixed_bfloat16", epochs=6)
     assert model.dtype_policy.name == "mixed_bfloat16"
-    recurrent = [l for l in model.layers if l.name.split("_")[0] in
-                 ("lstm", "gru", "simple", "bi", "encoder", "decoder", "dense")]
+    recurrent = [
+        l
+        for l in model.layers
+        if l.name.split("_")[0]
+        in ("lstm", "gru", "simple", "bi", "encoder", "decoder", "dense")
+    ]
     assert recurrent and all(l.dtype_policy.name == "mixed_bfloat16" for l in recurrent)
     assert model.get_layer("forecast").dtype_policy.name == "float32"
     losses = result.history["loss"]
@@ -92,10 +105,19 @@ def test_mixed_float16_gets_loss_scaling_and_auto_follows_the_device():
     "options",
     [
         {"kind": "bidirectional", "cell": "gru", "merge_mode": "sum"},
-        {"kind": "bidirectional", "cell": "simple_rnn", "merge_mode": "ave",
-         "layer_norm": True},
+        {
+            "kind": "bidirectional",
+            "cell": "simple_rnn",
+            "merge_mode": "ave",
+            "layer_norm": True,
+        },
         {"kind": "seq2seq", "cell": "gru", "attention": "dot"},
-        {"kind": "seq2seq", "cell": "lstm", "attention": "additive", "layer_norm": True},
+        {
+            "kind": "seq2seq",
+            "cell": "lstm",
+            "attention": "additive",
+            "layer_norm": True,
+        },
         {"kind": "lstm", "dropout": 0.2, "recurrent_dropout": 0.1, "layer_norm": True},
         {"kind": "simple_rnn", "activation": "relu"},
     ],
@@ -114,7 +136,9 @@ def test_options_build_and_survive_saving(options, tmp_path):
 
 def test_seq2seq_attention_layers_are_keras_own():
     dot = build_model(ModelSpec(kind="seq2seq", attention="dot"), (7, 1), (3, 1))
-    additive = build_model(ModelSpec(kind="seq2seq", attention="additive"), (7, 1), (3, 1))
+    additive = build_model(
+        ModelSpec(kind="seq2seq", attention="additive"), (7, 1), (3, 1)
+    )
     assert type(dot.get_layer("attention")).__name__ == "Attention"
     assert type(additive.get_layer("attention")).__name__ == "AdditiveAttention"
     plain = build_model(ModelSpec(kind="seq2seq"), (7, 1), (3, 1))
@@ -123,8 +147,9 @@ def test_seq2seq_attention_layers_are_keras_own():
 
 def test_bidirectional_merge_mode_sets_the_width():
     concat = build_model(ModelSpec(kind="bidirectional", units=[5]), (4, 1), (1, 1))
-    summed = build_model(ModelSpec(kind="bidirectional", units=[5], merge_mode="sum"),
-                         (4, 1), (1, 1))
+    summed = build_model(
+        ModelSpec(kind="bidirectional", units=[5], merge_mode="sum"), (4, 1), (1, 1)
+    )
     assert concat.get_layer("bi_0").output.shape[-1] == 10
     assert summed.get_layer("bi_0").output.shape[-1] == 5
 
@@ -178,15 +203,18 @@ def _numpy_gru(x, kernel, recurrent, bias):
     return h
 
 
-@pytest.mark.parametrize("kind, reference", [("lstm", _numpy_lstm), ("gru", _numpy_gru)])
+@pytest.mark.parametrize(
+    "kind, reference", [("lstm", _numpy_lstm), ("gru", _numpy_gru)]
+)
 def test_golden_recurrent_math(kind, reference):
     model = build_model(ModelSpec(kind=kind, units=[3]), (4, 2), (2, 1))
     _fill_weights(model)
     x = np.linspace(-1, 1, 2 * 4 * 2).reshape(2, 4, 2)
     cell = model.get_layer(f"{kind}_0")
     weights = [np.asarray(w, np.float64) for w in cell.get_weights()]
-    head_kernel, head_bias = (np.asarray(w, np.float64)
-                              for w in model.get_layer("head").get_weights())
+    head_kernel, head_bias = (
+        np.asarray(w, np.float64) for w in model.get_layer("head").get_weights()
+    )
     expected = (reference(x, *weights) @ head_kernel + head_bias).reshape(2, 2, 1)
     actual = model.predict(x.astype("float32"), verbose=0)
     np.testing.assert_allclose(actual, expected, rtol=1e-5, atol=1e-6)
@@ -204,5 +232,6 @@ def test_mlflow_logged_model_of_every_kind_loads_back(kind, mlflow_uri):
     uri = tracking.log_keras_model(mlflow_uri, run_id, model)
     x = np.random.default_rng(2).standard_normal((2, 6, 2)).astype("float32")
     loaded = mlflow.keras.load_model(uri)
-    np.testing.assert_allclose(loaded.predict(x, verbose=0), model.predict(x, verbose=0),
-                               rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(
+        loaded.predict(x, verbose=0), model.predict(x, verbose=0), rtol=1e-5, atol=1e-6
+    )

@@ -8,9 +8,24 @@ input_shape = (L, C) and output_shape = (T, K).
 from components.models.registry import get_builder, model_kinds
 
 
-def build_model(spec, input_shape: tuple[int, int], output_shape: tuple[int, int]):
-    """Build the `spec.kind` architecture for these data shapes."""
-    return get_builder(spec.kind)(spec, input_shape, output_shape)
+def build_model(
+    spec,
+    input_shape: tuple[int, int],
+    output_shape: tuple[int, int],
+    seed: int | None = None,
+):
+    """Build the `spec.kind` architecture for these data shapes.
+
+    With `seed`, the initial weights (and dropout generators) depend on the
+    seed alone, whatever other threads do with Python's `random` meanwhile.
+    """
+    builder = get_builder(spec.kind)
+    if seed is None:
+        return builder(spec, input_shape, output_shape)
+    from components.seeds import keras_seeds  # imports Keras
+
+    with keras_seeds(seed):
+        return builder(spec, input_shape, output_shape)
 
 
 __all__ = ["build_model", "model_kinds"]
