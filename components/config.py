@@ -32,7 +32,16 @@ from components.models.registry import model_kinds
 from components.redact import redact_url
 
 PositiveInt = Annotated[int, Field(gt=0)]
-SECTIONS = ("data", "split", "window", "model", "train", "evaluate", "tracking")
+SECTIONS = (
+    "data",
+    "split",
+    "window",
+    "model",
+    "train",
+    "evaluate",
+    "tracking",
+    "retrain",
+)
 
 
 class _Strict(BaseModel):
@@ -206,6 +215,30 @@ class TrackingSpec(_Strict):
     experiment: str | None = Field(
         None, description="MLflow experiment name; default the experiment's name."
     )
+    registered_model: str | None = Field(
+        None,
+        description="Registered model that `rnnflow retrain` versions and whose "
+        "`champion` alias it moves; default the experiment's name.",
+    )
+
+
+class RetrainSpec(_Strict):
+    """The champion/challenger gate of `rnnflow retrain`."""
+
+    min_improvement: float = Field(
+        0.0,
+        ge=0.0,
+        lt=1.0,
+        description="Relative holdout-MSE improvement a challenger needs over the "
+        "champion to be promoted (0.05 = 5 % lower). It must also beat persistence.",
+    )
+    wait_seconds: float = Field(
+        60.0,
+        ge=1.0,
+        description="How long a retraining waits for another one of the same "
+        "registered model to finish before it is skipped (at least 1 s: one "
+        "request to the Prefect API).",
+    )
 
 
 class ExperimentConfig(_Strict):
@@ -219,6 +252,7 @@ class ExperimentConfig(_Strict):
     train: TrainSpec = Field(default_factory=TrainSpec)
     evaluate: EvaluateSpec = Field(default_factory=EvaluateSpec)
     tracking: TrackingSpec = Field(default_factory=TrackingSpec)
+    retrain: RetrainSpec = Field(default_factory=RetrainSpec)
 
     @model_validator(mode="after")
     def _transform_needs_adjacent_targets(self) -> "ExperimentConfig":
@@ -245,6 +279,11 @@ class ExperimentConfig(_Strict):
     def experiment_name(self) -> str:
         """The MLflow experiment this config logs to."""
         return self.tracking.experiment or self.name
+
+    @property
+    def registered_model_name(self) -> str:
+        """The registered model `rnnflow retrain` versions."""
+        return self.tracking.registered_model or self.name
 
 
 def project_root() -> Path:

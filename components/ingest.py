@@ -56,7 +56,17 @@ def load_series(spec: DataSpec) -> LoadedSeries:
     `preprocess.fill_missing`, which works within each split.
     """
     frame, sha256 = _read_source(spec)
-    source = redact_url(spec.path)
+    return series_from_frame(frame, spec, redact_url(spec.path), sha256)
+
+
+def series_from_frame(
+    frame: pd.DataFrame, spec: DataSpec, source: str, sha256: str | None = None
+) -> LoadedSeries:
+    """Every check and selection of `load_series` on a frame already in memory.
+
+    A packaged model runs its raw input through here, so serving sees exactly
+    the validation (and calendar features) that training saw.
+    """
     if frame.empty:
         raise DataError(f"{source}: the file has no rows.")
     frequency = None
@@ -227,6 +237,11 @@ def _read_source(spec: DataSpec) -> tuple[pd.DataFrame, str | None]:
             f"got {digest}."
         )
     return _read_file(local, local.suffix, str(local)), digest
+
+
+def read_table(path: Path) -> pd.DataFrame:
+    """A local CSV (any separator, BOM or not) or Parquet file, as read for training."""
+    return _read_file(Path(path), Path(path).suffix, str(path))
 
 
 def _read_file(path: Path, suffix: str, shown: str) -> pd.DataFrame:

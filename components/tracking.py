@@ -12,6 +12,7 @@ Default store: `sqlite:///<project>/mlruns/mlflow.db` with artifacts under
 import contextlib
 import os
 import re
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -220,6 +221,40 @@ def log_figure(tracking_uri: str, run_id: str, figure, artifact_file: str) -> No
     MlflowClient(tracking_uri).log_figure(run_id, figure, artifact_file)
 
 
+_FLUENT = threading.Lock()  # one block at a time owns MLflow's global store
+
+
+@contextlib.contextmanager
+def fluent_store(tracking_uri: str) -> Iterator[None]:
+    """Point MLflow's process-global store (tracking and registry) at
+    `tracking_uri` for the block only.
+
+    `Model.log` and `mlflow.pyfunc.load_model("models:/...")` read the global
+    URI, and setting it also exports MLFLOW_TRACKING_URI / MLFLOW_REGISTRY_URI
+    to every later subprocess: a notebook or a test would silently send its
+    next `mlflow` command to the store of the last run. Both the globals and
+    the environment are put back afterwards.
+    """
+    from mlflow.tracking._model_registry import utils as registry_utils
+    from mlflow.tracking._tracking_service import utils as tracking_utils
+
+    names = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
+    with _FLUENT:
+        saved_env = {name: os.environ.get(name) for name in names}
+        saved = (tracking_utils._tracking_uri, registry_utils._registry_uri)
+        mlflow.set_tracking_uri(tracking_uri)
+        mlflow.set_registry_uri(tracking_uri)
+        try:
+            yield
+        finally:
+            tracking_utils._tracking_uri, registry_utils._registry_uri = saved
+            for name, value in saved_env.items():
+                if value is None:
+                    os.environ.pop(name, None)
+                else:
+                    os.environ[name] = value
+
+
 def log_keras_model(tracking_uri: str, run_id: str, model, name: str = "model") -> str:
     """Log `model` in the `mlflow.keras` flavor under this run; return its URI.
 
@@ -239,17 +274,17 @@ def log_keras_model(tracking_uri: str, run_id: str, model, name: str = "model") 
     # files it under the fluent default experiment 0, with artifacts in ./mlruns.
     experiment_id = client.get_run(run_id).info.experiment_id
     logged = client.create_logged_model(experiment_id, name=name, source_run_id=run_id)
-    mlflow.set_tracking_uri(tracking_uri)  # Model.log resolves the store globally
-    info = Model.log(
-        artifact_path=None,
-        name=name,
-        flavor=mlflow.keras,
-        run_id=run_id,
-        model_id=logged.model_id,
-        model=model,
-        signature=signature,
-        pip_requirements=requirements,
-    )
+    with fluent_store(tracking_uri):  # Model.log resolves the store globally
+        info = Model.log(
+            artifact_path=None,
+            name=name,
+            flavor=mlflow.keras,
+            run_id=run_id,
+            model_id=logged.model_id,
+            model=model,
+            signature=signature,
+            pip_requirements=requirements,
+        )
     client.finalize_logged_model(logged.model_id, "READY")
     return info.model_uri
 

@@ -86,6 +86,55 @@ def _parser() -> argparse.ArgumentParser:
     )
     compare.set_defaults(handler=_compare)
 
+    retrain = commands.add_parser(
+        "retrain",
+        help="retrain once; promote the new model only if it beats the champion",
+        description="Train a challenger on the newest data, score it and the "
+        "registered champion on the same recent holdout, register it, and move the "
+        "`champion` alias only when it is better (and beats persistence).",
+        epilog="example: rnnflow retrain gas_furnace retrain.min_improvement=0.02",
+    )
+    _add_experiment_args(retrain)
+    retrain.add_argument(
+        "--json", action="store_true", help="print one JSON object as the last line"
+    )
+    retrain.set_defaults(handler=_retrain)
+
+    predict = commands.add_parser(
+        "predict",
+        help="forecast the next steps with a logged or registered model",
+        description="Forecast the horizon after the last rows of the input, in "
+        "original units, with the packaged model (default: the champion).",
+        epilog="example: rnnflow predict gas_furnace --input latest.csv",
+    )
+    _add_experiment_args(predict)
+    predict.add_argument(
+        "--model-uri",
+        help="default models:/<tracking.registered_model>@champion",
+    )
+    predict.add_argument(
+        "--input",
+        help="CSV or Parquet of raw observations (default: the experiment's data)",
+    )
+    predict.add_argument("--output", help="write the forecast as CSV here")
+    predict.add_argument(
+        "--json", action="store_true", help="print one JSON object as the last line"
+    )
+    predict.set_defaults(handler=_predict)
+
+    deploy = commands.add_parser(
+        "deploy",
+        help="serve scheduled retraining and train-on-demand as Prefect deployments",
+        description="Register deployments retrain-NAME (on the cron schedule, one "
+        "run at a time) and train-NAME, then run their flow runs until stopped "
+        "(Ctrl-C). Needs a Prefect server: set PREFECT_API_URL.",
+        epilog='example: rnnflow deploy gas_furnace --cron "0 3 * * *"',
+    )
+    _add_experiment_args(deploy)
+    deploy.add_argument("--cron", required=True, help='cron schedule, e.g. "0 3 * * *"')
+    deploy.add_argument("--timezone", default="UTC", help="IANA time zone of --cron")
+    deploy.set_defaults(handler=_deploy)
+
     show = commands.add_parser(
         "show", help="print the resolved config of an experiment, without running it"
     )
@@ -137,12 +186,16 @@ def _add_experiment_args(parser: argparse.ArgumentParser) -> None:
 def _load(args):
     from components.config import load_experiment
 
+    return load_experiment(*_experiment_and_overrides(args))
+
+
+def _experiment_and_overrides(args) -> tuple[str | None, list[str]]:
     overrides = list(args.overrides)
     experiment = args.experiment
     if experiment is not None and "=" in experiment:  # only overrides were given
         overrides.insert(0, experiment)
         experiment = None
-    return load_experiment(experiment, overrides)
+    return experiment, overrides
 
 
 def _show(args) -> int:
@@ -213,6 +266,88 @@ def _compare(args) -> int:
                 {k: result[k] for k in ("parent_run_id", "experiment", "leaderboard")}
             )
         )
+    return 0
+
+
+def _retrain(args) -> int:
+    config = _load(args)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    from flows.retrain import retrain_flow
+
+    _hide_user_error_tracebacks()
+    result = retrain_flow(config)
+    print(
+        f"{result['decision']}: {result['reason']}\n"
+        f"registered version {result['version'] or '-'}, champion "
+        f"{result['champion_version'] or '-'}, run {result['run_id'] or '-'}"
+    )
+    if args.json:
+        print(json.dumps(result))
+    return 0
+
+
+def _predict(args) -> int:
+    config = _load(args)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    from components import ingest, tracking
+    from components.errors import DataError
+
+    uri = tracking.resolve_tracking_uri(config.tracking.uri)
+    tracking.check_reachable(uri)
+    model_uri = args.model_uri or f"models:/{config.registered_model_name}@champion"
+    if args.input:
+        path = Path(args.input)
+        if not path.is_file():
+            raise DataError(f"--input {path}: no such file.")
+        frame = ingest.read_table(path)
+    else:
+        frame = None
+    from components.packaging import load_forecaster
+
+    forecaster = load_forecaster(model_uri, uri)
+    if frame is None:
+        frame = forecaster.input_frame(ingest.load_series(config.data).frame)
+    forecast = forecaster.forecast(frame)
+    if args.output:
+        forecast.to_csv(args.output, index=False)
+        print(f"wrote {len(forecast)} rows to {args.output}")
+    else:
+        print(forecast.to_string(index=False))
+    if args.json:
+        records = json.loads(forecast.to_json(orient="records", date_format="iso"))
+        print(json.dumps({"model_uri": model_uri, "forecast": records}))
+    return 0
+
+
+def _deploy(args) -> int:
+    from components.errors import ConfigError
+
+    config = _load(args)
+    if not os.environ.get("PREFECT_API_URL"):
+        print(
+            "note: PREFECT_API_URL is not set; Prefect will use its own settings "
+            "(start a server with `prefect server start` to watch runs in its UI).",
+            file=sys.stderr,
+        )
+    try:
+        from prefect.schedules import Cron
+
+        Cron(args.cron, timezone=args.timezone)
+    except Exception as exc:  # Prefect's validator: pydantic or ValueError
+        raise ConfigError(
+            f"`--cron {args.cron!r}` / `--timezone {args.timezone!r}`: expected a "
+            f"five-field cron expression and an IANA time zone ({exc})."
+        ) from None
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    from flows.deploy import serve_deployments
+
+    print(
+        f"serving retrain-{config.name} ({args.cron} {args.timezone}) and "
+        f"train-{config.name}; Ctrl-C stops",
+        flush=True,
+    )
+    experiment, overrides = _experiment_and_overrides(args)
+    serve_deployments(experiment or "default", overrides, args.cron, args.timezone)
     return 0
 
 

@@ -19,7 +19,15 @@ from prefect.cache_policies import NO_CACHE
 from prefect.logging import get_run_logger
 from prefect.runtime import flow_run
 
-from components import evaluation, ingest, plots, preprocess, tracking, training
+from components import (
+    evaluation,
+    ingest,
+    packaging,
+    plots,
+    preprocess,
+    tracking,
+    training,
+)
 from components.config import (
     DataSpec,
     ExperimentConfig,
@@ -30,6 +38,7 @@ from components.config import (
     flatten,
     to_yaml,
 )
+from components.forecaster import Forecaster
 from components.models import build_model
 from components.models.registry import cudnn_blockers
 from components.redact import redact_url
@@ -228,6 +237,18 @@ def track(
     return tracking.log_keras_model(tracking_uri, run_id, model)
 
 
+@_task
+def package(
+    forecaster: Forecaster,
+    series: ingest.LoadedSeries,
+    tracking_uri: str,
+    run_id: str,
+) -> str:
+    """Log the servable pyfunc model (network + normalizer + window + columns)."""
+    example = forecaster.input_frame(series.frame)
+    return packaging.log_forecaster(tracking_uri, run_id, forecaster, example)
+
+
 @flow(name="rnnflow-train", flow_run_name="{config.name}-{config.model.kind}")
 def train_flow(config: ExperimentConfig) -> dict:
     """Train and evaluate one experiment; return its run id, status and metrics."""
@@ -256,11 +277,16 @@ def prepare_data(config: ExperimentConfig) -> PreparedData:
 
 
 def train_in_run(
-    config: ExperimentConfig, data: PreparedData, tracking_uri: str, run_id: str
+    config: ExperimentConfig,
+    data: PreparedData,
+    tracking_uri: str,
+    run_id: str,
+    finish: bool = True,
 ) -> dict:
-    """window -> build -> train -> evaluate -> track, inside an open MLflow run.
+    """window -> build -> train -> evaluate -> track -> package, in an open run.
 
-    The run ends FINISHED, or FAILED with the reason if anything raises.
+    The run ends FINISHED (unless `finish` is False: the caller goes on logging
+    to it), or FAILED with the reason if anything raises.
     """
     series, normalizer, scaled = data.series, data.normalizer, data.scaled
     with tracking.failing_marks_run(tracking_uri, run_id):
@@ -281,13 +307,18 @@ def train_in_run(
             scaled,
             series,
         )
-        tracking.finish_run(tracking_uri, run_id)
+        forecaster = Forecaster.from_training(model, normalizer, config, series)
+        forecaster_uri = package(forecaster, series, tracking_uri, run_id)
+        if finish:
+            tracking.finish_run(tracking_uri, run_id)
     return {
         "run_id": run_id,
         "experiment": config.experiment_name,
         "status": "FINISHED",
         "tracking_uri": tracking_uri,
         "model_uri": model_uri,
+        "forecaster_uri": forecaster_uri,
+        "forecaster": forecaster,
         "parameters": model.count_params(),
         "metrics": {
             **report.metrics,

@@ -16,11 +16,22 @@ from conftest import free_port, wait_for, write_experiment
 def mlflow_server(tmp_path):
     port = free_port()
     process = subprocess.Popen(
-        [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1",
-         "--port", str(port),
-         "--backend-store-uri", f"sqlite:///{tmp_path / 'server.db'}",
-         "--artifacts-destination", (tmp_path / "server-artifacts").as_uri()],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [
+            sys.executable,
+            "-m",
+            "mlflow",
+            "server",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--backend-store-uri",
+            f"sqlite:///{tmp_path / 'server.db'}",
+            "--artifacts-destination",
+            (tmp_path / "server-artifacts").as_uri(),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     try:
         wait_for(f"http://127.0.0.1:{port}/health", seconds=120)
@@ -38,22 +49,32 @@ def test_train_flow_logs_everything_through_a_tracking_server(
     from flows.train import train_flow
 
     uri, artifact_store = mlflow_server
-    experiment = write_experiment(tmp_path / "srv.yaml", f"""
+    experiment = write_experiment(
+        tmp_path / "srv.yaml",
+        f"""
 data: {{path: {series_csv}}}
 split: {{val: 40, test: 40}}
 window: {{input_width: 8}}
 model: {{kind: gru, units: [4]}}
 train: {{epochs: 2}}
 tracking: {{uri: "{uri}", experiment: served}}
-""")
+""",
+    )
     result = train_flow(load_experiment(str(experiment)))
     client = MlflowClient(uri)
     run = client.get_run(result["run_id"])
     assert run.info.status == "FINISHED" and run.data.metrics["epochs_trained"] == 2
-    assert [m.step for m in client.get_metric_history(run.info.run_id, "loss")] == [1, 2]
+    assert [m.step for m in client.get_metric_history(run.info.run_id, "loss")] == [
+        1,
+        2,
+    ]
     assert {a.path for a in client.list_artifacts(run.info.run_id, "plots")} >= {
-        "plots/loss.png", "plots/forecast_a.png"}
+        "plots/loss.png",
+        "plots/forecast_a.png",
+    }
     assert any(artifact_store.rglob("MLmodel"))  # proxied into the server's store
-    mlflow.set_tracking_uri(uri)
-    model = mlflow.keras.load_model(result["model_uri"])
+    from components.tracking import fluent_store
+
+    with fluent_store(uri):
+        model = mlflow.keras.load_model(result["model_uri"])
     assert model.predict(np.zeros((1, 8, 2), "float32"), verbose=0).shape == (1, 1, 2)

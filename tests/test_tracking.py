@@ -51,10 +51,15 @@ def test_exceptions_end_the_run_failed_with_the_reason(mlflow_uri):
     except RuntimeError:
         pass
     run = MlflowClient(mlflow_uri).get_run(run_id)
-    assert run.info.status == "FAILED" and run.data.tags["error"] == "RuntimeError: disk full"
+    assert (
+        run.info.status == "FAILED"
+        and run.data.tags["error"] == "RuntimeError: disk full"
+    )
 
 
-def test_unreachable_server_fails_fast_naming_the_uri(prefect_api, series_csv, tmp_path):
+def test_unreachable_server_fails_fast_naming_the_uri(
+    prefect_api, series_csv, tmp_path
+):
     import socket
 
     import pytest
@@ -68,10 +73,31 @@ def test_unreachable_server_fails_fast_naming_the_uri(prefect_api, series_csv, t
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     uri = f"http://127.0.0.1:{port}"
-    experiment = write_experiment(tmp_path / "x.yaml", f"""
+    experiment = write_experiment(
+        tmp_path / "x.yaml",
+        f"""
 data: {{path: {series_csv}}}
 tracking: {{uri: "{uri}"}}
-""")
+""",
+    )
     # raised by rnnflow's own check, not after MLflow's minutes of retries
     with pytest.raises(TrackingError, match=rf"server {uri} is unreachable"):
         train_flow(load_experiment(str(experiment)))
+
+
+def test_fluent_store_leaves_no_uri_behind_for_later_processes(mlflow_uri, monkeypatch):
+    import os
+
+    import mlflow
+
+    from components.tracking import fluent_store
+
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.delenv("MLFLOW_REGISTRY_URI", raising=False)
+    before = mlflow.get_tracking_uri()
+    with fluent_store(mlflow_uri):
+        assert mlflow.get_tracking_uri() == mlflow_uri
+        assert mlflow.get_registry_uri() == mlflow_uri
+    assert "MLFLOW_TRACKING_URI" not in os.environ
+    assert "MLFLOW_REGISTRY_URI" not in os.environ  # a subprocess would inherit it
+    assert mlflow.get_tracking_uri() == before

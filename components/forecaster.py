@@ -1,0 +1,257 @@
+"""A trained network with everything it needs to go from raw observations to
+forecasts in original units: the train-split normalizer, the window, the data
+settings and the column names.
+
+Serving and training share one code path: raw rows go through the same
+validation (`ingest.series_from_frame`), the same per-split cleaning and
+transform (`preprocess.prepare_split`) and the same re-integration
+(`evaluation.to_original`) as the training run's own test forecasts.
+
+Saved as a folder: `model.keras` (loaded with `safe_mode=True`) and
+`forecaster.json` (everything else).
+"""
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from components import evaluation, ingest, preprocess
+from components.config import DataSpec, WindowSpec
+from components.errors import DataError
+from components.windowing import make_windows, target_rows
+
+FORMAT_VERSION = 1
+_MODEL_FILE = "model.keras"
+_META_FILE = "forecaster.json"
+
+
+@dataclass(frozen=True)
+class Backtest:
+    """Forecasts for every window whose first target is at or after a cut-off.
+
+    Attributes:
+        index: (W,) label of each window's first target row.
+        actual: (W, T, K) true targets, original units.
+        forecast: (W, T, K) the network's forecasts, original units.
+        persistence: (W, T, K) the last observed value repeated.
+    """
+
+    index: pd.Index
+    actual: np.ndarray
+    forecast: np.ndarray
+    persistence: np.ndarray
+
+
+@dataclass(frozen=True)
+class Forecaster:
+    """`model` plus what turns raw rows into its inputs and its outputs back.
+
+    Attributes:
+        data: the training run's data settings with `features`/`targets`
+            pinned to the columns it used (calendar features aside) and the
+            path redacted; only validation settings matter here.
+        features: the model's input columns, calendar features included.
+        calendar_columns: the subset of `features` computed from the time index.
+    """
+
+    model: object  # keras.Model; untyped so this module imports without Keras
+    normalizer: preprocess.Normalizer
+    data: DataSpec
+    window: WindowSpec
+    features: list[str]
+    targets: list[str]
+    calendar_columns: list[str]
+    frequency: str | None = None
+
+    @classmethod
+    def from_training(
+        cls, model, normalizer, config, series: ingest.LoadedSeries
+    ) -> "Forecaster":
+        """Package what a training run used, from its config and loaded series."""
+        raw_features = [f for f in series.features if f not in series.calendar_columns]
+        data = config.data.model_copy(
+            update={
+                "path": series.source,
+                "sha256": None,
+                "features": raw_features,
+                "targets": list(series.targets),
+                "frequency": config.data.frequency or series.frequency,
+            }
+        )
+        return cls(
+            model=model,
+            normalizer=normalizer,
+            data=data,
+            window=config.window,
+            features=list(series.features),
+            targets=list(series.targets),
+            calendar_columns=list(series.calendar_columns),
+            frequency=data.frequency,
+        )
+
+    @property
+    def history_rows(self) -> int:
+        """Raw rows one forecast needs: the window, plus one under a transform."""
+        return self.window.input_width + (self.data.transform != "none")
+
+    @property
+    def input_columns(self) -> list[str]:
+        """Raw columns an input frame must hold (plus the time column, if any)."""
+        raw = [c for c in self.features if c not in self.calendar_columns]
+        return raw + [t for t in self.targets if t not in raw]
+
+    def input_frame(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """The raw columns a forecast reads from `frame`, as a caller sends them:
+        the time column first (when trained with one; UTC without a zone, which
+        MLflow's signature check requires), then `input_columns`."""
+        out = frame[self.input_columns]
+        if not self.data.time_column:
+            return out.reset_index(drop=True)
+        if isinstance(out.index, pd.DatetimeIndex):
+            out = out.set_axis(_naive_utc(out.index))
+        return out.reset_index(names=self.data.time_column)
+
+    def forecast(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """The next `horizon` steps after the last row of `frame`.
+
+        Args:
+            frame: raw observations in time order, at least `history_rows` rows,
+                with the input columns (and the time column when trained with one).
+
+        Returns:
+            one row per horizon step: `step` (1..T), `time` (UTC) when the
+            series has a time index and a frequency, then one column per target.
+        """
+        series = self._validated(frame)
+        tail = series.frame.iloc[-self.history_rows :]
+        prepared = self._prepare(tail)
+        if len(prepared.frame) < self.window.input_width:
+            raise DataError(
+                f"model input: a forecast needs the last {self.history_rows} rows "
+                f"without gaps after `data.missing={self.data.missing}`, "
+                f"got {len(prepared.frame)} usable rows."
+            )
+        x = self.normalizer.transform(prepared.frame, self.features)[None]  # (1, L, C)
+        base = prepared.levels.to_numpy(np.float64)[-1:]  # (1, K)
+        levels = self._to_original(self._predict(x), base)[0]  # (T, K)
+        steps = np.arange(1, self.window.horizon + 1)
+        out = pd.DataFrame({"step": steps})
+        index = series.frame.index
+        if isinstance(index, pd.DatetimeIndex) and self.frequency:
+            step = pd.tseries.frequencies.to_offset(self.frequency)
+            ahead = self.window.offset + steps  # steps after the last observed row
+            out["time"] = _naive_utc(
+                pd.DatetimeIndex([index[-1] + step * int(a) for a in ahead])
+            )
+        for k, target in enumerate(self.targets):
+            out[target] = levels[:, k]
+        return out
+
+    def backtest(self, frame: pd.DataFrame, since) -> Backtest:
+        """Forecast every window of `frame` whose first target label is >= `since`.
+
+        Inputs may reach back before `since` (they are the past); targets never
+        do, so a cut-off after a model's training rows scores it on unseen data.
+        """
+        series = self._validated(frame)
+        first = int(series.frame.index.searchsorted(since))
+        if first >= len(series.frame):
+            raise DataError(f"no rows at or after {since!r} to score forecasts on.")
+        context = self.window.input_width + self.window.offset
+        start = max(first - context - (self.data.transform != "none"), 0)
+        prepared = self._prepare(series.frame.iloc[start:])
+        scaled = preprocess.scale_split(
+            prepared, self.normalizer, self.features, self.targets
+        )
+        x, _ = make_windows(scaled.inputs, scaled.targets, self.window)
+        _, actual = make_windows(scaled.levels, scaled.levels, self.window)
+        base = scaled.levels[
+            evaluation.last_input_rows(len(scaled.levels), self.window)
+        ]
+        forecast = self._to_original(self._predict(x), base)
+        persistence = evaluation.persistence_forecast(scaled.levels, self.window)
+        index = scaled.index[target_rows(len(scaled.inputs), self.window)]
+        keep = np.asarray(index >= since)
+        if not keep.any():
+            raise DataError(
+                f"no whole window has its targets at or after {since!r} "
+                f"(window span {self.window.span} rows)."
+            )
+        return Backtest(index[keep], actual[keep], forecast[keep], persistence[keep])
+
+    def save(self, directory: Path) -> Path:
+        """Write `model.keras` and `forecaster.json` into `directory`."""
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        self.model.save(directory / _MODEL_FILE)
+        meta = {
+            "format": FORMAT_VERSION,
+            "data": self.data.model_dump(mode="json"),
+            "window": self.window.model_dump(mode="json"),
+            "features": self.features,
+            "targets": self.targets,
+            "calendar_columns": self.calendar_columns,
+            "frequency": self.frequency,
+            "normalizer": self.normalizer.to_dict(),
+        }
+        (directory / _META_FILE).write_text(json.dumps(meta, indent=2))
+        return directory
+
+    @classmethod
+    def load(cls, directory: Path) -> "Forecaster":
+        """Inverse of `save`; the network loads with `safe_mode=True`."""
+        import keras
+
+        import components.models.layers  # noqa: F401  (registers custom layers)
+
+        directory = Path(directory)
+        meta = json.loads((directory / _META_FILE).read_text())
+        if meta.get("format") != FORMAT_VERSION:
+            raise DataError(
+                f"{directory / _META_FILE}: format {meta.get('format')!r} is not "
+                f"supported (expected {FORMAT_VERSION}); retrain the model."
+            )
+        return cls(
+            model=keras.saving.load_model(directory / _MODEL_FILE, safe_mode=True),
+            normalizer=preprocess.Normalizer.from_dict(meta["normalizer"]),
+            data=DataSpec.model_validate(meta["data"]),
+            window=WindowSpec.model_validate(meta["window"]),
+            features=meta["features"],
+            targets=meta["targets"],
+            calendar_columns=meta["calendar_columns"],
+            frequency=meta["frequency"],
+        )
+
+    def _validated(self, frame: pd.DataFrame) -> ingest.LoadedSeries:
+        time_column = self.data.time_column
+        if (
+            time_column
+            and time_column not in frame.columns
+            and (
+                frame.index.name == time_column
+                or isinstance(frame.index, pd.DatetimeIndex)
+            )
+        ):
+            frame = frame.reset_index(names=time_column)  # already indexed by time
+        return ingest.series_from_frame(frame, self.data, "model input")
+
+    def _prepare(self, frame: pd.DataFrame) -> preprocess.PreparedSplit:
+        return preprocess.prepare_split(
+            frame, self.data, self.targets, keep=self.calendar_columns
+        )
+
+    def _predict(self, x: np.ndarray) -> np.ndarray:
+        return np.asarray(self.model.predict(x, verbose=0), np.float64)
+
+    def _to_original(self, values: np.ndarray, base: np.ndarray) -> np.ndarray:
+        return evaluation.to_original(
+            values, base, self.normalizer, self.targets, self.data.transform
+        )
+
+
+def _naive_utc(index: pd.DatetimeIndex) -> pd.DatetimeIndex:
+    """UTC wall time without a zone (rnnflow reads zone-less times as UTC)."""
+    return index.tz_convert("UTC").tz_localize(None) if index.tz else index

@@ -1,0 +1,75 @@
+"""Registered models, versions and the `champion` alias in MLflow's registry.
+
+The registry lives in the tracking store (sqlite or a tracking server); every
+function takes that URI explicitly, like `tracking`.
+"""
+
+from dataclasses import dataclass
+
+from mlflow import MlflowClient
+from mlflow.exceptions import MlflowException
+
+from components.tracking import fluent_store
+
+CHAMPION = "champion"
+
+
+@dataclass(frozen=True)
+class Version:
+    """One registered model version, as the retrain gate needs it."""
+
+    name: str
+    version: str
+    run_id: str
+    tags: dict[str, str]
+
+    @property
+    def uri(self) -> str:
+        """`models:/NAME/VERSION`, loadable with `mlflow.pyfunc.load_model`."""
+        return f"models:/{self.name}/{self.version}"
+
+
+def champion(tracking_uri: str, name: str) -> Version | None:
+    """The version behind alias `champion` of `name`, or None if there is none."""
+    client = _client(tracking_uri)
+    try:
+        found = client.get_model_version_by_alias(name, CHAMPION)
+    except MlflowException as exc:
+        if exc.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
+            return None
+        raise
+    return Version(name, str(found.version), found.run_id or "", dict(found.tags))
+
+
+def register(
+    tracking_uri: str, name: str, model_uri: str, run_id: str, tags: dict[str, str]
+) -> Version:
+    """Add `model_uri` as a new version of `name` (created if missing)."""
+    client = _client(tracking_uri)
+    try:
+        client.create_registered_model(name)
+    except MlflowException as exc:
+        if exc.error_code != "RESOURCE_ALREADY_EXISTS":
+            raise
+    tags = {k: str(v) for k, v in tags.items()}
+    with fluent_store(tracking_uri):  # the store resolves `models:/m-...` globally
+        created = client.create_model_version(name, model_uri, run_id=run_id, tags=tags)
+    return Version(name, str(created.version), run_id, tags)
+
+
+def promote(tracking_uri: str, version: Version) -> None:
+    """Point alias `champion` at `version`."""
+    _client(tracking_uri).set_registered_model_alias(
+        version.name, CHAMPION, version.version
+    )
+
+
+def tag_version(tracking_uri: str, version: Version, tags: dict[str, str]) -> None:
+    """Add tags to an existing version."""
+    client = _client(tracking_uri)
+    for key, value in tags.items():
+        client.set_model_version_tag(version.name, version.version, key, str(value))
+
+
+def _client(tracking_uri: str) -> MlflowClient:
+    return MlflowClient(tracking_uri, registry_uri=tracking_uri)

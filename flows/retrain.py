@@ -1,0 +1,226 @@
+"""The retrain flow: newest data -> challenger -> champion/challenger gate ->
+registered version, with alias `champion` moved only when the challenger is
+really better.
+
+Order matters for safety: the version is registered and tagged before the
+alias moves, and the alias move is the last step, so a retraining that fails
+anywhere leaves the champion where it was. At most one retraining per
+registered model runs at a time (a Prefect global concurrency limit of 1).
+
+Example:
+    >>> from components.config import load_experiment
+    >>> retrain_flow(load_experiment("gas_furnace"))["decision"]
+    'promoted'
+"""
+
+import contextlib
+from collections.abc import Iterator
+
+from prefect import flow, task
+from prefect.artifacts import create_markdown_artifact
+from prefect.cache_policies import NO_CACHE
+from prefect.logging import get_run_logger
+
+from components import gate, model_registry, packaging, tracking
+from components.config import ExperimentConfig
+from components.errors import DataError
+from components.forecaster import Forecaster
+from flows.train import PreparedData, open_run, prepare_data, train_in_run
+
+_task = task(cache_policy=NO_CACHE)
+
+
+@_task
+def find_champion(tracking_uri: str, name: str) -> model_registry.Version | None:
+    """The current champion version of `name`, if any."""
+    found = model_registry.champion(tracking_uri, name)
+    get_run_logger().info(
+        "champion of %r: %s", name, f"version {found.version}" if found else "none yet"
+    )
+    return found
+
+
+@_task
+def score_holdout(
+    challenger: Forecaster,
+    champion: model_registry.Version | None,
+    data: PreparedData,
+    tracking_uri: str,
+    min_improvement: float,
+) -> tuple[gate.Decision, dict[str, float]]:
+    """Champion, challenger and persistence on the newest holdout (the test
+    split of the new data, which neither model trained on), original units."""
+    since = data.scaled["test"].index[0]
+    frame = data.series.frame
+    ours = challenger.backtest(frame, since)
+    scores = gate.holdout_mse(ours)
+    metrics = {
+        "holdout_mse_raw": scores["model"],
+        "persistence_holdout_mse_raw": scores["persistence"],
+    }
+    if champion is None:
+        decision = gate.decide(scores["model"], scores["persistence"], None)
+        return decision, metrics
+    try:
+        theirs = packaging.load_forecaster(champion.uri, tracking_uri).backtest(
+            frame, since
+        )
+    except DataError as exc:
+        reason = f"champion v{champion.version} cannot score the new data: {exc}"
+        return gate.Decision(gate.REJECTED, reason), metrics
+    if not gate.same_windows(ours, theirs):
+        reason = (
+            f"champion v{champion.version} forecasts other steps or targets "
+            f"{theirs.actual.shape} than the challenger {ours.actual.shape}; "
+            "compare them by hand and move the alias yourself"
+        )
+        return gate.Decision(gate.REJECTED, reason), metrics
+    metrics["champion_holdout_mse_raw"] = gate.holdout_mse(theirs)["model"]
+    decision = gate.decide(
+        scores["model"],
+        scores["persistence"],
+        metrics["champion_holdout_mse_raw"],
+        min_improvement,
+        champion.version,
+    )
+    return decision, metrics
+
+
+@_task
+def register_and_decide(
+    tracking_uri: str,
+    name: str,
+    run_id: str,
+    forecaster_uri: str,
+    decision: gate.Decision,
+    metrics: dict[str, float],
+    data_digest: str,
+) -> model_registry.Version:
+    """Register the challenger with its evidence; move `champion` last, and only
+    on a promotion."""
+    tags = {
+        **{k: f"{v:.6g}" for k, v in metrics.items()},
+        "data_digest": data_digest,
+        "decision": decision.decision,
+        "reason": decision.reason,
+    }
+    if not decision.promote:
+        tags["rejected"] = "true"
+    version = model_registry.register(tracking_uri, name, forecaster_uri, run_id, tags)
+    if decision.promote:
+        model_registry.promote(tracking_uri, version)
+    get_run_logger().info(
+        "%s version %s of %r: %s", decision.decision, version.version, name,
+        decision.reason,
+    )  # fmt: skip
+    return version
+
+
+@flow(name="rnnflow-retrain", flow_run_name="retrain-{config.name}")
+def retrain_flow(config: ExperimentConfig) -> dict:
+    """Retrain once; return the decision (promoted | rejected | skipped)."""
+    tracking_uri = tracking.resolve_tracking_uri(config.tracking.uri)
+    tracking.check_reachable(tracking_uri)
+    name = config.registered_model_name
+    logger = get_run_logger()
+    with _retraining_slot(name, config.retrain.wait_seconds) as acquired:
+        if not acquired:
+            reason = (
+                f"another retraining of {name!r} is running (waited "
+                f"{config.retrain.wait_seconds:g} s)"
+            )
+            logger.warning("skipped: %s", reason)
+            return _outcome(None, gate.Decision(gate.SKIPPED, reason), None, None)
+        data = prepare_data(config)
+        champion = find_champion(tracking_uri, name)
+        run_id = open_run(config, data.series, tracking_uri, run_name=f"retrain-{name}")
+        if champion and champion.tags.get("data_digest") == data.series.digest:
+            decision = gate.Decision(
+                gate.SKIPPED,
+                f"no new data: digest {data.series.digest} is what champion "
+                f"v{champion.version} was trained on",
+            )
+            logger.info("skipped: %s", decision.reason)
+            _close(tracking_uri, run_id, decision, {}, None, champion)
+            return _outcome(run_id, decision, None, champion.version)
+        with tracking.failing_marks_run(tracking_uri, run_id):
+            result = train_in_run(config, data, tracking_uri, run_id, finish=False)
+            decision, metrics = score_holdout(
+                result["forecaster"],
+                champion,
+                data,
+                tracking_uri,
+                config.retrain.min_improvement,
+            )
+            version = register_and_decide(
+                tracking_uri,
+                name,
+                run_id,
+                result["forecaster_uri"],
+                decision,
+                metrics,
+                data.series.digest,
+            )
+            current = version if decision.promote else champion
+            _close(tracking_uri, run_id, decision, metrics, version, current)
+        return _outcome(
+            run_id, decision, version.version, current.version if current else None
+        )
+
+
+@contextlib.contextmanager
+def _retraining_slot(name: str, wait_seconds: float) -> Iterator[bool]:
+    """Hold the single slot of global concurrency limit `rnnflow-retrain-NAME`;
+    yields False when it stays taken for `wait_seconds`."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate
+    from prefect.concurrency.sync import concurrency
+    from prefect.exceptions import ObjectAlreadyExists
+
+    limit = f"rnnflow-retrain-{tracking.safe_name(name)}"
+    with get_client(sync_client=True) as client:
+        try:
+            client.create_global_concurrency_limit(
+                GlobalConcurrencyLimitCreate(name=limit, limit=1)
+            )
+        except ObjectAlreadyExists:
+            pass
+    with contextlib.ExitStack() as stack:
+        try:
+            stack.enter_context(
+                concurrency(limit, occupy=1, timeout_seconds=wait_seconds, strict=True)
+            )
+        except TimeoutError:
+            yield False
+            return
+        yield True
+
+
+def _close(tracking_uri, run_id, decision, metrics, version, champion) -> None:
+    """Record the decision on the MLflow run and as a Prefect artifact; end the run."""
+    tags = {"retrain_decision": decision.decision, "retrain_reason": decision.reason}
+    if version is not None:
+        tags["registered_version"] = version.version
+    if champion is not None:
+        tags["champion_version"] = champion.version
+    tracking.set_tags(tracking_uri, run_id, tags)
+    if metrics:
+        tracking.log_metrics(tracking_uri, run_id, metrics)
+    rows = "\n".join(f"| {k} | {v:.6g} |" for k, v in sorted(metrics.items()))
+    create_markdown_artifact(
+        key="retrain-decision",
+        markdown=f"## {decision.decision}\n\n{decision.reason}\n\n"
+        f"MLflow run `{run_id}`\n\n| metric | value |\n|---|---|\n{rows}\n",
+        description=f"retrain: {decision.decision}",
+    )
+    tracking.finish_run(tracking_uri, run_id)
+
+
+def _outcome(run_id, decision: gate.Decision, version, champion_version) -> dict:
+    return {
+        "run_id": run_id,
+        "decision": decision.decision,
+        "reason": decision.reason,
+        "version": version,
+        "champion_version": champion_version,
+    }

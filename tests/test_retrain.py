@@ -1,0 +1,151 @@
+"""Champion/challenger retraining against a real MLflow registry and Prefect API."""
+
+import json
+
+import pytest
+from conftest import make_series, run_cli, write_experiment
+
+from components import gate
+from components.config import load_experiment
+from components.errors import TrainingError
+
+
+def test_gate_needs_persistence_beaten_and_the_champion_beaten_by_the_margin():
+    assert gate.decide(0.5, 1.0, None).decision == gate.PROMOTED
+    beaten_by_persistence = gate.decide(1.0, 0.9, None)
+    assert beaten_by_persistence.decision == gate.REJECTED
+    assert "persistence" in beaten_by_persistence.reason
+    assert gate.decide(0.5, 1.0, 0.6).decision == gate.PROMOTED
+    assert gate.decide(0.6, 1.0, 0.6).decision == gate.REJECTED  # a tie keeps it
+    short = gate.decide(0.58, 1.0, 0.6, min_improvement=0.05, champion_version="3")
+    assert short.decision == gate.REJECTED
+    assert "champion v3 0.6" in short.reason and "needed < 0.57" in short.reason
+    assert gate.decide(0.56, 1.0, 0.6, min_improvement=0.05).promote
+
+
+def _experiment(tmp_path, mlflow_uri, rows: int):
+    """An MLP experiment on the first `rows` rows of a fixed series (a growing file)."""
+    data = tmp_path / "series.csv"
+    make_series(260).iloc[:rows].to_csv(data, index=False)
+    return write_experiment(
+        tmp_path / "exp.yaml",
+        f"""
+name: retrain_test
+data: {{path: {data}}}
+split: {{test: 40, val: 20}}
+window: {{input_width: 12, horizon: 1}}
+model: {{kind: mlp, units: [16]}}
+train: {{epochs: 60, learning_rate: 0.01, patience: 10, batch_size: 16}}
+tracking: {{uri: "{mlflow_uri}", registered_model: furnace}}
+""",
+    )
+
+
+def _registry(mlflow_uri):
+    from mlflow import MlflowClient
+
+    return MlflowClient(mlflow_uri, registry_uri=mlflow_uri)
+
+
+def test_first_promotes_same_data_skips_worse_is_rejected_better_moves_the_alias(
+    prefect_api, mlflow_uri, tmp_path
+):
+    from flows.retrain import retrain_flow
+
+    path = _experiment(tmp_path, mlflow_uri, rows=220)
+    weak = ["train.epochs=2", "model.units=[2]", "train.learning_rate=0.001"]
+    first = retrain_flow(load_experiment(path, weak[:1]))  # 2 epochs: a weak champion
+    assert first["decision"] == "promoted", first["reason"]
+    assert (first["version"], first["champion_version"]) == ("1", "1")
+    client = _registry(mlflow_uri)
+    assert str(client.get_model_version_by_alias("furnace", "champion").version) == "1"
+
+    again = retrain_flow(load_experiment(path, weak[:1]))
+    assert again["decision"] == "skipped" and "no new data" in again["reason"]
+    assert again["version"] is None
+    assert len(client.search_model_versions("name='furnace'")) == 1
+    skipped_run = client.get_run(again["run_id"])
+    assert skipped_run.info.status == "FINISHED"
+    assert skipped_run.data.tags["retrain_decision"] == "skipped"
+
+    path = _experiment(tmp_path, mlflow_uri, rows=260)  # 40 new rows arrive
+    worse = retrain_flow(load_experiment(path, weak))
+    assert worse["decision"] == "rejected", worse["reason"]
+    version = client.get_model_version("furnace", worse["version"])
+    assert version.tags["decision"] == "rejected" and version.tags["rejected"] == "true"
+    assert float(version.tags["holdout_mse_raw"]) >= float(
+        min(version.tags["champion_holdout_mse_raw"],
+            version.tags["persistence_holdout_mse_raw"], key=float)
+    )  # fmt: skip
+    assert str(client.get_model_version_by_alias("furnace", "champion").version) == "1"
+
+    better = retrain_flow(load_experiment(path))
+    assert better["decision"] == "promoted", better["reason"]
+    assert better["champion_version"] == better["version"] == "3"
+    version = client.get_model_version("furnace", "3")
+    assert float(version.tags["holdout_mse_raw"]) < float(
+        version.tags["champion_holdout_mse_raw"]
+    )
+    run = client.get_run(better["run_id"])
+    assert run.data.tags["retrain_decision"] == "promoted"
+    assert run.data.metrics["holdout_mse_raw"] == pytest.approx(
+        float(version.tags["holdout_mse_raw"]), rel=1e-5
+    )
+    assert str(client.get_model_version_by_alias("furnace", "champion").version) == "3"
+
+
+def test_a_failed_retraining_registers_nothing_and_keeps_the_champion(
+    prefect_api, mlflow_uri, tmp_path
+):
+    from flows.retrain import retrain_flow
+
+    path = _experiment(tmp_path, mlflow_uri, rows=220)
+    assert retrain_flow(load_experiment(path, ["train.epochs=5"]))["decision"] == (
+        "promoted"
+    )
+    path = _experiment(tmp_path, mlflow_uri, rows=260)
+    with pytest.raises(TrainingError, match="non-finite loss"):
+        retrain_flow(load_experiment(path, ["train.learning_rate=1e12"]))
+    client = _registry(mlflow_uri)
+    assert [str(v.version) for v in client.search_model_versions("name='furnace'")] == [
+        "1"
+    ]
+    assert str(client.get_model_version_by_alias("furnace", "champion").version) == "1"
+    failed = client.search_runs(
+        [client.get_experiment_by_name("retrain_test").experiment_id],
+        "attributes.status = 'FAILED'",
+    )
+    assert len(failed) == 1 and "non-finite loss" in failed[0].data.tags["error"]
+
+
+def test_a_second_retraining_of_the_same_model_waits_then_skips(
+    prefect_api, mlflow_uri, tmp_path
+):
+    from flows.retrain import _retraining_slot, retrain_flow
+
+    path = _experiment(tmp_path, mlflow_uri, rows=220)
+    with _retraining_slot("furnace", 1) as held:  # a retraining in progress
+        assert held
+        busy = retrain_flow(load_experiment(path, ["retrain.wait_seconds=1"]))
+    assert busy["decision"] == "skipped" and "is running" in busy["reason"]
+    assert busy["run_id"] is None
+    with _retraining_slot("furnace", 1) as held:  # released again
+        assert held
+
+
+def test_cli_retrain_prints_the_decision_as_json(prefect_api, mlflow_uri, tmp_path):
+    path = _experiment(tmp_path, mlflow_uri, rows=220)
+    done = run_cli(
+        ["retrain", str(path), "train.epochs=5", "--json"],
+        env={"PREFECT_API_URL": prefect_api},
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert set(result) == {
+        "run_id",
+        "decision",
+        "reason",
+        "version",
+        "champion_version",
+    }
+    assert result["decision"] == "promoted" and result["version"] == "1"
