@@ -44,7 +44,7 @@ def log_forecaster(
         example: raw rows the model can forecast from (their last
             `history_rows` are kept): the input example and the signature.
     """
-    from mlflow.models import Model, infer_signature
+    from mlflow.models import Model
 
     example = example.iloc[-forecaster.history_rows :]
     output = forecaster.forecast(example)
@@ -74,7 +74,7 @@ def log_forecaster(
             python_model=str(Path(__file__).with_name("pyfunc_entry.py")),
             artifacts={ARTIFACT_KEY: str(folder)},
             code_paths=[_code_copy(Path(scratch))],
-            signature=infer_signature(example, output),
+            signature=_signature(example, output, forecaster.data.time_column),
             input_example=example,
             pip_requirements=_requirements(),
         )
@@ -82,11 +82,54 @@ def log_forecaster(
     return info.model_uri
 
 
+def load_model(model_uri: str, tracking_uri: str) -> mlflow.pyfunc.PyFuncModel:
+    """A logged (`models:/m-...`, `runs:/RUN/forecaster`) or registered
+    (`models:/NAME@champion`, `models:/NAME/3`) forecaster, as MLflow serves it.
+
+    Raises:
+        TrackingError: naming the URI and the store when it cannot be loaded.
+    """
+    from mlflow.exceptions import MlflowException
+
+    from components.errors import TrackingError
+    from components.redact import redact_url
+
+    try:
+        with fluent_store(tracking_uri):
+            return mlflow.pyfunc.load_model(model_uri)
+    except (MlflowException, OSError) as exc:
+        message = getattr(exc, "message", str(exc))
+        raise TrackingError(
+            f"cannot load model {model_uri} from {redact_url(tracking_uri)}: "
+            f"{message} (register a champion with `rnnflow retrain EXPERIMENT`, "
+            "or pass --model-uri)"
+        ) from None
+
+
 def load_forecaster(model_uri: str, tracking_uri: str) -> Forecaster:
     """The `Forecaster` inside a logged or registered pyfunc model."""
-    with fluent_store(tracking_uri):
-        model = mlflow.pyfunc.load_model(model_uri)
+    return forecaster_of(load_model(model_uri, tracking_uri))
+
+
+def forecaster_of(model: mlflow.pyfunc.PyFuncModel) -> Forecaster:
+    """The `Forecaster` a loaded pyfunc model wraps."""
     return model.unwrap_python_model().forecaster
+
+
+def _signature(example: pd.DataFrame, output: pd.DataFrame, time_column: str | None):
+    """The inferred signature, with the time column typed `any`: callers send
+    ISO strings (HTTP, a CSV read without parse_dates), datetimes or numbers
+    (years), and the forecaster parses them like training data. MLflow's own
+    check would refuse strings for a datetime column."""
+    from mlflow.models import ModelSignature, infer_signature
+    from mlflow.types.schema import AnyType, ColSpec, Schema
+
+    inferred = infer_signature(example, output)
+    columns = [
+        ColSpec(AnyType(), c.name) if c.name == time_column else c
+        for c in inferred.inputs.inputs
+    ]
+    return ModelSignature(inputs=Schema(columns), outputs=inferred.outputs)
 
 
 def _code_copy(scratch: Path) -> str:

@@ -302,12 +302,19 @@ def _predict(args) -> int:
         frame = ingest.read_table(path)
     else:
         frame = None
-    from components.packaging import load_forecaster
+    from mlflow.exceptions import MlflowException
 
-    forecaster = load_forecaster(model_uri, uri)
+    from components import packaging
+
+    model = packaging.load_model(model_uri, uri)
     if frame is None:
-        frame = forecaster.input_frame(ingest.load_series(config.data).frame)
-    forecast = forecaster.forecast(frame)
+        frame = packaging.forecaster_of(model).input_frame(
+            ingest.load_series(config.data).frame
+        )
+    try:
+        forecast = model.predict(frame)  # MLflow's signature check, then ours
+    except MlflowException as exc:
+        raise DataError(f"{args.input or 'input'}: {exc.message}") from None
     if args.output:
         forecast.to_csv(args.output, index=False)
         print(f"wrote {len(forecast)} rows to {args.output}")

@@ -126,8 +126,18 @@ def _wait_until_serving(url, server, log_path, seconds=180):
                 ) from None
 
 
-def test_bad_model_input_is_named_before_any_forecast(trained):
+def test_pyfunc_takes_datetimes_and_bad_input_is_named(trained, mlflow_uri):
+    from components import packaging
+    from components.errors import TrackingError
+
     _, frame, result = trained
+    by_run = packaging.load_model(f"runs:/{result['run_id']}/forecaster", mlflow_uri)
+    rows = frame.iloc[-20:]  # datetimes this time, not strings
+    pd.testing.assert_frame_equal(
+        by_run.predict(rows), result["forecaster"].forecast(rows)
+    )
+    with pytest.raises(TrackingError, match="models:/missing@champion"):
+        packaging.load_model("models:/missing@champion", mlflow_uri)
     forecaster = result["forecaster"]
     with pytest.raises(DataError, match=r"column.*'b'"):
         forecaster.forecast(frame.drop(columns=["b"]).iloc[-20:])

@@ -231,7 +231,8 @@ def test_mlflow_logged_model_of_every_kind_loads_back(kind, mlflow_uri):
     run_id = tracking.start_run(mlflow_uri, "zoo", kind, {})
     uri = tracking.log_keras_model(mlflow_uri, run_id, model)
     x = np.random.default_rng(2).standard_normal((2, 6, 2)).astype("float32")
-    loaded = mlflow.keras.load_model(uri)
+    with tracking.fluent_store(mlflow_uri):
+        loaded = mlflow.keras.load_model(uri)
     np.testing.assert_allclose(
         loaded.predict(x, verbose=0), model.predict(x, verbose=0), rtol=1e-5, atol=1e-6
     )
