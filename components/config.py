@@ -196,6 +196,11 @@ class TrainSpec(_Strict):
     verbose_every: int = Field(
         10, ge=0, description="Print progress every N epochs; 0 is quiet."
     )
+    deterministic: bool = Field(
+        False,
+        description="TensorFlow's op determinism (bit-identical reruns, also on a "
+        "GPU, at some speed cost). Process-wide once on.",
+    )
 
 
 class EvaluateSpec(_Strict):

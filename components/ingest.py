@@ -7,6 +7,8 @@ raises `DataError` naming the source, the column and the first bad row.
 import base64
 import hashlib
 import os
+import socket
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -159,12 +161,7 @@ def fetch_url(url: str, sha256: str | None = None) -> Path:
     shown = redact_url(url)
     if not target.is_file():
         target.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            with urllib.request.urlopen(_request(url), timeout=30) as response:
-                payload = response.read()
-        except (urllib.error.URLError, TimeoutError, OSError) as exc:
-            reason = getattr(exc, "reason", exc)
-            raise DataError(f"Cannot download {shown}: {reason}.") from None
+        payload = _download(url, shown)
         if payload.lstrip()[:15].lower().startswith((b"<!doctype html", b"<html")):
             raise DataError(
                 f"{shown} returned an HTML page, not data: check the URL points at "
@@ -182,6 +179,35 @@ def fetch_url(url: str, sha256: str | None = None) -> Path:
                 "download it again, or update `data.sha256`."
             )
     return target
+
+
+# Answers that say "try again": rate limits and a busy or restarting server.
+_TRANSIENT_STATUS = {408, 425, 429, 500, 502, 503, 504}
+RETRY_DELAYS = (1.0, 2.0, 4.0, 8.0)  # seconds before each retry; module-level for tests
+
+
+def _download(url: str, shown: str) -> bytes:
+    """GET with retries and exponential backoff on transient failures (the
+    statuses above, timeouts, refused or reset connections); any other HTTP
+    error (404, 401, ...) and an unknown host fail at once."""
+    for attempt in range(len(RETRY_DELAYS) + 1):
+        try:
+            with urllib.request.urlopen(_request(url), timeout=30) as response:
+                return response.read()
+        except urllib.error.HTTPError as exc:
+            if exc.code not in _TRANSIENT_STATUS or attempt == len(RETRY_DELAYS):
+                tries = f" after {attempt + 1} tries" if attempt else ""
+                raise DataError(
+                    f"Cannot download {shown}: HTTP {exc.code} {exc.reason}{tries}."
+                ) from None
+        except (urllib.error.URLError, TimeoutError, OSError) as exc:
+            unknown_host = isinstance(getattr(exc, "reason", exc), socket.gaierror)
+            if unknown_host or attempt == len(RETRY_DELAYS):
+                reason = getattr(exc, "reason", exc)
+                tries = f" (after {attempt + 1} tries)" if attempt else ""
+                raise DataError(f"Cannot download {shown}: {reason}{tries}.") from None
+        time.sleep(RETRY_DELAYS[attempt])
+    raise AssertionError("unreachable")
 
 
 def _request(url: str) -> urllib.request.Request:

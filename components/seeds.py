@@ -35,13 +35,20 @@ def keras_seeds(seed: int) -> Iterator[None]:
             _keras_seed_generator.python_random = shared
 
 
-def seed_everything(seed: int) -> None:
+def seed_everything(seed: int, deterministic_ops: bool = False) -> None:
     """Seed Python, NumPy, TensorFlow and Keras' global seed generator.
 
     The global generator (used by `keras.random` ops called without a seed) is
     created here from a private generator instead of lazily from the shared
     `random` module, for the reason in the module docstring.
+    `deterministic_ops` turns on TensorFlow's op determinism (kernels without a
+    deterministic version then raise instead of varying); it stays on for the
+    rest of the process.
     """
     keras.utils.set_random_seed(seed)
+    if deterministic_ops:
+        import tensorflow as tf
+
+        tf.config.experimental.enable_op_determinism()
     with keras_seeds(seed):
         _keras_seed_generator.global_seed_generator()

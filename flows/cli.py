@@ -380,23 +380,33 @@ def _leaderboard_text(result: dict) -> str:
 
 
 def _ui(args) -> int:
-    from components.tracking import artifact_root, resolve_tracking_uri
+    from components.tracking import resolve_tracking_uri
 
     uri = resolve_tracking_uri()
+    command, warning = _ui_plan(args, uri)
+    if warning:
+        print(f"warning: {warning}", file=sys.stderr)
+    print(f"MLflow UI on http://{args.host}:{args.port} (store {uri})", flush=True)
+    os.execvp(command[0], command)
+    return 0  # not reached
+
+
+def _ui_plan(args, uri: str) -> tuple[list[str], str | None]:
+    """The `mlflow ui` command line, and the warning a non-loopback bind needs."""
+    from components.tracking import artifact_root
+
+    warning = None
     if args.host not in ("127.0.0.1", "localhost", "::1"):
-        print(
-            f"warning: binding {args.host}: MLflow has no authentication; anyone who "
-            "can reach this port can read and change runs.",
-            file=sys.stderr,
+        warning = (
+            f"binding {args.host}: MLflow has no authentication; anyone who "
+            "can reach this port can read and change runs."
         )
     command = ["mlflow", "ui", "--backend-store-uri", uri]
     command += ["--host", args.host, "--port", str(args.port)]
     root = artifact_root(uri)
     if root is not None:
         command += ["--default-artifact-root", root.as_uri()]
-    print(f"MLflow UI on http://{args.host}:{args.port} (store {uri})", flush=True)
-    os.execvp(command[0], command)
-    return 0  # not reached
+    return command, warning
 
 
 def _json_result(result: dict) -> dict:

@@ -25,6 +25,7 @@ from components import (
     packaging,
     plots,
     preprocess,
+    provenance,
     tracking,
     training,
 )
@@ -117,6 +118,7 @@ def open_run(
         "data_digest": series.digest,
         "data_source": series.source,
         "prefect_flow_run_id": str(flow_run.id or ""),
+        **provenance.git_commit(),
         "rnnflow_experiment": config.name,
     }
     if parent_run_id:
@@ -157,7 +159,7 @@ def build(spec: ModelSpec, train: TrainSpec, input_shape, output_shape):
     logger = get_run_logger()
     for option in cudnn_blockers(spec):
         logger.warning("%s keeps LSTM/GRU off the fused cuDNN kernel on a GPU", option)
-    training.seed_everything(train.seed)
+    training.seed_everything(train.seed, train.deterministic)
     with training.precision_policy(
         training.resolve_precision(train.precision)
     ) as policy:
@@ -221,6 +223,7 @@ def track(
     params.update({f"missing_values.{c}": n for c, n in series.missing_counts.items()})
     params["model.parameters"] = model.count_params()
     params["precision_policy"] = model.dtype_policy.name
+    params.update(provenance.package_versions())
     tracking.log_params(tracking_uri, run_id, params)
     tracking.log_text(tracking_uri, run_id, to_yaml(config), "config.yaml")
     tracking.log_dataset(

@@ -30,8 +30,11 @@ def test_ui_serves_the_store_on_loopback(tmp_path):
     env_uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     process = subprocess.Popen(
         [sys.executable, "-m", "flows.cli", "ui", "--port", str(port)],
-        cwd=REPO, env={**os.environ, "MLFLOW_TRACKING_URI": env_uri},
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        cwd=REPO,
+        env={**os.environ, "MLFLOW_TRACKING_URI": env_uri},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
     try:
         body = wait_for(f"http://127.0.0.1:{port}/health", seconds=90)
@@ -41,16 +44,35 @@ def test_ui_serves_the_store_on_loopback(tmp_path):
         process.wait(timeout=30)
 
 
+def test_ui_binds_loopback_unless_told_and_then_warns():
+    from flows.cli import _parser, _ui_plan
+
+    uri = "sqlite:////data/mlruns/mlflow.db"
+    command, warning = _ui_plan(_parser().parse_args(["ui"]), uri)
+    assert command[command.index("--host") + 1] == "127.0.0.1" and warning is None
+    assert command[command.index("--default-artifact-root") + 1] == (
+        "file:///data/mlruns/artifacts"
+    )
+    args = _parser().parse_args(["ui", "--host", "0.0.0.0", "--port", "5055"])
+    command, warning = _ui_plan(args, uri)
+    assert command[command.index("--host") + 1] == "0.0.0.0"
+    assert "0.0.0.0" in warning and "no authentication" in warning
+
+
 def test_human_summary_puts_baselines_beside_the_model():
     metrics = {
         f"{p}{m}": v
-        for p, v in [("test_", 0.1), ("baseline_persistence_test_", 0.3),
-                     ("baseline_linear_test_", 0.2)]
+        for p, v in [
+            ("test_", 0.1),
+            ("baseline_persistence_test_", 0.3),
+            ("baseline_linear_test_", 0.2),
+        ]
         for m in ("mse", "mae", "mse_raw", "mae_raw")
     }
     metrics.update(epochs_trained=12, train_seconds=3.5)
-    text = _summary({"run_id": "abc", "status": "FINISHED", "experiment": "x",
-                     "metrics": metrics})
+    text = _summary(
+        {"run_id": "abc", "status": "FINISHED", "experiment": "x", "metrics": metrics}
+    )
     lines = text.splitlines()
     assert lines[0] == "run abc (FINISHED) in experiment 'x'"
     assert lines[2].split()[0] == "model" and lines[2].split()[1] == "0.1000"
@@ -61,8 +83,10 @@ def test_human_summary_puts_baselines_beside_the_model():
 def test_overrides_may_follow_options():
     from flows.cli import _parse, _parser
 
-    args = _parse(_parser(), ["compare", "x", "--models", "mlp", "a.b=1", "--seeds",
-                              "2", "c=[1, 2]"])
+    args = _parse(
+        _parser(),
+        ["compare", "x", "--models", "mlp", "a.b=1", "--seeds", "2", "c=[1, 2]"],
+    )
     assert args.experiment == "x" and args.models == "mlp" and args.seeds == 2
     assert args.overrides == ["a.b=1", "c=[1, 2]"]
     with pytest.raises(SystemExit):

@@ -30,7 +30,9 @@ def test_parquet_and_separate_targets(tmp_path):
 
 def test_packaged_dataset_with_time_column():
     loaded = load_series(
-        DataSpec(path="statsmodels:sunspots", time_column="YEAR", targets=["SUNACTIVITY"])
+        DataSpec(
+            path="statsmodels:sunspots", time_column="YEAR", targets=["SUNACTIVITY"]
+        )
     )
     assert loaded.frame.index.name == "YEAR" and loaded.frame.index[0] == 1700
     assert loaded.features == ["SUNACTIVITY"] and len(loaded.frame) == 309
@@ -39,8 +41,10 @@ def test_packaged_dataset_with_time_column():
 def test_url_is_downloaded_once_cached_and_checked(http_server, monkeypatch, tmp_path):
     base, root = http_server
     monkeypatch.setenv("RNNFLOW_CACHE_DIR", str(tmp_path / "cache"))
-    payload = SHARED_GAS_FURNACE.read_bytes() if SHARED_GAS_FURNACE.is_file() else (
-        make_series().to_csv(index=False).encode()
+    payload = (
+        SHARED_GAS_FURNACE.read_bytes()
+        if SHARED_GAS_FURNACE.is_file()
+        else (make_series().to_csv(index=False).encode())
     )
     (root / "furnace.txt").write_bytes(payload)
     digest = hashlib.sha256(payload).hexdigest()
@@ -53,19 +57,87 @@ def test_url_is_downloaded_once_cached_and_checked(http_server, monkeypatch, tmp
     assert second.sha256 == digest
 
 
-def test_cached_copy_with_a_different_checksum_is_an_error(http_server, monkeypatch, tmp_path):
+def test_cached_copy_with_a_different_checksum_is_an_error(
+    http_server, monkeypatch, tmp_path
+):
     base, root = http_server
     monkeypatch.setenv("RNNFLOW_CACHE_DIR", str(tmp_path / "cache"))
     (root / "d.csv").write_text("a,b\n1,2\n3,4\n")
-    with pytest.raises(DataError, match=r"d.csv: sha256 mismatch .*expected `data.sha256`"):
+    with pytest.raises(
+        DataError, match=r"d.csv: sha256 mismatch .*expected `data.sha256`"
+    ):
         load_series(DataSpec(path=f"{base}/d.csv", sha256="0" * 64))
 
 
 def test_unreachable_url_names_the_url(http_server, monkeypatch, tmp_path):
     base, _ = http_server
     monkeypatch.setenv("RNNFLOW_CACHE_DIR", str(tmp_path / "cache"))
-    with pytest.raises(DataError, match=r"Cannot download http://127.0.0.1:\d+/nope.csv"):
+    with pytest.raises(
+        DataError, match=r"Cannot download http://127.0.0.1:\d+/nope.csv"
+    ):
         load_series(DataSpec(path=f"{base}/nope.csv"))
+
+
+def test_transient_http_errors_are_retried_and_404_fails_at_once(tmp_path, monkeypatch):
+    import http.server
+    import threading
+
+    from components import ingest
+
+    monkeypatch.setenv("RNNFLOW_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setattr(ingest, "RETRY_DELAYS", (0.01, 0.02, 0.04))
+    hits = []
+    body = make_series(60).to_csv(index=False).encode()
+
+    class Flaky(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            hits.append(self.path)
+            if self.path == "/busy.csv":
+                self.send_error(503)
+            elif self.path != "/flaky.csv":
+                self.send_error(404)
+            elif hits.count("/flaky.csv") <= 2:  # busy twice, then the file
+                self.send_error(503)
+            else:
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Flaky)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    base = f"http://127.0.0.1:{server.server_address[1]}"
+    try:
+        series = load_series(DataSpec(path=f"{base}/flaky.csv"))
+        assert len(series.frame) == 60 and hits.count("/flaky.csv") == 3
+        with pytest.raises(DataError, match=r"gone.csv: HTTP 404 Not Found\."):
+            load_series(DataSpec(path=f"{base}/gone.csv"))
+        assert hits.count("/gone.csv") == 1  # no retry for a missing file
+        with pytest.raises(DataError, match="busy.csv: HTTP 503 .* after 4 tries"):
+            load_series(DataSpec(path=f"{base}/busy.csv"))
+        assert hits.count("/busy.csv") == 4
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.mark.parametrize(
+    "encoding, sep", [("utf-8-sig", ","), ("utf-8", ";"), ("utf-8-sig", ";")]
+)
+def test_csv_with_a_bom_or_semicolons_reads_like_a_plain_one(tmp_path, encoding, sep):
+    frame = make_series(30)
+    plain, odd = tmp_path / "plain.csv", tmp_path / "odd.csv"
+    frame.to_csv(plain, index=False)
+    frame.to_csv(odd, index=False, sep=sep, encoding=encoding)
+    assert odd.read_bytes().startswith(b"\xef\xbb\xbf") == (encoding == "utf-8-sig")
+    spec = DataSpec(path=str(odd), targets=["a"])  # the BOM must not rename column a
+    read = load_series(spec).frame
+    pd.testing.assert_frame_equal(
+        read, load_series(spec.model_copy(update={"path": str(plain)})).frame
+    )
 
 
 def test_credentials_are_redacted():
@@ -76,9 +148,11 @@ def test_credentials_are_redacted():
 
 @pytest.mark.parametrize(
     "path, expected",
-    [("file:///etc/passwd", "scheme 'file' is not supported"),
-     ("ftp://host/x.csv", "scheme 'ftp' is not supported"),
-     ("statsmodels:nope", "statsmodels has no dataset 'nope'")],
+    [
+        ("file:///etc/passwd", "scheme 'file' is not supported"),
+        ("ftp://host/x.csv", "scheme 'ftp' is not supported"),
+        ("statsmodels:nope", "statsmodels has no dataset 'nope'"),
+    ],
 )
 def test_unsupported_sources(path, expected):
     with pytest.raises(DataError, match=expected):
@@ -86,7 +160,9 @@ def test_unsupported_sources(path, expected):
 
 
 def test_missing_and_empty_files(tmp_path):
-    with pytest.raises(DataError, match=r"'.*missing.csv' \(`data.path`\) does not exist"):
+    with pytest.raises(
+        DataError, match=r"'.*missing.csv' \(`data.path`\) does not exist"
+    ):
         load_series(DataSpec(path=str(tmp_path / "missing.csv")))
     (tmp_path / "empty.csv").write_text("")
     with pytest.raises(DataError, match="empty.csv: the file is empty"):
@@ -104,7 +180,9 @@ def test_missing_column_lists_the_available_ones(series_csv):
 def test_non_numeric_cell_names_column_row_and_value(tmp_path):
     path = tmp_path / "bad.csv"
     path.write_text("a,b\n1,2\n3,oops\n5,6\n")
-    with pytest.raises(DataError, match=r"bad.csv: column 'b' must be numeric; row 1 holds 'oops'"):
+    with pytest.raises(
+        DataError, match=r"bad.csv: column 'b' must be numeric; row 1 holds 'oops'"
+    ):
         load_series(DataSpec(path=str(path), targets=["b"], features=["a", "b"]))
 
 
@@ -122,14 +200,18 @@ def test_missing_values_are_counted_not_imputed(tmp_path):
 def test_inf_is_refused(tmp_path):
     path = tmp_path / "inf.csv"
     path.write_text("a,b\n1,2\n3,inf\n")
-    with pytest.raises(DataError, match=r"column 'b' holds a non-finite value inf at row 1"):
+    with pytest.raises(
+        DataError, match=r"column 'b' holds a non-finite value inf at row 1"
+    ):
         load_series(DataSpec(path=str(path)))
 
 
 def test_html_instead_of_data_is_named(http_server, monkeypatch, tmp_path):
     base, root = http_server
     monkeypatch.setenv("RNNFLOW_CACHE_DIR", str(tmp_path / "cache"))
-    (root / "page.csv").write_text("\n  <!DOCTYPE html><html><body>Not found</body></html>")
+    (root / "page.csv").write_text(
+        "\n  <!DOCTYPE html><html><body>Not found</body></html>"
+    )
     with pytest.raises(DataError, match=r"page.csv returned an HTML page, not data"):
         load_series(DataSpec(path=f"{base}/page.csv"))
     assert not list((tmp_path / "cache").glob("*page.csv"))  # nothing bad cached
@@ -137,8 +219,12 @@ def test_html_instead_of_data_is_named(http_server, monkeypatch, tmp_path):
 
 def _hourly(tmp_path, drop=()):
     index = pd.date_range("2024-03-04", periods=72, freq="h")
-    frame = pd.DataFrame({"when": index.strftime("%Y-%m-%dT%H:%M:%S+01:00"),
-                          "v": np.sin(np.arange(72) / 5)})
+    frame = pd.DataFrame(
+        {
+            "when": index.strftime("%Y-%m-%dT%H:%M:%S+01:00"),
+            "v": np.sin(np.arange(72) / 5),
+        }
+    )
     path = tmp_path / "hourly.csv"
     frame.drop(index=list(drop)).to_csv(path, index=False)
     return path
@@ -162,14 +248,20 @@ def test_gaps_in_a_declared_frequency_are_counted_with_their_spans(tmp_path):
 
 
 def test_calendar_features_are_cyclic_inputs(tmp_path):
-    spec = DataSpec(path=str(_hourly(tmp_path)), time_column="when",
-                    calendar=["hour", "day"], targets=["v"])
+    spec = DataSpec(
+        path=str(_hourly(tmp_path)),
+        time_column="when",
+        calendar=["hour", "day"],
+        targets=["v"],
+    )
     loaded = load_series(spec)
     assert loaded.features == ["v", "hour_sin", "hour_cos", "day_sin", "day_cos"]
     assert loaded.targets == ["v"] and loaded.calendar_columns == loaded.features[1:]
     hours = loaded.frame.index.hour
     np.testing.assert_allclose(loaded.frame["hour_sin"], np.sin(2 * np.pi * hours / 24))
-    np.testing.assert_allclose(loaded.frame["hour_sin"] ** 2 + loaded.frame["hour_cos"] ** 2, 1)
+    np.testing.assert_allclose(
+        loaded.frame["hour_sin"] ** 2 + loaded.frame["hour_cos"] ** 2, 1
+    )
     with pytest.raises(DataError, match="`data.calendar` needs `data.time_column`"):
         load_series(DataSpec(path=str(_hourly(tmp_path)), calendar=["hour"]))
 
@@ -187,7 +279,9 @@ def test_duplicate_and_unsorted_time_stamps(tmp_path):
 def test_a_bad_cell_in_a_default_column_is_reported_not_skipped(tmp_path):
     path = tmp_path / "mixed.csv"
     path.write_text("station,a,b\nx,1,2\ny,3,oops\nz,5,6\n")
-    with pytest.raises(DataError, match=r"column 'b' must be numeric; row 1 holds 'oops'"):
+    with pytest.raises(
+        DataError, match=r"column 'b' must be numeric; row 1 holds 'oops'"
+    ):
         load_series(DataSpec(path=str(path)))
     path.write_text("station,a,b\nx,1,2\ny,3,4\nz,5,6\n")
     assert load_series(DataSpec(path=str(path))).features == ["a", "b"]  # text skipped

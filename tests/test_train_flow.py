@@ -3,7 +3,6 @@
 import json
 import math
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -74,6 +73,17 @@ def test_run_holds_params_metrics_artifacts_and_tags(finished):
     assert len(client.get_metric_history(run.info.run_id, "val_loss")) == 6
     tags = run.data.tags
     assert tags["model_kind"] == "lstm" and len(tags["data_sha256"]) == 64
+    import keras
+    import tensorflow as tf
+
+    assert params["versions.tensorflow"] == tf.__version__
+    assert params["versions.keras"] == keras.__version__
+    assert {"versions.prefect", "versions.mlflow", "versions.pandas"} <= set(params)
+    if (REPO / ".git").exists():  # a git checkout: the commit it ran from
+        head = subprocess.run(["git", "-C", str(REPO), "rev-parse", "HEAD"],
+                              capture_output=True, text=True).stdout.strip()
+        assert tags["mlflow.source.git.commit"] == head
+        assert tags["git_dirty"] in ("true", "false")
     artifacts = _artifact_paths(client, run.info.run_id)
     for name in ["config.yaml", "normalizer.json", "plots/loss.png",
                  "plots/forecast_a.png", "plots/forecast_b.png"]:
@@ -116,7 +126,11 @@ def test_normalizer_artifact_holds_training_statistics(finished):
     assert logged["b"]["std"] == pytest.approx(train["b"].std(ddof=0))
 
 
-def test_logged_model_predicts_the_same_in_a_fresh_process(finished, tmp_path):
+def test_logged_keras_model_reproduces_the_test_mse(finished):
+    import mlflow.keras
+
+    from components.tracking import fluent_store
+
     config, result = finished
     series = ingest.load_series(config.data)
     splits = preprocess.split_chronologically(series.frame, config.split)
@@ -126,20 +140,9 @@ def test_logged_model_predicts_the_same_in_a_fresh_process(finished, tmp_path):
         normalizer, series.features, series.targets,
     )
     x, y = make_windows(test.inputs, test.targets, config.window)
-    np.save(tmp_path / "x.npy", x)
-    script = (
-        "import sys, numpy as np, mlflow, mlflow.keras;"
-        f"mlflow.set_tracking_uri({config.tracking.uri!r});"
-        f"m = mlflow.keras.load_model({result['model_uri']!r});"
-        f"np.save(sys.argv[1], m.predict(np.load({str(tmp_path / 'x.npy')!r}), verbose=0))"
-    )
-    out = tmp_path / "pred.npy"
-    done = subprocess.run(
-        [sys.executable, "-c", script, str(out)], capture_output=True, text=True,
-        cwd=REPO, timeout=300,
-    )
-    assert done.returncode == 0, done.stderr[-2000:]
-    predictions = np.load(out)
+    with fluent_store(config.tracking.uri):  # a fresh process: test_serving.py
+        model = mlflow.keras.load_model(result["model_uri"])
+    predictions = model.predict(x, verbose=0)
     assert predictions.shape == y.shape == (len(x), 2, 2)
     mse = float(np.mean((predictions.astype(np.float64) - y) ** 2))
     assert mse == pytest.approx(result["metrics"]["test_mse"], rel=1e-5)
@@ -170,20 +173,6 @@ def test_gas_furnace_lstm_beats_the_course_notebook(prefect_api, cache_dir, mlfl
     assert math.isfinite(metrics["test_mse_raw"]) and metrics["test_mse_raw"] < 0.583
     # Sanity of the baselines on the course split (numbers from the issue).
     assert metrics["baseline_persistence_test_mse_raw"] == pytest.approx(0.321, abs=0.002)
-
-
-def test_cli_json_last_line(prefect_api, tmp_path, series_csv, mlflow_uri):
-    path = _experiment(tmp_path, series_csv, mlflow_uri)
-    done = run_cli(
-        ["train", str(path), "train.epochs=2", "--json"],
-        env={"PREFECT_API_URL": prefect_api},
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    result = json.loads(done.stdout.strip().splitlines()[-1])
-    assert result["status"] == "FINISHED" and result["experiment"] == "flow-test"
-    assert set(METRICS) <= set(result["metrics"])
-    run = MlflowClient(mlflow_uri).get_run(result["run_id"])
-    assert run.data.metrics["epochs_trained"] == 2
 
 
 def test_cli_bad_data_fails_before_anything_is_logged(
@@ -223,10 +212,12 @@ def test_default_experiment_runs_offline_from_any_directory(
         cwd=elsewhere,
     )
     assert done.returncode == 0, done.stderr[-3000:]
-    result = json.loads(done.stdout.strip().splitlines()[-1])
+    result = json.loads(done.stdout.strip().splitlines()[-1])  # --json: last line
     assert result["experiment"] == "default" and result["status"] == "FINISHED"
+    assert set(METRICS) <= set(result["metrics"])
     client = MlflowClient(mlflow_uri)
     run = client.get_run(result["run_id"])
+    assert run.data.metrics["epochs_trained"] == result["metrics"]["epochs_trained"] == 2
     assert run.data.tags["data_source"] == "statsmodels:sunspots"
     # artifacts sit beside the store, not in the current directory
     assert run.info.artifact_uri.startswith((tmp_path / "mlruns" / "artifacts").as_uri())
@@ -273,3 +264,24 @@ def test_separate_inputs_and_targets_with_calendar_features(
     assert run.data.params["targets"] == "['b']"
     assert run.data.params["data.frequency_found"] == "h"
     assert "plots/forecast_b.png" in _artifact_paths(MlflowClient(mlflow_uri), run.info.run_id)
+
+
+def test_same_config_and_seed_twice_gives_identical_weights_and_metrics(
+    prefect_api, tmp_path, series_csv, mlflow_uri
+):
+    from flows.train import train_flow
+
+    config = load_experiment(
+        str(_experiment(tmp_path, series_csv, mlflow_uri)),
+        ["model.kind=gru", "model.dropout=0.1", "train.deterministic=true"],
+    )
+    first, second = train_flow(config), train_flow(config)
+    assert first["run_id"] != second["run_id"]
+    measured = {k: v for k, v in first["metrics"].items() if k != "train_seconds"}
+    assert measured == {k: second["metrics"][k] for k in measured}  # bit-identical
+    for a, b in zip(
+        first["forecaster"].model.get_weights(),
+        second["forecaster"].model.get_weights(),
+        strict=True,
+    ):
+        np.testing.assert_array_equal(a, b)

@@ -1,0 +1,43 @@
+"""What a run needs to be repeated: package versions and the project's commit."""
+
+import subprocess
+from importlib.metadata import PackageNotFoundError, version
+
+from components.config import project_root
+
+PACKAGES = ("rnnflow", "tensorflow", "keras", "numpy", "pandas", "prefect", "mlflow")
+
+
+def package_versions() -> dict[str, str]:
+    """`versions.<package>` params for the packages that decide a run's numbers."""
+    found = {}
+    for name in PACKAGES:
+        try:
+            found[f"versions.{name}"] = version(name)
+        except PackageNotFoundError:
+            found[f"versions.{name}"] = "not installed"
+    return found
+
+
+def git_commit() -> dict[str, str]:
+    """MLflow's own source tags for the project checkout: the commit, and
+    whether files differed from it. Empty outside a git checkout."""
+    root = project_root()
+
+    def git(*args: str) -> str:
+        done = subprocess.run(
+            ["git", "-C", str(root), *args],
+            capture_output=True,
+            text=True,
+            timeout=10,
+        )
+        return done.stdout.strip() if done.returncode == 0 else ""
+
+    try:
+        commit = git("rev-parse", "HEAD")
+        if not commit:
+            return {}
+        dirty = bool(git("status", "--porcelain", "--untracked-files=no"))
+    except (OSError, subprocess.TimeoutExpired):
+        return {}
+    return {"mlflow.source.git.commit": commit, "git_dirty": str(dirty).lower()}
