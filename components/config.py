@@ -23,6 +23,7 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationError,
+    field_serializer,
     field_validator,
     model_validator,
 )
@@ -107,6 +108,12 @@ class DataSpec(_Strict):
         if value is not None and not value:
             raise ValueError("expected at least one column name (or leave it unset)")
         return value
+
+    @field_serializer("path", when_used="json")
+    def _redacted_path(self, value: str) -> str:
+        # JSON is for storage and display (Prefect flow-run parameters, logs):
+        # credentials in a URL stay in the Python object only.
+        return redact_url(value)
 
 
 class SplitSpec(_Strict):
@@ -220,6 +227,11 @@ class TrackingSpec(_Strict):
     experiment: str | None = Field(
         None, description="MLflow experiment name; default the experiment's name."
     )
+
+    @field_serializer("uri", when_used="json")
+    def _redacted_uri(self, value: str | None) -> str | None:
+        return redact_url(value) if value else value
+
     registered_model: str | None = Field(
         None,
         description="Registered model that `rnnflow retrain` versions and whose "

@@ -104,11 +104,13 @@ def start_run(
 
 @contextlib.contextmanager
 def failing_marks_run(tracking_uri: str, run_id: str) -> Iterator[None]:
-    """Any exception inside ends the run FAILED with the message as tag `error`."""
+    """Any exception inside ends the run FAILED with the message as tag `error`;
+    an interruption (Ctrl-C, SIGTERM: exceptions outside `Exception`, such as
+    KeyboardInterrupt or Prefect's TerminationSignal) ends it KILLED."""
     try:
         yield
     except BaseException as exc:
-        status = "KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED"
+        status = "FAILED" if isinstance(exc, Exception) else "KILLED"
         finish_run(tracking_uri, run_id, status, error=f"{type(exc).__name__}: {exc}")
         raise
 

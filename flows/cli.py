@@ -28,6 +28,17 @@ def main(argv: list[str] | None = None) -> int:
     except RnnflowError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USER_ERROR
+    except KeyboardInterrupt:
+        print("interrupted: the MLflow run (if any) ends KILLED", file=sys.stderr)
+        return 130
+    except BaseException as exc:  # Prefect turns SIGTERM into TerminationSignal
+        signum = getattr(exc, "signal", None)
+        if isinstance(exc, Exception) or signum is None:
+            raise
+        print(
+            f"stopped by signal {signum}: the MLflow run ends KILLED", file=sys.stderr
+        )
+        return 128 + int(signum)
 
 
 def _parse(parser: argparse.ArgumentParser, argv: list[str] | None):

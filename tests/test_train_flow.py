@@ -3,6 +3,7 @@
 import json
 import math
 import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -64,7 +65,9 @@ def test_run_holds_params_metrics_artifacts_and_tags(finished):
     params = run.data.params
     assert params["model.kind"] == "lstm" and params["window.input_width"] == "12"
     assert params["rows.train"] == "160" and params["data.path"] == config.data.path
-    assert params["precision_policy"] == "float32" and params["train.precision"] == "auto"
+    assert (
+        params["precision_policy"] == "float32" and params["train.precision"] == "auto"
+    )
     for name in METRICS + ["train_seconds", "epochs_trained"]:
         assert math.isfinite(run.data.metrics[name]), name
         assert run.data.metrics[name] == pytest.approx(result["metrics"][name])
@@ -80,13 +83,21 @@ def test_run_holds_params_metrics_artifacts_and_tags(finished):
     assert params["versions.keras"] == keras.__version__
     assert {"versions.prefect", "versions.mlflow", "versions.pandas"} <= set(params)
     if (REPO / ".git").exists():  # a git checkout: the commit it ran from
-        head = subprocess.run(["git", "-C", str(REPO), "rev-parse", "HEAD"],
-                              capture_output=True, text=True).stdout.strip()
+        head = subprocess.run(
+            ["git", "-C", str(REPO), "rev-parse", "HEAD"],
+            capture_output=True,
+            text=True,
+        ).stdout.strip()
         assert tags["mlflow.source.git.commit"] == head
         assert tags["git_dirty"] in ("true", "false")
     artifacts = _artifact_paths(client, run.info.run_id)
-    for name in ["config.yaml", "normalizer.json", "plots/loss.png",
-                 "plots/forecast_a.png", "plots/forecast_b.png"]:
+    for name in [
+        "config.yaml",
+        "normalizer.json",
+        "plots/loss.png",
+        "plots/forecast_a.png",
+        "plots/forecast_b.png",
+    ]:
         assert name in artifacts, artifacts
 
 
@@ -105,9 +116,11 @@ def test_run_links_to_a_completed_prefect_flow_run(finished):
     from prefect import get_client
 
     config, result = finished
-    flow_run_id = MlflowClient(config.tracking.uri).get_run(result["run_id"]).data.tags[
-        "prefect_flow_run_id"
-    ]
+    flow_run_id = (
+        MlflowClient(config.tracking.uri)
+        .get_run(result["run_id"])
+        .data.tags["prefect_flow_run_id"]
+    )
     with get_client(sync_client=True) as client:
         flow_run = client.read_flow_run(flow_run_id)
     assert flow_run.state.is_completed()
@@ -137,7 +150,9 @@ def test_logged_keras_model_reproduces_the_test_mse(finished):
     normalizer = preprocess.fit_normalizer(splits.train)
     test = preprocess.scale_split(
         preprocess.prepare_split(splits.test, config.data, series.targets),
-        normalizer, series.features, series.targets,
+        normalizer,
+        series.features,
+        series.targets,
     )
     x, y = make_windows(test.inputs, test.targets, config.window)
     with fluent_store(config.tracking.uri):  # a fresh process: test_serving.py
@@ -172,7 +187,9 @@ def test_gas_furnace_lstm_beats_the_course_notebook(prefect_api, cache_dir, mlfl
     # The course notebook's LSTM: 0.583 in original units (trained on raw data).
     assert math.isfinite(metrics["test_mse_raw"]) and metrics["test_mse_raw"] < 0.583
     # Sanity of the baselines on the course split (numbers from the issue).
-    assert metrics["baseline_persistence_test_mse_raw"] == pytest.approx(0.321, abs=0.002)
+    assert metrics["baseline_persistence_test_mse_raw"] == pytest.approx(
+        0.321, abs=0.002
+    )
 
 
 def test_cli_bad_data_fails_before_anything_is_logged(
@@ -217,11 +234,17 @@ def test_default_experiment_runs_offline_from_any_directory(
     assert set(METRICS) <= set(result["metrics"])
     client = MlflowClient(mlflow_uri)
     run = client.get_run(result["run_id"])
-    assert run.data.metrics["epochs_trained"] == result["metrics"]["epochs_trained"] == 2
+    assert (
+        run.data.metrics["epochs_trained"] == result["metrics"]["epochs_trained"] == 2
+    )
     assert run.data.tags["data_source"] == "statsmodels:sunspots"
     # artifacts sit beside the store, not in the current directory
-    assert run.info.artifact_uri.startswith((tmp_path / "mlruns" / "artifacts").as_uri())
-    assert not (elsewhere / "mlruns").exists() and not (elsewhere / "mlflow.db").exists()
+    assert run.info.artifact_uri.startswith(
+        (tmp_path / "mlruns" / "artifacts").as_uri()
+    )
+    assert (
+        not (elsewhere / "mlruns").exists() and not (elsewhere / "mlflow.db").exists()
+    )
 
 
 def test_differenced_run_reports_original_units(prefect_api, tmp_path, mlflow_uri):
@@ -230,9 +253,14 @@ def test_differenced_run_reports_original_units(prefect_api, tmp_path, mlflow_ur
     trend = make_series(200).assign(b=lambda f: f["b"] + 0.5 * np.arange(200))
     path = tmp_path / "trend.csv"
     trend.to_csv(path, index=False)
-    config = load_experiment(str(_experiment(tmp_path, path, mlflow_uri)), [
-        "data.transform=diff", "window.horizon=3", "train.epochs=2",
-    ])
+    config = load_experiment(
+        str(_experiment(tmp_path, path, mlflow_uri)),
+        [
+            "data.transform=diff",
+            "window.horizon=3",
+            "train.epochs=2",
+        ],
+    )
     metrics = train_flow(config)["metrics"]
     # persistence in original units, by hand: the last observed level, repeated
     test = trend.iloc[-40:].to_numpy()[1:]  # the test split loses one row to diff
@@ -250,20 +278,33 @@ def test_separate_inputs_and_targets_with_calendar_features(
     from flows.train import train_flow
 
     frame = make_series(240)
-    frame.insert(0, "when", pd.date_range("2024-01-01", periods=240, freq="h")
-                 .strftime("%Y-%m-%dT%H:%M:%SZ"))
+    frame.insert(
+        0,
+        "when",
+        pd.date_range("2024-01-01", periods=240, freq="h").strftime(
+            "%Y-%m-%dT%H:%M:%SZ"
+        ),
+    )
     path = tmp_path / "hourly.csv"
     frame.to_csv(path, index=False)
-    config = load_experiment(str(_experiment(tmp_path, path, mlflow_uri)), [
-        "data.time_column=when", "data.features=[a]", "data.targets=[b]",
-        "data.calendar=[hour]", "train.epochs=2",
-    ])
+    config = load_experiment(
+        str(_experiment(tmp_path, path, mlflow_uri)),
+        [
+            "data.time_column=when",
+            "data.features=[a]",
+            "data.targets=[b]",
+            "data.calendar=[hour]",
+            "train.epochs=2",
+        ],
+    )
     result = train_flow(config)
     run = MlflowClient(mlflow_uri).get_run(result["run_id"])
     assert run.data.params["features"] == "['a', 'hour_sin', 'hour_cos']"
     assert run.data.params["targets"] == "['b']"
     assert run.data.params["data.frequency_found"] == "h"
-    assert "plots/forecast_b.png" in _artifact_paths(MlflowClient(mlflow_uri), run.info.run_id)
+    assert "plots/forecast_b.png" in _artifact_paths(
+        MlflowClient(mlflow_uri), run.info.run_id
+    )
 
 
 def test_same_config_and_seed_twice_gives_identical_weights_and_metrics(
@@ -285,3 +326,34 @@ def test_same_config_and_seed_twice_gives_identical_weights_and_metrics(
         strict=True,
     ):
         np.testing.assert_array_equal(a, b)
+
+
+def test_sigterm_during_training_ends_the_run_killed_with_its_metrics(
+    prefect_api, tmp_path, series_csv, mlflow_uri
+):
+    import os
+    import signal
+
+    path = _experiment(tmp_path, series_csv, mlflow_uri)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "flows.cli", "train", str(path),
+         "train.epochs=100000", "train.verbose_every=1"],
+        env={**os.environ, "PREFECT_API_URL": prefect_api}, cwd=REPO,
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    seen = []
+    for line in process.stdout:  # wait until training is under way
+        seen.append(line)
+        if "epoch 3/100000" in line:
+            break
+    process.send_signal(signal.SIGTERM)
+    rest, _ = process.communicate(timeout=120)
+    assert process.returncode == 128 + signal.SIGTERM, "".join(seen) + rest
+    assert "stopped by signal 15" in rest
+    client = MlflowClient(mlflow_uri)
+    (run,) = client.search_runs(
+        [client.get_experiment_by_name("flow-test").experiment_id]
+    )
+    assert run.info.status == "KILLED" and run.info.end_time is not None
+    assert "TerminationSignal" in run.data.tags["error"]
+    assert len(client.get_metric_history(run.info.run_id, "loss")) >= 3  # flushed
