@@ -72,10 +72,7 @@ def _parser() -> argparse.ArgumentParser:
         "train, evaluate, log to MLflow.",
         epilog="example: rnnflow train gas_furnace model.kind=gru train.epochs=50",
     )
-    _add_experiment_args(train)
-    train.add_argument(
-        "--json", action="store_true", help="print one JSON object as the last line"
-    )
+    _add_experiment_args(train, with_json=True)
     train.set_defaults(handler=_train)
 
     compare = commands.add_parser(
@@ -85,16 +82,13 @@ def _parser() -> argparse.ArgumentParser:
         "leaderboard with the persistence and linear baselines as rows.",
         epilog="example: rnnflow compare gas_furnace --models mlp,lstm,gru --seeds 3",
     )
-    _add_experiment_args(compare)
+    _add_experiment_args(compare, with_json=True)
     compare.add_argument(
         "--models",
         default="mlp,simple_rnn,lstm,gru,bidirectional,seq2seq",
         help="comma-separated model kinds (default: all)",
     )
     compare.add_argument("--seeds", type=int, default=1, help="seeds per model")
-    compare.add_argument(
-        "--json", action="store_true", help="print one JSON object as the last line"
-    )
     compare.set_defaults(handler=_compare)
 
     retrain = commands.add_parser(
@@ -105,10 +99,7 @@ def _parser() -> argparse.ArgumentParser:
         "`champion` alias only when it is better (and beats persistence).",
         epilog="example: rnnflow retrain gas_furnace retrain.min_improvement=0.02",
     )
-    _add_experiment_args(retrain)
-    retrain.add_argument(
-        "--json", action="store_true", help="print one JSON object as the last line"
-    )
+    _add_experiment_args(retrain, with_json=True)
     retrain.set_defaults(handler=_retrain)
 
     predict = commands.add_parser(
@@ -118,7 +109,7 @@ def _parser() -> argparse.ArgumentParser:
         "original units, with the packaged model (default: the champion).",
         epilog="example: rnnflow predict gas_furnace --input latest.csv",
     )
-    _add_experiment_args(predict)
+    _add_experiment_args(predict, with_json=True)
     predict.add_argument(
         "--model-uri",
         help="default models:/<tracking.registered_model>@champion",
@@ -128,9 +119,6 @@ def _parser() -> argparse.ArgumentParser:
         help="CSV or Parquet of raw observations (default: the experiment's data)",
     )
     predict.add_argument("--output", help="write the forecast as CSV here")
-    predict.add_argument(
-        "--json", action="store_true", help="print one JSON object as the last line"
-    )
     predict.set_defaults(handler=_predict)
 
     deploy = commands.add_parser(
@@ -179,7 +167,9 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _add_experiment_args(parser: argparse.ArgumentParser) -> None:
+def _add_experiment_args(
+    parser: argparse.ArgumentParser, with_json: bool = False
+) -> None:
     parser.add_argument(
         "experiment",
         nargs="?",
@@ -192,6 +182,12 @@ def _add_experiment_args(parser: argparse.ArgumentParser) -> None:
         metavar="KEY=VALUE",
         help="dotted overrides with YAML values, e.g. train.epochs=50",
     )
+    if with_json:
+        parser.add_argument(
+            "--json",
+            action="store_true",
+            help="print one JSON object as the last line",
+        )
 
 
 def _load(args):
@@ -304,7 +300,7 @@ def _predict(args) -> int:
     from components.errors import DataError
 
     uri = tracking.resolve_tracking_uri(config.tracking.uri)
-    tracking.check_reachable(uri)
+    tracking.open_store(uri)
     model_uri = args.model_uri or f"models:/{config.registered_model_name}@champion"
     if args.input:
         path = Path(args.input)

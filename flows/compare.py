@@ -27,7 +27,7 @@ from flows.train import PreparedData, open_run, prepare_data, train_in_run
 def compare_flow(config: ExperimentConfig, models: list[str], seeds: int = 1) -> dict:
     """Train every model in `models` with `seeds` seeds; rank them with baselines."""
     tracking_uri = tracking.resolve_tracking_uri(config.tracking.uri)
-    tracking.check_reachable(tracking_uri)
+    tracking.open_store(tracking_uri)
     data = prepare_data(config)
     parent = open_run(
         config, data.series, tracking_uri, run_name=f"{config.name}-compare"

@@ -120,7 +120,7 @@ def register_and_decide(
 def retrain_flow(config: ExperimentConfig) -> dict:
     """Retrain once; return the decision (promoted | rejected | skipped)."""
     tracking_uri = tracking.resolve_tracking_uri(config.tracking.uri)
-    tracking.check_reachable(tracking_uri)
+    tracking.open_store(tracking_uri)
     name = config.registered_model_name
     logger = get_run_logger()
     with _retraining_slot(name, config.retrain.wait_seconds) as acquired:

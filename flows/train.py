@@ -256,7 +256,7 @@ def package(
 def train_flow(config: ExperimentConfig) -> dict:
     """Train and evaluate one experiment; return its run id, status and metrics."""
     tracking_uri = tracking.resolve_tracking_uri(config.tracking.uri)
-    tracking.check_reachable(tracking_uri)
+    tracking.open_store(tracking_uri)
     data = prepare_data(config)
     run_id = open_run(config, data.series, tracking_uri)
     return train_in_run(config, data, tracking_uri, run_id)
