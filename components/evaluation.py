@@ -108,7 +108,7 @@ def seasonal_naive_forecast(
     Returns:
         (W, T, K).
     """
-    last = last_input_rows(len(target_rows), spec)[:, None]  # (W, 1)
+    last = _last_input_rows(len(target_rows), spec)[:, None]  # (W, 1)
     ahead = spec.offset + np.arange(1, spec.horizon + 1)  # (T,) steps after `last`
     source = last + ahead - season * np.ceil(ahead / season).astype(np.int64)
     return target_rows[source]  # (W, T, K)
@@ -123,11 +123,20 @@ def persistence_forecast(target_rows: np.ndarray, spec: WindowSpec) -> np.ndarra
     Returns:
         (W, T, K): window i predicts target_rows[s_i + L - 1] for every step.
     """
-    last = target_rows[last_input_rows(len(target_rows), spec)]  # (W, K)
+    last = target_rows[_last_input_rows(len(target_rows), spec)]  # (W, K)
     return np.repeat(last[:, None, :], spec.horizon, axis=1)  # -> (W, T, K)
 
 
-def last_input_rows(n_rows: int, spec: WindowSpec) -> np.ndarray:
+def level_windows(
+    levels: np.ndarray, spec: WindowSpec
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per window of a split's target levels (N, K): the true targets
+    (W, T, K) and the last observed level (W, K) forecasts are built on."""
+    _, actual = make_windows(levels, levels, spec)
+    return actual, levels[_last_input_rows(len(levels), spec)]
+
+
+def _last_input_rows(n_rows: int, spec: WindowSpec) -> np.ndarray:
     """Row of each window's last input step: the base a forecast starts from."""
     return window_starts(n_rows, spec) + spec.input_width - 1
 
@@ -198,8 +207,7 @@ def evaluate_on_test(
     """
     x_train, y_train = make_windows(train.inputs, train.targets, spec)
     x_test, y_test = make_windows(test.inputs, test.targets, spec)
-    _, actual = make_windows(test.levels, test.levels, spec)  # (W, T, K) original
-    base = test.levels[last_input_rows(len(test.levels), spec)]  # (W, K)
+    actual, base = level_windows(test.levels, spec)
     coef = fit_linear_baseline(x_train, y_train)
     predictions = {
         "model": np.asarray(model.predict(x_test, verbose=0), np.float64),

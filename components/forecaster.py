@@ -50,21 +50,17 @@ class Forecaster:
     """`model` plus what turns raw rows into its inputs and its outputs back.
 
     Attributes:
-        data: the training run's data settings with `features`/`targets`
-            pinned to the columns it used (calendar features aside) and the
-            path redacted; only validation settings matter here.
-        features: the model's input columns, calendar features included.
-        calendar_columns: the subset of `features` computed from the time index.
+        data: the training run's data settings with `features`, `targets` and
+            `frequency` pinned to what it used (calendar features aside) and
+            the path redacted; only validation settings matter here.
+        calendar_columns: input columns computed from the time index.
     """
 
     model: object  # keras.Model; untyped so this module imports without Keras
     normalizer: preprocess.Normalizer
     data: DataSpec
     window: WindowSpec
-    features: list[str]
-    targets: list[str]
     calendar_columns: list[str]
-    frequency: str | None = None
 
     @classmethod
     def from_training(
@@ -82,15 +78,18 @@ class Forecaster:
             }
         )
         return cls(
-            model=model,
-            normalizer=normalizer,
-            data=data,
-            window=config.window,
-            features=list(series.features),
-            targets=list(series.targets),
-            calendar_columns=list(series.calendar_columns),
-            frequency=data.frequency,
+            model, normalizer, data, config.window, list(series.calendar_columns)
         )
+
+    @property
+    def features(self) -> list[str]:
+        """The model's input columns: raw features, then calendar features
+        (the order `ingest` builds them in)."""
+        return [*self.data.features, *self.calendar_columns]
+
+    @property
+    def targets(self) -> list[str]:
+        return list(self.data.targets)
 
     @property
     def history_rows(self) -> int:
@@ -100,7 +99,7 @@ class Forecaster:
     @property
     def input_columns(self) -> list[str]:
         """Raw columns an input frame must hold (plus the time column, if any)."""
-        raw = [c for c in self.features if c not in self.calendar_columns]
+        raw = self.data.features
         return raw + [t for t in self.targets if t not in raw]
 
     def input_frame(self, frame: pd.DataFrame) -> pd.DataFrame:
@@ -140,8 +139,8 @@ class Forecaster:
         steps = np.arange(1, self.window.horizon + 1)
         out = pd.DataFrame({"step": steps})
         index = series.frame.index
-        if isinstance(index, pd.DatetimeIndex) and self.frequency:
-            step = pd.tseries.frequencies.to_offset(self.frequency)
+        if isinstance(index, pd.DatetimeIndex) and self.data.frequency:
+            step = pd.tseries.frequencies.to_offset(self.data.frequency)
             ahead = self.window.offset + steps  # steps after the last observed row
             out["time"] = _naive_utc(
                 pd.DatetimeIndex([index[-1] + step * int(a) for a in ahead])
@@ -160,17 +159,13 @@ class Forecaster:
         first = int(series.frame.index.searchsorted(since))
         if first >= len(series.frame):
             raise DataError(f"no rows at or after {since!r} to score forecasts on.")
-        context = self.window.input_width + self.window.offset
-        start = max(first - context - (self.data.transform != "none"), 0)
+        start = max(first - self.window.offset - self.history_rows, 0)
         prepared = self._prepare(series.frame.iloc[start:])
         scaled = preprocess.scale_split(
             prepared, self.normalizer, self.features, self.targets
         )
         x, _ = make_windows(scaled.inputs, scaled.targets, self.window)
-        _, actual = make_windows(scaled.levels, scaled.levels, self.window)
-        base = scaled.levels[
-            evaluation.last_input_rows(len(scaled.levels), self.window)
-        ]
+        actual, base = evaluation.level_windows(scaled.levels, self.window)
         forecast = self._to_original(self._predict(x), base)
         persistence = evaluation.persistence_forecast(scaled.levels, self.window)
         index = scaled.index[target_rows(len(scaled.inputs), self.window)]
@@ -191,10 +186,7 @@ class Forecaster:
             "format": FORMAT_VERSION,
             "data": self.data.model_dump(mode="json"),
             "window": self.window.model_dump(mode="json"),
-            "features": self.features,
-            "targets": self.targets,
             "calendar_columns": self.calendar_columns,
-            "frequency": self.frequency,
             "normalizer": self.normalizer.to_dict(),
         }
         (directory / _META_FILE).write_text(json.dumps(meta, indent=2))
@@ -219,10 +211,7 @@ class Forecaster:
             normalizer=preprocess.Normalizer.from_dict(meta["normalizer"]),
             data=DataSpec.model_validate(meta["data"]),
             window=WindowSpec.model_validate(meta["window"]),
-            features=meta["features"],
-            targets=meta["targets"],
             calendar_columns=meta["calendar_columns"],
-            frequency=meta["frequency"],
         )
 
     def _validated(self, frame: pd.DataFrame) -> ingest.LoadedSeries:

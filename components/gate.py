@@ -35,7 +35,46 @@ def holdout_mse(backtest: Backtest) -> dict[str, float]:
     }
 
 
-def same_windows(a: Backtest, b: Backtest) -> bool:
+def judge(
+    challenger: Backtest,
+    champion: Backtest | str | None,
+    min_improvement: float = 0.0,
+    champion_version: str | None = None,
+) -> tuple[Decision, dict[str, float]]:
+    """Decide on holdout backtests; return the decision and the holdout metrics.
+
+    Args:
+        champion: the champion's backtest on the same rows; None when there is
+            no champion; a string when it could not be scored (the reason).
+    """
+    scores = holdout_mse(challenger)
+    metrics = {
+        "holdout_mse_raw": scores["model"],
+        "persistence_holdout_mse_raw": scores["persistence"],
+    }
+    who = f"champion v{champion_version}"
+    if isinstance(champion, str):
+        return Decision(
+            REJECTED, f"{who} cannot score the new data: {champion}"
+        ), metrics
+    if champion is not None and not _same_windows(challenger, champion):
+        reason = (
+            f"{who} forecasts other steps or targets {champion.actual.shape} than "
+            f"the challenger {challenger.actual.shape}; compare them by hand and "
+            "move the alias yourself"
+        )
+        return Decision(REJECTED, reason), metrics
+    theirs = None
+    if champion is not None:
+        theirs = metrics["champion_holdout_mse_raw"] = holdout_mse(champion)["model"]
+    decision = decide(
+        scores["model"], scores["persistence"], theirs, min_improvement,
+        champion_version,
+    )  # fmt: skip
+    return decision, metrics
+
+
+def _same_windows(a: Backtest, b: Backtest) -> bool:
     """True when two backtests forecast the same target rows and shapes."""
     return a.actual.shape == b.actual.shape and bool(np.all(a.index == b.index))
 

@@ -15,12 +15,13 @@ from pathlib import Path
 
 import mlflow
 import pandas as pd
-from mlflow import MlflowClient
 
 from components.forecaster import Forecaster
-from components.tracking import fluent_store
+from components.provenance import pinned
+from components.tracking import fluent_store, log_model
 
 ARTIFACT_KEY = "forecaster"
+_REQUIREMENTS = ["tensorflow", "keras", "pandas", "numpy", "pydantic", "pyyaml"]
 # Progress bars for a two-file download only clutter flow logs.
 os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 
@@ -44,42 +45,27 @@ def log_forecaster(
         example: raw rows the model can forecast from (their last
             `history_rows` are kept): the input example and the signature.
     """
-    from mlflow.models import Model
-
     example = example.iloc[-forecaster.history_rows :]
     output = forecaster.forecast(example)
-    client = MlflowClient(tracking_uri)
-    experiment_id = client.get_run(run_id).info.experiment_id
-    logged = client.create_logged_model(
-        experiment_id, name=ARTIFACT_KEY, source_run_id=run_id
-    )
-    with (
-        tempfile.TemporaryDirectory() as scratch,
-        warnings.catch_warnings(),
-        fluent_store(tracking_uri),  # Model.log resolves the store globally
-    ):
+    with tempfile.TemporaryDirectory() as scratch, warnings.catch_warnings():
         # `step` is an integer column by design; MLflow's hint about integer
         # columns and missing values does not apply to an output.
         warnings.filterwarnings(
             "ignore", message=".*integer column", category=UserWarning
         )
-        warnings.filterwarnings("ignore", message=".*type hints", category=UserWarning)
         folder = forecaster.save(Path(scratch) / ARTIFACT_KEY)
-        info = Model.log(
-            artifact_path=None,
-            name=ARTIFACT_KEY,
-            flavor=mlflow.pyfunc,
-            run_id=run_id,
-            model_id=logged.model_id,
+        return log_model(
+            tracking_uri,
+            run_id,
+            ARTIFACT_KEY,
+            mlflow.pyfunc,
             python_model=str(Path(__file__).with_name("pyfunc_entry.py")),
             artifacts={ARTIFACT_KEY: str(folder)},
             code_paths=[_code_copy(Path(scratch))],
             signature=_signature(example, output, forecaster.data.time_column),
             input_example=example,
-            pip_requirements=_requirements(),
+            pip_requirements=pinned(_REQUIREMENTS),
         )
-    client.finalize_logged_model(logged.model_id, "READY")
-    return info.model_uri
 
 
 def load_model(model_uri: str, tracking_uri: str) -> mlflow.pyfunc.PyFuncModel:
@@ -138,10 +124,3 @@ def _code_copy(scratch: Path) -> str:
     target = scratch / "code" / source.name
     shutil.copytree(source, target, ignore=shutil.ignore_patterns("__pycache__"))
     return str(target)
-
-
-def _requirements() -> list[str]:
-    from importlib.metadata import version
-
-    packages = ["tensorflow", "keras", "pandas", "numpy", "pydantic", "pyyaml"]
-    return [f"{p}=={version(p)}" for p in packages]

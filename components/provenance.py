@@ -8,6 +8,11 @@ from components.config import project_root
 PACKAGES = ("rnnflow", "tensorflow", "keras", "numpy", "pandas", "prefect", "mlflow")
 
 
+def pinned(packages: list[str]) -> list[str]:
+    """`name==version` of the installed packages, e.g. for a model's requirements."""
+    return [f"{name}=={version(name)}" for name in packages]
+
+
 def package_versions() -> dict[str, str]:
     """`versions.<package>` params for the packages that decide a run's numbers."""
     found = {}

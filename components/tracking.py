@@ -278,38 +278,52 @@ def fluent_store(tracking_uri: str) -> Iterator[None]:
                     os.environ[name] = value
 
 
-def log_keras_model(tracking_uri: str, run_id: str, model, name: str = "model") -> str:
-    """Log `model` in the `mlflow.keras` flavor under this run; return its URI.
+def log_model(tracking_uri: str, run_id: str, name: str, flavor, **kwargs) -> str:
+    """`Model.log` of `flavor` under this run, filed in the run's own experiment;
+    return the model URI. `kwargs` go to the flavor's `save_model`.
 
-    Requirements are pinned from the running versions instead of MLflow's
-    inference, which would load the model again in a subprocess.
+    Left to itself, `Model.log` files the LoggedModel under the fluent default
+    experiment 0, with artifacts in ./mlruns; so it is created here first.
     """
-    import keras
-    import numpy as np
-    import tensorflow as tf
-    from mlflow.models import Model, infer_signature
+    from mlflow.models import Model
 
-    requirements = [f"tensorflow=={tf.__version__}", f"keras=={keras.__version__}"]
-    example = np.zeros((1, *model.input_shape[1:]), dtype=np.float32)  # (1, L, C)
-    signature = infer_signature(example, model.predict(example, verbose=0))
     client = MlflowClient(tracking_uri)
-    # Create the LoggedModel in the run's own experiment: left to itself, Model.log
-    # files it under the fluent default experiment 0, with artifacts in ./mlruns.
     experiment_id = client.get_run(run_id).info.experiment_id
     logged = client.create_logged_model(experiment_id, name=name, source_run_id=run_id)
     with fluent_store(tracking_uri):  # Model.log resolves the store globally
         info = Model.log(
             artifact_path=None,
             name=name,
-            flavor=mlflow.keras,
+            flavor=flavor,
             run_id=run_id,
             model_id=logged.model_id,
-            model=model,
-            signature=signature,
-            pip_requirements=requirements,
+            **kwargs,
         )
     client.finalize_logged_model(logged.model_id, "READY")
     return info.model_uri
+
+
+def log_keras_model(tracking_uri: str, run_id: str, model, name: str = "model") -> str:
+    """Log `model` in the `mlflow.keras` flavor under this run; return its URI.
+
+    Requirements are pinned from the running versions instead of MLflow's
+    inference, which would load the model again in a subprocess.
+    """
+    import numpy as np
+    from mlflow.models import infer_signature
+
+    from components.provenance import pinned
+
+    example = np.zeros((1, *model.input_shape[1:]), dtype=np.float32)  # (1, L, C)
+    return log_model(
+        tracking_uri,
+        run_id,
+        name,
+        mlflow.keras,
+        model=model,
+        signature=infer_signature(example, model.predict(example, verbose=0)),
+        pip_requirements=pinned(["tensorflow", "keras"]),
+    )
 
 
 def safe_name(text: str) -> str:

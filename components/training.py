@@ -15,7 +15,6 @@ import keras
 
 from components.config import TrainSpec
 from components.errors import TrainingError
-from components.seeds import seed_everything  # noqa: F401  (re-exported)
 
 EpochHook = Callable[[int, dict[str, float]], None]
 

@@ -52,38 +52,20 @@ def score_holdout(
     split of the new data, which neither model trained on), original units."""
     since = data.scaled["test"].index[0]
     frame = data.series.frame
-    ours = challenger.backtest(frame, since)
-    scores = gate.holdout_mse(ours)
-    metrics = {
-        "holdout_mse_raw": scores["model"],
-        "persistence_holdout_mse_raw": scores["persistence"],
-    }
-    if champion is None:
-        decision = gate.decide(scores["model"], scores["persistence"], None)
-        return decision, metrics
-    try:
-        theirs = packaging.load_forecaster(champion.uri, tracking_uri).backtest(
-            frame, since
-        )
-    except DataError as exc:
-        reason = f"champion v{champion.version} cannot score the new data: {exc}"
-        return gate.Decision(gate.REJECTED, reason), metrics
-    if not gate.same_windows(ours, theirs):
-        reason = (
-            f"champion v{champion.version} forecasts other steps or targets "
-            f"{theirs.actual.shape} than the challenger {ours.actual.shape}; "
-            "compare them by hand and move the alias yourself"
-        )
-        return gate.Decision(gate.REJECTED, reason), metrics
-    metrics["champion_holdout_mse_raw"] = gate.holdout_mse(theirs)["model"]
-    decision = gate.decide(
-        scores["model"],
-        scores["persistence"],
-        metrics["champion_holdout_mse_raw"],
+    theirs = None
+    if champion is not None:
+        try:
+            theirs = packaging.load_forecaster(champion.uri, tracking_uri).backtest(
+                frame, since
+            )
+        except DataError as exc:
+            theirs = str(exc)
+    return gate.judge(
+        challenger.backtest(frame, since),
+        theirs,
         min_improvement,
-        champion.version,
+        champion.version if champion else None,
     )
-    return decision, metrics
 
 
 @_task

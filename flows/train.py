@@ -26,6 +26,7 @@ from components import (
     plots,
     preprocess,
     provenance,
+    seeds,
     tracking,
     training,
 )
@@ -159,7 +160,7 @@ def build(spec: ModelSpec, train: TrainSpec, input_shape, output_shape):
     logger = get_run_logger()
     for option in cudnn_blockers(spec):
         logger.warning("%s keeps LSTM/GRU off the fused cuDNN kernel on a GPU", option)
-    training.seed_everything(train.seed, train.deterministic)
+    seeds.seed_everything(train.seed, train.deterministic)
     with training.precision_policy(
         training.resolve_precision(train.precision)
     ) as policy:

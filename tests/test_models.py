@@ -11,7 +11,8 @@ from components.config import ModelSpec, TrainSpec, WindowSpec
 from components.errors import TrainingError
 from components.models import build_model
 from components.models.registry import get_builder
-from components.training import compile_model, fit_model, seed_everything
+from components.seeds import seed_everything
+from components.training import compile_model, fit_model
 from components.windowing import make_dataset
 
 

@@ -7,12 +7,12 @@ import pytest
 from components.config import ModelSpec, TrainSpec, WindowSpec
 from components.models import build_model, model_kinds
 from components.models.registry import cudnn_blockers
+from components.seeds import seed_everything
 from components.training import (
     compile_model,
     fit_model,
     precision_policy,
     resolve_precision,
-    seed_everything,
 )
 from components.windowing import make_dataset
 
