@@ -203,6 +203,12 @@ class TrainSpec(_Strict):
     verbose_every: int = Field(
         10, ge=0, description="Print progress every N epochs; 0 is quiet."
     )
+    resume: bool = Field(
+        True,
+        description="Save the training state after every epoch and, when the same "
+        "training was killed before it finished, go on from its last epoch. "
+        "false: start from epoch 1 (and save nothing).",
+    )
     deterministic: bool = Field(
         False,
         description="TensorFlow's op determinism (bit-identical reruns, also on a "

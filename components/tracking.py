@@ -11,6 +11,7 @@ Default store: `sqlite:///<project>/mlruns/mlflow.db` with artifacts under
 
 import contextlib
 import os
+import queue
 import re
 import threading
 import time
@@ -45,6 +46,15 @@ def artifact_root(tracking_uri: str) -> Path | None:
         return None
     db_path = Path(tracking_uri.split(":///", 1)[1])
     return db_path.parent / "artifacts"
+
+
+def checkpoint_root(tracking_uri: str) -> Path:
+    """Where resumable trainings keep their state: beside a sqlite store, else
+    in the project's `mlruns/checkpoints` (checkpoints are local to the machine
+    that trains, wherever the runs are tracked)."""
+    root = artifact_root(tracking_uri)
+    base = root.parent if root is not None else project_root() / "mlruns"
+    return base / "checkpoints"
 
 
 def check_reachable(tracking_uri: str, timeout: float = 5.0) -> None:
@@ -146,6 +156,36 @@ def finish_run(
     client.set_terminated(run_id, status=status)
 
 
+def kill_stale_runs(
+    tracking_uri: str, experiment: str, tag: str, value: str, by_run_id: str
+) -> list[str]:
+    """End as KILLED the RUNNING runs of `experiment` tagged `tag=value`, other
+    than `by_run_id`; return their ids.
+
+    The caller knows these are stale: it holds the lock that a live process
+    training them would hold. A process killed outright (SIGKILL) cannot close
+    its run, so without this it would stay RUNNING in the UI forever.
+    """
+    client = MlflowClient(tracking_uri)
+    found = client.get_experiment_by_name(experiment)
+    if found is None:
+        return []
+    runs = client.search_runs(
+        [found.experiment_id],
+        filter_string=f"tags.{tag} = '{value}' and attributes.status = 'RUNNING'",
+    )
+    stale = [r.info.run_id for r in runs if r.info.run_id != by_run_id]
+    for run_id in stale:
+        finish_run(
+            tracking_uri,
+            run_id,
+            "KILLED",
+            error=f"stale: its process ended without closing the run (killed "
+            f"outright?); found and closed by run {by_run_id}",
+        )
+    return stale
+
+
 def set_tags(tracking_uri: str, run_id: str, tags: dict[str, str]) -> None:
     """Set string tags on a run."""
     client = MlflowClient(tracking_uri)
@@ -171,10 +211,14 @@ def log_metrics(
 
 
 class EpochMetricLogger:
-    """A training hook that buffers per-epoch metrics and writes them in batches.
+    """A training hook that buffers per-epoch metrics and writes them in batches
+    on a background thread.
 
-    Flushes at most every `flush_seconds` (so the UI stays live) and on `flush()`;
-    one database write per batch keeps logging off the training's critical path.
+    A batch goes out at most every `flush_seconds` (so the UI stays live). The
+    training thread only appends to a list: a slow store, or a tracking server
+    that is restarting while MLflow's client retries, never stalls an epoch.
+    `close()` sends the rest, waits for every write and raises the first
+    failure.
     """
 
     def __init__(self, tracking_uri: str, run_id: str, flush_seconds: float = 2.0):
@@ -183,19 +227,40 @@ class EpochMetricLogger:
         self._flush_seconds = flush_seconds
         self._pending: list[Metric] = []
         self._last_flush = time.monotonic()
+        self._batches: queue.Queue = queue.Queue()
+        self._error: BaseException | None = None
+        self._writer = threading.Thread(
+            target=self._write, name="rnnflow-metrics", daemon=True
+        )
+        self._writer.start()
 
     def __call__(self, epoch: int, logs: dict[str, float]) -> None:
         now = int(time.time() * 1000)
         self._pending.extend(Metric(k, v, now, epoch) for k, v in logs.items())
         if time.monotonic() - self._last_flush >= self._flush_seconds:
-            self.flush()
+            self._send()
 
-    def flush(self) -> None:
-        """Write everything buffered so far."""
+    def close(self, raise_errors: bool = True) -> None:
+        """Send what is buffered and wait until every batch is written."""
+        self._send()
+        self._batches.put(None)
+        self._writer.join()
+        if self._error is not None and raise_errors:
+            raise self._error
+
+    def _send(self) -> None:
         if self._pending:
-            _log_metric_batch(self._client, self._run_id, self._pending)
+            self._batches.put(self._pending)
             self._pending = []
         self._last_flush = time.monotonic()
+
+    def _write(self) -> None:
+        while (batch := self._batches.get()) is not None:
+            if self._error is None:  # after a failure the run is incomplete anyway
+                try:
+                    _log_metric_batch(self._client, self._run_id, batch)
+                except Exception as exc:  # raised to the caller by close()
+                    self._error = exc
 
 
 def log_dataset(

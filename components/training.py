@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import keras
 
+from components.checkpoint import CheckpointFolder, TrainingState
 from components.config import TrainSpec
 from components.errors import TrainingError
 
@@ -27,13 +28,16 @@ class FitResult:
         history: per-epoch values, e.g. {"loss": [...], "val_loss": [...]}.
         epochs_trained: epochs actually run (early stopping may end sooner).
         best_epoch: 1-based epoch whose weights the model now holds.
-        seconds: wall time of `fit` alone.
+        seconds: wall time of `fit` alone (this process's part when resumed).
+        resumed_from_epoch: first epoch this process ran (1-based) when it went
+            on from a checkpoint; None for a training from scratch.
     """
 
     history: dict[str, list[float]]
     epochs_trained: int
     best_epoch: int
     seconds: float
+    resumed_from_epoch: int | None = None
 
 
 def resolve_precision(precision: str) -> str:
@@ -76,32 +80,52 @@ def fit_model(
     val_ds,
     spec: TrainSpec,
     hooks: Sequence[EpochHook] = (),
+    checkpoint: CheckpointFolder | None = None,
+    resume: TrainingState | None = None,
 ) -> FitResult:
     """Fit a compiled model; restore the weights of the best monitored epoch.
 
-    The monitor is `val_loss` when `val_ds` is given, else `loss`.
+    The monitor is `val_loss` when `val_ds` is given, else `loss`. With a
+    `checkpoint` folder the training state is saved there after every epoch;
+    with a `resume` state (read from such a folder) the weights, optimizer,
+    history and early stopping's counters are restored first and training goes
+    on from the epoch after it. Hooks see the restored epochs replayed, so a
+    new MLflow run holds the whole curve. The caller must have built
+    `train_ds` to start at the same epoch (`make_dataset(start_epoch=)`).
 
     Raises:
         TrainingError: the loss became non-finite ("non-finite loss at epoch E").
     """
     monitor = "val_loss" if val_ds is not None else "loss"
+    before = resume.history if resume else {}
+    best_weights = checkpoint.restore(model, resume) if checkpoint and resume else None
+    first = resume.epoch if resume else 0
+    for i in range(first):
+        for hook in hooks:
+            hook(i + 1, {k: values[i] for k, values in before.items()})
     callbacks = [keras.callbacks.TerminateOnNaN(), _HookCallback(hooks)]
+    early = None
     if spec.patience:
-        callbacks.append(
-            keras.callbacks.EarlyStopping(
-                monitor, patience=spec.patience, restore_best_weights=True
-            )
-        )
+        early = _EarlyStopping(monitor, spec.patience, resume, best_weights)
+        callbacks.append(early)
+    if checkpoint is not None:
+        callbacks.append(_SaveEachEpoch(checkpoint, before, early))
+    done = resume is not None and (resume.stopped or resume.epoch >= spec.epochs)
     start = time.perf_counter()
     history = model.fit(
         train_ds,
         validation_data=val_ds,
         epochs=spec.epochs,
+        initial_epoch=spec.epochs if done else first,
         callbacks=callbacks,
         shuffle=False,  # windows are shuffled in the pipeline, per split
         verbose=0,
     ).history
     seconds = time.perf_counter() - start
+    history = {
+        k: [float(v) for v in before.get(k, [])] + [float(v) for v in history.get(k, [])]
+        for k in {*before, *history}
+    }
     losses = history.get("loss", [])
     if not losses or not all(math.isfinite(v) for v in losses):
         epoch = next((i + 1 for i, v in enumerate(losses) if not math.isfinite(v)), 1)
@@ -113,10 +137,11 @@ def fit_model(
     # EarlyStopping restores the best epoch; without it the last weights stay.
     best_epoch = watched.index(min(watched)) + 1 if spec.patience else len(losses)
     return FitResult(
-        history={k: [float(v) for v in vals] for k, vals in history.items()},
+        history=history,
         epochs_trained=len(losses),
         best_epoch=best_epoch,
         seconds=seconds,
+        resumed_from_epoch=first + 1 if resume else None,
     )
 
 
@@ -142,3 +167,50 @@ class _HookCallback(keras.callbacks.Callback):
         values = {k: float(v) for k, v in (logs or {}).items()}
         for hook in self._hooks:
             hook(epoch + 1, values)
+
+
+class _EarlyStopping(keras.callbacks.EarlyStopping):
+    """Keras' early stopping with best-weight restore, able to go on from a
+    checkpoint's counters instead of starting over."""
+
+    def __init__(self, monitor, patience, resume: TrainingState | None, best_weights):
+        super().__init__(monitor, patience=patience, restore_best_weights=True)
+        self._resume = resume
+        self._resume_weights = best_weights
+
+    def on_train_begin(self, logs=None):
+        super().on_train_begin(logs)
+        if self._resume is not None:
+            self.best = self._resume.best
+            self.best_epoch = self._resume.best_epoch
+            self.wait = self._resume.wait
+            self.best_weights = self._resume_weights
+
+
+class _SaveEachEpoch(keras.callbacks.Callback):
+    """Saves the training state after every epoch (after early stopping has
+    looked at it, so its counters and decision are part of the state)."""
+
+    def __init__(self, folder: CheckpointFolder, before, early: _EarlyStopping | None):
+        super().__init__()
+        self._folder = folder
+        self._history = {k: list(v) for k, v in before.items()}
+        self._early = early
+
+    def on_epoch_end(self, epoch, logs=None):
+        for key, value in (logs or {}).items():
+            self._history.setdefault(key, []).append(float(value))
+        early = self._early
+        state = TrainingState(
+            epoch=epoch + 1,
+            history=self._history,
+            run_id=self._folder.run_id,
+            weights="",
+            best=None if early is None or early.best is None else float(early.best),
+            best_epoch=early.best_epoch if early else 0,
+            wait=early.wait if early else 0,
+            stopped=bool(self.model.stop_training),
+        )
+        self._folder.save(
+            self.model, state, early.best_weights if early is not None else None
+        )

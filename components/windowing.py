@@ -48,6 +48,7 @@ def make_dataset(
     batch_size: int,
     shuffle: bool = False,
     seed: int | None = None,
+    start_epoch: int = 0,
 ):
     """Stream windows of one split as a `tf.data.Dataset` of (x, y) batches.
 
@@ -56,7 +57,8 @@ def make_dataset(
     inside the graph. Memory stays at one copy of the rows
     however wide or many the windows are. Shuffling reorders windows of this
     split only (pass it for training, never for validation or test); each epoch
-    gets a new order, the same for the same `seed`.
+    gets a new order, the same for the same `seed`; a training resumed after
+    `start_epoch` epochs gets the orders an uninterrupted one would have seen.
     """
     import tensorflow as tf  # heavy; imported where needed
 
@@ -83,7 +85,7 @@ def make_dataset(
         # Each dataset owns its epoch counter (no TF random state shared with
         # other datasets); each pass draws the next seed and permutes in-graph.
         base = int(np.random.default_rng(seed).integers(2**31))
-        epoch = tf.Variable(0, dtype=tf.int64, trainable=False)
+        epoch = tf.Variable(start_epoch, dtype=tf.int64, trainable=False)
         epoch_seeds = tf.data.Dataset.from_tensors(np.int64(0)).map(
             lambda _: epoch.assign_add(1)
         )

@@ -12,6 +12,7 @@ Example:
     ('FINISHED', ['baseline_linear_test_mae', 'baseline_linear_test_mae_raw'])
 """
 
+import contextlib
 from dataclasses import dataclass
 
 from prefect import flow, task
@@ -20,6 +21,7 @@ from prefect.logging import get_run_logger
 from prefect.runtime import flow_run
 
 from components import (
+    checkpoint,
     evaluation,
     ingest,
     packaging,
@@ -133,10 +135,51 @@ def open_run(
 
 
 @_task
+def take_over(
+    folder: checkpoint.CheckpointFolder,
+    config: ExperimentConfig,
+    tracking_uri: str,
+    run_id: str,
+) -> checkpoint.TrainingState | None:
+    """Close the runs a killed process left RUNNING for this training; return
+    the state to resume from, if it left one."""
+    logger = get_run_logger()
+    tracking.set_tags(tracking_uri, run_id, {"rnnflow_checkpoint": folder.key})
+    stale = tracking.kill_stale_runs(
+        tracking_uri, config.experiment_name, "rnnflow_checkpoint", folder.key, run_id
+    )
+    if stale:
+        logger.warning("marked stale RUNNING runs KILLED: %s", ", ".join(stale))
+    if not folder.shared:
+        logger.warning(
+            "the same training is running in another process: training from "
+            "scratch in a private checkpoint folder %s",
+            folder.path,
+        )
+    state = folder.load()
+    if state is None:
+        folder.clear()  # whatever is there belongs to no resumable training
+        return None
+    tracking.set_tags(tracking_uri, run_id, {"resumed_from_run": state.run_id})
+    logger.info(
+        "resuming from epoch %d of run %s (checkpoint %s)",
+        state.epoch + 1,
+        state.run_id,
+        folder.path,
+    )
+    return state
+
+
+@_task
 def make_datasets(
-    scaled: dict[str, preprocess.ScaledSplit], window: WindowSpec, train: TrainSpec
+    scaled: dict[str, preprocess.ScaledSplit],
+    window: WindowSpec,
+    train: TrainSpec,
+    start_epoch: int = 0,
 ) -> dict:
-    """tf.data pipelines: shuffled training windows, ordered validation windows."""
+    """tf.data pipelines: shuffled training windows (in the order an
+    uninterrupted training would see from `start_epoch` on), ordered validation
+    windows."""
     datasets = {
         "train": make_dataset(
             scaled["train"].inputs,
@@ -145,6 +188,7 @@ def make_datasets(
             train.batch_size,
             shuffle=train.shuffle,
             seed=train.seed,
+            start_epoch=start_epoch,
         )
     }
     if len(scaled["val"].inputs):
@@ -171,22 +215,36 @@ def build(spec: ModelSpec, train: TrainSpec, input_shape, output_shape):
 
 
 @_task
-def fit(model, datasets: dict, spec: TrainSpec, tracking_uri: str, run_id: str):
-    """Train with per-epoch metrics streamed to MLflow and progress to the log."""
+def fit(
+    model,
+    datasets: dict,
+    spec: TrainSpec,
+    tracking_uri: str,
+    run_id: str,
+    folder: checkpoint.CheckpointFolder | None = None,
+    resume: checkpoint.TrainingState | None = None,
+):
+    """Train with per-epoch metrics streamed to MLflow, progress to the log and
+    the state saved to `folder` after every epoch."""
     epoch_logger = tracking.EpochMetricLogger(tracking_uri, run_id)
     progress = training.progress_printer(
         get_run_logger().info, spec.verbose_every, spec.epochs
     )
     try:
-        return training.fit_model(
+        result = training.fit_model(
             model,
             datasets["train"],
             datasets.get("val"),
             spec,
             hooks=[epoch_logger, progress],
+            checkpoint=folder,
+            resume=resume,
         )
-    finally:
-        epoch_logger.flush()
+    except BaseException:
+        epoch_logger.close(raise_errors=False)  # keep the training's own error
+        raise
+    epoch_logger.close()
+    return result
 
 
 @_task
@@ -231,11 +289,7 @@ def track(
         tracking_uri, run_id, series.frame, config.name, series.source, series.digest
     )
     tracking.log_dict(tracking_uri, run_id, normalizer.to_dict(), "normalizer.json")
-    summary = {
-        "train_seconds": fit_result.seconds,
-        "epochs_trained": fit_result.epochs_trained,
-        "best_epoch": fit_result.best_epoch,
-    }
+    summary = _fit_summary(fit_result)
     tracking.log_metrics(tracking_uri, run_id, {**report.metrics, **summary})
     _log_figures(tracking_uri, run_id, fit_result, report, series.targets)
     return tracking.log_keras_model(tracking_uri, run_id, model)
@@ -293,12 +347,19 @@ def train_in_run(
     to it), or FAILED with the reason if anything raises.
     """
     series, normalizer, scaled = data.series, data.normalizer, data.scaled
-    with tracking.failing_marks_run(tracking_uri, run_id):
-        datasets = make_datasets(scaled, config.window, config.train)
+    with (
+        tracking.failing_marks_run(tracking_uri, run_id),
+        _checkpoint_folder(config, series, tracking_uri, run_id) as folder,
+    ):
+        resume = take_over(folder, config, tracking_uri, run_id) if folder else None
+        start_epoch = resume.epoch if resume else 0
+        datasets = make_datasets(scaled, config.window, config.train, start_epoch)
         input_shape = (config.window.input_width, len(series.features))
         output_shape = (config.window.horizon, len(series.targets))
         model = build(config.model, config.train, input_shape, output_shape)
-        fit_result = fit(model, datasets, config.train, tracking_uri, run_id)
+        fit_result = fit(
+            model, datasets, config.train, tracking_uri, run_id, folder, resume
+        )
         report = evaluate(model, scaled, config, normalizer, series.targets)
         model_uri = track(
             config,
@@ -313,6 +374,8 @@ def train_in_run(
         )
         forecaster = Forecaster.from_training(model, normalizer, config, series)
         forecaster_uri = package(forecaster, series, tracking_uri, run_id)
+        if folder:
+            folder.clear()  # complete: a rerun trains anew
         if finish:
             tracking.finish_run(tracking_uri, run_id)
     return {
@@ -324,13 +387,43 @@ def train_in_run(
         "forecaster_uri": forecaster_uri,
         "forecaster": forecaster,
         "parameters": model.count_params(),
-        "metrics": {
-            **report.metrics,
-            "train_seconds": fit_result.seconds,
-            "epochs_trained": fit_result.epochs_trained,
-        },
+        "metrics": {**report.metrics, **_fit_summary(fit_result)},
         "evaluation": report,
     }
+
+
+def _fit_summary(fit_result: training.FitResult) -> dict[str, float]:
+    summary = {
+        "train_seconds": fit_result.seconds,
+        "epochs_trained": fit_result.epochs_trained,
+        "best_epoch": fit_result.best_epoch,
+    }
+    if fit_result.resumed_from_epoch is not None:
+        summary["resumed_from_epoch"] = fit_result.resumed_from_epoch
+    return summary
+
+
+@contextlib.contextmanager
+def _checkpoint_folder(config: ExperimentConfig, series, tracking_uri: str, run_id):
+    """This training's checkpoint folder (None when `train.resume` is off)."""
+    if not config.train.resume:
+        yield None
+        return
+    shaping = config.model_dump(
+        mode="json",
+        exclude={
+            "tracking": True,
+            "retrain": True,
+            "evaluate": True,
+            "train": {"verbose_every", "resume"},
+        },
+    )
+    key = checkpoint.training_key(
+        {**shaping, "experiment": config.experiment_name}, series.digest
+    )
+    root = tracking.checkpoint_root(tracking_uri)
+    with checkpoint.claim(root, key, run_id) as folder:
+        yield folder
 
 
 def _log_figures(tracking_uri, run_id, fit_result, report, targets) -> None:

@@ -1,8 +1,14 @@
-"""The train flow against a real `mlflow server` on 127.0.0.1, started and
-stopped here: runs, metrics, artifacts and the model go over HTTP."""
+"""The train flow against a real `mlflow server` on 127.0.0.1, started,
+killed, restarted and stopped here: runs, metrics, artifacts and the model go
+over HTTP, and a server restart mid-run loses nothing."""
 
+import contextlib
+import os
+import signal
 import subprocess
 import sys
+import threading
+import time
 
 import numpy as np
 import pytest
@@ -12,9 +18,9 @@ from components.config import load_experiment
 from conftest import free_port, wait_for, write_experiment
 
 
-@pytest.fixture
-def mlflow_server(tmp_path):
-    port = free_port()
+def _start_server(folder, port) -> subprocess.Popen:
+    """`mlflow server` on 127.0.0.1:`port` over a store in `folder`, in its own
+    process group (its workers go down with it)."""
     process = subprocess.Popen(
         [
             sys.executable,
@@ -25,56 +31,99 @@ def mlflow_server(tmp_path):
             "127.0.0.1",
             "--port",
             str(port),
+            "--workers",
+            "1",  # the default 4 workers take 20 s to start on 2 busy cores
             "--backend-store-uri",
-            f"sqlite:///{tmp_path / 'server.db'}",
+            f"sqlite:///{folder / 'server.db'}",
             "--artifacts-destination",
-            (tmp_path / "server-artifacts").as_uri(),
+            (folder / "server-artifacts").as_uri(),
         ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
+        start_new_session=True,
     )
-    try:
-        wait_for(f"http://127.0.0.1:{port}/health", seconds=120)
-        yield f"http://127.0.0.1:{port}", tmp_path / "server-artifacts"
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
+    wait_for(f"http://127.0.0.1:{port}/health", seconds=120)
+    return process
 
 
-def test_train_flow_logs_everything_through_a_tracking_server(
-    prefect_api, mlflow_server, series_csv, tmp_path
+def _stop_server(process: subprocess.Popen) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)
+    process.wait(timeout=30)
+
+
+def test_train_through_a_server_restarted_mid_run_loses_nothing(
+    prefect_api, series_csv, tmp_path, monkeypatch
 ):
+    """Kill the server (SIGKILL, whole process group) once epochs are logged,
+    bring it back on the same port and store: the run finishes complete.
+
+    MLflow's client retries each request with exponential backoff (7 retries;
+    factor 2 by default, 1 here so the test does not idle 30 s after the
+    server is back); training goes on meanwhile, epoch metrics queue up.
+    """
     import mlflow.keras
 
+    from components.tracking import fluent_store
     from flows.train import train_flow
 
-    uri, artifact_store = mlflow_server
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "1")
+    port = free_port()
+    uri = f"http://127.0.0.1:{port}"
+    servers = [_start_server(tmp_path, port)]
     experiment = write_experiment(
-        tmp_path / "srv.yaml",
+        tmp_path / "restart.yaml",
         f"""
 data: {{path: {series_csv}}}
 split: {{val: 40, test: 40}}
 window: {{input_width: 8}}
 model: {{kind: gru, units: [4]}}
-train: {{epochs: 2}}
-tracking: {{uri: "{uri}", experiment: served}}
+train: {{epochs: 60, patience: 0, verbose_every: 0}}
+tracking: {{uri: "{uri}", experiment: restarted}}
 """,
     )
-    result = train_flow(load_experiment(str(experiment)))
-    client = MlflowClient(uri)
-    run = client.get_run(result["run_id"])
-    assert run.info.status == "FINISHED" and run.data.metrics["epochs_trained"] == 2
-    assert [m.step for m in client.get_metric_history(run.info.run_id, "loss")] == [
-        1,
-        2,
-    ]
-    assert {a.path for a in client.list_artifacts(run.info.run_id, "plots")} >= {
-        "plots/loss.png",
-        "plots/forecast_a.png",
-    }
-    assert any(artifact_store.rglob("MLmodel"))  # proxied into the server's store
-    from components.tracking import fluent_store
+    outage = {}
 
-    with fluent_store(uri):
-        model = mlflow.keras.load_model(result["model_uri"])
-    assert model.predict(np.zeros((1, 8, 2), "float32"), verbose=0).shape == (1, 1, 2)
+    def restart_once_epochs_arrive():
+        client = MlflowClient(uri)
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            runs = client.search_runs(
+                [e.experiment_id for e in client.search_experiments()]
+            )
+            if runs and client.get_metric_history(runs[0].info.run_id, "loss"):
+                break
+            time.sleep(0.2)
+        _stop_server(servers[0])
+        time.sleep(2)
+        servers.append(_start_server(tmp_path, port))
+        outage["up"] = True
+
+    restarter = threading.Thread(target=restart_once_epochs_arrive, daemon=True)
+    restarter.start()
+    try:
+        result = train_flow(load_experiment(str(experiment)))
+        restarter.join(timeout=180)
+        assert "up" in outage, "the server was never restarted"
+        client = MlflowClient(uri)
+        run = client.get_run(result["run_id"])
+        assert run.info.status == "FINISHED"
+        steps = sorted(m.step for m in client.get_metric_history(run.info.run_id, "loss"))
+        assert steps == list(range(1, 61))  # every epoch, before and after
+        assert {"test_mse", "epochs_trained", "train_seconds"} <= set(run.data.metrics)
+        assert {a.path for a in client.list_artifacts(run.info.run_id, "plots")} >= {
+            "plots/loss.png",
+            "plots/forecast_a.png",
+        }
+        # Artifacts are proxied into the server's store; the model loads back.
+        assert any((tmp_path / "server-artifacts").rglob("MLmodel"))
+        with fluent_store(uri):
+            model = mlflow.keras.load_model(result["model_uri"])
+        assert model.predict(np.zeros((1, 8, 2), "float32"), verbose=0).shape == (
+            1,
+            1,
+            2,
+        )
+    finally:
+        for process in servers:
+            _stop_server(process)

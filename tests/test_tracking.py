@@ -1,5 +1,6 @@
 """Where runs and artifacts go, and how runs end."""
 
+import pytest
 from mlflow import MlflowClient
 
 from components import tracking
@@ -38,9 +39,24 @@ def test_epoch_logger_batches_and_flushes(mlflow_uri):
         hook(epoch, {"loss": 1.0 / epoch})
     client = MlflowClient(mlflow_uri)
     assert client.get_metric_history(run_id, "loss") == []  # still buffered
-    hook.flush()
+    hook.close()
     history = client.get_metric_history(run_id, "loss")
     assert [(m.step, m.value) for m in history] == [(e, 1.0 / e) for e in range(1, 6)]
+
+
+def test_epoch_logger_write_failures_surface_at_close_not_in_training(
+    monkeypatch, mlflow_uri
+):
+    from conftest import free_port
+
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    hook = tracking.EpochMetricLogger(
+        f"http://127.0.0.1:{free_port()}", "no-such-run", flush_seconds=0
+    )
+    for epoch in range(1, 4):
+        hook(epoch, {"loss": 1.0})  # each call hands a batch to the writer thread
+    with pytest.raises(Exception, match="127.0.0.1"):
+        hook.close()
 
 
 def test_exceptions_end_the_run_failed_with_the_reason(mlflow_uri):

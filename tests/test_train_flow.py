@@ -357,3 +357,9 @@ def test_sigterm_during_training_ends_the_run_killed_with_its_metrics(
     assert run.info.status == "KILLED" and run.info.end_time is not None
     assert "TerminationSignal" in run.data.tags["error"]
     assert len(client.get_metric_history(run.info.run_id, "loss")) >= 3  # flushed
+    # The checkpoint holds epoch 2 at least (epoch 3 had begun): a rerun resumes.
+    from components import tracking
+
+    (state_file,) = tracking.checkpoint_root(mlflow_uri).glob("*/state.json")
+    state = json.loads(state_file.read_text())
+    assert state["epoch"] >= 2 and state["run_id"] == run.info.run_id
