@@ -203,6 +203,13 @@ class TrainSpec(_Strict):
     verbose_every: int = Field(
         10, ge=0, description="Print progress every N epochs; 0 is quiet."
     )
+    loop: Literal["auto", "compiled", "fit"] = Field(
+        "auto",
+        description="Training loop. `compiled`: every window in memory, one "
+        "compiled call per epoch (several times faster on small series); `fit`: "
+        "Keras `model.fit` over the streamed tf.data pipeline; `auto`: compiled "
+        "when the windows take at most 512 MiB.",
+    )
     resume: bool = Field(
         True,
         description="Save the training state after every epoch and, when the same "

@@ -37,7 +37,7 @@ def make_windows(
     """
     starts = window_starts(len(inputs), spec)[:, None]  # -> (W, 1)
     x = inputs[starts + np.arange(spec.input_width)]  # -> (W, L, C)
-    y = targets[starts + _target_shift(spec) + np.arange(spec.horizon)]  # (W, T, K)
+    y = targets[starts + target_shift(spec) + np.arange(spec.horizon)]  # (W, T, K)
     return x, y
 
 
@@ -65,7 +65,7 @@ def make_dataset(
     rows_x = tf.constant(inputs, dtype=tf.float32)  # (N, C)
     rows_y = tf.constant(targets, dtype=tf.float32)  # (N, K)
     offsets_x = tf.range(spec.input_width, dtype=tf.int64)  # (L,)
-    offsets_y = _target_shift(spec) + tf.range(spec.horizon, dtype=tf.int64)  # (T,)
+    offsets_y = target_shift(spec) + tf.range(spec.horizon, dtype=tf.int64)  # (T,)
     starts = tf.constant(window_starts(len(inputs), spec))  # (W,)
     n_batches = -(-len(starts) // batch_size)
 
@@ -84,7 +84,7 @@ def make_dataset(
     if shuffle:
         # Each dataset owns its epoch counter (no TF random state shared with
         # other datasets); each pass draws the next seed and permutes in-graph.
-        base = int(np.random.default_rng(seed).integers(2**31))
+        base = shuffle_base(seed)
         epoch = tf.Variable(start_epoch, dtype=tf.int64, trainable=False)
         epoch_seeds = tf.data.Dataset.from_tensors(np.int64(0)).map(
             lambda _: epoch.assign_add(1)
@@ -106,8 +106,14 @@ def make_dataset(
 
 def target_rows(n_rows: int, spec: WindowSpec) -> np.ndarray:
     """Row of each window's first target step, e.g. for time stamps in plots."""
-    return window_starts(n_rows, spec) + _target_shift(spec)
+    return window_starts(n_rows, spec) + target_shift(spec)
 
 
-def _target_shift(spec: WindowSpec) -> int:
+def shuffle_base(seed: int | None) -> int:
+    """The first half of every epoch's shuffle seed (the epoch is the second)."""
+    return int(np.random.default_rng(seed).integers(2**31))
+
+
+def target_shift(spec: WindowSpec) -> int:
+    """Rows from a window's first input row to its first target row."""
     return spec.input_width + spec.offset

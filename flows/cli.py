@@ -410,6 +410,7 @@ def _ui_plan(args, uri: str) -> tuple[list[str], str | None]:
         )
     command = ["mlflow", "ui", "--backend-store-uri", uri]
     command += ["--host", args.host, "--port", str(args.port)]
+    command += ["--workers", "1"]  # one person's UI: 4 workers start 4x slower
     root = artifact_root(uri)
     if root is not None:
         command += ["--default-artifact-root", root.as_uri()]

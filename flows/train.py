@@ -22,6 +22,7 @@ from prefect.runtime import flow_run
 
 from components import (
     checkpoint,
+    compiled_loop,
     evaluation,
     ingest,
     packaging,
@@ -177,9 +178,31 @@ def make_datasets(
     train: TrainSpec,
     start_epoch: int = 0,
 ) -> dict:
-    """tf.data pipelines: shuffled training windows (in the order an
-    uninterrupted training would see from `start_epoch` on), ordered validation
-    windows."""
+    """The training and validation windows, shuffled per epoch for training
+    (in the order an uninterrupted training sees from `start_epoch` on): held
+    in memory for the compiled loop, or streamed tf.data pipelines for `fit`."""
+    has_val = len(scaled["val"].inputs) > 0
+    sizes = {name: len(scaled[name].inputs) for name in ("train", "val")}
+    n_inputs, n_targets = scaled["train"].inputs.shape[1], scaled["train"].targets.shape[1]
+    compiled = training.use_compiled_loop(train, sizes, window, n_inputs, n_targets)
+    get_run_logger().info(
+        "training loop: %s", "compiled (windows in memory)" if compiled else "fit"
+    )
+    if compiled:
+        datasets = {
+            "train": compiled_loop.materialize(
+                scaled["train"].inputs,
+                scaled["train"].targets,
+                window,
+                shuffle=train.shuffle,
+                seed=train.seed,
+            )
+        }
+        if has_val:
+            datasets["val"] = compiled_loop.materialize(
+                scaled["val"].inputs, scaled["val"].targets, window
+            )
+        return datasets
     datasets = {
         "train": make_dataset(
             scaled["train"].inputs,
@@ -191,7 +214,7 @@ def make_datasets(
             start_epoch=start_epoch,
         )
     }
-    if len(scaled["val"].inputs):
+    if has_val:
         datasets["val"] = make_dataset(
             scaled["val"].inputs, scaled["val"].targets, window, train.batch_size
         )
@@ -282,6 +305,7 @@ def track(
     params.update({f"missing_values.{c}": n for c, n in series.missing_counts.items()})
     params["model.parameters"] = model.count_params()
     params["precision_policy"] = model.dtype_policy.name
+    params["training_loop"] = fit_result.loop
     params.update(provenance.package_versions())
     tracking.log_params(tracking_uri, run_id, params)
     tracking.log_text(tracking_uri, run_id, to_yaml(config), "config.yaml")

@@ -1,7 +1,9 @@
 """Shared fixtures: one real Prefect API per session, a real MLflow store per test,
 the gas furnace bytes from ../shared, and small real series written to disk."""
 
+import contextlib
 import http.server
+import io
 import os
 import shutil
 import socket
@@ -109,6 +111,26 @@ def run_cli(args: list[str], env: dict[str, str] | None = None, cwd=None):
         cwd=cwd or REPO,
         timeout=600,
     )
+
+
+def run_cli_here(args: list[str], env: dict[str, str] | None = None):
+    """Run the `rnnflow` entry point in this process, capturing what it prints.
+
+    For tests where a fresh interpreter is not the point: it saves the 10-15 s
+    each new process spends importing TensorFlow, MLflow and Prefect.
+    """
+    from flows.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    with pytest.MonkeyPatch.context() as patch:
+        for key, value in (env or {}).items():
+            patch.setenv(key, value)
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                code = main(args)
+            except SystemExit as exc:  # argparse errors
+                code = exc.code
+    return subprocess.CompletedProcess(args, code, out.getvalue(), err.getvalue())
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ from mlflow import MlflowClient
 from components.config import load_experiment
 from components.errors import TrainingError
 from components.leaderboard import build_leaderboard, to_markdown, winner
-from conftest import run_cli, write_experiment
+from conftest import run_cli, run_cli_here, write_experiment
 
 
 def _child(model, run_id, mse, persistence=0.5, linear=0.2):
@@ -114,8 +114,8 @@ def test_cli_compare_prints_the_leaderboard_and_json(
     prefect_api, tmp_path, series_csv, mlflow_uri
 ):
     path = _experiment(tmp_path, series_csv, mlflow_uri)
-    done = run_cli(["compare", str(path), "--models", "simple_rnn", "train.epochs=1",
-                    "--json"], env={"PREFECT_API_URL": prefect_api})
+    done = run_cli_here(["compare", str(path), "--models", "simple_rnn",
+                         "train.epochs=1", "--json"])
     assert done.returncode == 0, done.stderr[-3000:]
     lines = done.stdout.strip().splitlines()
     assert any(line.startswith(" * simple_rnn") for line in lines)

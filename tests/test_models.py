@@ -13,6 +13,7 @@ from components.models import build_model
 from components.models.registry import get_builder
 from components.seeds import seed_everything
 from components.training import compile_model, fit_model
+from components.compiled_loop import materialize
 from components.windowing import make_dataset
 
 
@@ -29,11 +30,19 @@ def _sine_rows(n=200):
     return np.sin(2 * np.pi * t / 20).astype("float32")[:, None]
 
 
-def test_training_lowers_the_loss_and_keeps_the_best_epoch():
+def _windows(rows, spec, batch_size, loop, shuffle=False, seed=None):
+    """The same windows for either training loop."""
+    if loop == "compiled":
+        return materialize(rows, rows, spec, shuffle=shuffle, seed=seed)
+    return make_dataset(rows, rows, spec, batch_size, shuffle=shuffle, seed=seed)
+
+
+@pytest.mark.parametrize("loop", ["compiled", "fit"])
+def test_training_lowers_the_loss_and_keeps_the_best_epoch(loop):
     rows = _sine_rows()
     spec = WindowSpec(input_width=10, horizon=1)
-    train = make_dataset(rows[:150], rows[:150], spec, 16, shuffle=True, seed=0)
-    val = make_dataset(rows[150:], rows[150:], spec, 16)
+    train = _windows(rows[:150], spec, 16, loop, shuffle=True, seed=0)
+    val = _windows(rows[150:], spec, 16, loop)
     seed_everything(0)
     model = build_model(ModelSpec(kind="lstm", units=[8]), (10, 1), (1, 1))
     settings = TrainSpec(epochs=30, learning_rate=0.01, patience=5)
@@ -42,15 +51,16 @@ def test_training_lowers_the_loss_and_keeps_the_best_epoch():
     assert losses[-1] < 0.2 * losses[0]
     best = int(np.argmin(result.history["val_loss"])) + 1
     assert result.best_epoch == best
-    restored = model.evaluate(val, verbose=0)
+    restored = model.evaluate(*((val.x, val.y) if loop == "compiled" else (val,)), verbose=0)
     assert restored == pytest.approx(result.history["val_loss"][best - 1], rel=1e-4)
 
 
-def test_non_finite_loss_stops_training_with_the_epoch():
+@pytest.mark.parametrize("loop", ["compiled", "fit"])
+def test_non_finite_loss_stops_training_with_the_epoch(loop):
     rows = _sine_rows(60)
     rows[30] = np.inf  # an inf in one batch
     spec = WindowSpec(input_width=5, horizon=1)
-    data = make_dataset(rows, rows, spec, 8)
+    data = _windows(rows, spec, 8, loop)
     settings = TrainSpec(epochs=20, patience=0)
     model = compile_model(
         build_model(ModelSpec(kind="mlp", units=[4]), (5, 1), (1, 1)), settings

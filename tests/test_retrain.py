@@ -3,7 +3,7 @@
 import json
 
 import pytest
-from conftest import make_series, run_cli, write_experiment
+from conftest import make_series, run_cli_here, write_experiment
 
 from components import gate
 from components.config import load_experiment
@@ -135,10 +135,7 @@ def test_a_second_retraining_of_the_same_model_waits_then_skips(
 
 def test_cli_retrain_prints_the_decision_as_json(prefect_api, mlflow_uri, tmp_path):
     path = _experiment(tmp_path, mlflow_uri, rows=220)
-    done = run_cli(
-        ["retrain", str(path), "train.epochs=5", "--json"],
-        env={"PREFECT_API_URL": prefect_api},
-    )
+    done = run_cli_here(["retrain", str(path), "train.epochs=5", "--json"])
     assert done.returncode == 0, done.stderr[-3000:]
     result = json.loads(done.stdout.strip().splitlines()[-1])
     assert set(result) == {

@@ -9,7 +9,7 @@ from components.config import DataSpec, load_experiment
 from components.errors import DataError
 from components.ingest import load_series
 from components.snapshot import read_tfds, write_snapshot
-from conftest import run_cli, write_experiment
+from conftest import run_cli_here, write_experiment
 
 
 @pytest.fixture
@@ -63,7 +63,9 @@ model: {{kind: mlp, units: [4]}}
 train: {{epochs: 2}}
 tracking: {{uri: "{mlflow_uri}"}}
 """)
-    done = run_cli(["data", "snapshot", str(experiment), "--tfds-dir", str(tfds_dir)])
+    done = run_cli_here(
+        ["data", "snapshot", str(experiment), "--tfds-dir", str(tfds_dir)]
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     assert "path: tfds:hourly:1.0.0" in done.stdout and "time_column: when" in done.stdout
     digest = next(line.split()[2] for line in done.stdout.splitlines()

@@ -15,7 +15,7 @@ from components import ingest, preprocess
 from components.config import load_experiment
 from components.errors import TrainingError
 from components.windowing import make_windows
-from conftest import REPO, make_series, run_cli, write_experiment
+from conftest import REPO, make_series, run_cli, run_cli_here, write_experiment
 
 METRICS = [
     f"{prefix}{name}{unit}"
@@ -196,10 +196,7 @@ def test_cli_bad_data_fails_before_anything_is_logged(
     prefect_api, tmp_path, series_csv, mlflow_uri
 ):
     path = _experiment(tmp_path, series_csv, mlflow_uri)
-    done = run_cli(
-        ["train", str(path), "data.targets=[CO2]"],
-        env={"PREFECT_API_URL": prefect_api},
-    )
+    done = run_cli_here(["train", str(path), "data.targets=[CO2]"])
     assert done.returncode == 2
     assert "error:" in done.stderr and "'CO2'" in done.stderr
     assert str(series_csv) in done.stderr and "Traceback" not in done.stderr

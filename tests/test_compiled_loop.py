@@ -1,0 +1,89 @@
+"""The compiled loop against Keras `fit`: same windows, same order, same math,
+so the same weights; early stopping, best weights and resume work the same."""
+
+import numpy as np
+import pytest
+
+from components import checkpoint, training
+from components.compiled_loop import materialize
+from components.config import ModelSpec, TrainSpec, WindowSpec
+from components.models import build_model
+from components.windowing import make_dataset
+from conftest import make_series
+
+WINDOW = WindowSpec(input_width=8, horizon=2, stride=2)
+
+
+def _rows(n=200):
+    rows = make_series(n).to_numpy(np.float32)
+    return (rows - rows.mean(0)) / rows.std(0)
+
+
+def _train(loop, kind, spec, train_rows, val_rows, folder=None, resume=None):
+    start = resume.epoch if resume else 0
+    if loop == "compiled":
+        train = materialize(train_rows, train_rows, WINDOW, shuffle=True, seed=11)
+        val = materialize(val_rows, val_rows, WINDOW)
+    else:
+        train = make_dataset(
+            train_rows, train_rows, WINDOW, spec.batch_size, True, 11, start
+        )
+        val = make_dataset(val_rows, val_rows, WINDOW, spec.batch_size)
+    model = build_model(ModelSpec(kind=kind, units=[8]), (8, 2), (2, 2), seed=5)
+    training.compile_model(model, spec)
+    result = training.fit_model(model, train, val, spec, (), folder, resume)
+    assert result.loop == loop
+    return model, result
+
+
+@pytest.mark.parametrize("kind", ["mlp", "gru", "seq2seq"])
+def test_same_weights_and_history_as_fit(kind):
+    spec = TrainSpec(epochs=3, batch_size=16, patience=0, learning_rate=0.01)
+    rows = _rows()
+    fitted, by_fit = _train("fit", kind, spec, rows[:150], rows[150:])
+    compiled, by_loop = _train("compiled", kind, spec, rows[:150], rows[150:])
+    for key in ("loss", "val_loss"):
+        np.testing.assert_allclose(by_loop.history[key], by_fit.history[key], rtol=1e-5)
+    for a, b in zip(compiled.get_weights(), fitted.get_weights(), strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7)
+
+
+def test_early_stopping_and_best_weights_as_fit():
+    """Validation rows unlike the training rows: val_loss turns up early and
+    early stopping ends both loops at the same epoch with the same weights."""
+    spec = TrainSpec(epochs=40, batch_size=16, patience=2, learning_rate=0.05)
+    rows = _rows()
+    val_rows = np.random.default_rng(0).standard_normal((50, 2)).astype(np.float32)
+    fitted, by_fit = _train("fit", "mlp", spec, rows[:150], val_rows)
+    compiled, by_loop = _train("compiled", "mlp", spec, rows[:150], val_rows)
+    assert by_loop.epochs_trained == by_fit.epochs_trained < 40  # stopped early
+    assert by_loop.best_epoch == by_fit.best_epoch < by_loop.epochs_trained
+    for a, b in zip(compiled.get_weights(), fitted.get_weights(), strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7)
+    val = materialize(val_rows, val_rows, WINDOW)
+    restored = compiled.evaluate(val.x, val.y, verbose=0)  # the best epoch's weights
+    best = by_loop.history["val_loss"][by_loop.best_epoch - 1]
+    assert restored == pytest.approx(best, rel=1e-4)
+
+
+def test_a_compiled_training_resumes_from_its_checkpoint(tmp_path):
+    spec = TrainSpec(epochs=8, batch_size=16, patience=0, learning_rate=0.01)
+    rows = _rows()
+    straight, expected = _train("compiled", "gru", spec, rows[:150], rows[150:])
+    with checkpoint.claim(tmp_path, "key", "run-1") as folder:
+        _train(
+            "compiled",
+            "gru",
+            spec.model_copy(update={"epochs": 3}),  # "killed" after epoch 3
+            rows[:150],
+            rows[150:],
+            folder,
+        )
+        state = folder.load()
+        resumed, result = _train(
+            "compiled", "gru", spec, rows[:150], rows[150:], folder, state
+        )
+    assert state.epoch == 3 and result.resumed_from_epoch == 4
+    np.testing.assert_allclose(result.history["loss"], expected.history["loss"], rtol=1e-5)
+    for a, b in zip(resumed.get_weights(), straight.get_weights(), strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7)
