@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from components.config import WindowSpec
-from components.windowing import shuffle_base, target_shift, window_starts
+from components.windowing import make_windows, shuffle_base, window_starts
 
 # Windows of a split materialized beyond this go through the streaming
 # tf.data pipeline and `fit` instead (`train.loop: auto`).
@@ -59,19 +59,11 @@ def materialize(
     shuffle: bool = False,
     seed: int | None = None,
 ) -> Windows:
-    """All windows of one split as float32 tensors (gathered from the rows)."""
+    """All windows of one split as float32 tensors (`make_windows`, on device)."""
     import tensorflow as tf
 
-    starts = tf.constant(window_starts(len(inputs), window))[:, None]  # (W, 1)
-    x = tf.gather(
-        tf.constant(inputs, tf.float32),
-        starts + tf.range(window.input_width, dtype=tf.int64),
-    )
-    y = tf.gather(
-        tf.constant(targets, tf.float32),
-        starts + target_shift(window) + tf.range(window.horizon, dtype=tf.int64),
-    )
-    return Windows(x, y, shuffle, seed)
+    x, y = make_windows(inputs, targets, window)
+    return Windows(tf.constant(x, tf.float32), tf.constant(y, tf.float32), shuffle, seed)
 
 
 def run_epochs(

@@ -92,7 +92,7 @@ def fit_model(
     memory: the compiled loop, one `tf.function` call per epoch) or tf.data
     datasets (streamed through `model.fit`); both give the same weights.
     The monitor is `val_loss` when `val_ds` is given, else `loss`. With a
-    `checkpoint` folder the training state is saved there after every epoch;
+    `checkpoint` folder the training state is saved there as epochs end;
     with a `resume` state (read from such a folder) the weights, optimizer,
     history and early stopping's counters are restored first and training goes
     on from the epoch after it. Hooks see the restored epochs replayed, so a
@@ -118,8 +118,9 @@ def fit_model(
         callbacks.append(_SaveEachEpoch(checkpoint, before, early))
     done = resume is not None and (resume.stopped or resume.epoch >= spec.epochs)
     initial_epoch = spec.epochs if done else first
+    compiled = isinstance(train_ds, compiled_loop.Windows)
     start = time.perf_counter()
-    if isinstance(train_ds, compiled_loop.Windows):
+    if compiled:
         history = compiled_loop.run_epochs(
             model,
             train_ds,
@@ -160,7 +161,7 @@ def fit_model(
         best_epoch=best_epoch,
         seconds=seconds,
         resumed_from_epoch=first + 1 if resume else None,
-        loop="compiled" if isinstance(train_ds, compiled_loop.Windows) else "fit",
+        loop="compiled" if compiled else "fit",
     )
 
 

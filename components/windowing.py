@@ -37,7 +37,7 @@ def make_windows(
     """
     starts = window_starts(len(inputs), spec)[:, None]  # -> (W, 1)
     x = inputs[starts + np.arange(spec.input_width)]  # -> (W, L, C)
-    y = targets[starts + target_shift(spec) + np.arange(spec.horizon)]  # (W, T, K)
+    y = targets[starts + _target_shift(spec) + np.arange(spec.horizon)]  # (W, T, K)
     return x, y
 
 
@@ -65,7 +65,7 @@ def make_dataset(
     rows_x = tf.constant(inputs, dtype=tf.float32)  # (N, C)
     rows_y = tf.constant(targets, dtype=tf.float32)  # (N, K)
     offsets_x = tf.range(spec.input_width, dtype=tf.int64)  # (L,)
-    offsets_y = target_shift(spec) + tf.range(spec.horizon, dtype=tf.int64)  # (T,)
+    offsets_y = _target_shift(spec) + tf.range(spec.horizon, dtype=tf.int64)  # (T,)
     starts = tf.constant(window_starts(len(inputs), spec))  # (W,)
     n_batches = -(-len(starts) // batch_size)
 
@@ -106,7 +106,7 @@ def make_dataset(
 
 def target_rows(n_rows: int, spec: WindowSpec) -> np.ndarray:
     """Row of each window's first target step, e.g. for time stamps in plots."""
-    return window_starts(n_rows, spec) + target_shift(spec)
+    return window_starts(n_rows, spec) + _target_shift(spec)
 
 
 def shuffle_base(seed: int | None) -> int:
@@ -114,6 +114,6 @@ def shuffle_base(seed: int | None) -> int:
     return int(np.random.default_rng(seed).integers(2**31))
 
 
-def target_shift(spec: WindowSpec) -> int:
+def _target_shift(spec: WindowSpec) -> int:
     """Rows from a window's first input row to its first target row."""
     return spec.input_width + spec.offset

@@ -181,43 +181,26 @@ def make_datasets(
     """The training and validation windows, shuffled per epoch for training
     (in the order an uninterrupted training sees from `start_epoch` on): held
     in memory for the compiled loop, or streamed tf.data pipelines for `fit`."""
-    has_val = len(scaled["val"].inputs) > 0
     sizes = {name: len(scaled[name].inputs) for name in ("train", "val")}
     n_inputs, n_targets = scaled["train"].inputs.shape[1], scaled["train"].targets.shape[1]
     compiled = training.use_compiled_loop(train, sizes, window, n_inputs, n_targets)
     get_run_logger().info(
         "training loop: %s", "compiled (windows in memory)" if compiled else "fit"
     )
-    if compiled:
-        datasets = {
-            "train": compiled_loop.materialize(
-                scaled["train"].inputs,
-                scaled["train"].targets,
-                window,
-                shuffle=train.shuffle,
-                seed=train.seed,
+
+    def windows(split: str, shuffle: bool = False, seed: int | None = None):
+        part = scaled[split]
+        if compiled:  # each epoch's order comes from its number, not a counter
+            return compiled_loop.materialize(
+                part.inputs, part.targets, window, shuffle, seed
             )
-        }
-        if has_val:
-            datasets["val"] = compiled_loop.materialize(
-                scaled["val"].inputs, scaled["val"].targets, window
-            )
-        return datasets
-    datasets = {
-        "train": make_dataset(
-            scaled["train"].inputs,
-            scaled["train"].targets,
-            window,
-            train.batch_size,
-            shuffle=train.shuffle,
-            seed=train.seed,
-            start_epoch=start_epoch,
+        return make_dataset(
+            part.inputs, part.targets, window, train.batch_size, shuffle, seed, start_epoch
         )
-    }
-    if has_val:
-        datasets["val"] = make_dataset(
-            scaled["val"].inputs, scaled["val"].targets, window, train.batch_size
-        )
+
+    datasets = {"train": windows("train", train.shuffle, train.seed)}
+    if sizes["val"]:
+        datasets["val"] = windows("val")
     return datasets
 
 
