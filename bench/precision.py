@@ -53,9 +53,9 @@ def data(windows: int, width: int, features: int, seed: int = 0):
     rng = np.random.default_rng(seed)
     t = np.arange(windows + width + 1, dtype=np.float32)[:, None]
     freqs = rng.uniform(0.01, 0.2, size=(1, features)).astype(np.float32)
-    series = np.sin(t * freqs) + 0.1 * rng.standard_normal(
-        (len(t), features)
-    ).astype(np.float32)
+    series = np.sin(t * freqs) + 0.1 * rng.standard_normal((len(t), features)).astype(
+        np.float32
+    )
     starts = np.arange(windows)
     x = series[starts[:, None] + np.arange(width)]
     y = series[starts + width][:, None, :]

@@ -63,7 +63,9 @@ def materialize(
     import tensorflow as tf
 
     x, y = make_windows(inputs, targets, window)
-    return Windows(tf.constant(x, tf.float32), tf.constant(y, tf.float32), shuffle, seed)
+    return Windows(
+        tf.constant(x, tf.float32), tf.constant(y, tf.float32), shuffle, seed
+    )
 
 
 def run_epochs(

@@ -223,6 +223,27 @@ class TrainSpec(_Strict):
     )
 
 
+class BacktestSpec(_Strict):
+    """Rolling-origin evaluation: `folds` test blocks, the last one the test split.
+
+    Fold k's test block ends `(folds - 1 - k) * step` rows before the series
+    does; its validation and training rows are the ones just before it, and
+    the normalizer is fitted on that fold's training rows alone. `expanding`
+    keeps every fold's training start at row 0; `sliding` moves it by `step`
+    so every fold trains on as many rows as the first.
+    """
+
+    folds: int = Field(
+        0, ge=0, description="0 or 1: off; N >= 2: N folds, each retrained."
+    )
+    step: PositiveInt | None = Field(
+        None,
+        description="Rows between fold origins; default the test split's length "
+        "(back-to-back test blocks).",
+    )
+    window: Literal["expanding", "sliding"] = "expanding"
+
+
 class EvaluateSpec(_Strict):
     """How the test split is scored beyond the default baselines."""
 
@@ -231,6 +252,7 @@ class EvaluateSpec(_Strict):
         description="Season length in rows: adds the seasonal naive baseline "
         "(repeat the value one season before). Needs input_width >= season.",
     )
+    backtest: BacktestSpec = Field(default_factory=BacktestSpec)
 
 
 class TrackingSpec(_Strict):
@@ -314,6 +336,20 @@ class ExperimentConfig(_Strict):
     def registered_model_name(self) -> str:
         """The registered model `rnnflow retrain` versions."""
         return self.tracking.registered_model or self.name
+
+    def training_fields(self) -> dict:
+        """The settings that decide what a training produces (data, split,
+        window, model, train), without where it is logged or how it is
+        reported: what a checkpoint or a cached result is keyed on."""
+        return self.model_dump(
+            mode="json",
+            exclude={
+                "tracking": True,
+                "retrain": True,
+                "evaluate": True,
+                "train": {"verbose_every", "resume"},
+            },
+        )
 
 
 def project_root() -> Path:

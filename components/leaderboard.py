@@ -1,5 +1,6 @@
 """Put trained models and baselines side by side: one row per model, mean and
-spread over seeds, sorted by the main metric.
+spread over seeds, sorted by the main metric. Backtested runs are ranked by
+their fold averages (`backtest_<metric>_mean`), others by the test split.
 
 Baselines are rows like any model. They are scored on the same test windows by
 every child, so their numbers are identical across children (std 0).
@@ -127,7 +128,7 @@ def _model_row(model: str, runs: list[dict]) -> dict:
         "run_ids": [r["run_id"] for r in runs],
     }
     for metric in METRICS:
-        row.update(_stats(metric, [r["metrics"][metric] for r in runs]))
+        row.update(_stats(metric, [score(r["metrics"], metric) for r in runs]))
     row["train_seconds_mean"] = statistics.fmean(
         r["metrics"].get("train_seconds", math.nan) for r in runs
     )
@@ -138,9 +139,20 @@ def _model_row(model: str, runs: list[dict]) -> dict:
 def _baseline_row(name: str, metrics: dict[str, float]) -> dict:
     row = {"model": name, "kind": "baseline", "runs": 0, "run_ids": []}
     for metric in METRICS:
-        row.update(_stats(metric, [metrics[f"baseline_{name}_{metric}"]]))
+        row.update(_stats(metric, [score(metrics, f"baseline_{name}_{metric}")]))
     row.update(train_seconds_mean=math.nan, parameters=math.nan)
     return row
+
+
+def score(metrics: dict[str, float], metric: str) -> float:
+    """A run's number for `metric`: the mean over backtest folds when the run
+    was backtested, else its value on the test split."""
+    return metrics.get(f"backtest_{metric}_mean", metrics[metric])
+
+
+def scored_on(children: list[dict]) -> str:
+    """What the leaderboard's numbers average: backtest folds or the test split."""
+    return "backtest" if "backtest_test_mse_mean" in children[0]["metrics"] else "test"
 
 
 def _stats(metric: str, values: list[float]) -> dict[str, float]:

@@ -48,7 +48,9 @@ def forecast_vs_actual(
     return fig
 
 
-def leaderboard_bars(board, metric: str = "test_mse"):
+def leaderboard_bars(
+    board, metric: str = "test_mse", title: str = "Leaderboard, test split"
+):
     """Mean of `metric` per model with std error bars; baselines in grey."""
     fig, ax = plt.subplots(figsize=(8, 4))
     colors = [
@@ -61,7 +63,7 @@ def leaderboard_bars(board, metric: str = "test_mse"):
         color=colors,
         capsize=4,
     )
-    ax.set(ylabel=f"{metric} (mean ± std over seeds)", title="Leaderboard, test split")
+    ax.set(ylabel=f"{metric} (mean ± std over seeds)", title=title)
     ax.tick_params(axis="x", rotation=30)
     fig.tight_layout()
     return fig
@@ -77,6 +79,27 @@ def error_by_lead_time(curves: dict[str, list[float]]):
         xlabel="lead time (steps ahead)",
         ylabel="test MAE (normalized)",
         title="Error by lead time",
+    )
+    ax.legend()
+    fig.tight_layout()
+    return fig
+
+
+def backtest_folds(table, metric: str = "test_mse"):
+    """`metric` per backtest fold for the model and each baseline, by the
+    first row of the fold's test block."""
+    fig, ax = plt.subplots(figsize=(7, 4))
+    columns = {"model": metric}
+    for name in ("persistence", "linear", "seasonal_naive"):
+        if f"baseline_{name}_{metric}" in table:
+            columns[name] = f"baseline_{name}_{metric}"
+    for name, column in columns.items():
+        style = "-" if name == "model" else "--"
+        ax.plot(table["test_start"], table[column], style, marker="o", label=name)
+    ax.set(
+        xlabel="first test row of the fold",
+        ylabel=f"{metric} (normalized)",
+        title=f"Backtest, {len(table)} folds",
     )
     ax.legend()
     fig.tight_layout()

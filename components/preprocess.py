@@ -36,7 +36,17 @@ def split_chronologically(frame: pd.DataFrame, spec: SplitSpec) -> Splits:
     Example: 296 rows with test=100, val=30 give rows [0, 166), [166, 196),
     [196, 296).
     """
-    n = len(frame)
+    n_train, n_val, _ = split_rows(len(frame), spec)
+    return Splits(
+        train=frame.iloc[:n_train],
+        val=frame.iloc[n_train : n_train + n_val],
+        test=frame.iloc[n_train + n_val :],
+    )
+
+
+def split_rows(n: int, spec: SplitSpec) -> tuple[int, int, int]:
+    """Rows of (train, val, test) for a series of `n` rows; raises when no
+    training row is left."""
     n_test = _rows(spec.test, n)
     n_val = _rows(spec.val, n)
     n_train = n - n_val - n_test
@@ -45,11 +55,7 @@ def split_chronologically(frame: pd.DataFrame, spec: SplitSpec) -> Splits:
             f"`split.val` ({spec.val}) and `split.test` ({spec.test}) take "
             f"{n_val + n_test} rows, leaving none of the {n} rows for training."
         )
-    return Splits(
-        train=frame.iloc[:n_train],
-        val=frame.iloc[n_train : n_train + n_val],
-        test=frame.iloc[n_train + n_val :],
-    )
+    return n_train, n_val, n_test
 
 
 def check_window_fits(sizes: dict[str, int], spec: WindowSpec) -> None:

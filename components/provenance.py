@@ -1,5 +1,7 @@
 """What a run needs to be repeated: package versions and the project's commit."""
 
+import functools
+import hashlib
 import subprocess
 from importlib.metadata import PackageNotFoundError, version
 
@@ -46,3 +48,17 @@ def git_commit() -> dict[str, str]:
     except (OSError, subprocess.TimeoutExpired):
         return {}
     return {"mlflow.source.git.commit": commit, "git_dirty": str(dirty).lower()}
+
+
+@functools.cache
+def code_digest() -> str:
+    """Digest of the project's Python sources (components/, flows/): results
+    cached by it are recomputed after any code change, committed or not."""
+    root = project_root()
+    digest = hashlib.sha256()
+    for path in sorted(
+        p for package in ("components", "flows") for p in (root / package).rglob("*.py")
+    ):
+        digest.update(str(path.relative_to(root)).encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]

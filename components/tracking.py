@@ -48,13 +48,19 @@ def artifact_root(tracking_uri: str) -> Path | None:
     return db_path.parent / "artifacts"
 
 
-def checkpoint_root(tracking_uri: str) -> Path:
-    """Where resumable trainings keep their state: beside a sqlite store, else
-    in the project's `mlruns/checkpoints` (checkpoints are local to the machine
-    that trains, wherever the runs are tracked)."""
+def local_state_dir(tracking_uri: str, name: str) -> Path:
+    """A folder for machine-local state kept beside the runs: beside a sqlite
+    store, else in the project's `mlruns/`. E.g. `checkpoints` (resumable
+    trainings) or `backtest-cache` (cached backtest folds)."""
     root = artifact_root(tracking_uri)
     base = root.parent if root is not None else project_root() / "mlruns"
-    return base / "checkpoints"
+    return base / name
+
+
+def checkpoint_root(tracking_uri: str) -> Path:
+    """Where resumable trainings keep their state (local to the machine that
+    trains, wherever the runs are tracked)."""
+    return local_state_dir(tracking_uri, "checkpoints")
 
 
 def check_reachable(tracking_uri: str, timeout: float = 5.0) -> None:

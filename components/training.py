@@ -142,7 +142,8 @@ def fit_model(
         ).history
     seconds = time.perf_counter() - start
     history = {
-        k: [float(v) for v in before.get(k, [])] + [float(v) for v in history.get(k, [])]
+        k: [float(v) for v in before.get(k, [])]
+        + [float(v) for v in history.get(k, [])]
         for k in {*before, *history}
     }
     losses = history.get("loss", [])

@@ -89,6 +89,25 @@ def _parser() -> argparse.ArgumentParser:
         help="comma-separated model kinds (default: all)",
     )
     compare.add_argument("--seeds", type=int, default=1, help="seeds per model")
+    compare.add_argument(
+        "--executor",
+        choices=("sequential", "dask"),
+        default="sequential",
+        help="sequential (default): one child after another; dask: every child in "
+        "its own Dask worker process, through Prefect's Dask task runner",
+    )
+    compare.add_argument(
+        "--dask-address",
+        metavar="ADDRESS",
+        help="an existing Dask scheduler (tcp://host:8786); default: a local cluster",
+    )
+    compare.add_argument(
+        "--dask-workers",
+        type=int,
+        default=2,
+        metavar="N",
+        help="worker processes of the local cluster (default 2)",
+    )
     compare.set_defaults(handler=_compare)
 
     retrain = commands.add_parser(
@@ -261,16 +280,32 @@ def _compare(args) -> int:
         )
     if args.seeds < 1:
         raise ConfigError(f"`--seeds` expected a positive integer, got {args.seeds}.")
+    if args.dask_workers < 1:
+        raise ConfigError(
+            f"`--dask-workers` expected a positive integer, got {args.dask_workers}."
+        )
+    if args.dask_address and args.executor != "dask":
+        raise ConfigError("`--dask-address` needs `--executor dask`.")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    from flows.compare import compare_flow
+    from flows.compare import run_compare
 
     _hide_user_error_tracebacks()
-    result = compare_flow(config, models, args.seeds)
+    result = run_compare(
+        config,
+        models,
+        args.seeds,
+        args.executor,
+        args.dask_address,
+        args.dask_workers,
+    )
     print(_leaderboard_text(result))
     if args.json:
         print(
             json.dumps(
-                {k: result[k] for k in ("parent_run_id", "experiment", "leaderboard")}
+                {
+                    k: result[k]
+                    for k in ("parent_run_id", "experiment", "scored_on", "leaderboard")
+                }
             )
         )
     return 0
@@ -369,7 +404,8 @@ def _leaderboard_text(result: dict) -> str:
     rows = result["leaderboard"]
     best = next(r["model"] for r in rows if r["kind"] == "model")
     lines = [
-        f"parent run {result['parent_run_id']} in experiment {result['experiment']!r}",
+        f"parent run {result['parent_run_id']} in experiment {result['experiment']!r}"
+        f", scored on the {result['scored_on']}",
         f"   {'model':<16}{'runs':>5}{'test_mse':>20}{'test_mse_raw':>22}{'skill':>9}",
     ]
     for r in rows:
@@ -443,6 +479,16 @@ def _summary(result: dict) -> str:
         lines.append(
             f"{label:<12}{values[0]:>10.4f}{values[1]:>10.4f}"
             f"{values[2]:>12.4f}{values[3]:>12.4f}"
+        )
+    if "backtest_test_mse_mean" in metrics:
+        folds = [
+            f"{label} {metrics[f'backtest_{prefix}mse_mean']:.4f} "
+            f"± {metrics[f'backtest_{prefix}mse_std']:.4f}"
+            for label, prefix in rows
+        ]
+        lines.append(
+            f"backtest, {int(metrics['backtest_folds'])} folds, mse: "
+            + ", ".join(folds)
         )
     lines.append(
         f"trained {metrics['epochs_trained']} epochs in "

@@ -6,9 +6,14 @@ statistics and test rows are identical across models. A child whose training
 fails (a non-finite loss, say) ends FAILED and drops out of the leaderboard;
 the others go on.
 
+Children train one after another by default. `run_compare(..., executor="dask")`
+fans them out through Prefect's Dask task runner: each child is a task that
+trains in its own Dask worker process (a local cluster, or an existing one at
+`dask_address`) and logs to the same MLflow store.
+
 Example:
     >>> from components.config import load_experiment
-    >>> result = compare_flow(load_experiment("gas_furnace"), ["mlp", "gru"], seeds=3)
+    >>> result = run_compare(load_experiment("gas_furnace"), ["mlp", "gru"], seeds=3)
     >>> result["leaderboard"][0]["model"]
     'gru'
 """
@@ -19,13 +24,57 @@ from prefect.logging import get_run_logger
 
 from components import leaderboard, plots, tracking
 from components.config import ExperimentConfig, flatten, to_yaml
-from components.errors import TrainingError
+from components.errors import ConfigError, TrainingError
 from flows.train import PreparedData, open_run, prepare_data, train_in_run
 
 
+EXECUTORS = ("sequential", "dask")
+
+
+def run_compare(
+    config: ExperimentConfig,
+    models: list[str],
+    seeds: int = 1,
+    executor: str = "sequential",
+    dask_address: str | None = None,
+    dask_workers: int = 2,
+) -> dict:
+    """`compare_flow` on the chosen executor: `sequential` trains children one
+    after another in this process; `dask` submits each to a Dask worker (a
+    local cluster of `dask_workers` processes, or the cluster at `dask_address`)."""
+    if executor == "sequential":
+        return compare_flow(config, models, seeds)
+    if executor != "dask":
+        raise ConfigError(
+            f"Received an invalid executor {executor!r}, expected one of {EXECUTORS}."
+        )
+    from prefect_dask import DaskTaskRunner
+
+    if dask_address:
+        runner = DaskTaskRunner(address=dask_address)
+    else:  # one training per process: TensorFlow is not shared across threads
+        runner = DaskTaskRunner(
+            cluster_kwargs={
+                "n_workers": dask_workers,
+                "threads_per_worker": 1,
+                "processes": True,
+                "dashboard_address": None,
+            }
+        )
+    return compare_flow.with_options(task_runner=runner)(
+        config, models, seeds, fan_out=True
+    )
+
+
 @flow(name="rnnflow-compare", flow_run_name="{config.name}-compare")
-def compare_flow(config: ExperimentConfig, models: list[str], seeds: int = 1) -> dict:
-    """Train every model in `models` with `seeds` seeds; rank them with baselines."""
+def compare_flow(
+    config: ExperimentConfig, models: list[str], seeds: int = 1, fan_out: bool = False
+) -> dict:
+    """Train every model in `models` with `seeds` seeds; rank them with baselines.
+
+    With `fan_out`, children are submitted to the flow's task runner (all at
+    once) instead of run one after another.
+    """
     tracking_uri = tracking.resolve_tracking_uri(config.tracking.uri)
     tracking.open_store(tracking_uri)
     data = prepare_data(config)
@@ -43,25 +92,49 @@ def compare_flow(config: ExperimentConfig, models: list[str], seeds: int = 1) ->
             },
         )
         tracking.log_text(tracking_uri, parent, to_yaml(config), "config.yaml")
-        children = [
-            child
+        plan = [
+            (kind, seed)
             for kind in models
             for seed in range(config.train.seed, config.train.seed + seeds)
-            if (child := _train_child(config, kind, seed, data, tracking_uri, parent))
         ]
+        if fan_out:
+            futures = [
+                train_child.submit(config, kind, seed, data, tracking_uri, parent)
+                for kind, seed in plan
+            ]
+            results = [future.result() for future in futures]
+        else:
+            results = [
+                train_child(config, kind, seed, data, tracking_uri, parent)
+                for kind, seed in plan
+            ]
+        children = [child for child in results if child]
         if not children:
             raise TrainingError("every child training failed; see the child runs")
         board = rank(children, data, tracking_uri, parent)
         tracking.finish_run(tracking_uri, parent)
     return {
         "parent_run_id": parent,
+        "scored_on": SCORED_ON[leaderboard.scored_on(children)],
         "experiment": config.experiment_name,
         "tracking_uri": tracking_uri,
         "leaderboard": _as_records(board),
     }
 
 
-def _train_child(config, kind, seed, data: PreparedData, tracking_uri, parent):
+@task(cache_policy=NO_CACHE, task_run_name="train-{kind}-seed{seed}")
+def train_child(
+    config: ExperimentConfig,
+    kind: str,
+    seed: int,
+    data: PreparedData,
+    tracking_uri: str,
+    parent: str,
+) -> dict | None:
+    """One child run: the full training flow's steps, nested under `parent`.
+
+    Returns what the leaderboard needs (picklable: it may come back from a Dask
+    worker), or None when the training failed (its run says why)."""
     child_config = config.model_copy(
         update={
             "model": config.model.model_copy(update={"kind": kind}),
@@ -77,7 +150,11 @@ def _train_child(config, kind, seed, data: PreparedData, tracking_uri, parent):
     except TrainingError as exc:  # the run is already marked FAILED with the reason
         get_run_logger().warning("%s failed: %s", name, exc)
         return None
-    return {**result, "model": kind, "seed": seed}
+    keep = ("run_id", "status", "parameters", "metrics", "evaluation")
+    return {**{k: result[k] for k in keep}, "model": kind, "seed": seed}
+
+
+SCORED_ON = {"test": "test split", "backtest": "mean over backtest folds"}
 
 
 @task(cache_policy=NO_CACHE)
@@ -85,7 +162,8 @@ def rank(children: list[dict], data: PreparedData, tracking_uri: str, parent: st
     """Build, print and log the leaderboard on the parent run."""
     board = leaderboard.build_leaderboard(children)
     table = leaderboard.to_markdown(board)
-    get_run_logger().info("leaderboard (test split)\n%s", table)
+    scored_on = SCORED_ON[leaderboard.scored_on(children)]
+    get_run_logger().info("leaderboard (%s)\n%s", scored_on, table)
     tracking.log_text(tracking_uri, parent, table, "leaderboard.md")
     tracking.log_text(
         tracking_uri, parent, board.to_csv(index=False), "leaderboard.csv"
@@ -100,7 +178,7 @@ def rank(children: list[dict], data: PreparedData, tracking_uri: str, parent: st
         },
     )
     tracking.set_tags(tracking_uri, parent, {"winner": leaderboard.winner(board)})
-    figure = plots.leaderboard_bars(board)
+    figure = plots.leaderboard_bars(board, title=f"Leaderboard, {scored_on}")
     tracking.log_figure(tracking_uri, parent, figure, "plots/leaderboard.png")
     plots.close(figure)
     _log_forecasts(children, data, tracking_uri, parent)

@@ -13,6 +13,8 @@ Example:
 """
 
 import contextlib
+import os
+import socket
 from dataclasses import dataclass
 
 from prefect import flow, task
@@ -21,6 +23,7 @@ from prefect.logging import get_run_logger
 from prefect.runtime import flow_run
 
 from components import (
+    backtest,
     checkpoint,
     compiled_loop,
     evaluation,
@@ -124,6 +127,8 @@ def open_run(
         "prefect_flow_run_id": str(flow_run.id or ""),
         **provenance.git_commit(),
         "rnnflow_experiment": config.name,
+        # Which process trained it: with `--executor dask`, a worker's.
+        "rnnflow_worker": f"{socket.gethostname()}:{os.getpid()}",
     }
     if parent_run_id:
         tags["mlflow.parentRunId"] = parent_run_id
@@ -182,7 +187,10 @@ def make_datasets(
     (in the order an uninterrupted training sees from `start_epoch` on): held
     in memory for the compiled loop, or streamed tf.data pipelines for `fit`."""
     sizes = {name: len(scaled[name].inputs) for name in ("train", "val")}
-    n_inputs, n_targets = scaled["train"].inputs.shape[1], scaled["train"].targets.shape[1]
+    n_inputs, n_targets = (
+        scaled["train"].inputs.shape[1],
+        scaled["train"].targets.shape[1],
+    )
     compiled = training.use_compiled_loop(train, sizes, window, n_inputs, n_targets)
     get_run_logger().info(
         "training loop: %s", "compiled (windows in memory)" if compiled else "fit"
@@ -195,7 +203,13 @@ def make_datasets(
                 part.inputs, part.targets, window, shuffle, seed
             )
         return make_dataset(
-            part.inputs, part.targets, window, train.batch_size, shuffle, seed, start_epoch
+            part.inputs,
+            part.targets,
+            window,
+            train.batch_size,
+            shuffle,
+            seed,
+            start_epoch,
         )
 
     datasets = {"train": windows("train", train.shuffle, train.seed)}
@@ -296,7 +310,7 @@ def track(
         tracking_uri, run_id, series.frame, config.name, series.source, series.digest
     )
     tracking.log_dict(tracking_uri, run_id, normalizer.to_dict(), "normalizer.json")
-    summary = _fit_summary(fit_result)
+    summary = fit_summary(fit_result)
     tracking.log_metrics(tracking_uri, run_id, {**report.metrics, **summary})
     _log_figures(tracking_uri, run_id, fit_result, report, series.targets)
     return tracking.log_keras_model(tracking_uri, run_id, model)
@@ -331,14 +345,19 @@ class PreparedData:
     series: ingest.LoadedSeries
     normalizer: preprocess.Normalizer
     scaled: dict[str, preprocess.ScaledSplit]
+    folds: tuple[backtest.Fold, ...] = ()
 
 
 def prepare_data(config: ExperimentConfig) -> PreparedData:
-    """ingest -> split -> normalize: every check that can fail before training."""
+    """ingest -> split -> normalize (and plan the backtest folds): every check
+    that can fail before training."""
     series = load_data(config.data)
     prepared = split_data(series, config.data, config.split, config.window)
     normalizer, scaled = normalize(prepared, series)
-    return PreparedData(series, normalizer, scaled)
+    folds = backtest.plan_folds(
+        len(series.frame), config.split, config.evaluate.backtest, config.window
+    )
+    return PreparedData(series, normalizer, scaled, tuple(folds))
 
 
 def train_in_run(
@@ -381,6 +400,11 @@ def train_in_run(
         )
         forecaster = Forecaster.from_training(model, normalizer, config, series)
         forecaster_uri = package(forecaster, series, tracking_uri, run_id)
+        metrics = {**report.metrics, **fit_summary(fit_result)}
+        if data.folds:
+            from flows.backtest import run_backtest  # builds on this module's tasks
+
+            metrics.update(run_backtest(config, data, tracking_uri, run_id, metrics))
         if folder:
             folder.clear()  # complete: a rerun trains anew
         if finish:
@@ -394,12 +418,12 @@ def train_in_run(
         "forecaster_uri": forecaster_uri,
         "forecaster": forecaster,
         "parameters": model.count_params(),
-        "metrics": {**report.metrics, **_fit_summary(fit_result)},
+        "metrics": metrics,
         "evaluation": report,
     }
 
 
-def _fit_summary(fit_result: training.FitResult) -> dict[str, float]:
+def fit_summary(fit_result: training.FitResult) -> dict[str, float]:
     summary = {
         "train_seconds": fit_result.seconds,
         "epochs_trained": fit_result.epochs_trained,
@@ -416,17 +440,9 @@ def _checkpoint_folder(config: ExperimentConfig, series, tracking_uri: str, run_
     if not config.train.resume:
         yield None
         return
-    shaping = config.model_dump(
-        mode="json",
-        exclude={
-            "tracking": True,
-            "retrain": True,
-            "evaluate": True,
-            "train": {"verbose_every", "resume"},
-        },
-    )
     key = checkpoint.training_key(
-        {**shaping, "experiment": config.experiment_name}, series.digest
+        {**config.training_fields(), "experiment": config.experiment_name},
+        series.digest,
     )
     root = tracking.checkpoint_root(tracking_uri)
     with checkpoint.claim(root, key, run_id) as folder:

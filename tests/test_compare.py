@@ -13,8 +13,11 @@ from conftest import run_cli, run_cli_here, write_experiment
 
 def _child(model, run_id, mse, persistence=0.5, linear=0.2):
     metrics = {}
-    for name, value in [("", mse), ("baseline_persistence_", persistence),
-                        ("baseline_linear_", linear)]:
+    for name, value in [
+        ("", mse),
+        ("baseline_persistence_", persistence),
+        ("baseline_linear_", linear),
+    ]:
         for metric in ("mse", "mae", "rmse"):
             metrics[f"{name}test_{metric}"] = value
             metrics[f"{name}test_{metric}_raw"] = 10 * value
@@ -23,10 +26,14 @@ def _child(model, run_id, mse, persistence=0.5, linear=0.2):
 
 
 def test_leaderboard_means_spread_skill_and_order():
-    board = build_leaderboard([
-        _child("lstm", "a", 0.30), _child("lstm", "b", 0.10),
-        _child("gru", "c", 0.15), _child("gru", "d", 0.15),
-    ])
+    board = build_leaderboard(
+        [
+            _child("lstm", "a", 0.30),
+            _child("lstm", "b", 0.10),
+            _child("gru", "c", 0.15),
+            _child("gru", "d", 0.15),
+        ]
+    )
     assert list(board["model"]) == ["gru", "lstm", "linear", "persistence"]
     lstm = board.set_index("model").loc["lstm"]
     assert lstm["test_mse_mean"] == pytest.approx(0.2)
@@ -41,14 +48,17 @@ def test_leaderboard_means_spread_skill_and_order():
 
 
 def _experiment(tmp_path, series_csv, mlflow_uri):
-    return write_experiment(tmp_path / "cmp.yaml", f"""
+    return write_experiment(
+        tmp_path / "cmp.yaml",
+        f"""
 data: {{path: {series_csv}}}
 split: {{val: 40, test: 40}}
 window: {{input_width: 12}}
 model: {{units: [6]}}
 train: {{epochs: 3, patience: 0, learning_rate: 0.01}}
 tracking: {{uri: "{mlflow_uri}", experiment: cmp}}
-""")
+""",
+    )
 
 
 def test_compare_flow_nests_children_and_logs_the_leaderboard(
@@ -56,8 +66,9 @@ def test_compare_flow_nests_children_and_logs_the_leaderboard(
 ):
     from flows.compare import compare_flow
 
-    config = load_experiment(str(_experiment(tmp_path, series_csv, mlflow_uri)),
-                             ["window.horizon=3"])
+    config = load_experiment(
+        str(_experiment(tmp_path, series_csv, mlflow_uri)), ["window.horizon=3"]
+    )
     result = compare_flow(config, ["mlp", "gru"], seeds=2)
     client = MlflowClient(mlflow_uri)
     parent = client.get_run(result["parent_run_id"])
@@ -66,31 +77,46 @@ def test_compare_flow_nests_children_and_logs_the_leaderboard(
         [parent.info.experiment_id],
         filter_string=f"tags.mlflow.parentRunId = '{parent.info.run_id}'",
     )
-    assert sorted((c.data.tags["model_kind"], c.data.params["train.seed"])
-                  for c in children) == [("gru", "42"), ("gru", "43"),
-                                         ("mlp", "42"), ("mlp", "43")]
+    assert sorted(
+        (c.data.tags["model_kind"], c.data.params["train.seed"]) for c in children
+    ) == [("gru", "42"), ("gru", "43"), ("mlp", "42"), ("mlp", "43")]
     assert all(c.info.status == "FINISHED" for c in children)
     by_model = {}
     for child in children:
         by_model.setdefault(child.data.tags["model_kind"], []).append(
-            child.data.metrics["test_mse"])
+            child.data.metrics["test_mse"]
+        )
     board = result["leaderboard"]
     for row in board:
         if row["kind"] == "model":
-            assert row["test_mse_mean"] == pytest.approx(sum(by_model[row["model"]]) / 2)
+            assert row["test_mse_mean"] == pytest.approx(
+                sum(by_model[row["model"]]) / 2
+            )
     means = [row["test_mse_mean"] for row in board]
     assert means == sorted(means)
     assert {row["model"] for row in board} == {"mlp", "gru", "persistence", "linear"}
-    assert parent.data.tags["winner"] == next(r["model"] for r in board
-                                              if r["kind"] == "model")
+    assert parent.data.tags["winner"] == next(
+        r["model"] for r in board if r["kind"] == "model"
+    )
     artifacts = {a.path for a in client.list_artifacts(parent.info.run_id)}
     artifacts |= {a.path for a in client.list_artifacts(parent.info.run_id, "plots")}
-    assert {"leaderboard.md", "leaderboard.csv", "config.yaml", "plots/leaderboard.png",
-            "plots/forecasts_a.png", "plots/forecasts_b.png",
-            "plots/error_by_lead_time.png"} <= artifacts
+    assert {
+        "leaderboard.md",
+        "leaderboard.csv",
+        "config.yaml",
+        "plots/leaderboard.png",
+        "plots/forecasts_a.png",
+        "plots/forecasts_b.png",
+        "plots/error_by_lead_time.png",
+    } <= artifacts
     child = children[0].data.metrics
-    assert {"test_mae_h1", "test_mae_h2", "test_mae_h3", "test_mae_raw_h3",
-            "baseline_persistence_test_mae_h3"} <= set(child)
+    assert {
+        "test_mae_h1",
+        "test_mae_h2",
+        "test_mae_h3",
+        "test_mae_raw_h3",
+        "baseline_persistence_test_mae_h3",
+    } <= set(child)
     assert "test_mae_h4" not in child
 
 
@@ -99,8 +125,9 @@ def test_compare_with_every_child_failing_fails_the_parent(
 ):
     from flows.compare import compare_flow
 
-    config = load_experiment(str(_experiment(tmp_path, series_csv, mlflow_uri)),
-                             ["train.learning_rate=1e30"])
+    config = load_experiment(
+        str(_experiment(tmp_path, series_csv, mlflow_uri)), ["train.learning_rate=1e30"]
+    )
     with pytest.raises(TrainingError, match="every child training failed"):
         compare_flow(config, ["mlp"], seeds=1)
     client = MlflowClient(mlflow_uri)
@@ -114,13 +141,24 @@ def test_cli_compare_prints_the_leaderboard_and_json(
     prefect_api, tmp_path, series_csv, mlflow_uri
 ):
     path = _experiment(tmp_path, series_csv, mlflow_uri)
-    done = run_cli_here(["compare", str(path), "--models", "simple_rnn",
-                         "train.epochs=1", "--json"])
+    done = run_cli_here(
+        [
+            "compare",
+            str(path),
+            "--models",
+            "simple_rnn",
+            "train.epochs=1",
+            "evaluate.backtest.folds=2",
+            "--json",
+        ]
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     lines = done.stdout.strip().splitlines()
     assert any(line.startswith(" * simple_rnn") for line in lines)
+    assert "scored on the mean over backtest folds" in done.stdout
     result = json.loads(lines[-1])
     assert result["experiment"] == "cmp" and len(result["leaderboard"]) == 3
+    assert result["scored_on"] == "mean over backtest folds"
     (network,) = [r for r in result["leaderboard"] if r["kind"] == "model"]
     assert network["model"] == "simple_rnn" and len(network["run_ids"]) == 1
     assert {"test_mse_mean", "test_mse_std", "test_mse_raw_mean"} <= set(network)
@@ -128,7 +166,15 @@ def test_cli_compare_prints_the_leaderboard_and_json(
 
 def test_cli_compare_rejects_unknown_models():
     done = run_cli(["compare", "gas_furnace", "--models", "lstm,tcn"])
-    assert done.returncode == 2 and "`--models`" in done.stderr and "'tcn'" in done.stderr
+    assert (
+        done.returncode == 2 and "`--models`" in done.stderr and "'tcn'" in done.stderr
+    )
+
+
+def test_cli_compare_refuses_a_dask_address_without_the_dask_executor():
+    done = run_cli_here(["compare", "gas_furnace", "--dask-address", "tcp://h:8786"])
+    assert done.returncode == 2
+    assert "`--dask-address` needs `--executor dask`" in done.stderr
 
 
 def test_lead_time_curves_average_seeds():
@@ -137,11 +183,52 @@ def test_lead_time_curves_average_seeds():
     def child(model, h1, h2):
         metrics = {"test_mae_h1": h1, "test_mae_h2": h2}
         for b in ("persistence", "linear"):
-            metrics.update({f"baseline_{b}_test_mse": 1.0, f"baseline_{b}_test_mae_h1": 1.0,
-                            f"baseline_{b}_test_mae_h2": 2.0})
+            metrics.update(
+                {
+                    f"baseline_{b}_test_mse": 1.0,
+                    f"baseline_{b}_test_mae_h1": 1.0,
+                    f"baseline_{b}_test_mae_h2": 2.0,
+                }
+            )
         return {"model": model, "run_id": "r", "metrics": metrics}
 
     curves = lead_time_errors([child("gru", 0.1, 0.3), child("gru", 0.3, 0.5)])
     assert curves["gru"] == pytest.approx([0.2, 0.4])
     assert curves["persistence"] == [1.0, 2.0] and "seasonal_naive" not in curves
-    assert lead_time_errors([{"model": "m", "run_id": "r", "metrics": {"test_mse": 1}}]) == {}
+    assert (
+        lead_time_errors([{"model": "m", "run_id": "r", "metrics": {"test_mse": 1}}])
+        == {}
+    )
+
+
+def test_compare_on_a_local_dask_cluster_trains_every_child_in_a_worker(
+    prefect_api, tmp_path, series_csv, mlflow_uri
+):
+    import os
+
+    from flows.compare import run_compare
+
+    config = load_experiment(str(_experiment(tmp_path, series_csv, mlflow_uri)))
+    result = run_compare(config, ["mlp", "gru"], seeds=2, executor="dask")
+    client = MlflowClient(mlflow_uri)
+    parent = client.get_run(result["parent_run_id"])
+    children = client.search_runs(
+        [parent.info.experiment_id],
+        filter_string=f"tags.mlflow.parentRunId = '{parent.info.run_id}'",
+    )
+    assert parent.info.status == "FINISHED"
+    assert sorted(
+        (c.data.tags["model_kind"], c.data.params["train.seed"]) for c in children
+    ) == [("gru", "42"), ("gru", "43"), ("mlp", "42"), ("mlp", "43")]
+    assert all(
+        c.info.status == "FINISHED" and "test_mse" in c.data.metrics for c in children
+    )
+    here = f":{os.getpid()}"
+    assert parent.data.tags["rnnflow_worker"].endswith(here)
+    workers = {c.data.tags["rnnflow_worker"] for c in children}
+    assert not any(w.endswith(here) for w in workers), workers
+    board = {row["model"]: row for row in result["leaderboard"]}
+    assert board["mlp"]["runs"] == 2 and board["gru"]["runs"] == 2
+    assert sorted(board["gru"]["run_ids"] + board["mlp"]["run_ids"]) == sorted(
+        c.info.run_id for c in children
+    )

@@ -84,6 +84,8 @@ def test_a_compiled_training_resumes_from_its_checkpoint(tmp_path):
             "compiled", "gru", spec, rows[:150], rows[150:], folder, state
         )
     assert state.epoch == 3 and result.resumed_from_epoch == 4
-    np.testing.assert_allclose(result.history["loss"], expected.history["loss"], rtol=1e-5)
+    np.testing.assert_allclose(
+        result.history["loss"], expected.history["loss"], rtol=1e-5
+    )
     for a, b in zip(resumed.get_weights(), straight.get_weights(), strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7)

@@ -13,7 +13,9 @@ def test_gas_furnace_reproduces_the_course_setup():
     assert config.data.sha256.startswith("0c1283e7")
     assert config.data.targets == ["GR", "CO2"]
     assert (config.split.test, config.window.input_width, config.window.horizon) == (
-        100, 10, 1,
+        100,
+        10,
+        1,
     )
     assert config.model.kind == "lstm"  # from conf/model/lstm.yaml via defaults
 
@@ -21,7 +23,12 @@ def test_gas_furnace_reproduces_the_course_setup():
 def test_overrides_use_dotted_keys_and_yaml_values():
     config = load_experiment(
         "gas_furnace",
-        ["model.kind=gru", "train.epochs=50", "data.targets=[CO2]", "model.units=[8, 4]"],
+        [
+            "model.kind=gru",
+            "train.epochs=50",
+            "data.targets=[CO2]",
+            "model.units=[8, 4]",
+        ],
     )
     assert config.model.kind == "gru" and config.train.epochs == 50
     assert config.data.targets == ["CO2"] and config.model.units == [8, 4]
@@ -47,7 +54,11 @@ def test_a_short_file_anywhere_is_a_complete_experiment(tmp_path, series_csv):
         ("train.epochs=-5", "train.epochs", "greater than 0"),
         ("model.units=[32, 0]", "model.units.1", "greater than 0"),
         ("window.horizon=0", "window.horizon", "greater than 0"),
-        ("model.kind=transformer", "model.kind", "['bidirectional', 'gru', 'lstm', 'mlp', 'seq2seq', 'simple_rnn']"),
+        (
+            "model.kind=transformer",
+            "model.kind",
+            "['bidirectional', 'gru', 'lstm', 'mlp', 'seq2seq', 'simple_rnn']",
+        ),
         ("split.test=12.5", "split.test", "whole row count"),
         ("data.sha256=abc", "data.sha256", "64 hexadecimal"),
         ("colour=red", "colour", "unknown key"),

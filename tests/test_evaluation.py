@@ -21,7 +21,9 @@ def test_regression_metrics_by_hand():
     y_pred = np.array([[[2.0]], [[2.0]], [[1.0]], [[4.0]]])
     # errors 1, 0, -2, 0 -> mse (1 + 4) / 4, mae 3 / 4
     assert regression_metrics(y_true, y_pred) == {
-        "mse": 1.25, "mae": 0.75, "rmse": pytest.approx(1.25**0.5)
+        "mse": 1.25,
+        "mae": 0.75,
+        "rmse": pytest.approx(1.25**0.5),
     }
 
 
@@ -77,9 +79,14 @@ def test_per_step_mae_by_hand():
     y_true = np.zeros((2, 3, 1))
     y_pred = np.array([[[1.0], [2.0], [3.0]], [[1.0], [0.0], [-3.0]]])
     metrics = per_step_mae("test_", y_true, y_pred, y_true * 10, y_pred * 10)
-    assert metrics == {"test_mae_h1": 1.0, "test_mae_h2": 1.0, "test_mae_h3": 3.0,
-                       "test_mae_raw_h1": 10.0, "test_mae_raw_h2": 10.0,
-                       "test_mae_raw_h3": 30.0}
+    assert metrics == {
+        "test_mae_h1": 1.0,
+        "test_mae_h2": 1.0,
+        "test_mae_h3": 3.0,
+        "test_mae_raw_h1": 10.0,
+        "test_mae_raw_h2": 10.0,
+        "test_mae_raw_h3": 30.0,
+    }
 
 
 def test_seasonal_naive_reads_one_season_back():
@@ -91,7 +98,9 @@ def test_seasonal_naive_reads_one_season_back():
     # window 0: last input row 3; steps 1..6 hit rows 4..9 -> same phase rows 0..3, 0, 1
     np.testing.assert_array_equal(forecast[0, :, 0], [0, 1, 2, 3, 0, 1])
     np.testing.assert_array_equal(forecast[2, :, 0], [2, 3, 4, 5, 2, 3])
-    offset = seasonal_naive_forecast(rows, WindowSpec(input_width=4, horizon=1, offset=2), 4)
+    offset = seasonal_naive_forecast(
+        rows, WindowSpec(input_width=4, horizon=1, offset=2), 4
+    )
     assert offset[0, 0, 0] == 2  # target row 6 -> row 2
 
 

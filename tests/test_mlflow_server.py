@@ -108,7 +108,9 @@ tracking: {{uri: "{uri}", experiment: restarted}}
         client = MlflowClient(uri)
         run = client.get_run(result["run_id"])
         assert run.info.status == "FINISHED"
-        steps = sorted(m.step for m in client.get_metric_history(run.info.run_id, "loss"))
+        steps = sorted(
+            m.step for m in client.get_metric_history(run.info.run_id, "loss")
+        )
         assert steps == list(range(1, 61))  # every epoch, before and after
         assert {"test_mse", "epochs_trained", "train_seconds"} <= set(run.data.metrics)
         assert {a.path for a in client.list_artifacts(run.info.run_id, "plots")} >= {

@@ -51,7 +51,9 @@ def test_training_lowers_the_loss_and_keeps_the_best_epoch(loop):
     assert losses[-1] < 0.2 * losses[0]
     best = int(np.argmin(result.history["val_loss"])) + 1
     assert result.best_epoch == best
-    restored = model.evaluate(*((val.x, val.y) if loop == "compiled" else (val,)), verbose=0)
+    restored = model.evaluate(
+        *((val.x, val.y) if loop == "compiled" else (val,)), verbose=0
+    )
     assert restored == pytest.approx(result.history["val_loss"][best - 1], rel=1e-4)
 
 

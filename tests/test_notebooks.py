@@ -18,7 +18,9 @@ def _execute(name, prefect_api, cache_dir, mlflow_uri, monkeypatch):
     # committed without outputs
     assert all(not c.get("outputs") for c in notebook.cells if c.cell_type == "code")
     NotebookClient(
-        notebook, timeout=600, kernel_name="python3",
+        notebook,
+        timeout=600,
+        kernel_name="python3",
         resources={"metadata": {"path": str(REPO)}},
     ).execute()
     return notebook
@@ -29,19 +31,25 @@ def _text(cell) -> str:
 
 
 def test_quickstart_executes(prefect_api, cache_dir, mlflow_uri, monkeypatch):
-    notebook = _execute("quickstart.ipynb", prefect_api, cache_dir, mlflow_uri,
-                        monkeypatch)
+    notebook = _execute(
+        "quickstart.ipynb", prefect_api, cache_dir, mlflow_uri, monkeypatch
+    )
     table = _text(notebook.cells[5])
     assert "persistence" in table and "linear AR" in table
     assert "(1, 1, 2)" in _text(notebook.cells[-1])
 
 
-def test_compare_architectures_executes(prefect_api, cache_dir, mlflow_uri, monkeypatch):
-    notebook = _execute("compare_architectures.ipynb", prefect_api, cache_dir,
-                        mlflow_uri, monkeypatch)
+def test_compare_architectures_executes(
+    prefect_api, cache_dir, mlflow_uri, monkeypatch
+):
+    notebook = _execute(
+        "compare_architectures.ipynb", prefect_api, cache_dir, mlflow_uri, monkeypatch
+    )
     runs = _text(notebook.cells[4])
     for kind in ("mlp", "simple_rnn", "lstm", "gru", "bidirectional", "seq2seq"):
         assert kind in runs
     board = _text(notebook.cells[6])
     assert "persistence" in board and "linear" in board
-    assert any(o.get("output_type") == "display_data" for o in notebook.cells[-1].outputs)
+    assert any(
+        o.get("output_type") == "display_data" for o in notebook.cells[-1].outputs
+    )

@@ -59,7 +59,9 @@ def test_normalizer_uses_training_rows_only():
     before = fit_normalizer(splits.train)
     changed = frame.copy()
     changed.iloc[70:] = 1e6  # rewrite every validation and test row
-    after = fit_normalizer(split_chronologically(changed, SplitSpec(val=10, test=20)).train)
+    after = fit_normalizer(
+        split_chronologically(changed, SplitSpec(val=10, test=20)).train
+    )
     assert before == after
     assert before.mean[0] == pytest.approx(np.arange(70).mean())
     assert before.std[0] == pytest.approx(np.arange(70).std())
@@ -113,7 +115,9 @@ def test_drop_removes_incomplete_rows():
 
 def test_missing_values_are_filled_within_each_split_only():
     frame = pd.DataFrame({"v": [1.0, 2.0, np.nan, np.nan, 5.0, 6.0]})
-    splits = split_chronologically(frame, SplitSpec(val=0, test=3))  # [1,2,nan] [nan,5,6]
+    splits = split_chronologically(
+        frame, SplitSpec(val=0, test=3)
+    )  # [1,2,nan] [nan,5,6]
     spec = DataSpec(missing="interpolate")
     train = prepare_split(splits.train, spec, ["v"]).frame["v"].tolist()
     test = prepare_split(splits.test, spec, ["v"]).frame["v"].tolist()
@@ -122,8 +126,12 @@ def test_missing_values_are_filled_within_each_split_only():
 
 
 def test_diff_transform_keeps_levels_aligned_and_leaves_calendar_alone():
-    frame = pd.DataFrame({"v": [10.0, 12.0, 15.0, 19.0], "hour_sin": [0.0, 0.5, 1.0, 0.5]})
-    prepared = prepare_split(frame, DataSpec(transform="diff"), ["v"], keep=["hour_sin"])
+    frame = pd.DataFrame(
+        {"v": [10.0, 12.0, 15.0, 19.0], "hour_sin": [0.0, 0.5, 1.0, 0.5]}
+    )
+    prepared = prepare_split(
+        frame, DataSpec(transform="diff"), ["v"], keep=["hour_sin"]
+    )
     assert prepared.frame["v"].tolist() == [2, 3, 4]
     assert prepared.frame["hour_sin"].tolist() == [0.5, 1.0, 0.5]
     assert prepared.levels["v"].tolist() == [12, 15, 19]
@@ -134,4 +142,6 @@ def test_log_diff_needs_positive_values():
     prepared = prepare_split(frame, DataSpec(transform="log_diff"), ["v"])
     np.testing.assert_allclose(prepared.frame["v"], [1, 2])
     with pytest.raises(DataError, match=r"column 'v' holds 0.0 at row 1"):
-        prepare_split(pd.DataFrame({"v": [1.0, 0.0]}), DataSpec(transform="log_diff"), ["v"])
+        prepare_split(
+            pd.DataFrame({"v": [1.0, 0.0]}), DataSpec(transform="log_diff"), ["v"]
+        )

@@ -62,7 +62,9 @@ def test_interrupted_then_resumed_equals_uninterrupted(tmp_path):
     assert result.epochs_trained == expected.epochs_trained
     assert result.best_epoch == expected.best_epoch
     for key in expected.history:
-        np.testing.assert_allclose(result.history[key], expected.history[key], rtol=1e-5)
+        np.testing.assert_allclose(
+            result.history[key], expected.history[key], rtol=1e-5
+        )
     for a, b in zip(resumed.get_weights(), straight.get_weights(), strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7)
 

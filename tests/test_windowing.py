@@ -62,8 +62,10 @@ def test_shuffled_epochs_differ_but_repeat_with_the_seed():
     spec = WindowSpec(input_width=3, horizon=1)
 
     def epochs(dataset, n=2):
-        return [np.concatenate([x[:, 0, 0] for x, _ in dataset.as_numpy_iterator()])
-                for _ in range(n)]
+        return [
+            np.concatenate([x[:, 0, 0] for x, _ in dataset.as_numpy_iterator()])
+            for _ in range(n)
+        ]
 
     first, second = epochs(make_dataset(rows, rows, spec, 16, shuffle=True, seed=3))
     assert not np.array_equal(first, second)  # a new order every epoch

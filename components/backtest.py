@@ -1,0 +1,117 @@
+"""Rolling-origin backtests: where each fold's rows lie, and how folds add up.
+
+One test split says how a model did on one stretch of the series; a backtest
+asks the same question at several origins. Every fold is an ordinary
+train/val/test split of a prefix (or a sliding stretch) of the series, so it
+is prepared exactly like the main split: cleaned per split, normalized with
+statistics of its own training rows, windowed, trained from scratch. Nothing
+of a fold's test block or later is ever seen by its training.
+
+Example (296 rows, split val=30 test=100, 3 folds, step 50, expanding):
+    fold 0: train [0, 66)   val [66, 96)   test [96, 196)
+    fold 1: train [0, 116)  val [116, 146) test [146, 246)
+    fold 2: train [0, 166)  val [166, 196) test [196, 296)   (the test split)
+"""
+
+import hashlib
+import json
+import statistics
+from dataclasses import dataclass
+
+from components.config import BacktestSpec, SplitSpec, WindowSpec
+from components.errors import DataError
+from components.preprocess import check_window_fits, split_rows
+
+
+RANGE_COLUMNS = ("fold", "train_start", "train_stop", "test_start", "test_stop")
+
+
+@dataclass(frozen=True)
+class Fold:
+    """Rows [start, stop) of the series, split into train, val and test."""
+
+    index: int
+    start: int
+    stop: int
+    val_rows: int
+    test_rows: int
+
+    @property
+    def test_start(self) -> int:
+        return self.stop - self.test_rows
+
+    @property
+    def train_stop(self) -> int:
+        return self.test_start - self.val_rows
+
+    @property
+    def split(self) -> SplitSpec:
+        """The split that cuts this fold's rows (as row counts)."""
+        return SplitSpec(val=self.val_rows, test=self.test_rows)
+
+    def ranges(self) -> dict[str, int]:
+        """Row bounds (RANGE_COLUMNS), for tables and cache keys."""
+        values = (self.index, self.start, self.train_stop, self.test_start, self.stop)
+        return dict(zip(RANGE_COLUMNS, values, strict=True))
+
+
+def plan_folds(
+    n_rows: int, split: SplitSpec, spec: BacktestSpec, window: WindowSpec
+) -> list[Fold]:
+    """The folds of a backtest of a series of `n_rows`, oldest first.
+
+    Validation and test blocks keep the sizes `split` gives on the whole
+    series. The last fold is the test split itself. Raises DataError, naming
+    the keys to change, when the first fold leaves too few training rows.
+    """
+    if spec.folds < 2:
+        return []
+    _, n_val, n_test = split_rows(n_rows, split)
+    step = spec.step or n_test
+    first_stop = n_rows - (spec.folds - 1) * step
+    first_train = first_stop - n_val - n_test
+    if first_train < window.span:
+        raise DataError(
+            f"`evaluate.backtest.folds` ({spec.folds}) with `step` ({step} rows) "
+            f"moves the first fold's test block back to rows [{first_stop - n_test}, "
+            f"{first_stop}), leaving {max(first_train, 0)} training rows of "
+            f"{n_rows}; a window needs {window.span}. Use fewer folds or a "
+            "smaller `evaluate.backtest.step`."
+        )
+    folds = []
+    for k in range(spec.folds):
+        stop = first_stop + k * step
+        start = k * step if spec.window == "sliding" else 0
+        folds.append(Fold(k, start, stop, n_val, n_test))
+    check_window_fits({"train": first_train, "val": n_val, "test": n_test}, window)
+    return folds
+
+
+def summarize(fold_metrics: list[dict[str, float]]) -> dict[str, float]:
+    """`backtest_<metric>_mean` and `_std` (sample std) of every metric all
+    folds report."""
+    shared = set(fold_metrics[0]).intersection(*fold_metrics[1:])
+    summary = {}
+    for name in sorted(shared):
+        values = [m[name] for m in fold_metrics]
+        summary[f"backtest_{name}_mean"] = statistics.fmean(values)
+        summary[f"backtest_{name}_std"] = (
+            statistics.stdev(values) if len(values) > 1 else 0.0
+        )
+    return summary
+
+
+def fold_key(fold: Fold, data_digest: str, training: dict, code: str) -> str:
+    """Cache key of one fold's result: same rows of the same data, trained and
+    scored the same way by the same code, gives the same numbers."""
+    payload = json.dumps(
+        {
+            "fold": fold.ranges(),
+            "data": data_digest,
+            "training": training,
+            "code": code,
+        },
+        sort_keys=True,
+        default=str,
+    )
+    return "backtest-fold-" + hashlib.sha256(payload.encode()).hexdigest()[:32]

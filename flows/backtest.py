@@ -1,0 +1,151 @@
+"""Backtest tasks: one task per fold (prepare, retrain, score), cached by the
+fold's rows, the data digest, the config and the code; the summary and a
+per-fold table go to the run that asked for them.
+
+Used by `rnnflow train` and `rnnflow compare` when `evaluate.backtest.folds`
+is 2 or more. The run's own training on the test split is the last fold of an
+expanding backtest, so that fold is not trained twice.
+"""
+
+import dataclasses
+import re
+from pathlib import Path
+
+import pandas as pd
+from prefect import task
+from prefect.logging import get_run_logger
+
+from components import backtest, plots, provenance, tracking, training
+from components.backtest import Fold
+from components.config import ExperimentConfig
+from flows.train import (
+    PreparedData,
+    build,
+    evaluate,
+    fit_summary,
+    make_datasets,
+    normalize,
+    split_data,
+)
+
+# Per-fold numbers logged with the fold index as the step (one chart per metric).
+FOLD_METRICS = ("test_mse", "test_mae", "baseline_persistence_test_mse")
+_PER_STEP = re.compile(r"_h\d+$")  # test_mae_h3: per lead time, not in the table
+
+
+def _fold_cache_key(context, parameters) -> str:
+    config: ExperimentConfig = parameters["config"]
+    training_fields = {
+        **config.training_fields(),
+        "evaluate.season": config.evaluate.season,
+    }
+    return backtest.fold_key(
+        parameters["fold"],
+        parameters["series"].digest,
+        training_fields,
+        provenance.code_digest(),
+    )
+
+
+@task(
+    cache_key_fn=_fold_cache_key,
+    persist_result=True,
+    result_serializer="json",
+    task_run_name="backtest-fold-{fold.index}",
+)
+def backtest_fold(config: ExperimentConfig, series, fold: Fold) -> dict:
+    """Prepare the fold's rows like the main split (normalizer fitted on the
+    fold's training rows only), train from scratch, score its test block."""
+    logger = get_run_logger()
+    logger.info("backtest fold %d: %s", fold.index, fold.ranges())
+    fold_series = dataclasses.replace(
+        series, frame=series.frame.iloc[fold.start : fold.stop]
+    )
+    prepared = split_data.fn(fold_series, config.data, fold.split, config.window)
+    normalizer, scaled = normalize.fn(prepared, fold_series)
+    datasets = make_datasets.fn(scaled, config.window, config.train)
+    input_shape = (config.window.input_width, len(series.features))
+    output_shape = (config.window.horizon, len(series.targets))
+    model = build.fn(config.model, config.train, input_shape, output_shape)
+    result = training.fit_model(
+        model, datasets["train"], datasets.get("val"), config.train
+    )
+    report = evaluate.fn(model, scaled, config, normalizer, series.targets)
+    record = fold_record(fold, normalizer, {**report.metrics, **fit_summary(result)})
+    logger.info(
+        "backtest fold %d: test_mse %.4f (persistence %.4f)",
+        fold.index,
+        report.metrics["test_mse"],
+        report.metrics["baseline_persistence_test_mse"],
+    )
+    return record
+
+
+def fold_record(fold: Fold, normalizer, metrics: dict) -> dict:
+    """What a fold leaves behind, JSON-ready (it is also the cached result)."""
+    return {
+        **fold.ranges(),
+        "normalizer": normalizer.to_dict(),
+        "metrics": {k: float(v) for k, v in metrics.items()},
+    }
+
+
+def run_backtest(
+    config: ExperimentConfig,
+    data: PreparedData,
+    tracking_uri: str,
+    run_id: str,
+    main_metrics: dict[str, float],
+) -> dict[str, float]:
+    """Every fold of `data.folds` (the main training's metrics stand in for
+    the fold that equals the test split); log the summary, per-fold metrics,
+    the fold table and chart on `run_id`. Returns the summary metrics."""
+    n_rows = len(data.series.frame)
+    fold_task = backtest_fold.with_options(
+        result_storage=Path(tracking.local_state_dir(tracking_uri, "backtest-cache"))
+    )
+    records = []
+    for fold in data.folds:
+        if fold.start == 0 and fold.stop == n_rows:  # the run's own split
+            records.append(fold_record(fold, data.normalizer, main_metrics))
+        else:
+            records.append(fold_task(config, data.series, fold))
+    summary = backtest.summarize([r["metrics"] for r in records])
+    summary["backtest_folds"] = len(records)
+    for record in records:
+        tracking.log_metrics(
+            tracking_uri,
+            run_id,
+            {f"backtest_fold_{m}": record["metrics"][m] for m in FOLD_METRICS},
+            step=record["fold"],
+        )
+    tracking.log_metrics(tracking_uri, run_id, summary)
+    table = fold_table(records)
+    tracking.log_text(tracking_uri, run_id, table.to_csv(index=False), "backtest.csv")
+    figure = plots.backtest_folds(table)
+    tracking.log_figure(tracking_uri, run_id, figure, "plots/backtest.png")
+    plots.close(figure)
+    get_run_logger().info(
+        "backtest over %d folds: test_mse %.4f ± %.4f (persistence %.4f)",
+        len(records),
+        summary["backtest_test_mse_mean"],
+        summary["backtest_test_mse_std"],
+        summary["backtest_baseline_persistence_test_mse_mean"],
+    )
+    return summary
+
+
+def fold_table(records: list[dict]) -> pd.DataFrame:
+    """One row per fold: row ranges, the fold's normalizer statistics
+    (`mean.<column>`, `std.<column>`) and its test metrics."""
+    rows = []
+    for record in records:
+        row = {k: record[k] for k in backtest.RANGE_COLUMNS}
+        for column, stats in record["normalizer"].items():
+            row[f"mean.{column}"] = stats["mean"]
+            row[f"std.{column}"] = stats["std"]
+        row.update(
+            {k: v for k, v in record["metrics"].items() if not _PER_STEP.search(k)}
+        )
+        rows.append(row)
+    return pd.DataFrame(rows)
