@@ -406,6 +406,21 @@ def validate_config(raw: dict[str, Any], source: str = "<config>") -> Experiment
         ) from None
 
 
+def with_settings(
+    config: ExperimentConfig, settings: dict[str, Any]
+) -> ExperimentConfig:
+    """A copy of `config` with dotted keys set, e.g. {"model.units": [16]};
+    validated like a loaded experiment."""
+    raw = config.model_dump()
+    for key, value in settings.items():
+        node = raw
+        *sections, last = key.split(".")
+        for section in sections:
+            node = node[section]
+        node[last] = value
+    return validate_config(raw, source=f"{config.name} with {settings}")
+
+
 def resolve_experiment_path(experiment: str | Path) -> Path:
     """A YAML path as given, or `conf/experiments/<name>.yaml` from a conf dir."""
     candidate = Path(experiment)

@@ -110,6 +110,27 @@ def _parser() -> argparse.ArgumentParser:
     )
     compare.set_defaults(handler=_compare)
 
+    tune = commands.add_parser(
+        "tune",
+        help="search one architecture's hyperparameters with Optuna",
+        description="Search units, layers, dropout, learning rate and input width "
+        "(the space is in README.md) on the validation split, every trial a nested "
+        "MLflow run, pruning trials that fall behind; write the best settings as a "
+        "new experiment file. The test split is never scored.",
+        epilog="example: rnnflow tune gas_furnace --model gru --trials 30 "
+        "train.epochs=100",
+    )
+    _add_experiment_args(tune, with_json=True)
+    tune.add_argument("--model", required=True, metavar="KIND", help="model kind")
+    tune.add_argument("--trials", type=int, default=20, help="trials (default 20)")
+    tune.add_argument(
+        "--output",
+        metavar="PATH",
+        help="experiment file to write (default conf/experiments/"
+        "<experiment>_<kind>_tuned.yaml)",
+    )
+    tune.set_defaults(handler=_tune)
+
     retrain = commands.add_parser(
         "retrain",
         help="retrain once; promote the new model only if it beats the champion",
@@ -308,6 +329,38 @@ def _compare(args) -> int:
                 }
             )
         )
+    return 0
+
+
+def _tune(args) -> int:
+    from components.errors import ConfigError
+    from components.models.registry import model_kinds
+
+    config = _load(args)
+    if args.model not in model_kinds():
+        raise ConfigError(
+            f"Received an invalid value for `--model`, expected one of "
+            f"{model_kinds()}, got {args.model!r}."
+        )
+    if args.trials < 1:
+        raise ConfigError(f"`--trials` expected a positive integer, got {args.trials}.")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    from flows.tune import tune_flow
+
+    _hide_user_error_tracebacks()
+    result = tune_flow(config, args.model, args.trials, args.output)
+    best = result["best"]
+    states = [t["state"] for t in result["trials"]]
+    print(
+        f"parent run {result['parent_run_id']} in experiment {result['experiment']!r}: "
+        f"{states.count('complete')} trials complete, {states.count('pruned')} "
+        f"pruned, {states.count('fail')} failed\n"
+        f"best trial {best['number']}: val_loss {best['value']:.4f} {best['settings']}\n"
+        f"wrote {result['experiment_file']}; next: rnnflow train "
+        f"{result['experiment_file']}"
+    )
+    if args.json:
+        print(json.dumps({k: v for k, v in result.items() if k != "tracking_uri"}))
     return 0
 
 

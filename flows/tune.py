@@ -1,0 +1,206 @@
+"""The tune flow: an Optuna search over one architecture's space (see
+`components.search`), every trial a nested MLflow run, the best settings
+written as a new experiment file.
+
+Trials are scored on the validation split only (best `val_loss`; early
+stopping and pruning read it too). The test split is never evaluated here: run
+`rnnflow train` on the written file to see the tuned model on it.
+
+Example:
+    >>> from components.config import load_experiment
+    >>> result = tune_flow(load_experiment("gas_furnace"), "gru", trials=20)
+    >>> result["experiment_file"]
+    'conf/experiments/gas_furnace_gru_tuned.yaml'
+"""
+
+from pathlib import Path
+
+import optuna
+from prefect import flow, task
+from prefect.cache_policies import NO_CACHE
+from prefect.logging import get_run_logger
+
+from components import search, tracking, training
+from components.config import (
+    ExperimentConfig,
+    conf_dirs,
+    flatten,
+    to_yaml,
+    with_settings,
+)
+from components.errors import ConfigError, TrainingError
+from flows.train import PreparedData, build, make_datasets, open_run, prepare_data
+
+
+@flow(name="rnnflow-tune", flow_run_name="{config.name}-tune-{kind}")
+def tune_flow(
+    config: ExperimentConfig, kind: str, trials: int, output: str | None = None
+) -> dict:
+    """Search `kind`'s space for `trials` trials; write the best as an experiment."""
+    config = with_settings(config, {"model.kind": kind, "evaluate.backtest.folds": 0})
+    if trials < 1:
+        raise ConfigError(f"`--trials` expected a positive integer, got {trials}.")
+    tracking_uri = tracking.resolve_tracking_uri(config.tracking.uri)
+    tracking.open_store(tracking_uri)
+    data = prepare_data(config)
+    if not len(data.scaled["val"].inputs):
+        raise ConfigError(
+            f"{config.name}: tuning scores trials on the validation split, but "
+            f"`split.val` is {config.split.val}. Set `split.val` (rows or a fraction)."
+        )
+    max_width = _max_input_width(data, config)
+    parent = open_run(config, data.series, tracking_uri, f"{config.name}-tune-{kind}")
+    logger = get_run_logger()
+    with tracking.failing_marks_run(tracking_uri, parent):
+        tracking.log_params(
+            tracking_uri,
+            parent,
+            {**flatten(config), "tune.kind": kind, "tune.trials": trials},
+        )
+        study = search.new_study(config.train.seed)
+        outcomes = []
+        for number in range(trials):
+            trial = study.ask()
+            settings = search.suggest(trial, config, max_width)
+            outcome = run_trial(
+                with_settings(config, settings),
+                data,
+                tracking_uri,
+                parent,
+                trial,
+                number,
+            )
+            outcome["settings"] = settings
+            outcomes.append(outcome)
+            if outcome["state"] == "complete":
+                study.tell(trial, outcome["value"])
+            else:
+                state = optuna.trial.TrialState[outcome["state"].upper()]
+                study.tell(trial, state=state)
+            logger.info("trial %d: %s", number, _describe(outcome))
+        complete = [o for o in outcomes if o["state"] == "complete"]
+        if not complete:
+            raise TrainingError(
+                "no trial finished (all pruned or failed); see the runs"
+            )
+        best = min(complete, key=lambda o: o["value"])
+        tuned = with_settings(config, best["settings"])
+        tuned = tuned.model_copy(update={"name": f"{config.name}_{kind}_tuned"})
+        path = _write_experiment(tuned, output)
+        tracking.log_text(tracking_uri, parent, to_yaml(tuned), "best_experiment.yaml")
+        tracking.log_metrics(tracking_uri, parent, {"best_val_loss": best["value"]})
+        tracking.set_tags(
+            tracking_uri,
+            parent,
+            {"best_trial_run": best["run_id"], "best_trial": best["number"]},
+        )
+        tracking.finish_run(tracking_uri, parent)
+    logger.info(
+        "best trial %d: val_loss %.4f -> %s", best["number"], best["value"], path
+    )
+    return {
+        "parent_run_id": parent,
+        "experiment": config.experiment_name,
+        "tracking_uri": tracking_uri,
+        "best": {k: best[k] for k in ("number", "run_id", "value", "settings")},
+        "trials": [
+            {k: o[k] for k in ("number", "run_id", "state", "value")} for o in outcomes
+        ],
+        "experiment_file": str(path),
+    }
+
+
+@task(cache_policy=NO_CACHE, task_run_name="trial-{number}")
+def run_trial(
+    config: ExperimentConfig,
+    data: PreparedData,
+    tracking_uri: str,
+    parent: str,
+    trial: optuna.Trial,
+    number: int,
+) -> dict:
+    """Train one trial's config in its own nested run; score it by the best
+    validation loss. Pruned trials end KILLED, failed ones FAILED."""
+    run_id = open_run.fn(
+        config, data.series, tracking_uri, f"{config.name}-trial{number}", parent
+    )
+    outcome = {"number": number, "run_id": run_id, "value": None}
+    try:
+        with tracking.failing_marks_run(tracking_uri, run_id):
+            value = _train_trial(config, data, tracking_uri, run_id, trial, number)
+    except TrainingError as exc:  # the run ended FAILED with the reason
+        get_run_logger().warning("trial %d failed: %s", number, exc)
+        return {**outcome, "state": "fail"}
+    if value is None:
+        return {**outcome, "state": "pruned"}
+    return {**outcome, "state": "complete", "value": value}
+
+
+def _train_trial(config, data, tracking_uri, run_id, trial, number) -> float | None:
+    """The best val_loss, or None when the pruner stopped the trial (its run
+    then ends KILLED)."""
+    tracking.log_params(
+        tracking_uri, run_id, {**flatten(config), "trial.number": number}
+    )
+    datasets = make_datasets.fn(data.scaled, config.window, config.train)
+    input_shape = (config.window.input_width, len(data.series.features))
+    output_shape = (config.window.horizon, len(data.series.targets))
+    model = build.fn(config.model, config.train, input_shape, output_shape)
+    epochs = tracking.EpochMetricLogger(tracking_uri, run_id)
+    try:
+        result = training.fit_model(
+            model,
+            datasets["train"],
+            datasets["val"],
+            config.train,
+            hooks=[epochs, search.PruneOnValLoss(trial)],
+        )
+    except optuna.TrialPruned as pruned:
+        epochs.close()
+        tracking.finish_run(tracking_uri, run_id, "KILLED", error=str(pruned))
+        return None
+    except BaseException:
+        epochs.close(raise_errors=False)  # keep the training's own error
+        raise
+    epochs.close()
+    value = min(result.history["val_loss"])
+    tracking.log_metrics(
+        tracking_uri,
+        run_id,
+        {
+            "best_val_loss": value,
+            "train_seconds": result.seconds,
+            "epochs_trained": result.epochs_trained,
+            "parameters": model.count_params(),
+        },
+    )
+    tracking.finish_run(tracking_uri, run_id)
+    return value
+
+
+def _max_input_width(data: PreparedData, config: ExperimentConfig) -> int:
+    """The widest window every split still holds (a window spans
+    input_width + offset + horizon rows)."""
+    shortest = min(len(part.inputs) for part in data.scaled.values())
+    return shortest - config.window.offset - config.window.horizon
+
+
+def _write_experiment(config: ExperimentConfig, output: str | None) -> Path:
+    path = (
+        Path(output)
+        if output
+        else conf_dirs()[0] / "experiments" / f"{config.name}.yaml"
+    )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    header = (
+        f"# Written by `rnnflow tune`: the best of the search over "
+        f"`{config.model.kind}` (validation loss only; the test split was not seen).\n"
+    )
+    path.write_text(header + to_yaml(config))
+    return path
+
+
+def _describe(outcome: dict) -> str:
+    if outcome["state"] == "complete":
+        return f"val_loss {outcome['value']:.4f} ({outcome['settings']})"
+    return f"{outcome['state']} ({outcome['settings']})"
