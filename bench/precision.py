@@ -65,7 +65,7 @@ def data(windows: int, width: int, features: int, seed: int = 0):
 def samples_per_second(kind, policy, x, y, args) -> tuple[float, float]:
     keras.config.set_dtype_policy(policy)
     try:
-        spec = ModelSpec(kind=kind, units=[args.units] * args.layers)
+        spec = ModelSpec(kind=kind, units=[args.units] * args.layers, skip="none")
         model = build_model(spec, x.shape[1:], y.shape[1:], seed=0)
         model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="mse")
     finally:

@@ -91,7 +91,10 @@ def time_rnnflow(kind, rows, epochs, loop="compiled") -> float:
     keras.utils.set_random_seed(0)
     spec = TrainSpec(epochs=1, batch_size=BATCH, patience=0, precision="float32")
     model = build_model(
-        ModelSpec(kind=kind, units=UNITS), (WIDTH, FEATURES), (1, FEATURES), seed=0
+        ModelSpec(kind=kind, units=UNITS, skip="none"),
+        (WIDTH, FEATURES),
+        (1, FEATURES),
+        seed=0,
     )
     compile_model(model, spec)
     fit_model(model, data, None, spec)  # warm-up

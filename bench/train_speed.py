@@ -77,7 +77,7 @@ def test_mse(predict, test_rows) -> float:
 
 def keras_model(kind: str, seed: int, spec: TrainSpec):
     model = build_model(
-        ModelSpec(kind=kind, units=UNITS[kind]), (10, 2), (1, 2), seed=seed
+        ModelSpec(kind=kind, units=UNITS[kind], skip="none"), (10, 2), (1, 2), seed=seed
     )
     return compile_model(model, spec)
 

@@ -175,6 +175,12 @@ class ModelSpec(_Strict):
     activation: Literal[
         "tanh", "relu", "sigmoid", "elu", "selu", "gelu", "softsign", "linear"
     ] = Field("tanh", description="Recurrent cells' output activation.")
+    skip: Literal["none", "linear"] = Field(
+        "linear",
+        description="`linear`: add a linear autoregression on the window to the "
+        "network's forecast, starting at the least-squares fit on the training "
+        "windows (the network's head starts at zero).",
+    )
 
     @field_validator("kind")
     @classmethod

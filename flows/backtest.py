@@ -64,9 +64,7 @@ def backtest_fold(config: ExperimentConfig, series, fold: Fold) -> dict:
     prepared = split_data.fn(fold_series, config.data, fold.split, config.window)
     normalizer, scaled = normalize.fn(prepared, fold_series)
     datasets = make_datasets.fn(scaled, config.window, config.train)
-    input_shape = (config.window.input_width, len(series.features))
-    output_shape = (config.window.horizon, len(series.targets))
-    model = build.fn(config.model, config.train, input_shape, output_shape)
+    model = build.fn(config.model, config.train, config.window, scaled["train"])
     result = training.fit_model(
         model, datasets["train"], datasets.get("val"), config.train
     )

@@ -48,9 +48,10 @@ from components.config import (
 )
 from components.forecaster import Forecaster
 from components.models import build_model
+from components.models.skip import fit_linear_skip
 from components.models.registry import cudnn_blockers
 from components.redact import redact_url
-from components.windowing import make_dataset
+from components.windowing import make_dataset, make_windows
 
 # Tasks pass arrays, datasets and models in memory; nothing here is worth caching.
 _task = task(cache_policy=NO_CACHE)
@@ -219,18 +220,34 @@ def make_datasets(
 
 
 @_task
-def build(spec: ModelSpec, train: TrainSpec, input_shape, output_shape):
-    """Seed, then build and compile the registered architecture under its policy."""
+def build(
+    spec: ModelSpec,
+    train: TrainSpec,
+    window: WindowSpec,
+    train_split: preprocess.ScaledSplit,
+):
+    """Seed, then build and compile the registered architecture under its
+    policy; start a linear skip at the least-squares fit of the training split."""
     logger = get_run_logger()
     for option in cudnn_blockers(spec):
         logger.warning("%s keeps LSTM/GRU off the fused cuDNN kernel on a GPU", option)
     seeds.seed_everything(train.seed, train.deterministic)
+    input_shape = (window.input_width, train_split.inputs.shape[1])
+    output_shape = (window.horizon, train_split.targets.shape[1])
     with training.precision_policy(
         training.resolve_precision(train.precision)
     ) as policy:
         model = build_model(spec, input_shape, output_shape, seed=train.seed)
         training.compile_model(model, train)
-    logger.info("built %s (%s): %d parameters", spec.kind, policy, model.count_params())
+    x, y = make_windows(train_split.inputs, train_split.targets, window)
+    skip = " + linear skip" if fit_linear_skip(model, x, y) else ""
+    logger.info(
+        "built %s%s (%s): %d parameters",
+        spec.kind,
+        skip,
+        policy,
+        model.count_params(),
+    )
     return model
 
 
@@ -380,9 +397,7 @@ def train_in_run(
         resume = take_over(folder, config, tracking_uri, run_id) if folder else None
         start_epoch = resume.epoch if resume else 0
         datasets = make_datasets(scaled, config.window, config.train, start_epoch)
-        input_shape = (config.window.input_width, len(series.features))
-        output_shape = (config.window.horizon, len(series.targets))
-        model = build(config.model, config.train, input_shape, output_shape)
+        model = build(config.model, config.train, config.window, scaled["train"])
         fit_result = fit(
             model, datasets, config.train, tracking_uri, run_id, folder, resume
         )

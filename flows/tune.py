@@ -143,9 +143,7 @@ def _train_trial(config, data, tracking_uri, run_id, trial, number) -> float | N
         tracking_uri, run_id, {**flatten(config), "trial.number": number}
     )
     datasets = make_datasets.fn(data.scaled, config.window, config.train)
-    input_shape = (config.window.input_width, len(data.series.features))
-    output_shape = (config.window.horizon, len(data.series.targets))
-    model = build.fn(config.model, config.train, input_shape, output_shape)
+    model = build.fn(config.model, config.train, config.window, data.scaled["train"])
     epochs = tracking.EpochMetricLogger(tracking_uri, run_id)
     try:
         result = training.fit_model(

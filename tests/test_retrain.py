@@ -53,14 +53,20 @@ def test_first_promotes_same_data_skips_worse_is_rejected_better_moves_the_alias
     from flows.retrain import retrain_flow
 
     path = _experiment(tmp_path, mlflow_uri, rows=220)
-    weak = ["train.epochs=2", "model.units=[2]", "train.learning_rate=0.001"]
-    first = retrain_flow(load_experiment(path, weak[:1]))  # 2 epochs: a weak champion
+    # Deliberately weak: 2 epochs from random weights (no linear skip to start from).
+    weak = [
+        "train.epochs=2",
+        "model.skip=none",
+        "model.units=[2]",
+        "train.learning_rate=0.001",
+    ]
+    first = retrain_flow(load_experiment(path, weak[:2]))  # a weak champion
     assert first["decision"] == "promoted", first["reason"]
     assert (first["version"], first["champion_version"]) == ("1", "1")
     client = _registry(mlflow_uri)
     assert str(client.get_model_version_by_alias("furnace", "champion").version) == "1"
 
-    again = retrain_flow(load_experiment(path, weak[:1]))
+    again = retrain_flow(load_experiment(path, weak[:2]))
     assert again["decision"] == "skipped" and "no new data" in again["reason"]
     assert again["version"] is None
     assert len(client.search_model_versions("name='furnace'")) == 1

@@ -207,7 +207,7 @@ def _numpy_gru(x, kernel, recurrent, bias):
     "kind, reference", [("lstm", _numpy_lstm), ("gru", _numpy_gru)]
 )
 def test_golden_recurrent_math(kind, reference):
-    model = build_model(ModelSpec(kind=kind, units=[3]), (4, 2), (2, 1))
+    model = build_model(ModelSpec(kind=kind, units=[3], skip="none"), (4, 2), (2, 1))
     _fill_weights(model)
     x = np.linspace(-1, 1, 2 * 4 * 2).reshape(2, 4, 2)
     cell = model.get_layer(f"{kind}_0")
@@ -236,3 +236,21 @@ def test_mlflow_logged_model_of_every_kind_loads_back(kind, mlflow_uri):
     np.testing.assert_allclose(
         loaded.predict(x, verbose=0), model.predict(x, verbose=0), rtol=1e-5, atol=1e-6
     )
+
+
+@pytest.mark.parametrize("kind", model_kinds())
+def test_a_linear_skip_starts_training_at_the_linear_baseline(kind):
+    from components.evaluation import fit_linear_baseline, predict_linear_baseline
+    from components.models.skip import fit_linear_skip
+
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((40, 6, 2)).astype("float32")
+    y = (x[:, -2:, :1] * 0.7 + 0.1 * rng.standard_normal((40, 2, 1))).astype("float32")
+    model = build_model(ModelSpec(kind=kind, units=[4]), (6, 2), (2, 1), seed=1)
+    assert fit_linear_skip(model, x, y)
+    expected = predict_linear_baseline(fit_linear_baseline(x, y), x, (2, 1))
+    np.testing.assert_allclose(model.predict(x, verbose=0), expected, atol=1e-5)
+    assert np.abs(expected).max() > 0.1  # not trivially zero
+    plain = build_model(ModelSpec(kind=kind, units=[4], skip="none"), (6, 2), (2, 1))
+    assert model.count_params() == plain.count_params() + 6 * 2 * 2 + 2
+    assert not fit_linear_skip(plain, x, y)

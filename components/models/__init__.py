@@ -2,7 +2,8 @@
 
 Every builder is `build(spec, input_shape, output_shape) -> keras.Model`
 (uncompiled), taking inputs (B, L, C) and returning (B, T, K) for
-input_shape = (L, C) and output_shape = (T, K).
+input_shape = (L, C) and output_shape = (T, K). `model.skip: linear` adds a
+linear autoregression on the window to any of them (`components.models.skip`).
 """
 
 from components.models.registry import get_builder, model_kinds
@@ -19,13 +20,21 @@ def build_model(
     With `seed`, the initial weights (and dropout generators) depend on the
     seed alone, whatever other threads do with Python's `random` meanwhile.
     """
-    builder = get_builder(spec.kind)
     if seed is None:
-        return builder(spec, input_shape, output_shape)
+        return _build(spec, input_shape, output_shape)
     from components.seeds import keras_seeds  # imports Keras
 
     with keras_seeds(seed):
-        return builder(spec, input_shape, output_shape)
+        return _build(spec, input_shape, output_shape)
+
+
+def _build(spec, input_shape, output_shape):
+    model = get_builder(spec.kind)(spec, input_shape, output_shape)
+    if spec.skip == "linear":
+        from components.models.skip import add_linear_skip
+
+        model = add_linear_skip(model, output_shape)
+    return model
 
 
 __all__ = ["build_model", "model_kinds"]
