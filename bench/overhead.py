@@ -1,11 +1,13 @@
 """Orchestration and start-up tax: `rnnflow train` end to end vs its training phase.
 
-Three measurements, in one run:
+Four measurements, in one run:
   1. `rnnflow --help` and `rnnflow train --help` wall time (median of 5);
   2. `rnnflow train EXPERIMENT --json` with Prefect's temporary server (what a
      person gets with no server running);
-  3. the same against a `prefect server start` already running on 127.0.0.1.
-For 2 and 3 it prints wall time, `train_seconds` from the run, and the
+  3. the same against a `prefect server start` already running on 127.0.0.1;
+  4. the same with an `rnnflow server` running (warm process, same Prefect
+     server): the client sends the command there.
+For 2-4 it prints wall time, `train_seconds` from the run, and the
 difference (the tax: imports, Prefect, MLflow logging, model saving).
 
     python bench/overhead.py [--experiment default] [--repeats 2] [KEY=VALUE ...]
@@ -104,14 +106,40 @@ def main() -> None:
 
     report("train, temporary Prefect server", train_tax(args, env))
     server, url = start_prefect_server(env)
+    warm = None
     try:
         report(
             "train, running Prefect server",
             train_tax(args, {**env, "PREFECT_API_URL": url}),
         )
+        state = tempfile.mkdtemp()
+        served_env = {**env, "RNNFLOW_STATE_DIR": state, "PREFECT_API_URL": url}
+        warm = start_rnnflow_server(served_env, state)
+        client_env = {k: v for k, v in served_env.items() if k != "PREFECT_API_URL"}
+        train_tax(args, client_env)  # the server's first run compiles and caches
+        report("train, running rnnflow server", train_tax(args, client_env))
     finally:
+        if warm:
+            warm.terminate()
+            warm.wait(timeout=60)
         server.terminate()
         server.wait(timeout=30)
+
+
+def start_rnnflow_server(env: dict, state: str) -> subprocess.Popen:
+    server = subprocess.Popen(
+        [sys.executable, "-m", "flows.cli", "server"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 180
+    while not os.path.exists(os.path.join(state, "server.json")):
+        if time.monotonic() > deadline or server.poll() is not None:
+            server.terminate()
+            raise RuntimeError("rnnflow server did not start within 180 s")
+        time.sleep(0.5)
+    return server
 
 
 if __name__ == "__main__":

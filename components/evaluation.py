@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from components.config import WindowSpec
+from components.models import predict
 from components.preprocess import Normalizer, ScaledSplit
 from components.windowing import make_windows, target_rows, window_starts
 
@@ -210,7 +211,7 @@ def evaluate_on_test(
     actual, base = level_windows(test.levels, spec)
     coef = fit_linear_baseline(x_train, y_train)
     predictions = {
-        "model": np.asarray(model.predict(x_test, verbose=0), np.float64),
+        "model": predict(model, x_test),
         "linear": predict_linear_baseline(coef, x_test, y_test.shape[1:]),
     }
     forecasts = {

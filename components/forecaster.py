@@ -21,6 +21,7 @@ import pandas as pd
 from components import evaluation, ingest, preprocess
 from components.config import DataSpec, WindowSpec
 from components.errors import DataError
+from components.models import predict
 from components.windowing import make_windows, target_rows
 
 FORMAT_VERSION = 1
@@ -233,7 +234,7 @@ class Forecaster:
         )
 
     def _predict(self, x: np.ndarray) -> np.ndarray:
-        return np.asarray(self.model.predict(x, verbose=0), np.float64)
+        return predict(self.model, x)
 
     def _to_original(self, values: np.ndarray, base: np.ndarray) -> np.ndarray:
         return evaluation.to_original(

@@ -16,11 +16,21 @@ EXIT_USER_ERROR = 2
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `rnnflow` console script."""
+    argv = sys.argv[1:] if argv is None else list(argv)
     parser = _parser()
     args = _parse(parser, argv)
     if not getattr(args, "handler", None):
         parser.print_help()
         return 0
+    if getattr(args, "servable", False) and not (
+        args.local or os.environ.get("RNNFLOW_LOCAL")
+    ):
+        from flows.server import find_server, submit  # standard library only
+
+        server = find_server()
+        if server:
+            print(f"(running on rnnflow server {server['url']})", file=sys.stderr)
+            return submit(server, argv)
     from components.errors import RnnflowError
 
     try:
@@ -63,6 +73,11 @@ def _parser() -> argparse.ArgumentParser:
         description="Train, compare and retrain recurrent networks; every run "
         "is a Prefect flow logged to MLflow.",
     )
+    parser.add_argument(
+        "--local",
+        action="store_true",
+        help="run here even when an `rnnflow server` is running (also RNNFLOW_LOCAL=1)",
+    )
     commands = parser.add_subparsers(title="commands", metavar="COMMAND")
 
     train = commands.add_parser(
@@ -73,7 +88,7 @@ def _parser() -> argparse.ArgumentParser:
         epilog="example: rnnflow train gas_furnace model.kind=gru train.epochs=50",
     )
     _add_experiment_args(train, with_json=True)
-    train.set_defaults(handler=_train)
+    train.set_defaults(handler=_train, servable=True)
 
     compare = commands.add_parser(
         "compare",
@@ -108,7 +123,7 @@ def _parser() -> argparse.ArgumentParser:
         metavar="N",
         help="worker processes of the local cluster (default 2)",
     )
-    compare.set_defaults(handler=_compare)
+    compare.set_defaults(handler=_compare, servable=True)
 
     tune = commands.add_parser(
         "tune",
@@ -129,7 +144,7 @@ def _parser() -> argparse.ArgumentParser:
         help="experiment file to write (default conf/experiments/"
         "<experiment>_<kind>_tuned.yaml)",
     )
-    tune.set_defaults(handler=_tune)
+    tune.set_defaults(handler=_tune, servable=True)
 
     retrain = commands.add_parser(
         "retrain",
@@ -140,7 +155,7 @@ def _parser() -> argparse.ArgumentParser:
         epilog="example: rnnflow retrain gas_furnace retrain.min_improvement=0.02",
     )
     _add_experiment_args(retrain, with_json=True)
-    retrain.set_defaults(handler=_retrain)
+    retrain.set_defaults(handler=_retrain, servable=True)
 
     predict = commands.add_parser(
         "predict",
@@ -195,6 +210,24 @@ def _parser() -> argparse.ArgumentParser:
         "--tfds-dir", help="TFDS data_dir (default: data.tfds_dir, else TFDS' default)"
     )
     snap.set_defaults(handler=_snapshot)
+
+    server = commands.add_parser(
+        "server",
+        help="keep one warm process (and a Prefect server) for the next commands",
+        description="Start a Prefect server on 127.0.0.1 (or use PREFECT_API_URL), "
+        "import TensorFlow, MLflow and Prefect once, and run every later `rnnflow "
+        "train|compare|retrain|tune` from this machine here: no start-up tax. "
+        "Optionally the MLflow UI too. Ctrl-C stops all of it.",
+        epilog="example: rnnflow server --ui-port 5000 &  then  rnnflow train gas_furnace",
+    )
+    server.add_argument("--port", type=int, default=0, help="default: any free port")
+    server.add_argument(
+        "--prefect-port", type=int, default=4200, help="Prefect server port (4200)"
+    )
+    server.add_argument(
+        "--ui-port", type=int, default=None, help="also serve the MLflow UI here"
+    )
+    server.set_defaults(handler=_server)
 
     ui = commands.add_parser("ui", help="open the MLflow UI on the project's store")
     ui.add_argument("--port", type=int, default=5000)
@@ -457,8 +490,10 @@ def _leaderboard_text(result: dict) -> str:
     rows = result["leaderboard"]
     best = next(r["model"] for r in rows if r["kind"] == "model")
     lines = [
-        f"parent run {result['parent_run_id']} in experiment {result['experiment']!r}"
-        f", scored on the {result['scored_on']}",
+        (
+            f"parent run {result['parent_run_id']} in experiment "
+            f"{result['experiment']!r}, scored on the {result['scored_on']}"
+        ),
         f"   {'model':<16}{'runs':>5}{'test_mse':>20}{'test_mse_raw':>22}{'skill':>9}",
     ]
     for r in rows:
@@ -473,6 +508,21 @@ def _leaderboard_text(result: dict) -> str:
         f"* best network: {best}. skill = 1 - mse / persistence mse. See it: rnnflow ui"
     )
     return "\n".join(lines)
+
+
+def _server(args) -> int:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    from flows.server import serve
+
+    return serve("127.0.0.1", args.port, args.prefect_port, args.ui_port)
+
+
+def ui_command(host: str, port: int) -> list[str]:
+    """The `mlflow ui` command line for the project's store."""
+    from components.tracking import resolve_tracking_uri
+
+    ns = argparse.Namespace(host=host, port=port)
+    return _ui_plan(ns, resolve_tracking_uri())[0]
 
 
 def _ui(args) -> int:
@@ -564,7 +614,9 @@ class _DropUserErrorTraceback(logging.Filter):
 
 def _hide_user_error_tracebacks() -> None:
     for name in ("prefect.task_runs", "prefect.flow_runs"):
-        logging.getLogger(name).addFilter(_DropUserErrorTraceback())
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, _DropUserErrorTraceback) for f in logger.filters):
+            logger.addFilter(_DropUserErrorTraceback())
 
 
 if __name__ == "__main__":

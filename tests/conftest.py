@@ -19,6 +19,9 @@ import pandas as pd
 import pytest
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+# CLI calls run where the test says: never on a developer's `rnnflow server`
+# (test_server.py clears this for the calls it sends to its own server).
+os.environ["RNNFLOW_LOCAL"] = "1"
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_GAS_FURNACE = (

@@ -37,4 +37,22 @@ def _build(spec, input_shape, output_shape):
     return model
 
 
-__all__ = ["build_model", "model_kinds"]
+def predict(model, x, batch_size: int = 4096):
+    """Forecasts (float64) for windows `x` (W, L, C), by calling the model.
+
+    `model.predict` builds and traces a new predict function for every model
+    (about 0.25 s on 2 CPU cores, each time a run evaluates or packages);
+    calling the layers directly on a few batches costs milliseconds.
+    """
+    import numpy as np
+
+    if len(x) == 0:
+        return np.zeros((0, *model.output.shape[1:]), np.float64)
+    parts = [
+        np.asarray(model(x[i : i + batch_size], training=False), np.float64)
+        for i in range(0, len(x), batch_size)
+    ]
+    return np.concatenate(parts)
+
+
+__all__ = ["build_model", "model_kinds", "predict"]
