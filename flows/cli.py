@@ -25,12 +25,14 @@ def main(argv: list[str] | None = None) -> int:
     if getattr(args, "servable", False) and not (
         args.local or os.environ.get("RNNFLOW_LOCAL")
     ):
-        from flows.server import find_server, submit  # standard library only
+        from flows.server import find_prefect_api, find_server, submit  # stdlib
 
         server = find_server()
         if server:
             print(f"(running on rnnflow server {server['url']})", file=sys.stderr)
             return submit(server, argv)
+        if not os.environ.get("PREFECT_API_URL") and (api := find_prefect_api()):
+            os.environ["PREFECT_API_URL"] = api  # no temporary server to start
     from components.errors import RnnflowError
 
     try:

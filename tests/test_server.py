@@ -4,6 +4,7 @@ real `rnnflow` client, in the client's directory and with its environment."""
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -77,3 +78,15 @@ def test_the_client_runs_commands_on_a_running_server_then_it_stops_cleanly(
         output, _ = server.communicate(timeout=60)
     assert server.returncode == 0, output[-3000:]
     assert not (state / "server.json").exists()
+
+
+def test_a_prefect_server_already_running_is_found_on_its_port(prefect_api):
+    from urllib.parse import urlsplit
+
+    from flows.server import find_prefect_api
+
+    port = urlsplit(prefect_api).port
+    assert find_prefect_api(port) == f"http://127.0.0.1:{port}/api"
+    with socket.socket() as sock:  # a port nobody answers on
+        sock.bind(("127.0.0.1", 0))
+        assert find_prefect_api(sock.getsockname()[1]) is None
