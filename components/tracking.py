@@ -22,6 +22,7 @@ from urllib.parse import urlsplit
 import mlflow
 from mlflow import MlflowClient
 from mlflow.entities import Metric, Param
+from mlflow.exceptions import MlflowException
 
 from components.config import project_root
 
@@ -297,7 +298,18 @@ def log_dataset(
         dataset._to_mlflow_entity(),
         tags=[InputTag("mlflow.data.context", context)],
     )
-    MlflowClient(tracking_uri).log_inputs(run_id, datasets=[entry])
+    client = MlflowClient(tracking_uri)
+    for attempt in range(3):
+        try:
+            client.log_inputs(run_id, datasets=[entry])
+            return
+        except MlflowException as exc:
+            # Two runs logging the same new dataset at once (compare children on
+            # Dask workers): the sqlite store checks, then inserts, so the slower
+            # one hits the unique index. The row exists now; linking it works.
+            if "UNIQUE constraint failed: datasets" not in str(exc) or attempt == 2:
+                raise
+            time.sleep(0.2 * (attempt + 1))
 
 
 def log_text(tracking_uri: str, run_id: str, text: str, artifact_file: str) -> None:

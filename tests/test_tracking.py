@@ -117,3 +117,37 @@ def test_fluent_store_leaves_no_uri_behind_for_later_processes(mlflow_uri, monke
     assert "MLFLOW_TRACKING_URI" not in os.environ
     assert "MLFLOW_REGISTRY_URI" not in os.environ  # a subprocess would inherit it
     assert mlflow.get_tracking_uri() == before
+
+
+def test_runs_logging_the_same_new_dataset_at_once_all_record_it(mlflow_uri):
+    """Compare children on Dask workers log one dataset at the same moment; the
+    sqlite store's check-then-insert raced into a unique-index error."""
+    import threading
+
+    import pandas as pd
+
+    from components import tracking
+
+    frame = pd.DataFrame({"a": [1.0, 2.0, 3.0]})
+    for round_ in range(8):
+        runs = [tracking.start_run(mlflow_uri, "race", f"r{i}", {}) for i in range(4)]
+        barrier = threading.Barrier(len(runs))
+        errors = []
+
+        def log(run_id, name=f"data{round_}"):
+            barrier.wait()
+            try:
+                tracking.log_dataset(mlflow_uri, run_id, frame, name, "x.csv", "d" * 64)
+            except Exception as exc:  # collected: the assertion below names it
+                errors.append(exc)
+
+        threads = [threading.Thread(target=log, args=(r,)) for r in runs]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert not errors, errors
+        client = MlflowClient(mlflow_uri)
+        for run_id in runs:
+            (logged,) = client.get_run(run_id).inputs.dataset_inputs
+            assert logged.dataset.name == f"data{round_}"
