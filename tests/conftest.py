@@ -97,6 +97,14 @@ def series_csv(tmp_path) -> Path:
     return path
 
 
+def child_runs(client, parent) -> list:
+    """The runs nested under `parent` (an MLflow Run) in its experiment."""
+    return client.search_runs(
+        [parent.info.experiment_id],
+        filter_string=f"tags.mlflow.parentRunId = '{parent.info.run_id}'",
+    )
+
+
 def write_experiment(path: Path, text: str) -> Path:
     """Write a YAML experiment file and return its path."""
     path.write_text(text)

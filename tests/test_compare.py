@@ -8,7 +8,7 @@ from mlflow import MlflowClient
 from components.config import load_experiment
 from components.errors import TrainingError
 from components.leaderboard import build_leaderboard, to_markdown, winner
-from conftest import run_cli, run_cli_here, write_experiment
+from conftest import child_runs, run_cli, run_cli_here, write_experiment
 
 
 def _child(model, run_id, mse, persistence=0.5, linear=0.2):
@@ -73,10 +73,7 @@ def test_compare_flow_nests_children_and_logs_the_leaderboard(
     client = MlflowClient(mlflow_uri)
     parent = client.get_run(result["parent_run_id"])
     assert parent.info.status == "FINISHED"
-    children = client.search_runs(
-        [parent.info.experiment_id],
-        filter_string=f"tags.mlflow.parentRunId = '{parent.info.run_id}'",
-    )
+    children = child_runs(client, parent)
     assert sorted(
         (c.data.tags["model_kind"], c.data.params["train.seed"]) for c in children
     ) == [("gru", "42"), ("gru", "43"), ("mlp", "42"), ("mlp", "43")]
@@ -212,10 +209,7 @@ def test_compare_on_a_local_dask_cluster_trains_every_child_in_a_worker(
     result = run_compare(config, ["mlp", "gru"], seeds=2, executor="dask")
     client = MlflowClient(mlflow_uri)
     parent = client.get_run(result["parent_run_id"])
-    children = client.search_runs(
-        [parent.info.experiment_id],
-        filter_string=f"tags.mlflow.parentRunId = '{parent.info.run_id}'",
-    )
+    children = child_runs(client, parent)
     assert parent.info.status == "FINISHED"
     assert sorted(
         (c.data.tags["model_kind"], c.data.params["train.seed"]) for c in children

@@ -10,7 +10,7 @@ from mlflow import MlflowClient
 from components import search
 from components.config import load_experiment
 from components.errors import ConfigError
-from conftest import run_cli_here, write_experiment
+from conftest import child_runs, run_cli_here, write_experiment
 
 
 def _settings(kind: str, seed: int, max_width: int = 40) -> list[dict]:
@@ -84,10 +84,7 @@ def test_tune_nests_trials_never_scores_test_and_writes_the_best(
 
     client = MlflowClient(mlflow_uri)
     parent = client.get_run(result["parent_run_id"])
-    trials = client.search_runs(
-        [parent.info.experiment_id],
-        filter_string=f"tags.mlflow.parentRunId = '{parent.info.run_id}'",
-    )
+    trials = child_runs(client, parent)
     assert parent.info.status == "FINISHED"
     assert sorted(t.data.params["trial.number"] for t in trials) == ["0", "1", "2"]
     for run in [parent, *trials]:
