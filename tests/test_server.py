@@ -8,7 +8,10 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 
+import pytest
 from mlflow import MlflowClient
 
 from conftest import REPO, run_cli, write_experiment
@@ -41,6 +44,9 @@ def test_the_client_runs_commands_on_a_running_server_then_it_stops_cleanly(
         info = json.loads((state / "server.json").read_text())
         assert info["url"].startswith("http://127.0.0.1:") and info["pid"] == server.pid
         assert (state / "server.json").stat().st_mode & 0o077 == 0  # token: owner only
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(f"{info['url']}/health", timeout=5)  # no token
+        assert refused.value.code == 403
 
         work = tmp_path / "work"
         work.mkdir()
