@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 from components.config import BacktestSpec, SplitSpec, WindowSpec
 from components.errors import DataError
-from components.preprocess import check_window_fits, split_rows
+from components.preprocess import split_rows
 
 
 RANGE_COLUMNS = ("fold", "train_start", "train_stop", "test_start", "test_stop")
@@ -83,7 +83,6 @@ def plan_folds(
         stop = first_stop + k * step
         start = k * step if spec.window == "sliding" else 0
         folds.append(Fold(k, start, stop, n_val, n_test))
-    check_window_fits({"train": first_train, "val": n_val, "test": n_test}, window)
     return folds
 
 

@@ -419,11 +419,7 @@ def with_settings(
     validated like a loaded experiment."""
     raw = config.model_dump()
     for key, value in settings.items():
-        node = raw
-        *sections, last = key.split(".")
-        for section in sections:
-            node = node[section]
-        node[last] = value
+        _set_dotted(raw, key, value, f"{key}={value!r}")
     return validate_config(raw, source=f"{config.name} with {settings}")
 
 
@@ -544,12 +540,17 @@ def _apply_override(config: dict[str, Any], override: str) -> None:
         raise ConfigError(
             f"Override {override!r}: value is not valid YAML: {exc}"
         ) from None
+    _set_dotted(config, key.strip(), value, override)
+
+
+def _set_dotted(config: dict[str, Any], key: str, value: Any, what: str) -> None:
+    """config["a"]["b"]["c"] = value for key "a.b.c", creating sections."""
     node = config
-    parts = key.strip().split(".")
+    parts = key.split(".")
     for part in parts[:-1]:
         child = node.setdefault(part, {})
         if not isinstance(child, dict):
-            raise ConfigError(f"Override {override!r}: `{part}` is not a section.")
+            raise ConfigError(f"Override {what!r}: `{part}` is not a section.")
         node = child
     node[parts[-1]] = value
 

@@ -324,16 +324,11 @@ def _train(args) -> int:
 
 def _compare(args) -> int:
     from components.errors import ConfigError
-    from components.models.registry import model_kinds
 
     config = _load(args)
-    models = [m.strip() for m in args.models.split(",") if m.strip()]
-    unknown = [m for m in models if m not in model_kinds()]
-    if unknown or not models:
-        raise ConfigError(
-            f"Received an invalid value for `--models`, expected kinds from "
-            f"{model_kinds()}, got {unknown or args.models!r}."
-        )
+    models = _kinds(
+        "--models", [m.strip() for m in args.models.split(",") if m.strip()]
+    )
     if args.seeds < 1:
         raise ConfigError(f"`--seeds` expected a positive integer, got {args.seeds}.")
     if args.dask_workers < 1:
@@ -367,16 +362,26 @@ def _compare(args) -> int:
     return 0
 
 
-def _tune(args) -> int:
+def _kinds(option: str, kinds: list[str]) -> list[str]:
+    """`kinds` when every one is a registered model kind; else a ConfigError
+    naming the option and the valid kinds."""
     from components.errors import ConfigError
     from components.models.registry import model_kinds
 
-    config = _load(args)
-    if args.model not in model_kinds():
+    unknown = [k for k in kinds if k not in model_kinds()]
+    if unknown or not kinds:
         raise ConfigError(
-            f"Received an invalid value for `--model`, expected one of "
-            f"{model_kinds()}, got {args.model!r}."
+            f"Received an invalid value for `{option}`, expected kinds from "
+            f"{model_kinds()}, got {unknown or kinds!r}."
         )
+    return kinds
+
+
+def _tune(args) -> int:
+    from components.errors import ConfigError
+
+    config = _load(args)
+    _kinds("--model", [args.model])
     if args.trials < 1:
         raise ConfigError(f"`--trials` expected a positive integer, got {args.trials}.")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")

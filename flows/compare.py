@@ -111,11 +111,12 @@ def compare_flow(
         children = [child for child in results if child]
         if not children:
             raise TrainingError("every child training failed; see the child runs")
-        board = rank(children, data, tracking_uri, parent)
+        scored_on = SCORED_ON[leaderboard.scored_on(children)]
+        board = rank(children, data, tracking_uri, parent, scored_on)
         tracking.finish_run(tracking_uri, parent)
     return {
         "parent_run_id": parent,
-        "scored_on": SCORED_ON[leaderboard.scored_on(children)],
+        "scored_on": scored_on,
         "experiment": config.experiment_name,
         "tracking_uri": tracking_uri,
         "leaderboard": _as_records(board),
@@ -158,11 +159,16 @@ SCORED_ON = {"test": "test split", "backtest": "mean over backtest folds"}
 
 
 @task(cache_policy=NO_CACHE)
-def rank(children: list[dict], data: PreparedData, tracking_uri: str, parent: str):
+def rank(
+    children: list[dict],
+    data: PreparedData,
+    tracking_uri: str,
+    parent: str,
+    scored_on: str = SCORED_ON["test"],
+):
     """Build, print and log the leaderboard on the parent run."""
     board = leaderboard.build_leaderboard(children)
     table = leaderboard.to_markdown(board)
-    scored_on = SCORED_ON[leaderboard.scored_on(children)]
     get_run_logger().info("leaderboard (%s)\n%s", scored_on, table)
     tracking.log_text(tracking_uri, parent, table, "leaderboard.md")
     tracking.log_text(
