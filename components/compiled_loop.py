@@ -8,17 +8,21 @@ batch 32, 200 epochs, 2 CPU cores): GRU 33 s with `fit` over the tf.data
 pipeline, 3.7 s here; MLP, LSTM, SimpleRNN, bidirectional and seq2seq 3-8x
 faster too (bench/train_speed.py).
 
-Same math as `fit`: Keras' own `train_step` / `test_step` (loss scaling under
-mixed precision included) and the window order of `make_dataset` for the
-same seed and epoch, so the weights match `fit`'s (tested). The epochs are
-driven through the same Keras callbacks (early stopping with best weights,
-per-epoch hooks, checkpoints); batch-level callbacks are not called.
+Same math as `fit`, and the window order of `make_dataset` for the same
+seed and epoch, so the weights match `fit`'s within float rounding (tested).
+Plain Adam on MSE (every rnnflow model) runs `functional_epoch`: one graph per
+architecture and process, reused by later models; anything else runs Keras'
+own `train_step` / `test_step` (loss scaling under mixed_float16 included),
+traced per model. The epochs are driven through the same Keras callbacks
+(early stopping with best weights, per-epoch hooks, checkpoints); batch-level
+callbacks are not called.
 """
 
 from dataclasses import dataclass
 
 import numpy as np
 
+from components import functional_epoch as functional
 from components.config import WindowSpec
 from components.windowing import make_windows, shuffle_base, window_starts
 
@@ -80,7 +84,11 @@ def run_epochs(
     """Train epochs `initial_epoch + 1 .. epochs` with one compiled call each,
     calling `callbacks` (a `keras.callbacks.CallbackList`) like `fit` does per
     epoch; return this call's history."""
-    epoch_step = _compile_epoch(model, train, val, batch_size)
+    _build(model, train.x[:1], train.y[:1])
+    if functional.supports(model):
+        epoch_step = functional.epoch_function(model, train, val, batch_size)
+    else:
+        epoch_step = _keras_epoch(model, train, val, batch_size)
     history: dict[str, list[float]] = {}
     model.stop_training = False
     callbacks.on_train_begin()
@@ -96,15 +104,16 @@ def run_epochs(
     return history
 
 
-def _compile_epoch(model, train: Windows, val: Windows | None, batch_size: int):
-    """One `tf.function` running a whole epoch; returns {"loss", "val_loss"}."""
+def _keras_epoch(model, train: Windows, val: Windows | None, batch_size: int):
+    """One `tf.function` running a whole epoch through Keras' own `train_step`
+    (any optimizer, loss scaling under `mixed_float16`); traced per model.
+    Returns {"loss", "val_loss"}."""
     import tensorflow as tf
 
     x, y = train.x, train.y
     n = len(train)
     n_batches = -(-n // batch_size)
     base = tf.constant(shuffle_base(train.seed), tf.int64)
-    _build(model, x[:1], y[:1])
 
     def reset():
         for metric in model.metrics:
@@ -130,7 +139,8 @@ def _compile_epoch(model, train: Windows, val: Windows | None, batch_size: int):
             logs["val_loss"] = model.get_metrics_result()["loss"]
         return logs
 
-    return epoch_step
+    with functional.unrolled(model):
+        return epoch_step.get_concrete_function(tf.TensorSpec([], tf.int64))
 
 
 def _build(model, x, y) -> None:
