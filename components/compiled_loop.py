@@ -80,13 +80,19 @@ def run_epochs(
     epochs: int,
     initial_epoch: int,
     callbacks,
-) -> dict[str, list[float]]:
+    xla: str = "off",
+) -> tuple[dict[str, list[float]], bool]:
     """Train epochs `initial_epoch + 1 .. epochs` with one compiled call each,
     calling `callbacks` (a `keras.callbacks.CallbackList`) like `fit` does per
-    epoch; return this call's history."""
+    epoch; return this call's history and whether XLA compiled the step
+    (`xla`: `train.xla`)."""
     _build(model, train.x[:1], train.y[:1])
+    compiled_by_xla = False
     if functional.supports(model):
-        epoch_step = functional.epoch_function(model, train, val, batch_size)
+        compiled_by_xla = functional.use_xla(model, xla, len(train))
+        epoch_step = functional.epoch_function(
+            model, train, val, batch_size, compiled_by_xla
+        )
     else:
         epoch_step = _keras_epoch(model, train, val, batch_size)
     history: dict[str, list[float]] = {}
@@ -101,7 +107,7 @@ def run_epochs(
         if model.stop_training or not np.isfinite(logs["loss"]):
             break
     callbacks.on_train_end()
-    return history
+    return history, compiled_by_xla
 
 
 def _keras_epoch(model, train: Windows, val: Windows | None, batch_size: int):

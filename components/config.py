@@ -216,6 +216,14 @@ class TrainSpec(_Strict):
         "Keras `model.fit` over the streamed tf.data pipeline; `auto`: compiled "
         "when the windows take at most 512 MiB.",
     )
+    xla: Literal["auto", "on", "off"] = Field(
+        "auto",
+        description="XLA (`jit_compile`) for the compiled loop's training step. "
+        "`auto`: on a CPU, when the training split has at least 10,000 windows "
+        "and the model has no SimpleRNN or Bidirectional layer (compiling costs "
+        "seconds; it paid only there, see bench/README.md). Ignored by the `fit` "
+        "loop and under mixed_float16.",
+    )
     resume: bool = Field(
         True,
         description="Save the training state after every epoch and, when the same "

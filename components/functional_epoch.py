@@ -19,6 +19,13 @@ Recurrent layers are unrolled while tracing on a CPU when windows are short:
 the per-step `while` loop costs more than the math there (LSTM epoch on gas
 furnace 13.8 -> 8.5 ms, GRU 14.2 -> 10.0 ms; bench/README.md). On a GPU they
 stay rolled so cuDNN keeps its fused kernels.
+
+With `train.xla` the training step is compiled by XLA (`jit_compile`), rolled.
+Compiling takes seconds (LSTM, 2 x 64 units: about 5 s), so `auto` turns it on
+only where it was measured to pay: on a CPU, for at least `XLA_MIN_WINDOWS`
+training windows, and not for SimpleRNN or Bidirectional layers, which XLA
+made slower (20,000 windows of 24 x 8, batch 256: LSTM +18-50 %, GRU +55 %,
+MLP +25 %, seq2seq level, SimpleRNN -40 %, bidirectional -30 %).
 """
 
 import contextlib
@@ -30,6 +37,10 @@ from components.windowing import shuffle_base
 
 # Windows (and horizons) up to this many steps are unrolled on a CPU.
 UNROLL_MAX_STEPS = 32
+# `train.xla: auto` compiles with XLA from this many training windows up.
+XLA_MIN_WINDOWS = 10_000
+# Layers XLA made slower on a CPU (bench/README.md).
+XLA_SLOWER = ("SimpleRNN", "Bidirectional")
 # Traced epochs kept per process (least recently used dropped first).
 CACHE_SIZE = 16
 
@@ -68,8 +79,20 @@ def should_unroll(model) -> bool:
     return all(s is not None and s <= UNROLL_MAX_STEPS for s in steps)
 
 
+def use_xla(model, setting: str, windows: int) -> bool:
+    """`train.xla` resolved for `model` training on `windows` windows."""
+    import tensorflow as tf
+
+    if setting != "auto":
+        return setting == "on"
+    if windows < XLA_MIN_WINDOWS or tf.config.list_physical_devices("GPU"):
+        return False
+    kinds = {type(layer).__name__ for layer in model._flatten_layers()}
+    return not kinds.intersection(XLA_SLOWER)
+
+
 @contextlib.contextmanager
-def unrolled(model):
+def unrolled(model, allowed: bool = True):
     """Trace `model`'s recurrent layers unrolled when `should_unroll` says so;
     put their setting back after (the saved model keeps its own)."""
     import keras
@@ -80,7 +103,7 @@ def unrolled(model):
         if isinstance(layer, keras.layers.RNN)
     ]
     before = [layer.unroll for layer in cells]
-    if cells and should_unroll(model):
+    if cells and allowed and should_unroll(model):
         for layer in cells:
             layer.unroll = True
     try:
@@ -90,15 +113,16 @@ def unrolled(model):
             layer.unroll = value
 
 
-def epoch_function(model, train, val, batch_size: int):
+def epoch_function(model, train, val, batch_size: int, xla: bool = False):
     """A callable `epoch_step(epoch) -> {"loss", "val_loss"}` training `model`
-    (built, compiled, optimizer built) for one epoch on `train`, scoring `val`.
-    The graph comes from the cache when a model of the same architecture was
-    traced before in this process."""
+    (built, compiled, optimizer built) for one epoch on `train`, scoring `val`,
+    with the training step compiled by XLA when `xla`. The graph comes from the
+    cache when a model of the same architecture was traced before in this
+    process."""
     import tensorflow as tf
 
     opt = model.optimizer
-    key = _key(model, batch_size, train.shuffle, val is not None)
+    key = _key(model, batch_size, train.shuffle, val is not None, xla)
     with _lock:
         traced = _cache.get(key)
         if traced is not None:
@@ -107,7 +131,7 @@ def epoch_function(model, train, val, batch_size: int):
     data = [train.x, train.y] + ([val.x, val.y] if val is not None else [])
     base = tf.constant(shuffle_base(train.seed), tf.int64)
     if traced is None:
-        traced = _trace(model, batch_size, train.shuffle, state, data)
+        traced = _trace(model, batch_size, train.shuffle, xla, state, data)
         if not _captures_variables(traced):
             with _lock:
                 _cache[key] = traced
@@ -148,10 +172,10 @@ def _state(model) -> list:
     ]
 
 
-def _key(model, batch_size: int, shuffle: bool, has_val: bool) -> str:
+def _key(model, batch_size: int, shuffle: bool, has_val: bool, xla: bool) -> str:
     """What decides the traced graph: the model's config without names of
     initializers or seeds (they set starting values, not the math), the
-    variables' shapes, Adam's constants, the batch size and the unroll choice."""
+    variables' shapes, Adam's constants, the batch size, XLA and unrolling."""
 
     def strip(node):
         if isinstance(node, dict):
@@ -175,7 +199,8 @@ def _key(model, batch_size: int, shuffle: bool, has_val: bool) -> str:
             "batch": batch_size,
             "shuffle": shuffle,
             "val": has_val,
-            "unroll": should_unroll(model),
+            "xla": xla,
+            "unroll": should_unroll(model) and not xla,
         },
         sort_keys=True,
         default=repr,
@@ -190,7 +215,7 @@ def _captures_variables(traced) -> bool:
     return any(t.dtype == tf.resource for t in traced.captured_inputs)
 
 
-def _trace(model, batch_size: int, shuffle: bool, state: list, data: list):
+def _trace(model, batch_size: int, shuffle: bool, xla: bool, state: list, data: list):
     """Trace the epoch for `model`'s architecture; inputs of any length."""
     import tensorflow as tf
 
@@ -232,6 +257,9 @@ def _trace(model, batch_size: int, shuffle: bool, state: list, data: list):
         for variable, value in zip(non_trainable, updated, strict=True):
             variable.assign(value)
         return loss
+
+    if xla:  # compiled per batch shape: full batches and the last one
+        train_batch = tf.function(train_batch, jit_compile=True, autograph=False)
 
     def batch_losses(n, step):
         """Sum of `step(b) * rows in batch b` over the batches of `n` rows, in a
@@ -288,7 +316,7 @@ def _trace(model, batch_size: int, shuffle: bool, state: list, data: list):
 
     specs = [tf.TensorSpec([None, *t.shape[1:]], t.dtype) for t in data]
     scalar = tf.TensorSpec([], tf.int64)
-    with unrolled(model):
+    with unrolled(model, allowed=not xla):
         return tf.function(epoch, autograph=False).get_concrete_function(
             *state, tf.TensorSpec([], tf.float32), *specs, scalar, scalar
         )

@@ -33,6 +33,7 @@ class FitResult:
         resumed_from_epoch: first epoch this process ran (1-based) when it went
             on from a checkpoint; None for a training from scratch.
         loop: `compiled` or `fit`, the loop that ran.
+        xla: whether XLA compiled the training step (`train.xla`).
     """
 
     history: dict[str, list[float]]
@@ -41,6 +42,7 @@ class FitResult:
     seconds: float
     resumed_from_epoch: int | None = None
     loop: str = "fit"
+    xla: bool = False
 
 
 def resolve_precision(precision: str) -> str:
@@ -120,8 +122,9 @@ def fit_model(
     initial_epoch = spec.epochs if done else first
     compiled = isinstance(train_ds, compiled_loop.Windows)
     start = time.perf_counter()
+    xla = False
     if compiled:
-        history = compiled_loop.run_epochs(
+        history, xla = compiled_loop.run_epochs(
             model,
             train_ds,
             val_ds,
@@ -129,6 +132,7 @@ def fit_model(
             spec.epochs,
             initial_epoch,
             keras.callbacks.CallbackList(callbacks, model=model, epochs=spec.epochs),
+            spec.xla,
         )
     else:
         history = model.fit(
@@ -163,6 +167,7 @@ def fit_model(
         seconds=seconds,
         resumed_from_epoch=first + 1 if resume else None,
         loop="compiled" if compiled else "fit",
+        xla=xla,
     )
 
 

@@ -319,7 +319,7 @@ def track(
     params.update({f"missing_values.{c}": n for c, n in series.missing_counts.items()})
     params["model.parameters"] = model.count_params()
     params["precision_policy"] = model.dtype_policy.name
-    params["training_loop"] = fit_result.loop
+    params["training_loop"] = fit_result.loop + ("+xla" if fit_result.xla else "")
     params.update(provenance.package_versions())
     tracking.log_params(tracking_uri, run_id, params)
     tracking.log_text(tracking_uri, run_id, to_yaml(config), "config.yaml")

@@ -148,3 +148,23 @@ def test_mixed_float16_trains_through_keras_train_step():
     assert result.loop == "compiled"
     losses = result.history["loss"]
     assert np.isfinite(losses).all() and losses[-1] < losses[0]
+
+
+def test_xla_trains_to_the_same_weights_and_auto_picks_it_only_where_it_paid():
+    import tensorflow as tf
+
+    spec = TrainSpec(epochs=2, batch_size=16, patience=0, learning_rate=0.01)
+    rolled, by_rolled, _ = _compiled_gru(seed=6, spec=spec)
+    on = spec.model_copy(update={"xla": "on"})
+    compiled, by_xla, _ = _compiled_gru(seed=6, spec=on)
+    assert by_xla.xla and not by_rolled.xla
+    np.testing.assert_allclose(by_xla.history["loss"], by_rolled.history["loss"], rtol=RTOL)
+    for a, b in zip(compiled.get_weights(), rolled.get_weights(), strict=True):
+        np.testing.assert_allclose(a, b, rtol=RTOL, atol=ATOL)
+    big = functional_epoch.XLA_MIN_WINDOWS
+    on_cpu = not tf.config.list_physical_devices("GPU")  # auto: off on a GPU
+    assert functional_epoch.use_xla(compiled, "auto", big) == on_cpu
+    assert not functional_epoch.use_xla(compiled, "auto", big - 1)  # compile won't pay
+    assert not functional_epoch.use_xla(compiled, "off", big)
+    bidirectional = build_model(ModelSpec(kind="bidirectional", units=[4]), (8, 2), (2, 2))
+    assert not functional_epoch.use_xla(bidirectional, "auto", big)  # XLA was slower

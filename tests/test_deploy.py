@@ -86,7 +86,10 @@ tracking: {{uri: "{mlflow_uri}"}}
             assert schedule.active
             assert not train.schedules  # triggered by hand only
             assert retrain.parameters["experiment"] == str(experiment.resolve())
-            flow_run = run_deployment(retrain.id, timeout=300)
+            try:
+                flow_run = run_deployment(retrain.id, timeout=300)
+            finally:
+                _unbind_prefect_services()
         assert flow_run.state.is_completed(), (
             flow_run.state,
             (tmp_path / "deploy.log").read_text()[-3000:],
@@ -102,6 +105,19 @@ tracking: {{uri: "{mlflow_uri}"}}
     champion = registry.get_model_version_by_alias("nightly", "champion")
     assert str(champion.version) == "1"
     assert champion.tags["decision"] == "promoted"
+
+
+def _unbind_prefect_services() -> None:
+    """Stop the events and log workers this process started for the deploy
+    server while it still answers. They are process-wide and keep the URL they
+    started with: left running, they would send later tests' events to the
+    stopped server, and `prefect_test_harness` waits for them to drain at the
+    end of the session (measured: the xdist worker hung there for minutes)."""
+    from prefect.events.worker import EventsWorker
+    from prefect.logging.handlers import APILogWorker
+
+    EventsWorker.drain_all(timeout=30)
+    APILogWorker.drain_all(timeout=30)
 
 
 def _wait_for_deployment(client, name: str, process, seconds: float = 120):
