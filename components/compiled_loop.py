@@ -24,7 +24,12 @@ import numpy as np
 
 from components import functional_epoch as functional
 from components.config import WindowSpec
-from components.windowing import make_windows, shuffle_base, window_starts
+from components.windowing import (
+    epoch_order,
+    make_windows,
+    shuffle_base,
+    window_starts,
+)
 
 # Windows of a split materialized beyond this go through the streaming
 # tf.data pipeline and `fit` instead (`train.loop: auto`).
@@ -129,9 +134,7 @@ def _keras_epoch(model, train: Windows, val: Windows | None, batch_size: int):
     def epoch_step(epoch):
         order = tf.range(n, dtype=tf.int64)
         if train.shuffle:  # the order make_dataset gives epoch `epoch`
-            order = tf.random.experimental.stateless_shuffle(
-                order, seed=tf.stack([base, epoch])
-            )
+            order = epoch_order(order, base, epoch)
         reset()
         for b in tf.range(n_batches):
             batch = order[b * batch_size : (b + 1) * batch_size]

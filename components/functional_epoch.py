@@ -33,7 +33,7 @@ import json
 import threading
 from collections import OrderedDict
 
-from components.windowing import shuffle_base
+from components.windowing import epoch_order, shuffle_base
 
 # Windows (and horizons) up to this many steps are unrolled on a CPU.
 UNROLL_MAX_STEPS = 32
@@ -297,9 +297,7 @@ def _trace(model, batch_size: int, shuffle: bool, xla: bool, state: list, data: 
         n = tf.shape(x, out_type=tf.int64)[0]
         order = tf.range(n)
         if shuffle:  # the order make_dataset gives epoch `epoch_number`
-            order = tf.random.experimental.stateless_shuffle(
-                order, seed=tf.stack([base, epoch_number])
-            )
+            order = epoch_order(order, base, epoch_number)
 
         def step(b):
             batch = order[b * batch_size : (b + 1) * batch_size]

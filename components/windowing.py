@@ -90,11 +90,7 @@ def make_dataset(
             lambda _: epoch.assign_add(1)
         )
         dataset = epoch_seeds.flat_map(
-            lambda e: batches(
-                tf.random.experimental.stateless_shuffle(
-                    starts, seed=tf.stack([tf.constant(base, tf.int64), e])
-                )
-            )
+            lambda e: batches(epoch_order(starts, tf.constant(base, tf.int64), e))
         )
     else:
         dataset = batches(starts)
@@ -107,6 +103,16 @@ def make_dataset(
 def target_rows(n_rows: int, spec: WindowSpec) -> np.ndarray:
     """Row of each window's first target step, e.g. for time stamps in plots."""
     return window_starts(n_rows, spec) + _target_shift(spec)
+
+
+def epoch_order(items, base, epoch):
+    """`items` (a tensor) in the order of epoch `epoch` (int64 tensors, 1-based
+    `epoch`, `base` from `shuffle_base`): the one definition of the training
+    order, shared by `make_dataset` and the compiled loops so that all of them
+    see the same windows in the same order."""
+    import tensorflow as tf
+
+    return tf.random.experimental.stateless_shuffle(items, seed=tf.stack([base, epoch]))
 
 
 def shuffle_base(seed: int | None) -> int:

@@ -239,8 +239,10 @@ def build(
     ) as policy:
         model = build_model(spec, input_shape, output_shape, seed=train.seed)
         training.compile_model(model, train)
-    x, y = make_windows(train_split.inputs, train_split.targets, window)
-    skip = " + linear skip" if fit_linear_skip(model, x, y) else ""
+    skip = ""
+    if spec.skip == "linear":  # windows materialized only for the fit
+        x, y = make_windows(train_split.inputs, train_split.targets, window)
+        skip = " + linear skip" if fit_linear_skip(model, x, y) else ""
     logger.info(
         "built %s%s (%s): %d parameters",
         spec.kind,
