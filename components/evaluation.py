@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from components.config import WindowSpec
+from components.errors import TrainingError
 from components.models import predict
 from components.preprocess import Normalizer, ScaledSplit
 from components.windowing import make_windows, target_rows, window_starts
@@ -19,6 +20,22 @@ def regression_metrics(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, floa
     error = np.asarray(y_pred, np.float64) - np.asarray(y_true, np.float64)
     mse = float(np.mean(error**2))
     return {"mse": mse, "mae": float(np.mean(np.abs(error))), "rmse": mse**0.5}
+
+
+def require_finite(forecasts: np.ndarray, who: str) -> np.ndarray:
+    """`forecasts` (W, T, K) unchanged, or a `TrainingError` naming `who` (the
+    model and the split) when any is NaN or infinite: a metric over them would
+    be NaN, and a NaN is never reported, ranked or gated on as a result."""
+    bad = ~np.isfinite(forecasts)
+    if bad.any():
+        window, step, _ = np.argwhere(bad)[0]
+        raise TrainingError(
+            f"{who}: {int(bad.sum())} of {bad.size} forecasts are not finite "
+            f"(first: window {int(window)}, step {int(step) + 1}); the network "
+            "overflowed on these inputs. Check them for extreme values or "
+            "retrain with a lower `train.learning_rate`."
+        )
+    return forecasts
 
 
 def score(
@@ -199,19 +216,24 @@ def evaluate_on_test(
     targets: list[str],
     transform: str = "none",
     season: int | None = None,
+    who: str = "the model on the test split",
 ) -> Evaluation:
     """Score `model` and the baselines on the same test windows, in both units.
 
     Baselines: persistence ("no change from the last observed level", whatever
     the transform), a linear autoregression fitted on the training windows only,
     and with `season` the seasonal naive forecast.
+
+    Raises:
+        TrainingError: the model's forecasts are not finite (`who` says which
+            model and split).
     """
     x_train, y_train = make_windows(train.inputs, train.targets, spec)
     x_test, y_test = make_windows(test.inputs, test.targets, spec)
     actual, base = level_windows(test.levels, spec)
     coef = fit_linear_baseline(x_train, y_train)
     predictions = {
-        "model": predict(model, x_test),
+        "model": require_finite(predict(model, x_test), who),
         "linear": predict_linear_baseline(coef, x_test, y_test.shape[1:]),
     }
     forecasts = {

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from components.evaluation import regression_metrics
+from components.evaluation import regression_metrics, require_finite
 from components.forecaster import Backtest
 
 PROMOTED, REJECTED, SKIPPED = "promoted", "rejected", "skipped"
@@ -46,7 +46,18 @@ def judge(
     Args:
         champion: the champion's backtest on the same rows; None when there is
             no champion; a string when it could not be scored (the reason).
+
+    Raises:
+        TrainingError: the challenger's holdout forecasts are not finite: it
+            failed, and a failed challenger is never registered. (A champion
+            with non-finite forecasts cannot score the new data: rejected.)
     """
+    since = challenger.index[0]
+    require_finite(challenger.forecast, f"the challenger on the holdout from {since}")
+    if champion is not None and not isinstance(champion, str):
+        bad = int(np.sum(~np.isfinite(champion.forecast)))
+        if bad:
+            champion = f"{bad} of its {champion.forecast.size} forecasts are not finite"
     scores = holdout_mse(challenger)
     metrics = {
         "holdout_mse_raw": scores["model"],

@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from components.config import DataSpec
-from components import snapshot
+from components import csv_format, snapshot
 from components.errors import DataError
 from components.redact import URL_SCHEMES, redact_url
 
@@ -278,7 +278,14 @@ def _read_file(path: Path, suffix: str, shown: str) -> pd.DataFrame:
         if suffix == ".parquet":
             return pd.read_parquet(path)
         if suffix in (".csv", ".txt", ".tsv", ""):
-            return pd.read_csv(path, sep=None, engine="python", encoding="utf-8-sig")
+            found = csv_format.sniff_file(path)
+            return pd.read_csv(
+                path,
+                sep=found.sep,
+                decimal=found.decimal,
+                thousands=found.thousands,
+                encoding="utf-8-sig",
+            )
     except (ValueError, OSError, pd.errors.ParserError) as exc:
         raise DataError(
             f"{shown}: cannot be parsed as {suffix or 'csv'}: {exc}"

@@ -1,4 +1,5 @@
-"""Compile and fit: Adam on MSE, early stopping with best weights, NaN stop.
+"""Compile and fit: Adam on MSE, early stopping with best weights, and a guard
+that stops a training whose loss turns non-finite or explodes.
 
 Training returns values (history, timings) and never logs: the caller passes
 `hooks` (callables `hook(epoch, logs)`) to stream per-epoch numbers wherever it
@@ -19,6 +20,14 @@ from components.config import TrainSpec
 from components.errors import TrainingError
 
 EpochHook = Callable[[int, dict[str, float]], None]
+
+# The divergence guard. Targets are z-scored on the training split, so
+# forecasting zero costs an MSE of about 1 and a fresh network a few. A
+# training loss above DIVERGENCE_FACTOR x the first epoch's (counted as at
+# least 1), or above DIVERGENCE_BOUND whatever the first epoch was (an error of
+# 1,000 training standard deviations), has left any useful model behind.
+DIVERGENCE_FACTOR = 1e3
+DIVERGENCE_BOUND = 1e6
 
 
 @dataclass(frozen=True)
@@ -102,7 +111,8 @@ def fit_model(
     `train_ds` to start at the same epoch (`make_dataset(start_epoch=)`).
 
     Raises:
-        TrainingError: the loss became non-finite ("non-finite loss at epoch E").
+        TrainingError: the loss became non-finite ("non-finite loss at epoch
+            E") or exploded ("loss diverged at epoch E"; see `divergence`).
     """
     monitor = "val_loss" if val_ds is not None else "loss"
     before = resume.history if resume else {}
@@ -111,7 +121,11 @@ def fit_model(
     for i in range(first):
         for hook in hooks:
             hook(i + 1, {k: values[i] for k, values in before.items()})
-    callbacks = [keras.callbacks.TerminateOnNaN(), _HookCallback(hooks)]
+    callbacks = [
+        keras.callbacks.TerminateOnNaN(),  # mid-epoch, under `fit`
+        _HookCallback(hooks),
+        _DivergenceGuard(before.get("loss", [])),
+    ]
     early = None
     if spec.patience:
         early = _EarlyStopping(monitor, spec.patience, resume, best_weights)
@@ -151,11 +165,13 @@ def fit_model(
         for k in {*before, *history}
     }
     losses = history.get("loss", [])
-    if not losses or not all(math.isfinite(v) for v in losses):
-        epoch = next((i + 1 for i, v in enumerate(losses) if not math.isfinite(v)), 1)
+    diverged = divergence(losses or [math.nan])  # none: stopped in epoch 1
+    if diverged is not None:
+        epoch, what, detail = diverged
         raise TrainingError(
-            f"non-finite loss at epoch {epoch}: lower `train.learning_rate` "
-            f"(now {spec.learning_rate}) or check the data for extreme values."
+            f"{what} at epoch {epoch} ({detail}): lower `train.learning_rate` (now "
+            f"{spec.learning_rate}), set `train.clipnorm`, or check the data for "
+            "extreme values."
         )
     watched = history[monitor]
     # EarlyStopping restores the best epoch; without it the last weights stay.
@@ -169,6 +185,28 @@ def fit_model(
         loop="compiled" if compiled else "fit",
         xla=xla,
     )
+
+
+def divergence(losses: Sequence[float]) -> tuple[int, str, str] | None:
+    """The first epoch (1-based) at which a training went wrong, what went
+    wrong and the numbers.
+
+    A loss that is non-finite ("non-finite loss"), above `DIVERGENCE_BOUND`,
+    or above `DIVERGENCE_FACTOR` x max(first epoch's loss, 1) ("loss
+    diverged"). None when every epoch is fine.
+    """
+    if not losses:
+        return None
+    limit = min(DIVERGENCE_BOUND, DIVERGENCE_FACTOR * max(losses[0], 1.0))
+    for epoch, loss in enumerate(losses, start=1):
+        if not math.isfinite(loss):
+            return epoch, "non-finite loss", f"loss {loss}"
+        if loss > limit:
+            return epoch, "loss diverged", (
+                f"loss {loss:.3g} above {limit:.3g}: {DIVERGENCE_FACTOR:g} x the "
+                f"first epoch's loss, at most {DIVERGENCE_BOUND:g}"
+            )
+    return None
 
 
 def use_compiled_loop(
@@ -208,6 +246,21 @@ class _HookCallback(keras.callbacks.Callback):
         values = {k: float(v) for k, v in (logs or {}).items()}
         for hook in self._hooks:
             hook(epoch + 1, values)
+
+
+class _DivergenceGuard(keras.callbacks.Callback):
+    """Stops training at the first epoch `divergence` objects to; `fit_model`
+    then raises with the epoch and the reason. `before`: the losses of the
+    epochs a resumed training already ran."""
+
+    def __init__(self, before: Sequence[float]):
+        super().__init__()
+        self._losses = [float(v) for v in before]
+
+    def on_epoch_end(self, epoch, logs=None):
+        self._losses.append(float((logs or {}).get("loss", math.nan)))
+        if divergence(self._losses) is not None:
+            self.model.stop_training = True
 
 
 class _EarlyStopping(keras.callbacks.EarlyStopping):

@@ -68,7 +68,10 @@ def backtest_fold(config: ExperimentConfig, series, fold: Fold) -> dict:
     result = training.fit_model(
         model, datasets["train"], datasets.get("val"), config.train
     )
-    report = evaluate.fn(model, scaled, config, normalizer, series.targets)
+    report = evaluate.fn(
+        model, scaled, config, normalizer, series.targets,
+        f"test block of backtest fold {fold.index}",
+    )  # fmt: skip
     record = fold_record(fold, normalizer, {**report.metrics, **fit_summary(result)})
     logger.info(
         "backtest fold %d: test_mse %.4f (persistence %.4f)",

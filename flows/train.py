@@ -287,7 +287,9 @@ def fit(
 
 
 @_task
-def evaluate(model, scaled, config: ExperimentConfig, normalizer, targets):
+def evaluate(
+    model, scaled, config: ExperimentConfig, normalizer, targets, split="test split"
+):
     """Model and baselines on the test windows, both units."""
     return evaluation.evaluate_on_test(
         model,
@@ -298,6 +300,7 @@ def evaluate(model, scaled, config: ExperimentConfig, normalizer, targets):
         targets,
         config.data.transform,
         config.evaluate.season,
+        who=f"{config.model.kind} on the {split}",
     )
 
 

@@ -118,20 +118,20 @@ def test_compare_flow_nests_children_and_logs_the_leaderboard(
 
 
 def test_compare_with_every_child_failing_fails_the_parent(
-    prefect_api, tmp_path, series_csv, mlflow_uri
+    prefect_api, tmp_path, series_csv, mlflow_uri, monkeypatch
 ):
+    from components import training
     from flows.compare import compare_flow
 
-    config = load_experiment(
-        str(_experiment(tmp_path, series_csv, mlflow_uri)), ["train.learning_rate=1e30"]
-    )
+    config = load_experiment(str(_experiment(tmp_path, series_csv, mlflow_uri)))
+    monkeypatch.setattr(training, "DIVERGENCE_BOUND", 0.0)  # every loss diverges
     with pytest.raises(TrainingError, match="every child training failed"):
         compare_flow(config, ["mlp"], seeds=1)
     client = MlflowClient(mlflow_uri)
     runs = client.search_runs([client.get_experiment_by_name("cmp").experiment_id])
     assert sorted(r.info.status for r in runs) == ["FAILED", "FAILED"]
     child = next(r for r in runs if "mlflow.parentRunId" in r.data.tags)
-    assert "non-finite loss" in child.data.tags["error"]
+    assert "loss diverged at epoch 1" in child.data.tags["error"]
 
 
 def test_cli_compare_prints_the_leaderboard_and_json(

@@ -1,18 +1,22 @@
 """Metrics on hand-computed arrays and the two baselines."""
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from components.config import WindowSpec
+from components.errors import TrainingError
 from components.evaluation import (
+    evaluate_on_test,
     fit_linear_baseline,
     persistence_forecast,
     predict_linear_baseline,
     regression_metrics,
+    require_finite,
     score,
     to_original,
 )
-from components.preprocess import Normalizer
+from components.preprocess import Normalizer, ScaledSplit
 from components.windowing import make_windows
 
 
@@ -116,3 +120,38 @@ def test_level_baselines_map_into_model_space_for_every_transform():
         np.testing.assert_allclose(back, levels)
     no_change = to_model_space(levels[1:], base[1:], normalizer, ["a"], "diff")
     np.testing.assert_allclose(no_change, (0 - 1.0) / 2.0)
+
+
+def _split(values: np.ndarray) -> ScaledSplit:
+    rows = values.astype("float32")[:, None]
+    return ScaledSplit(rows, rows, values[:, None], pd.RangeIndex(len(values)))
+
+
+def test_non_finite_forecasts_fail_evaluation_naming_the_model_and_split():
+    import keras
+
+    spec = WindowSpec(input_width=4, horizon=1)
+    series = np.sin(np.arange(60) / 3.0)
+    model = keras.Sequential(
+        [keras.Input((4, 1)), keras.layers.Flatten(), keras.layers.Dense(1),
+         keras.layers.Reshape((1, 1))]
+    )  # fmt: skip
+    normalizer = Normalizer(("y",), (0.0,), (1.0,))
+    train, test = _split(series[:40]), _split(series[40:])
+    finite = evaluate_on_test(model, train, test, spec, normalizer, ["y"])
+    assert np.isfinite(list(finite.metrics.values())).all()
+    for variable in model.weights:  # a layer forced to overflow float32
+        variable.assign(np.full(variable.shape, 1e38, "float32"))
+    with pytest.raises(TrainingError, match=r"gru on the test split: \d+ of 16 forecasts"):
+        evaluate_on_test(
+            model, train, test, spec, normalizer, ["y"], who="gru on the test split"
+        )
+
+
+def test_require_finite_names_the_first_bad_window_and_step():
+    values = np.zeros((3, 2, 1))
+    assert require_finite(values, "m") is values
+    values[1, 1, 0] = np.nan
+    values[2, 0, 0] = np.inf
+    with pytest.raises(TrainingError, match=r"m: 2 of 6 .* window 1, step 2"):
+        require_finite(values, "m")

@@ -1,4 +1,5 @@
-"""The trainer's guarantees: loss goes down, best epoch kept, NaN stop, seeds."""
+"""The trainer's guarantees: loss goes down, best epoch kept, NaN and
+divergence stops, seeds."""
 
 import random
 import threading
@@ -12,7 +13,12 @@ from components.errors import TrainingError
 from components.models import build_model
 from components.models.registry import get_builder
 from components.seeds import seed_everything
-from components.training import compile_model, fit_model
+from components.training import (
+    DIVERGENCE_BOUND,
+    compile_model,
+    divergence,
+    fit_model,
+)
 from components.compiled_loop import materialize
 from components.windowing import make_dataset
 
@@ -69,6 +75,52 @@ def test_non_finite_loss_stops_training_with_the_epoch(loop):
     )
     with pytest.raises(TrainingError, match="non-finite loss at epoch 1"):
         fit_model(model, data, None, settings)
+
+
+def _overflowing_mlp(scale: float, settings: TrainSpec):
+    """An MLP whose weights are all `scale`: its forecasts are about
+    scale**2 x the inputs, whatever the library versions, and Adam moves a
+    weight by at most the learning rate per step, so they stay that big."""
+    model = compile_model(
+        build_model(ModelSpec(kind="mlp", units=[4], skip="none"), (5, 1), (1, 1)),
+        settings,
+    )
+    for variable in model.weights:
+        variable.assign(np.full(variable.shape, scale, "float32"))
+    return model
+
+
+@pytest.mark.parametrize("loop", ["compiled", "fit"])
+def test_an_exploding_but_finite_loss_stops_training_with_the_epoch(loop):
+    spec = WindowSpec(input_width=5, horizon=1)
+    data = _windows(_sine_rows(60), spec, 8, loop)
+    settings = TrainSpec(epochs=20, patience=0, learning_rate=1e-3)
+    model = _overflowing_mlp(100.0, settings)  # forecasts ~1e4: loss ~1e8
+    with pytest.raises(TrainingError, match="loss diverged at epoch 1") as caught:
+        fit_model(model, data, None, settings)
+    assert "lower `train.learning_rate` (now 0.001)" in str(caught.value)
+
+
+@pytest.mark.parametrize("loop", ["compiled", "fit"])
+def test_a_layer_that_overflows_float32_stops_training_as_non_finite(loop):
+    spec = WindowSpec(input_width=5, horizon=1)
+    data = _windows(_sine_rows(60), spec, 8, loop)
+    settings = TrainSpec(epochs=20, patience=0)
+    model = _overflowing_mlp(1e20, settings)  # forecasts ~1e40 > float32 max
+    with pytest.raises(TrainingError, match="non-finite loss at epoch 1"):
+        fit_model(model, data, None, settings)
+
+
+def test_divergence_rule_by_hand():
+    assert divergence([1.0, 0.5, 0.2]) is None
+    assert divergence([0.01, 999.0]) is None  # the first epoch counts as >= 1
+    assert divergence([0.01, 1001.0])[0] == 2
+    assert divergence([3.0, 2999.0]) is None
+    assert divergence([3.0, 2.0, 3001.0])[:2] == (3, "loss diverged")
+    assert divergence([DIVERGENCE_BOUND * 2])[:2] == (1, "loss diverged")
+    assert divergence([5e5, 1.1 * DIVERGENCE_BOUND])[0] == 2  # capped at the bound
+    assert divergence([1.0, float("nan")])[:2] == (2, "non-finite loss")
+    assert divergence([float("inf")])[:2] == (1, "non-finite loss")
 
 
 @pytest.fixture

@@ -2,12 +2,15 @@
 
 import json
 
+import numpy as np
+import pandas as pd
 import pytest
 from conftest import make_series, run_cli_here, write_experiment
 
 from components import gate
 from components.config import load_experiment
 from components.errors import TrainingError
+from components.forecaster import Backtest
 
 
 def test_gate_needs_persistence_beaten_and_the_champion_beaten_by_the_margin():
@@ -100,9 +103,23 @@ def test_first_promotes_same_data_skips_worse_is_rejected_better_moves_the_alias
     assert str(client.get_model_version_by_alias("furnace", "champion").version) == "3"
 
 
+def _overflowing(build_model):
+    """`build_model` with every weight forced to 1e20: forecasts overflow
+    float32, so training fails the same way whatever the library versions."""
+
+    def build(*args, **kwargs):
+        model = build_model(*args, **kwargs)
+        for variable in model.weights:
+            variable.assign(np.full(variable.shape, 1e20, variable.dtype))
+        return model
+
+    return build
+
+
 def test_a_failed_retraining_registers_nothing_and_keeps_the_champion(
-    prefect_api, mlflow_uri, tmp_path
+    prefect_api, mlflow_uri, tmp_path, monkeypatch
 ):
+    import flows.train
     from flows.retrain import retrain_flow
 
     path = _experiment(tmp_path, mlflow_uri, rows=220)
@@ -110,8 +127,9 @@ def test_a_failed_retraining_registers_nothing_and_keeps_the_champion(
         "promoted"
     )
     path = _experiment(tmp_path, mlflow_uri, rows=260)
-    with pytest.raises(TrainingError, match="non-finite loss"):
-        retrain_flow(load_experiment(path, ["train.learning_rate=1e12"]))
+    monkeypatch.setattr(flows.train, "build_model", _overflowing(flows.train.build_model))
+    with pytest.raises(TrainingError, match="non-finite loss at epoch 1"):
+        retrain_flow(load_experiment(path, ["model.skip=none"]))
     client = _registry(mlflow_uri)
     assert [str(v.version) for v in client.search_model_versions("name='furnace'")] == [
         "1"
@@ -122,6 +140,23 @@ def test_a_failed_retraining_registers_nothing_and_keeps_the_champion(
         "attributes.status = 'FAILED'",
     )
     assert len(failed) == 1 and "non-finite loss" in failed[0].data.tags["error"]
+
+
+def _backtest(forecast, persistence=2.0):
+    actual = np.zeros((3, 1, 1))
+    return Backtest(
+        pd.RangeIndex(10, 13), actual, np.full_like(actual, forecast),
+        np.full_like(actual, persistence),
+    )  # fmt: skip
+
+
+def test_the_gate_fails_a_challenger_with_non_finite_forecasts():
+    with pytest.raises(TrainingError, match="the challenger on the holdout from 10"):
+        gate.judge(_backtest(np.nan), None)
+    decision, metrics = gate.judge(_backtest(1.0), _backtest(np.inf), champion_version="4")
+    assert decision.decision == gate.REJECTED
+    assert "champion v4 cannot score the new data: 3 of its 3" in decision.reason
+    assert all(np.isfinite(v) for v in metrics.values())
 
 
 def test_a_second_retraining_of_the_same_model_waits_then_skips(

@@ -164,19 +164,21 @@ def test_logged_keras_model_reproduces_the_test_mse(finished):
 
 
 def test_failure_after_the_run_opens_marks_it_failed(
-    prefect_api, tmp_path, series_csv, mlflow_uri
+    prefect_api, tmp_path, series_csv, mlflow_uri, monkeypatch
 ):
+    from components import training
     from flows.train import train_flow
 
     path = _experiment(tmp_path, series_csv, mlflow_uri)
-    config = load_experiment(str(path), ["train.learning_rate=1e30", "model.kind=mlp"])
-    with pytest.raises(TrainingError, match="non-finite loss at epoch"):
+    config = load_experiment(str(path), ["model.kind=mlp"])
+    monkeypatch.setattr(training, "DIVERGENCE_BOUND", 0.0)  # every loss diverges
+    with pytest.raises(TrainingError, match="loss diverged at epoch 1"):
         train_flow(config)
     client = MlflowClient(mlflow_uri)
     experiment = client.get_experiment_by_name("flow-test")
     (run,) = client.search_runs([experiment.experiment_id])
     assert run.info.status == "FAILED" and run.info.end_time is not None
-    assert "non-finite loss at epoch" in run.data.tags["error"]
+    assert "loss diverged at epoch 1" in run.data.tags["error"]
 
 
 def test_gas_furnace_lstm_beats_the_course_notebook(prefect_api, cache_dir, mlflow_uri):
