@@ -181,6 +181,13 @@ class ModelSpec(_Strict):
         "network's forecast, starting at the least-squares fit on the training "
         "windows (the network's head starts at zero).",
     )
+    window_norm: Literal["none", "last", "revin"] = Field(
+        "none",
+        description="Normalize each input window by its own level and undo it "
+        "on the forecast: `last` subtracts the window's last value (a zero "
+        "network is persistence), `revin` its mean and std. Only target columns "
+        "are shifted; every target must be an input feature.",
+    )
 
     @field_validator("kind")
     @classmethod

@@ -217,8 +217,13 @@ def evaluate_on_test(
     transform: str = "none",
     season: int | None = None,
     who: str = "the model on the test split",
+    split: str = "test",
 ) -> Evaluation:
     """Score `model` and the baselines on the same test windows, in both units.
+
+    `split` names the scored split in the metric names (`{split}_mse`,
+    `baseline_persistence_{split}_mse`, ...): the validation split is scored
+    the same way for the guard rails.
 
     Baselines: persistence ("no change from the last observed level", whatever
     the transform), a linear autoregression fitted on the training windows only,
@@ -249,7 +254,7 @@ def evaluate_on_test(
         )
     metrics = {}
     for name in forecasts:
-        prefix = "test_" if name == "model" else f"baseline_{name}_test_"
+        prefix = f"{split}_" if name == "model" else f"baseline_{name}_{split}_"
         metrics.update(
             score(prefix, y_test, predictions[name], actual, forecasts[name])
         )

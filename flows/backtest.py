@@ -18,6 +18,7 @@ from prefect.logging import get_run_logger
 from components import backtest, plots, provenance, tracking, training
 from components.backtest import Fold
 from components.config import ExperimentConfig
+from components.models.window_norm import target_positions
 from flows.train import (
     PreparedData,
     build,
@@ -64,12 +65,17 @@ def backtest_fold(config: ExperimentConfig, series, fold: Fold) -> dict:
     prepared = split_data.fn(fold_series, config.data, fold.split, config.window)
     normalizer, scaled = normalize.fn(prepared, fold_series)
     datasets = make_datasets.fn(scaled, config.window, config.train)
-    model = build.fn(config.model, config.train, config.window, scaled["train"])
+    positions = target_positions(
+        series.features, series.targets, config.model.window_norm
+    )
+    model = build.fn(
+        config.model, config.train, config.window, scaled["train"], positions
+    )
     result = training.fit_model(
         model, datasets["train"], datasets.get("val"), config.train
     )
     report = evaluate.fn(
-        model, scaled, config, normalizer, series.targets,
+        model, scaled, config, normalizer, series.targets, "test",
         f"test block of backtest fold {fold.index}",
     )  # fmt: skip
     record = fold_record(fold, normalizer, {**report.metrics, **fit_summary(result)})

@@ -355,7 +355,13 @@ def _compare(args) -> int:
             json.dumps(
                 {
                     k: result[k]
-                    for k in ("parent_run_id", "experiment", "scored_on", "leaderboard")
+                    for k in (
+                        "parent_run_id",
+                        "experiment",
+                        "scored_on",
+                        "leaderboard",
+                        "warnings",
+                    )
                 }
             )
         )
@@ -514,6 +520,7 @@ def _leaderboard_text(result: dict) -> str:
     lines.append(
         f"* best network: {best}. skill = 1 - mse / persistence mse. See it: rnnflow ui"
     )
+    lines += [f"! {warning}" for warning in result.get("warnings", {}).values()]
     return "\n".join(lines)
 
 
@@ -566,7 +573,7 @@ def _ui_plan(args, uri: str) -> tuple[list[str], str | None]:
 def _json_result(result: dict) -> dict:
     from components.redact import redact_url
 
-    keys = ("run_id", "experiment", "status", "metrics", "model_uri")
+    keys = ("run_id", "experiment", "status", "metrics", "model_uri", "warnings")
     return {
         **{k: result[k] for k in keys},
         "tracking_uri": redact_url(result["tracking_uri"]),
@@ -604,6 +611,7 @@ def _summary(result: dict) -> str:
         f"trained {metrics['epochs_trained']} epochs in "
         f"{metrics['train_seconds']:.1f} s. See it: rnnflow ui"
     )
+    lines += [f"! {warning}" for warning in result.get("warnings", [])]
     return "\n".join(lines)
 
 

@@ -22,7 +22,7 @@ from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 from prefect.logging import get_run_logger
 
-from components import leaderboard, plots, tracking
+from components import leaderboard, plots, quality, tracking
 from components.config import ExperimentConfig, flatten, to_yaml
 from components.errors import ConfigError, TrainingError
 from flows.train import PreparedData, open_run, prepare_data, train_in_run
@@ -113,6 +113,7 @@ def compare_flow(
             raise TrainingError("every child training failed; see the child runs")
         scored_on = SCORED_ON[leaderboard.scored_on(children)]
         board = rank(children, data, tracking_uri, parent, scored_on)
+        warnings = _check_quality(children, tracking_uri, parent)
         tracking.finish_run(tracking_uri, parent)
     return {
         "parent_run_id": parent,
@@ -120,7 +121,21 @@ def compare_flow(
         "experiment": config.experiment_name,
         "tracking_uri": tracking_uri,
         "leaderboard": _as_records(board),
+        "warnings": warnings,
     }
+
+
+def _check_quality(children: list[dict], tracking_uri: str, parent: str) -> dict:
+    """The guard rail per kind (mean over seeds, validation split): warnings
+    by kind, logged and tagged on the parent (`quality_warning.<kind>`)."""
+    checks = quality.check_each_kind([(c["model"], c["metrics"]) for c in children])
+    warnings = {kind: c.message for kind, c in checks.items() if c.message}
+    for message in warnings.values():
+        get_run_logger().warning("%s", message)
+    tags = {f"quality_warning.{kind}": message for kind, message in warnings.items()}
+    tags["quality_check"] = "fail" if warnings else "pass"
+    tracking.set_tags(tracking_uri, parent, tags)
+    return warnings
 
 
 @task(cache_policy=NO_CACHE, task_run_name="train-{kind}-seed{seed}")

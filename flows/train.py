@@ -32,6 +32,7 @@ from components import (
     plots,
     preprocess,
     provenance,
+    quality,
     seeds,
     tracking,
     training,
@@ -49,6 +50,7 @@ from components.config import (
 from components.forecaster import Forecaster
 from components.models import build_model
 from components.models.skip import fit_linear_skip
+from components.models.window_norm import target_positions
 from components.models.registry import cudnn_blockers
 from components.redact import redact_url
 from components.windowing import make_dataset, make_windows
@@ -225,6 +227,7 @@ def build(
     train: TrainSpec,
     window: WindowSpec,
     train_split: preprocess.ScaledSplit,
+    positions: tuple[int, ...] = (),
 ):
     """Seed, then build and compile the registered architecture under its
     policy; start a linear skip at the least-squares fit of the training split."""
@@ -237,12 +240,16 @@ def build(
     with training.precision_policy(
         training.resolve_precision(train.precision)
     ) as policy:
-        model = build_model(spec, input_shape, output_shape, seed=train.seed)
+        model = build_model(
+            spec, input_shape, output_shape, train.seed, positions
+        )
         training.compile_model(model, train)
     skip = ""
     if spec.skip == "linear":  # windows materialized only for the fit
         x, y = make_windows(train_split.inputs, train_split.targets, window)
         skip = " + linear skip" if fit_linear_skip(model, x, y) else ""
+    if spec.window_norm != "none":
+        skip += f", window norm {spec.window_norm}"
     logger.info(
         "built %s%s (%s): %d parameters",
         spec.kind,
@@ -288,20 +295,43 @@ def fit(
 
 @_task
 def evaluate(
-    model, scaled, config: ExperimentConfig, normalizer, targets, split="test split"
+    model,
+    scaled,
+    config: ExperimentConfig,
+    normalizer,
+    targets,
+    split: str = "test",
+    where: str = "",
 ):
-    """Model and baselines on the test windows, both units."""
+    """Model and baselines on the windows of one split (`test`, `val`), both
+    units; `where` names the split in errors when the name does not say it."""
     return evaluation.evaluate_on_test(
         model,
         scaled["train"],
-        scaled["test"],
+        scaled[split],
         config.window,
         normalizer,
         targets,
         config.data.transform,
         config.evaluate.season,
-        who=f"{config.model.kind} on the {split}",
+        who=f"{config.model.kind} on the {where or split + ' split'}",
+        split=split,
     )
+
+
+@_task
+def check_quality(
+    model, scaled, config: ExperimentConfig, normalizer, targets
+) -> quality.QualityCheck | None:
+    """The guard rail: does the network beat persistence and the linear
+    baseline on the validation split? None without validation windows."""
+    if not len(scaled["val"].inputs):
+        return None
+    report = evaluate.fn(model, scaled, config, normalizer, targets, "val")
+    found = quality.check_validation(report.metrics, config.model.kind)
+    if found.message:
+        get_run_logger().warning("%s", found.message)
+    return found
 
 
 @_task
@@ -368,18 +398,22 @@ class PreparedData:
     normalizer: preprocess.Normalizer
     scaled: dict[str, preprocess.ScaledSplit]
     folds: tuple[backtest.Fold, ...] = ()
+    target_positions: tuple[int, ...] = ()  # for `model.window_norm`
 
 
 def prepare_data(config: ExperimentConfig) -> PreparedData:
     """ingest -> split -> normalize (and plan the backtest folds): every check
     that can fail before training."""
     series = load_data(config.data)
+    positions = target_positions(
+        series.features, series.targets, config.model.window_norm
+    )
     prepared = split_data(series, config.data, config.split, config.window)
     normalizer, scaled = normalize(prepared, series)
     folds = backtest.plan_folds(
         len(series.frame), config.split, config.evaluate.backtest, config.window
     )
-    return PreparedData(series, normalizer, scaled, tuple(folds))
+    return PreparedData(series, normalizer, scaled, tuple(folds), positions)
 
 
 def train_in_run(
@@ -402,11 +436,15 @@ def train_in_run(
         resume = take_over(folder, config, tracking_uri, run_id) if folder else None
         start_epoch = resume.epoch if resume else 0
         datasets = make_datasets(scaled, config.window, config.train, start_epoch)
-        model = build(config.model, config.train, config.window, scaled["train"])
+        model = build(
+            config.model, config.train, config.window, scaled["train"],
+            data.target_positions,
+        )  # fmt: skip
         fit_result = fit(
             model, datasets, config.train, tracking_uri, run_id, folder, resume
         )
         report = evaluate(model, scaled, config, normalizer, series.targets)
+        checked = check_quality(model, scaled, config, normalizer, series.targets)
         model_uri = track(
             config,
             tracking_uri,
@@ -421,6 +459,10 @@ def train_in_run(
         forecaster = Forecaster.from_training(model, normalizer, config, series)
         forecaster_uri = package(forecaster, series, tracking_uri, run_id)
         metrics = {**report.metrics, **fit_summary(fit_result)}
+        if checked is not None:
+            metrics.update(checked.metrics)
+            tracking.log_metrics(tracking_uri, run_id, checked.metrics)
+            tracking.set_tags(tracking_uri, run_id, checked.tags)
         if data.folds:
             from flows.backtest import run_backtest  # builds on this module's tasks
 
@@ -440,6 +482,7 @@ def train_in_run(
         "parameters": model.count_params(),
         "metrics": metrics,
         "evaluation": report,
+        "warnings": [checked.message] if checked and checked.message else [],
     }
 
 

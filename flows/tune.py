@@ -143,7 +143,10 @@ def _train_trial(config, data, tracking_uri, run_id, trial, number) -> float | N
         tracking_uri, run_id, {**flatten(config), "trial.number": number}
     )
     datasets = make_datasets.fn(data.scaled, config.window, config.train)
-    model = build.fn(config.model, config.train, config.window, data.scaled["train"])
+    model = build.fn(
+        config.model, config.train, config.window, data.scaled["train"],
+        data.target_positions,
+    )  # fmt: skip
     epochs = tracking.EpochMetricLogger(tracking_uri, run_id)
     try:
         result = training.fit_model(

@@ -3,7 +3,9 @@
 Every builder is `build(spec, input_shape, output_shape) -> keras.Model`
 (uncompiled), taking inputs (B, L, C) and returning (B, T, K) for
 input_shape = (L, C) and output_shape = (T, K). `model.skip: linear` adds a
-linear autoregression on the window to any of them (`components.models.skip`).
+linear autoregression on the window to any of them (`components.models.skip`),
+and `model.window_norm` wraps the result so it forecasts each window relative
+to its own level (`components.models.window_norm`).
 """
 
 from components.models.registry import get_builder, model_kinds
@@ -14,26 +16,35 @@ def build_model(
     input_shape: tuple[int, int],
     output_shape: tuple[int, int],
     seed: int | None = None,
+    target_positions: tuple[int, ...] = (),
 ):
     """Build the `spec.kind` architecture for these data shapes.
 
     With `seed`, the initial weights (and dropout generators) depend on the
     seed alone, whatever other threads do with Python's `random` meanwhile.
+    `target_positions` (the input column of each target,
+    `window_norm.target_positions`) is needed by `model.window_norm`.
     """
     if seed is None:
-        return _build(spec, input_shape, output_shape)
+        return _build(spec, input_shape, output_shape, target_positions)
     from components.seeds import keras_seeds  # imports Keras
 
     with keras_seeds(seed):
-        return _build(spec, input_shape, output_shape)
+        return _build(spec, input_shape, output_shape, target_positions)
 
 
-def _build(spec, input_shape, output_shape):
+def _build(spec, input_shape, output_shape, target_positions):
     model = get_builder(spec.kind)(spec, input_shape, output_shape)
     if spec.skip == "linear":
         from components.models.skip import add_linear_skip
 
         model = add_linear_skip(model, output_shape)
+    if spec.window_norm != "none":
+        from components.models.window_norm import add_window_norm
+
+        model = add_window_norm(
+            model, spec.window_norm, target_positions, input_shape
+        )
     return model
 
 

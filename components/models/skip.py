@@ -15,6 +15,8 @@ import keras
 import numpy as np
 from keras import layers
 
+from components.models.window_norm import inner_network, normalize_arrays
+
 SKIP_LAYER = "linear_skip"
 
 
@@ -39,13 +41,16 @@ def add_linear_skip(network: keras.Model, output_shape: tuple[int, int]) -> kera
 
 def fit_linear_skip(model: keras.Model, x: np.ndarray, y: np.ndarray) -> bool:
     """Set the skip to the ridge least-squares fit of y (W, T, K) on the
-    windows x (W, L, C); False (and nothing changed) for a model without one."""
+    windows x (W, L, C), both as the network sees them (after window
+    normalization, if any); False (and nothing changed) without a skip."""
     from components.evaluation import fit_linear_baseline
 
-    if SKIP_LAYER not in [layer.name for layer in model.layers]:
+    network = inner_network(model)
+    if SKIP_LAYER not in [layer.name for layer in network.layers]:
         return False
+    x, y = normalize_arrays(model, x, y)
     coef = fit_linear_baseline(x, y)  # (L*C + 1, T*K), intercept last
-    model.get_layer(SKIP_LAYER).set_weights(
+    network.get_layer(SKIP_LAYER).set_weights(
         [coef[:-1].astype(np.float32), coef[-1].astype(np.float32)]
     )
     return True

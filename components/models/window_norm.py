@@ -120,7 +120,9 @@ def add_window_norm(
     """Wrap `network` (B, L, C) -> (B, T, K): it sees normalized windows and
     its forecast is mapped back. The network is nested under its own name."""
     window = keras.Input(shape=input_shape, name="window")
-    norm = WindowNormalization(mode, positions, input_shape[1], name=NORM_LAYER)
+    norm = WindowNormalization(
+        mode, positions, input_shape[1], dtype="float32", name=NORM_LAYER
+    )
     shifted, loc, scale = norm(window)
     forecast = network(shifted)  # -> (B, T, K), relative to each window
     total = WindowDenormalization(dtype="float32", name=DENORM_LAYER)(

@@ -1,0 +1,112 @@
+"""Window normalization (`model.window_norm`): golden numbers, persistence
+under `last` for a silent network, the revin round trip, the skip fitted in
+the normalized space, and a flow that trains and serves such a model."""
+
+import numpy as np
+import pytest
+
+from components.config import ModelSpec, load_experiment
+from components.errors import DataError
+from components.evaluation import fit_linear_baseline, predict_linear_baseline
+from components.models import build_model, predict
+from components.models.skip import fit_linear_skip
+from components.models.window_norm import (
+    WindowDenormalization,
+    WindowNormalization,
+    inner_network,
+    target_positions,
+)
+from conftest import make_series, write_experiment
+
+# One window, L=3 steps, C=2 columns; column 1 is the target.
+WINDOW = np.array([[[10.0, 1.0], [20.0, 2.0], [30.0, 6.0]]], np.float32)
+
+
+def test_last_subtracts_the_last_value_of_the_target_columns_only():
+    shifted, loc, scale = WindowNormalization("last", [1], 2)(WINDOW)
+    np.testing.assert_allclose(shifted[0], [[10, -5], [20, -4], [30, 0]])
+    np.testing.assert_allclose(loc, [[[6.0]]])
+    np.testing.assert_allclose(scale, [[[1.0]]])
+
+
+def test_revin_standardizes_each_window_of_the_target_columns():
+    shifted, loc, scale = WindowNormalization("revin", [1], 2)(WINDOW)
+    mean, std = 3.0, np.sqrt(((1 - 3) ** 2 + (2 - 3) ** 2 + (6 - 3) ** 2) / 3 + 1e-5)
+    np.testing.assert_allclose(loc, [[[mean]]])
+    np.testing.assert_allclose(scale, [[[std]]], rtol=1e-6)
+    np.testing.assert_allclose(
+        shifted[0, :, 1], (np.array([1, 2, 6]) - mean) / std, rtol=1e-6
+    )
+    np.testing.assert_array_equal(shifted[0, :, 0], WINDOW[0, :, 0])
+
+
+@pytest.mark.parametrize("mode", ["last", "revin"])
+def test_normalize_then_denormalize_is_the_identity(mode):
+    rng = np.random.default_rng(0)
+    windows = rng.normal(5.0, 3.0, size=(8, 7, 3)).astype(np.float32)
+    shifted, loc, scale = WindowNormalization(mode, [2, 0], 3)(windows)
+    series = np.asarray(shifted)[:, :, [2, 0]]  # the normalized target columns
+    back = WindowDenormalization()([series, loc, scale])
+    np.testing.assert_allclose(back, windows[:, :, [2, 0]], rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("kind", ["mlp", "gru"])
+def test_a_silent_network_under_last_is_persistence(kind):
+    spec = ModelSpec(kind=kind, units=[4], skip="none", window_norm="last")
+    model = build_model(spec, (5, 2), (3, 1), seed=0, target_positions=(1,))
+    for variable in inner_network(model).weights:
+        variable.assign(np.zeros(variable.shape, variable.dtype))
+    windows = np.random.default_rng(1).normal(size=(6, 5, 2)).astype(np.float32)
+    forecast = predict(model, windows)  # (6, 3, 1)
+    persistence = np.repeat(windows[:, -1:, 1:], 3, axis=1)
+    np.testing.assert_allclose(forecast, persistence, rtol=1e-6)
+
+
+def test_the_linear_skip_starts_at_the_least_squares_fit_of_the_shifted_windows():
+    rng = np.random.default_rng(2)
+    x = rng.normal(size=(80, 6, 2)).astype(np.float32)
+    y = rng.normal(size=(80, 2, 2))
+    spec = ModelSpec(kind="mlp", units=[4], window_norm="last")
+    model = build_model(spec, (6, 2), (2, 2), seed=0, target_positions=(0, 1))
+    assert fit_linear_skip(model, x, y)
+    last = x[:, -1:, :].astype(np.float64)  # both columns are targets
+    coef = fit_linear_baseline(x - last, y - last)
+    expected = predict_linear_baseline(coef, x - last, (2, 2)) + last
+    np.testing.assert_allclose(predict(model, x), expected, rtol=1e-4, atol=1e-4)
+
+
+def test_a_target_that_is_not_an_input_is_refused_by_name():
+    assert target_positions(["a", "b"], ["b"], "last") == (1,)
+    assert target_positions(["a"], ["b"], "none") == ()
+    with pytest.raises(DataError, match=r"window_norm: revin.*\['b'\] is not"):
+        target_positions(["a"], ["b"], "revin")
+
+
+def test_a_window_normalized_model_trains_evaluates_and_serves(
+    prefect_api, tmp_path, mlflow_uri
+):
+    from flows.train import train_flow
+
+    data = tmp_path / "drift.csv"
+    frame = make_series(200)
+    frame["b"] += np.linspace(0, 30, len(frame))  # drifts out of its training range
+    frame.to_csv(data, index=False)
+    path = write_experiment(
+        tmp_path / "wn.yaml",
+        f"""
+data: {{path: {data}}}
+split: {{val: 30, test: 30}}
+window: {{input_width: 8, horizon: 2}}
+model: {{kind: gru, units: [8], window_norm: revin}}
+train: {{epochs: 5}}
+tracking: {{uri: "{mlflow_uri}", experiment: wn}}
+""",
+    )
+    result = train_flow(load_experiment(path))
+    assert np.isfinite(result["metrics"]["test_mse"])
+    report, forecaster = result["evaluation"], result["forecaster"]
+    first_window = frame.iloc[len(frame) - 30 : len(frame) - 30 + 8]  # test rows
+    served = forecaster.forecast(first_window)
+    np.testing.assert_allclose(
+        served[["a", "b"]].to_numpy(), report.forecasts["model"][0], rtol=1e-5
+    )
