@@ -273,6 +273,12 @@ class EvaluateSpec(_Strict):
         description="Season length in rows: adds the seasonal naive baseline "
         "(repeat the value one season before). Needs input_width >= season.",
     )
+    classical: list[Literal["ets", "arima"]] = Field(
+        default_factory=lambda: ["ets", "arima"],
+        description="Classical baselines scored beside every network: statsmodels "
+        "ETS and ARIMA fitted once on the training split, run forward over the "
+        "test windows without refitting. `[]` skips them.",
+    )
     backtest: BacktestSpec = Field(default_factory=BacktestSpec)
 
 

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from components.classical import forecast_windows as classical_forecast
 from components.config import WindowSpec
 from components.errors import TrainingError
 from components.models import predict
@@ -44,13 +45,29 @@ def score(
     y_pred: np.ndarray,
     raw_true: np.ndarray,
     raw_pred: np.ndarray,
+    mase_scale: np.ndarray | None = None,
 ) -> dict[str, float]:
     """`{prefix}mse` etc. on what the model sees (normalized, transformed), and
-    `{prefix}mse_raw` etc. in the data's original units."""
+    `{prefix}mse_raw` etc. in the data's original units; with `mase_scale`
+    (K,) also `{prefix}mase`: each target's raw MAE over its scale, averaged
+    over targets (`mase_scale`)."""
     out = {f"{prefix}{k}": v for k, v in regression_metrics(y_true, y_pred).items()}
     raw = regression_metrics(raw_true, raw_pred)
     out.update({f"{prefix}{k}_raw": v for k, v in raw.items()})
+    if mase_scale is not None:
+        error = np.abs(np.asarray(raw_pred, np.float64) - raw_true)  # (W, T, K)
+        out[f"{prefix}mase"] = float(np.mean(error.mean(axis=(0, 1)) / mase_scale))
     return out
+
+
+def mase_scale(train_levels: np.ndarray, season: int | None = None) -> np.ndarray:
+    """The MASE denominator per target (K,): the mean absolute error of the
+    (seasonal) naive forecast on the training rows, in original units (lag
+    `season`, else 1). A MASE below 1 beats that in-sample naive forecast."""
+    lag = season or 1
+    levels = np.asarray(train_levels, np.float64)
+    scale = np.mean(np.abs(levels[lag:] - levels[:-lag]), axis=0)
+    return np.where(scale > 0, scale, np.nan)
 
 
 def per_step_mae(
@@ -218,6 +235,8 @@ def evaluate_on_test(
     season: int | None = None,
     who: str = "the model on the test split",
     split: str = "test",
+    between: np.ndarray | None = None,
+    classical: tuple[str, ...] = (),
 ) -> Evaluation:
     """Score `model` and the baselines on the same test windows, in both units.
 
@@ -227,7 +246,10 @@ def evaluate_on_test(
 
     Baselines: persistence ("no change from the last observed level", whatever
     the transform), a linear autoregression fitted on the training windows only,
-    and with `season` the seasonal naive forecast.
+    with `season` the seasonal naive forecast, and the `classical` models
+    (`ets`, `arima`: `components.classical`, fitted on the training levels,
+    filtered through `between` (N, K), the levels between the training rows
+    and the scored ones). MASE is scaled by the training rows' naive error.
 
     Raises:
         TrainingError: the model's forecasts are not finite (`who` says which
@@ -248,15 +270,21 @@ def evaluate_on_test(
     forecasts["persistence"] = persistence_forecast(test.levels, spec)
     if season:
         forecasts["seasonal_naive"] = seasonal_naive_forecast(test.levels, spec, season)
+    timings = {}
+    for name in classical:
+        found = classical_forecast(name, train.levels, test.levels, spec, season, between)
+        forecasts[name] = found.forecast
+        timings[f"baseline_{name}_seconds"] = found.seconds
     for name in sorted(set(forecasts) - set(predictions)):  # level -> model space
         predictions[name] = to_model_space(
             forecasts[name], base, normalizer, targets, transform
         )
-    metrics = {}
+    metrics = dict(timings)
+    scale = mase_scale(train.levels, season)
     for name in forecasts:
         prefix = f"{split}_" if name == "model" else f"baseline_{name}_{split}_"
         metrics.update(
-            score(prefix, y_test, predictions[name], actual, forecasts[name])
+            score(prefix, y_test, predictions[name], actual, forecasts[name], scale)
         )
         if spec.horizon > 1:
             metrics.update(

@@ -18,8 +18,9 @@ METRICS = (
     "test_mse_raw",
     "test_mae_raw",
     "test_rmse_raw",
+    "test_mase",
 )
-BASELINES = ("persistence", "linear", "seasonal_naive")
+BASELINES = ("persistence", "seasonal_naive", "linear", "ets", "arima")
 
 
 def build_leaderboard(children: list[dict], sort_by: str = "test_mse") -> pd.DataFrame:

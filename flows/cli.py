@@ -584,18 +584,19 @@ def _summary(result: dict) -> str:
     metrics = result["metrics"]
     rows = [("model", "test_"), ("persistence", "baseline_persistence_test_")]
     rows.append(("linear AR", "baseline_linear_test_"))
-    if "baseline_seasonal_naive_test_mse" in metrics:
-        rows.append(("seasonal", "baseline_seasonal_naive_test_"))
+    for name, label in (("seasonal_naive", "seasonal"), ("ets", "ETS"), ("arima", "ARIMA")):
+        if f"baseline_{name}_test_mse" in metrics:
+            rows.append((label, f"baseline_{name}_test_"))
     lines = [
         f"run {result['run_id']} ({result['status']}) in experiment "
         f"{result['experiment']!r}",
-        f"{'':<12}{'mse':>10}{'mae':>10}{'mse_raw':>12}{'mae_raw':>12}",
+        f"{'':<12}{'mse':>10}{'mae':>10}{'mse_raw':>12}{'mae_raw':>12}{'mase':>8}",
     ]
     for label, prefix in rows:
         values = [metrics[f"{prefix}{m}"] for m in ("mse", "mae", "mse_raw", "mae_raw")]
         lines.append(
             f"{label:<12}{values[0]:>10.4f}{values[1]:>10.4f}"
-            f"{values[2]:>12.4f}{values[3]:>12.4f}"
+            f"{values[2]:>12.4f}{values[3]:>12.4f}{metrics[f'{prefix}mase']:>8.3f}"
         )
     if "backtest_test_mse_mean" in metrics:
         folds = [

@@ -304,7 +304,9 @@ def evaluate(
     where: str = "",
 ):
     """Model and baselines on the windows of one split (`test`, `val`), both
-    units; `where` names the split in errors when the name does not say it."""
+    units; `where` names the split in errors when the name does not say it.
+    The classical baselines score the test split only."""
+    test = split == "test"
     return evaluation.evaluate_on_test(
         model,
         scaled["train"],
@@ -316,6 +318,8 @@ def evaluate(
         config.evaluate.season,
         who=f"{config.model.kind} on the {where or split + ' split'}",
         split=split,
+        between=scaled["val"].levels if test else None,
+        classical=tuple(config.evaluate.classical) if test else (),
     )
 
 
