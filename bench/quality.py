@@ -2,14 +2,15 @@
 
 For each series: rnnflow's default experiment (conf/experiments/default.yaml:
 GRU, its training settings) with only data, split, window and season given;
-`compare` over the network kinds; the default kind again with each
-`model.window_norm`; and the baselines every run is scored against
+`compare` over the network kinds; the default kind again with each candidate
+default setting (`VARIANTS`: window normalization, the shared linear skip); and
+the baselines every run is scored against
 (persistence, seasonal naive, linear AR, ETS, ARIMA). Numbers are on the test
 split, in original units, plus MASE (scaled by the training rows' naive error).
 
     pip install pmdarima            # ships msft, taylor, airpassengers, wineind
     python bench/quality.py                         # every series, gru,lstm,mlp
-    python bench/quality.py --series sunspots,msft --kinds gru --norms none,last
+    python bench/quality.py --series sunspots,msft --kinds gru --variants last
 
 Prints one table per series as it finishes, then a summary: on how many series
 the best network beats every baseline, and the worst ratio to persistence.
@@ -173,7 +174,16 @@ def experiment(name: str, folder: Path, uri: str, epochs: int | None) -> Path:
     return path
 
 
-def run_series(name, folder, uri, kinds, norms, epochs) -> dict:
+# The default kind again with one setting changed: the candidates for defaults.
+VARIANTS = {
+    "last": ["model.window_norm=last"],
+    "revin": ["model.window_norm=revin"],
+    "shared": ["model.skip=shared"],
+    "last+shared": ["model.window_norm=last", "model.skip=shared"],
+}
+
+
+def run_series(name, folder, uri, kinds, variants, epochs) -> dict:
     """Every network and baseline on one series: rows of test metrics."""
     from mlflow import MlflowClient
 
@@ -198,12 +208,10 @@ def run_series(name, folder, uri, kinds, norms, epochs) -> dict:
     for b in ("ets", "arima"):
         if b in rows:
             rows[b]["seconds"] = child.data.metrics.get(f"baseline_{b}_seconds")
-    for norm in norms:
-        if norm == config.model.window_norm:
-            continue
-        trained = train_flow(load_experiment(path, [f"model.window_norm={norm}"]))
+    for variant in variants:
+        trained = train_flow(load_experiment(path, VARIANTS[variant]))
         m = trained["metrics"]
-        rows[f"{config.model.kind}+{norm}"] = {
+        rows[f"{config.model.kind}+{variant}"] = {
             "mse_raw": m["test_mse_raw"],
             "mae_raw": m["test_mae_raw"],
             "mase": m["test_mase"],
@@ -276,7 +284,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--series", default=",".join(SERIES))
     parser.add_argument("--kinds", default="gru,lstm,mlp")
-    parser.add_argument("--norms", default="none,last,revin")
+    parser.add_argument("--variants", default=",".join(VARIANTS))
     parser.add_argument("--epochs", type=int, default=None)
     parser.add_argument("--output", default=str(ROOT / "bench/quality.json"))
     args = parser.parse_args()
@@ -285,7 +293,8 @@ def main() -> None:
     results = []
     for name in args.series.split(","):
         result = run_series(
-            name, folder, uri, args.kinds.split(","), args.norms.split(","), args.epochs
+            name, folder, uri, args.kinds.split(","), args.variants.split(","),
+            args.epochs,
         )
         results.append(result)
         print(table(result), flush=True)

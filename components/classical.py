@@ -11,7 +11,7 @@ filtered through, as they would be observed in production.
 
 - `ets`: additive-error exponential smoothing, level plus a damped additive
   trend or no trend (the lower AIC), and an additive season of
-  `evaluate.season` rows when that is set.
+  `evaluate.season` rows when that is set (and the training rows hold two).
 - `arima`: ARIMA(p, d, q), d = 1 when the augmented Dickey-Fuller test on the
   training rows cannot reject a unit root (p-value > 0.05), else 0 on the
   de-meaned rows; p, q in 0..2 by AIC.
@@ -24,6 +24,7 @@ import threading
 import time
 import warnings
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -101,50 +102,71 @@ def _forecast_windows(name, train, scored, spec, season, between) -> ClassicalFo
     origins = offset + window_starts(len(scored), spec) + spec.input_width - 1
     columns, orders = [], []
     for k in range(train.shape[1]):
-        fitted, label, mean = _fit(name, train[:, k].astype(np.float64), season)
-        columns.append(_forecast_from(fitted, history[:, k] - mean, origins, spec) + mean)
-        orders.append(label)
+        fitted = _fit(name, train[:, k].astype(np.float64), season)
+        column = history[:, k] - fitted.mean
+        columns.append(_forecast_from(fitted, column, origins, spec) + fitted.mean)
+        orders.append(fitted.label)
     forecast = np.stack(columns, axis=-1)  # -> (W, T, K)
     return ClassicalForecast(forecast, time.perf_counter() - start, orders)
 
 
-def _fit(name: str, y: np.ndarray, season: int | None):
-    """(results, label, mean) of the lower-AIC candidate of `name`; `mean` was
-    subtracted from the rows before fitting (ARIMA with d = 0)."""
+@dataclass(frozen=True)
+class _Fitted:
+    """A fitted candidate: `apply(series)` filters a whole series with the
+    fitted parameters (nothing re-estimated) and returns the filter results."""
+
+    aic: float
+    label: str
+    mean: float  # subtracted from the rows before fitting (ARIMA, d = 0)
+    apply: Callable
+
+
+def _fit(name: str, y: np.ndarray, season: int | None) -> _Fitted:
+    """The lower-AIC candidate of `name` fitted on the training rows `y`."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # convergence chatter on short series
         if name == "ets":
-            candidates = [_ets(y, trend, season) for trend in (False, True)]
+            fitted = [_fit_ets(y, trend, season) for trend in (False, True)]
         elif name == "arima":
-            candidates = _arima_candidates(y)
+            fitted = _fit_arima(y)
         else:
             raise ValueError(
                 f"Received an invalid value for argument `name`, expected one of "
                 f"{list(MODELS)}, got {name!r}."
             )
-        fitted = [
-            (model.fit(disp=False), label, mean) for model, label, mean in candidates
-        ]
-    return min(fitted, key=lambda found: found[0].aic)
+    return min(fitted, key=lambda found: found.aic)
 
 
-def _ets(y: np.ndarray, trend: bool, season: int | None):
+def _fit_ets(y: np.ndarray, trend: bool, season: int | None) -> _Fitted:
+    """Initial states concentrated out of the likelihood while fitting (fast,
+    even for long seasons), then held fixed ("known") when the model filters
+    later rows: re-concentrating them on a longer series would let the
+    scored rows shape the initial state."""
     from statsmodels.tsa.statespace.exponential_smoothing import (
         ExponentialSmoothing,
     )
 
     seasonal = season if season and len(y) >= 2 * season else None
-    model = ExponentialSmoothing(
-        y,
-        trend=trend,
-        damped_trend=trend,
-        seasonal=seasonal,
-        initialization_method="estimated",
-    )
-    return model, f"ETS(A,{'Ad' if trend else 'N'},{'A' if seasonal else 'N'})", 0.0
+    options = {"trend": trend, "damped_trend": trend, "seasonal": seasonal}
+    results = ExponentialSmoothing(
+        y, initialization_method="concentrated", **options
+    ).fit(disp=False)
+    state = results.initial_state  # level, [trend], [season...]
+    known = {
+        "initialization_method": "known",
+        "initial_level": state[0],
+        "initial_trend": state[1] if trend else None,
+        "initial_seasonal": state[1 + trend :] if seasonal else None,
+    }
+
+    def apply(series):
+        return ExponentialSmoothing(series, **options, **known).filter(results.params)
+
+    label = f"ETS(A,{'Ad' if trend else 'N'},{'A' if seasonal else 'N'})"
+    return _Fitted(results.aic, label, 0.0, apply)
 
 
-def _arima_candidates(y: np.ndarray):
+def _fit_arima(y: np.ndarray) -> list[_Fitted]:
     """ARIMA(p, d, q) for p, q in 0..2; d by the ADF test. With d = 0 the rows
     are de-meaned (the mean is added back to forecasts), which keeps the
     state intercept zero and the forecast recursion plain."""
@@ -153,12 +175,14 @@ def _arima_candidates(y: np.ndarray):
 
     d = int(adfuller(y, autolag="AIC")[1] > 0.05)
     mean = 0.0 if d else float(y.mean())
-    return [
-        (SARIMAX(y - mean, order=(p, d, q)), f"ARIMA({p},{d},{q})", mean)
-        for p in range(3)
-        for q in range(3)
-        if p or q or d
-    ]
+    fitted = []
+    for p in range(3):
+        for q in range(3):
+            if p or q or d:
+                results = SARIMAX(y - mean, order=(p, d, q)).fit(disp=False)
+                label = f"ARIMA({p},{d},{q})"
+                fitted.append(_Fitted(results.aic, label, mean, results.apply))
+    return fitted
 
 
 def _forecast_from(
@@ -167,7 +191,7 @@ def _forecast_from(
     """(W, T) forecasts of steps offset+1 .. offset+T after each origin row,
     from the predicted states of one filter pass over `series` (the models
     here have time-invariant matrices and zero intercepts)."""
-    applied = fitted.apply(series)
+    applied = fitted.apply(series)  # one filter pass, fitted parameters
     design = np.asarray(applied.model["design"])  # (1, S)
     transition = np.asarray(applied.model["transition"])  # (S, S)
     state = applied.predicted_state[:, origins + 1]  # (S, W): a(t+1 | t)

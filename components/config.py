@@ -175,11 +175,13 @@ class ModelSpec(_Strict):
     activation: Literal[
         "tanh", "relu", "sigmoid", "elu", "selu", "gelu", "softsign", "linear"
     ] = Field("tanh", description="Recurrent cells' output activation.")
-    skip: Literal["none", "linear"] = Field(
+    skip: Literal["none", "linear", "shared"] = Field(
         "linear",
         description="`linear`: add a linear autoregression on the window to the "
         "network's forecast, starting at the least-squares fit on the training "
-        "windows (the network's head starts at zero).",
+        "windows (the network's head starts at zero). `shared`: one map from a "
+        "target's own window to its horizon, the same for every target (fewer "
+        "weights for wide tables and long horizons; targets must be features).",
     )
     window_norm: Literal["none", "last", "revin"] = Field(
         "none",

@@ -199,6 +199,7 @@ class Forecaster:
         import keras
 
         import components.models.layers  # noqa: F401  (registers custom layers)
+        import components.models.skip  # noqa: F401
         import components.models.window_norm  # noqa: F401
 
         directory = Path(directory)

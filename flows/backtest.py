@@ -18,7 +18,7 @@ from prefect.logging import get_run_logger
 from components import backtest, plots, provenance, tracking, training
 from components.backtest import Fold
 from components.config import ExperimentConfig
-from components.models.window_norm import target_positions
+from components.models.common import target_positions
 from flows.train import (
     PreparedData,
     build,
@@ -65,9 +65,7 @@ def backtest_fold(config: ExperimentConfig, series, fold: Fold) -> dict:
     prepared = split_data.fn(fold_series, config.data, fold.split, config.window)
     normalizer, scaled = normalize.fn(prepared, fold_series)
     datasets = make_datasets.fn(scaled, config.window, config.train)
-    positions = target_positions(
-        series.features, series.targets, config.model.window_norm
-    )
+    positions = target_positions(series.features, series.targets, config.model)
     model = build.fn(
         config.model, config.train, config.window, scaled["train"], positions
     )

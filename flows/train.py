@@ -50,7 +50,7 @@ from components.config import (
 from components.forecaster import Forecaster
 from components.models import build_model
 from components.models.skip import fit_linear_skip
-from components.models.window_norm import target_positions
+from components.models.common import target_positions
 from components.models.registry import cudnn_blockers
 from components.redact import redact_url
 from components.windowing import make_dataset, make_windows
@@ -245,9 +245,10 @@ def build(
         )
         training.compile_model(model, train)
     skip = ""
-    if spec.skip == "linear":  # windows materialized only for the fit
+    if spec.skip != "none":  # windows materialized only for the fit
         x, y = make_windows(train_split.inputs, train_split.targets, window)
-        skip = " + linear skip" if fit_linear_skip(model, x, y) else ""
+        fitted = fit_linear_skip(model, x, y)
+        skip = f" + {spec.skip} linear skip" if fitted else ""
     if spec.window_norm != "none":
         skip += f", window norm {spec.window_norm}"
     logger.info(
@@ -409,9 +410,7 @@ def prepare_data(config: ExperimentConfig) -> PreparedData:
     """ingest -> split -> normalize (and plan the backtest folds): every check
     that can fail before training."""
     series = load_data(config.data)
-    positions = target_positions(
-        series.features, series.targets, config.model.window_norm
-    )
+    positions = target_positions(series.features, series.targets, config.model)
     prepared = split_data(series, config.data, config.split, config.window)
     normalizer, scaled = normalize(prepared, series)
     folds = backtest.plan_folds(

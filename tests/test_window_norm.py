@@ -10,11 +10,11 @@ from components.errors import DataError
 from components.evaluation import fit_linear_baseline, predict_linear_baseline
 from components.models import build_model, predict
 from components.models.skip import fit_linear_skip
+from components.models.common import target_positions
 from components.models.window_norm import (
     WindowDenormalization,
     WindowNormalization,
     inner_network,
-    target_positions,
 )
 from conftest import make_series, write_experiment
 
@@ -76,10 +76,12 @@ def test_the_linear_skip_starts_at_the_least_squares_fit_of_the_shifted_windows(
 
 
 def test_a_target_that_is_not_an_input_is_refused_by_name():
-    assert target_positions(["a", "b"], ["b"], "last") == (1,)
-    assert target_positions(["a"], ["b"], "none") == ()
-    with pytest.raises(DataError, match=r"window_norm: revin.*\['b'\] is not"):
-        target_positions(["a"], ["b"], "revin")
+    assert target_positions(["a", "b"], ["b"], ModelSpec(window_norm="last")) == (1,)
+    assert target_positions(["a"], ["b"], ModelSpec()) == ()
+    with pytest.raises(DataError, match=r"window_norm: revin`.*\['b'\] is not"):
+        target_positions(["a"], ["b"], ModelSpec(window_norm="revin"))
+    with pytest.raises(DataError, match=r"`model.skip: shared` need"):
+        target_positions(["a"], ["b"], ModelSpec(skip="shared"))
 
 
 def test_a_window_normalized_model_trains_evaluates_and_serves(
@@ -110,3 +112,33 @@ tracking: {{uri: "{mlflow_uri}", experiment: wn}}
     np.testing.assert_allclose(
         served[["a", "b"]].to_numpy(), report.forecasts["model"][0], rtol=1e-5
     )
+
+
+def test_the_shared_skip_equals_a_numpy_least_squares_fit_over_every_column(
+    tmp_path,
+):
+    import keras
+
+    from components.models.skip import SHARED_SKIP_LAYER
+
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(60, 5, 3)).astype(np.float32)  # column 2 is no target
+    y = rng.normal(size=(60, 2, 2))
+    spec = ModelSpec(kind="gru", units=[4], skip="shared")
+    model = build_model(spec, (5, 3), (2, 2), seed=0, target_positions=(0, 1))
+    assert fit_linear_skip(model, x, y)
+    # One ridge map (L -> T) fitted on both targets' windows stacked, by hand.
+    rows = np.concatenate([x[:, :, 0], x[:, :, 1]]).astype(np.float64)  # (2W, L)
+    design = np.hstack([rows, np.ones((len(rows), 1))])
+    answers = np.concatenate([y[:, :, 0], y[:, :, 1]])  # (2W, T)
+    penalty = 1e-3 * np.eye(6)
+    penalty[-1, -1] = 0.0
+    coef = np.linalg.solve(design.T @ design + penalty, design.T @ answers)
+    kernel, bias = model.get_layer(SHARED_SKIP_LAYER).get_weights()
+    np.testing.assert_allclose(kernel, coef[:-1], rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(bias, coef[-1], rtol=1e-4, atol=1e-6)
+    expected = np.stack([np.c_[x[:, :, k], np.ones(60)] @ coef for k in (0, 1)], -1)
+    np.testing.assert_allclose(predict(model, x), expected, rtol=1e-4, atol=1e-5)
+    model.save(tmp_path / "shared.keras")
+    loaded = keras.saving.load_model(tmp_path / "shared.keras", safe_mode=True)
+    np.testing.assert_allclose(predict(loaded, x), predict(model, x), rtol=1e-6)

@@ -254,3 +254,35 @@ def test_a_linear_skip_starts_training_at_the_linear_baseline(kind):
     plain = build_model(ModelSpec(kind=kind, units=[4], skip="none"), (6, 2), (2, 1))
     assert model.count_params() == plain.count_params() + 6 * 2 * 2 + 2
     assert not fit_linear_skip(plain, x, y)
+
+
+@pytest.mark.parametrize("kind", model_kinds())
+@pytest.mark.parametrize(
+    "options",
+    [{"window_norm": "last"}, {"window_norm": "revin", "skip": "shared"}],
+    ids=["last", "revin+shared"],
+)
+def test_window_norm_and_shared_skip_train_under_mixed_precision_and_save(
+    kind, options, tmp_path
+):
+    import keras
+
+    from components.compiled_loop import materialize
+
+    rows = _two_sines() + np.linspace(0, 3, 200, dtype="float32")[:, None]  # drift
+    spec = WindowSpec(input_width=WIDTH, horizon=3)
+    settings = TrainSpec(epochs=4, learning_rate=0.01, patience=0)
+    with precision_policy("mixed_bfloat16"):
+        model = build_model(
+            ModelSpec(kind=kind, units=[8], **options), (WIDTH, 2), (3, 2),
+            seed=0, target_positions=(0, 1),
+        )  # fmt: skip
+        compile_model(model, settings)
+    losses = fit_model(model, materialize(rows, rows, spec), None, settings)
+    assert all(np.isfinite(losses.history["loss"]))
+    x = rows[None, -WIDTH:]
+    before = model.predict(x, verbose=0)
+    assert before.shape == (1, 3, 2) and before.dtype == np.float32
+    model.save(tmp_path / "m.keras")
+    loaded = keras.models.load_model(tmp_path / "m.keras", safe_mode=True)
+    np.testing.assert_allclose(loaded.predict(x, verbose=0), before, rtol=1e-5)

@@ -23,7 +23,8 @@ def build_model(
     With `seed`, the initial weights (and dropout generators) depend on the
     seed alone, whatever other threads do with Python's `random` meanwhile.
     `target_positions` (the input column of each target,
-    `window_norm.target_positions`) is needed by `model.window_norm`.
+    `common.target_positions`) is needed by `model.window_norm` and
+    `model.skip: shared`.
     """
     if seed is None:
         return _build(spec, input_shape, output_shape, target_positions)
@@ -35,10 +36,11 @@ def build_model(
 
 def _build(spec, input_shape, output_shape, target_positions):
     model = get_builder(spec.kind)(spec, input_shape, output_shape)
-    if spec.skip == "linear":
+    if spec.skip != "none":
         from components.models.skip import add_linear_skip
 
-        model = add_linear_skip(model, output_shape)
+        shared = target_positions if spec.skip == "shared" else ()
+        model = add_linear_skip(model, output_shape, shared)
     if spec.window_norm != "none":
         from components.models.window_norm import add_window_norm
 

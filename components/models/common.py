@@ -8,6 +8,7 @@ import keras
 from keras import layers
 
 from components.config import ModelSpec
+from components.errors import DataError
 
 CELLS = {"simple_rnn": layers.SimpleRNN, "lstm": layers.LSTM, "gru": layers.GRU}
 
@@ -51,3 +52,30 @@ def forecast_head(features, output_shape: tuple[int, int]):
 def sequence_head(sequence, n_targets: int):
     """(B, T, H) -> per-step Dense -> (B, T, K), in float32."""
     return layers.Dense(n_targets, dtype="float32", name="forecast")(sequence)
+
+
+def target_positions(
+    features: list[str], targets: list[str], spec: ModelSpec
+) -> tuple[int, ...]:
+    """Input column of each target, for the settings that read a target's own
+    past from the window (`model.window_norm`, `model.skip: shared`); `()`
+    when none is set.
+
+    Raises:
+        DataError: a target is not among the input features.
+    """
+    needs = []
+    if spec.window_norm != "none":
+        needs.append(f"`model.window_norm: {spec.window_norm}`")
+    if spec.skip == "shared":
+        needs.append("`model.skip: shared`")
+    if not needs:
+        return ()
+    missing = [t for t in targets if t not in features]
+    if missing:
+        raise DataError(
+            f"{' and '.join(needs)} need every target among the input features "
+            f"(`data.features`): {missing} is not; add it to `data.features` or "
+            "change the setting."
+        )
+    return tuple(features.index(t) for t in targets)

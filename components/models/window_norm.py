@@ -17,7 +17,7 @@ the whole forecaster:
 
 Only the input columns that are targets are shifted: other features
 (covariates, calendar columns) keep their meaning. Every target must
-therefore also be an input feature (`target_positions`).
+therefore also be an input feature (`common.target_positions`).
 
 Shape legend: B batch, L input steps, C input features, T horizon, K targets.
 """
@@ -26,31 +26,10 @@ import keras
 import numpy as np
 from keras import ops
 
-from components.errors import DataError
-
 MODES = ("none", "last", "revin")
 NORM_LAYER = "window_norm"
 DENORM_LAYER = "window_denorm"
 _EPS = 1e-5
-
-
-def target_positions(features: list[str], targets: list[str], mode: str) -> tuple:
-    """Input column of each target; `()` when `mode` is `none`.
-
-    Raises:
-        DataError: a target is not among the input features, so its recent
-            level is not in the window.
-    """
-    if mode == "none":
-        return ()
-    missing = [t for t in targets if t not in features]
-    if missing:
-        raise DataError(
-            f"`model.window_norm: {mode}` needs every target among the input "
-            f"features (`data.features`): {missing} is not; add it to "
-            "`data.features` or set `model.window_norm: none`."
-        )
-    return tuple(features.index(t) for t in targets)
 
 
 @keras.saving.register_keras_serializable(package="rnnflow")
