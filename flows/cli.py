@@ -17,6 +17,9 @@ EXIT_USER_ERROR = 2
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `rnnflow` console script."""
     argv = sys.argv[1:] if argv is None else list(argv)
+    # Prefect's temporary server sends usage telemetry, and on a machine with no
+    # internet logs an ERROR for it in a run that succeeded.
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     parser = _parser()
     args = _parse(parser, argv)
     if not getattr(args, "handler", None):
