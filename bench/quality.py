@@ -180,6 +180,7 @@ VARIANTS = {
     "revin": ["model.window_norm=revin"],
     "shared": ["model.skip=shared"],
     "last+shared": ["model.window_norm=last", "model.skip=shared"],
+    "auto": ["model.window_norm=auto", "model.skip=auto"],
 }
 
 

@@ -175,20 +175,23 @@ class ModelSpec(_Strict):
     activation: Literal[
         "tanh", "relu", "sigmoid", "elu", "selu", "gelu", "softsign", "linear"
     ] = Field("tanh", description="Recurrent cells' output activation.")
-    skip: Literal["none", "linear", "shared"] = Field(
+    skip: Literal["none", "linear", "shared", "auto"] = Field(
         "linear",
         description="`linear`: add a linear autoregression on the window to the "
         "network's forecast, starting at the least-squares fit on the training "
         "windows (the network's head starts at zero). `shared`: one map from a "
         "target's own window to its horizon, the same for every target (fewer "
-        "weights for wide tables and long horizons; targets must be features).",
+        "weights for wide tables and long horizons; targets must be features). "
+        "`auto`: the one whose least-squares fit has the lower validation MSE.",
     )
-    window_norm: Literal["none", "last", "revin"] = Field(
+    window_norm: Literal["none", "last", "revin", "auto"] = Field(
         "none",
         description="Normalize each input window by its own level and undo it "
         "on the forecast: `last` subtracts the window's last value (a zero "
         "network is persistence), `revin` its mean and std. Only target columns "
-        "are shifted; every target must be an input feature.",
+        "are shifted; every target must be an input feature. `auto`: the mode "
+        "whose least-squares linear fit has the lowest validation MSE (`none` "
+        "when a target is not a feature).",
     )
 
     @field_validator("kind")

@@ -22,6 +22,7 @@ from components.models.common import target_positions
 from flows.train import (
     PreparedData,
     build,
+    choose_settings,
     evaluate,
     fit_summary,
     make_datasets,
@@ -66,9 +67,8 @@ def backtest_fold(config: ExperimentConfig, series, fold: Fold) -> dict:
     normalizer, scaled = normalize.fn(prepared, fold_series)
     datasets = make_datasets.fn(scaled, config.window, config.train)
     positions = target_positions(series.features, series.targets, config.model)
-    model = build.fn(
-        config.model, config.train, config.window, scaled["train"], positions
-    )
+    spec, _ = choose_settings.fn(config.model, config.window, scaled, positions)
+    model = build.fn(spec, config.train, config.window, scaled["train"], positions)
     result = training.fit_model(
         model, datasets["train"], datasets.get("val"), config.train
     )

@@ -49,6 +49,7 @@ from components.config import (
 )
 from components.forecaster import Forecaster
 from components.models import build_model
+from components.models.selection import resolve_auto
 from components.models.skip import fit_linear_skip
 from components.models.common import target_positions
 from components.models.registry import cudnn_blockers
@@ -219,6 +220,32 @@ def make_datasets(
     if sizes["val"]:
         datasets["val"] = windows("val")
     return datasets
+
+
+@_task
+def choose_settings(
+    spec: ModelSpec,
+    window: WindowSpec,
+    scaled: dict[str, preprocess.ScaledSplit],
+    positions: tuple[int, ...] = (),
+) -> tuple[ModelSpec, dict[str, str]]:
+    """Resolve `auto` in `model.window_norm` / `model.skip` by the validation
+    MSE of the linear fit in each setting; return the spec to build and the
+    run tags that record the choice (none when nothing was `auto`)."""
+    if "auto" not in (spec.window_norm, spec.skip):
+        return spec, {}
+    windows = {
+        name: make_windows(scaled[name].inputs, scaled[name].targets, window)
+        for name in ("train", "val")
+    }
+    resolved, choice = resolve_auto(spec, windows["train"], windows["val"], positions)
+    get_run_logger().info("auto: %s", choice.describe())
+    tags = {
+        "auto_window_norm": resolved.window_norm,
+        "auto_skip": resolved.skip,
+        "auto_choice": choice.describe(),
+    }
+    return resolved, tags
 
 
 @_task
@@ -439,10 +466,14 @@ def train_in_run(
         resume = take_over(folder, config, tracking_uri, run_id) if folder else None
         start_epoch = resume.epoch if resume else 0
         datasets = make_datasets(scaled, config.window, config.train, start_epoch)
+        spec, chosen = choose_settings(
+            config.model, config.window, scaled, data.target_positions
+        )
+        if chosen:
+            tracking.set_tags(tracking_uri, run_id, chosen)
         model = build(
-            config.model, config.train, config.window, scaled["train"],
-            data.target_positions,
-        )  # fmt: skip
+            spec, config.train, config.window, scaled["train"], data.target_positions
+        )
         fit_result = fit(
             model, datasets, config.train, tracking_uri, run_id, folder, resume
         )

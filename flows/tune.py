@@ -29,7 +29,14 @@ from components.config import (
     with_settings,
 )
 from components.errors import ConfigError, TrainingError
-from flows.train import PreparedData, build, make_datasets, open_run, prepare_data
+from flows.train import (
+    PreparedData,
+    build,
+    choose_settings,
+    make_datasets,
+    open_run,
+    prepare_data,
+)
 
 
 @flow(name="rnnflow-tune", flow_run_name="{config.name}-tune-{kind}")
@@ -143,10 +150,12 @@ def _train_trial(config, data, tracking_uri, run_id, trial, number) -> float | N
         tracking_uri, run_id, {**flatten(config), "trial.number": number}
     )
     datasets = make_datasets.fn(data.scaled, config.window, config.train)
+    spec, _ = choose_settings.fn(
+        config.model, config.window, data.scaled, data.target_positions
+    )
     model = build.fn(
-        config.model, config.train, config.window, data.scaled["train"],
-        data.target_positions,
-    )  # fmt: skip
+        spec, config.train, config.window, data.scaled["train"], data.target_positions
+    )
     epochs = tracking.EpochMetricLogger(tracking_uri, run_id)
     try:
         result = training.fit_model(

@@ -5,7 +5,7 @@ the normalized space, and a flow that trains and serves such a model."""
 import numpy as np
 import pytest
 
-from components.config import ModelSpec, load_experiment
+from components.config import ModelSpec, WindowSpec, load_experiment
 from components.errors import DataError
 from components.evaluation import fit_linear_baseline, predict_linear_baseline
 from components.models import build_model, predict
@@ -16,6 +16,7 @@ from components.models.window_norm import (
     WindowNormalization,
     inner_network,
 )
+from components.windowing import make_windows
 from conftest import make_series, write_experiment
 
 # One window, L=3 steps, C=2 columns; column 1 is the target.
@@ -142,3 +143,39 @@ def test_the_shared_skip_equals_a_numpy_least_squares_fit_over_every_column(
     model.save(tmp_path / "shared.keras")
     loaded = keras.saving.load_model(tmp_path / "shared.keras", safe_mode=True)
     np.testing.assert_allclose(predict(loaded, x), predict(model, x), rtol=1e-6)
+
+
+def test_auto_picks_the_setting_whose_linear_fit_validates_best():
+    from components.models.selection import resolve_auto
+
+    spec = WindowSpec(input_width=6, horizon=1)
+    rng = np.random.default_rng(4)
+    ar = np.zeros((400, 1))  # AR(1) reverting to 0, then to 10 after row 250
+    for t in range(1, 400):
+        ar[t] = 0.8 * ar[t - 1] + 0.2 * (10.0 if t >= 250 else 0.0) + rng.normal()
+    cycle = np.sin(np.arange(400) / 3.0)[:, None] + 0.05 * rng.normal(size=(400, 1))
+
+    def windows(rows):
+        train = make_windows(rows[:200], rows[:200], spec)
+        return train, make_windows(rows[300:], rows[300:], spec)
+
+    auto = ModelSpec(window_norm="auto", skip="auto")
+    drifting, choice = resolve_auto(auto, *windows(ar), (0,))
+    assert drifting.window_norm in ("last", "revin")  # `none` reverts to 0
+    assert set(choice.scores) == {
+        f"{n}/{s}" for n in ("none", "last", "revin") for s in ("linear", "shared")
+    }
+    assert choice.scores[f"{drifting.window_norm}/{drifting.skip}"] == min(
+        choice.scores.values()
+    )
+    no_positions, choice = resolve_auto(auto, *windows(cycle), ())
+    assert (no_positions.window_norm, no_positions.skip) == ("none", "linear")
+    assert set(choice.scores) == {"none/linear"}
+    fixed = ModelSpec(window_norm="last", skip="linear")
+    assert resolve_auto(fixed, *windows(cycle), (0,)) == (fixed, None)
+
+
+def test_auto_settings_never_refuse_a_target_that_is_not_a_feature():
+    auto = ModelSpec(window_norm="auto", skip="auto")
+    assert target_positions(["a"], ["b"], auto) == ()
+    assert target_positions(["a", "b"], ["b"], auto) == (1,)

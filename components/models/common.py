@@ -59,19 +59,23 @@ def target_positions(
 ) -> tuple[int, ...]:
     """Input column of each target, for the settings that read a target's own
     past from the window (`model.window_norm`, `model.skip: shared`); `()`
-    when none is set.
+    when none is set, or when only `auto` settings are and some target is not
+    a feature.
 
     Raises:
         DataError: a target is not among the input features.
     """
     needs = []
-    if spec.window_norm != "none":
+    if spec.window_norm not in ("none", "auto"):
         needs.append(f"`model.window_norm: {spec.window_norm}`")
     if spec.skip == "shared":
         needs.append("`model.skip: shared`")
-    if not needs:
+    wants = "auto" in (spec.window_norm, spec.skip)  # uses them when it can
+    if not needs and not wants:
         return ()
     missing = [t for t in targets if t not in features]
+    if missing and not needs:
+        return ()  # `auto` then leaves out the settings that need them
     if missing:
         raise DataError(
             f"{' and '.join(needs)} need every target among the input features "
