@@ -8,7 +8,8 @@ the baselines every run is scored against
 (persistence, seasonal naive, linear AR, ETS, ARIMA). Numbers are on the test
 split, in original units, plus MASE (scaled by the training rows' naive error).
 
-    pip install pmdarima            # ships msft, taylor, airpassengers, wineind
+    pip install -e ".[bench]"   # pmdarima (msft, taylor, airpassengers, wineind)
+                                # and vega_datasets (Seattle weather, temperature)
     python bench/quality.py                         # every series, gru,lstm,mlp
     python bench/quality.py --series sunspots,msft --kinds gru --variants last
 
@@ -47,6 +48,13 @@ def _elnino() -> pd.DataFrame:
 
     wide = sm.datasets.elnino.load_pandas().data.set_index("YEAR")
     return pd.DataFrame({"sst": wide.to_numpy().reshape(-1)})  # monthly, in order
+
+
+def _vega(name: str, columns: list[str], rows: int | None = None) -> pd.DataFrame:
+    from vega_datasets import data
+
+    frame = getattr(data, name)()[columns]
+    return frame.tail(rows).reset_index(drop=True) if rows else frame
 
 
 def _msft() -> pd.DataFrame:
@@ -121,6 +129,26 @@ SERIES = {
             "split": {"test": 0.2, "val": 0.1},
             "window": {"input_width": 48, "horizon": 48},
             "evaluate": {"season": 48},
+        },
+    ),
+    "seattle_weather": (
+        "daily Seattle weather, 1,461 rows x 4 columns (rain, max/min "
+        "temperature, wind): multivariate, 56 days in, 28 out",
+        lambda: _vega(
+            "seattle_weather", ["precipitation", "temp_max", "temp_min", "wind"]
+        ),
+        {
+            "split": {"test": 0.2, "val": 0.15},
+            "window": {"input_width": 56, "horizon": 28},
+        },
+    ),
+    "seattle_temps": (
+        "hourly Seattle temperature, last 3,000 hours of 2010: daily season (24)",
+        lambda: _vega("seattle_temps", ["temp"], rows=3000),
+        {
+            "split": {"test": 0.2, "val": 0.1},
+            "window": {"input_width": 48, "horizon": 24},
+            "evaluate": {"season": 24},
         },
     ),
     "airpassengers": (

@@ -275,7 +275,8 @@ def build(
     if spec.skip != "none":  # windows materialized only for the fit
         x, y = make_windows(train_split.inputs, train_split.targets, window)
         fitted = fit_linear_skip(model, x, y)
-        skip = f" + {spec.skip} linear skip" if fitted else ""
+        shared = "shared " if spec.skip == "shared" else ""
+        skip = f" + {shared}linear skip" if fitted else ""
     if spec.window_norm != "none":
         skip += f", window norm {spec.window_norm}"
     logger.info(

@@ -81,3 +81,15 @@ def test_mase_scale_is_the_in_sample_naive_error():
     levels = np.array([[1.0, 10.0], [3.0, 10.0], [2.0, 14.0], [6.0, 10.0]])
     np.testing.assert_allclose(mase_scale(levels), [(2 + 1 + 4) / 3, (0 + 4 + 4) / 3])
     np.testing.assert_allclose(mase_scale(levels, season=2), [(1 + 3) / 2, (4 + 0) / 2])
+
+
+def test_a_long_training_split_is_fitted_on_its_last_rows(monkeypatch):
+    import components.classical as classical
+
+    y = _series(300)
+    spec = WindowSpec(input_width=12, horizon=2)
+    monkeypatch.setattr(classical, "MAX_FIT_ROWS", 100)
+    capped = forecast_windows("arima", y[:200], y[200:], spec).forecast
+    np.testing.assert_allclose(
+        capped, forecast_windows("arima", y[100:200], y[200:], spec).forecast
+    )
