@@ -164,7 +164,7 @@ SERIES = {
         "monthly Australian wine sales, 176 rows: noisy season (12)",
         lambda: _pmdarima("wineind"),
         {
-            "split": {"test": 36, "val": 24},
+            "split": {"test": 36, "val": 30},
             "window": {"input_width": 24, "horizon": 1},
             "evaluate": {"season": 12},
         },

@@ -32,7 +32,9 @@ class ForecasterModel(mlflow.pyfunc.PythonModel):
     def load_context(self, context):
         self.forecaster = Forecaster.load(Path(context.artifacts[ARTIFACT_KEY]))
 
-    def predict(self, context, model_input, params=None):
+    # The type hint tells MLflow what comes in (it warned on every log without
+    # one); a DataFrame hint infers no schema, so the signature stays ours.
+    def predict(self, context, model_input: pd.DataFrame, params=None) -> pd.DataFrame:
         return self.forecaster.forecast(model_input)
 
 
