@@ -176,13 +176,14 @@ class ModelSpec(_Strict):
         "tanh", "relu", "sigmoid", "elu", "selu", "gelu", "softsign", "linear"
     ] = Field("tanh", description="Recurrent cells' output activation.")
     skip: Literal["none", "linear", "shared", "auto"] = Field(
-        "linear",
-        description="`linear`: add a linear autoregression on the window to the "
-        "network's forecast, starting at the least-squares fit on the training "
-        "windows (the network's head starts at zero). `shared`: one map from a "
-        "target's own window to its horizon, the same for every target (fewer "
-        "weights for wide tables and long horizons; targets must be features). "
-        "`auto`: the one whose least-squares fit has the lower validation MSE.",
+        "auto",
+        description="A linear map of the window added to the network's forecast, "
+        "starting at the least-squares fit on the training windows (the network's "
+        "head starts at zero). `linear`: from the whole flattened window; "
+        "`shared`: from each target's own window, one map for every target "
+        "(targets must be features); `auto`: whichever of the two has the lower "
+        "validation MSE (`linear` when a target is not a feature); `none`: the "
+        "network alone.",
     )
     window_norm: Literal["none", "last", "revin", "auto"] = Field(
         "none",

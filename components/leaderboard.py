@@ -147,8 +147,9 @@ def _baseline_row(name: str, metrics: dict[str, float]) -> dict:
 
 def score(metrics: dict[str, float], metric: str) -> float:
     """A run's number for `metric`: the mean over backtest folds when the run
-    was backtested, else its value on the test split."""
-    return metrics.get(f"backtest_{metric}_mean", metrics[metric])
+    was backtested, else its value on the test split; NaN when the run did not
+    report it (`test_mase` is newer than some runs)."""
+    return metrics.get(f"backtest_{metric}_mean", metrics.get(metric, math.nan))
 
 
 def scored_on(children: list[dict]) -> str:
@@ -157,7 +158,8 @@ def scored_on(children: list[dict]) -> str:
 
 
 def _stats(metric: str, values: list[float]) -> dict[str, float]:
-    spread = statistics.stdev(values) if len(values) > 1 else 0.0
+    # pandas' std skips NaN (a metric some runs lack); statistics' fails on it
+    spread = float(pd.Series(values, dtype=float).std()) if len(values) > 1 else 0.0
     return {f"{metric}_mean": statistics.fmean(values), f"{metric}_std": spread}
 
 

@@ -60,7 +60,9 @@ class QualityCheck:
         return tags
 
 
-def check_validation(metrics: dict[str, float], who: str = "the network") -> QualityCheck:
+def check_validation(
+    metrics: dict[str, float], who: str = "the network", windows: int | None = None
+) -> QualityCheck:
     """Compare `val_mse` with the baselines' (normalized units, same windows).
 
     The network loses to persistence when its MSE is not below persistence's
@@ -69,6 +71,8 @@ def check_validation(metrics: dict[str, float], who: str = "the network") -> Qua
 
     Args:
         metrics: holds `VAL_METRICS`.
+        windows: how many validation windows the metrics average, said in the
+            message (a handful of windows makes a weak verdict).
     """
     metrics = {k: float(metrics[k]) for k in VAL_METRICS}
     model = metrics["val_mse"]
@@ -87,10 +91,11 @@ def check_validation(metrics: dict[str, float], who: str = "the network") -> Qua
         f"{'the linear baseline' if n == 'linear' else n} ({references[n]:.4g})"
         for n in losses
     )
+    where = "the validation split" + (f" ({windows} windows)" if windows else "")
     return QualityCheck(
         losses,
-        f"{who} (val mse {model:.4g}) does not beat {named} on the validation "
-        f"split: {ADVICE[losses[0]]}.",
+        f"{who} (val mse {model:.4g}) does not beat {named} on {where}: "
+        f"{ADVICE[losses[0]]}.",
         metrics,
     )
 

@@ -599,7 +599,8 @@ def _summary(result: dict) -> str:
         values = [metrics[f"{prefix}{m}"] for m in ("mse", "mae", "mse_raw", "mae_raw")]
         lines.append(
             f"{label:<12}{values[0]:>10.4f}{values[1]:>10.4f}"
-            f"{values[2]:>12.4f}{values[3]:>12.4f}{metrics[f'{prefix}mase']:>8.3f}"
+            f"{values[2]:>12.4f}{values[3]:>12.4f}"
+            f"{metrics.get(f'{prefix}mase', float('nan')):>8.3f}"
         )
     if "backtest_test_mse_mean" in metrics:
         folds = [

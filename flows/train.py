@@ -361,7 +361,9 @@ def check_quality(
     if not len(scaled["val"].inputs):
         return None
     report = evaluate.fn(model, scaled, config, normalizer, targets, "val")
-    found = quality.check_validation(report.metrics, config.model.kind)
+    found = quality.check_validation(
+        report.metrics, config.model.kind, len(report.actual)
+    )
     if found.message:
         get_run_logger().warning("%s", found.message)
     return found
@@ -431,7 +433,7 @@ class PreparedData:
     normalizer: preprocess.Normalizer
     scaled: dict[str, preprocess.ScaledSplit]
     folds: tuple[backtest.Fold, ...] = ()
-    target_positions: tuple[int, ...] = ()  # for `model.window_norm`
+    target_positions: tuple[int, ...] = ()  # window_norm, shared skip, auto
 
 
 def prepare_data(config: ExperimentConfig) -> PreparedData:

@@ -21,9 +21,10 @@ def _metrics(model, persistence, linear):
 
 def test_the_check_names_each_reference_the_network_does_not_beat():
     assert check_validation(_metrics(0.1, 0.5, 0.2)).message is None
-    both = check_validation(_metrics(0.6, 0.5, 0.5), "gru")
+    both = check_validation(_metrics(0.6, 0.5, 0.5), "gru", windows=6)
     assert both.losses == ("persistence", "linear")
     assert both.message.startswith("gru (val mse 0.6) does not beat persistence (0.5)")
+    assert "on the validation split (6 windows):" in both.message
     assert "`model.window_norm=last`" in both.message
     assert check_validation(_metrics(0.304, 0.5, 0.3)).message is None  # level
     linear_only = check_validation(_metrics(0.306, 0.5, 0.3))  # 1.2 points below

@@ -36,7 +36,7 @@ def build_model(
 
 def _build(spec, input_shape, output_shape, target_positions):
     model = get_builder(spec.kind)(spec, input_shape, output_shape)
-    if spec.skip != "none":
+    if spec.skip != "none":  # an unresolved `auto` builds the full `linear` map
         from components.models.skip import add_linear_skip
 
         shared = target_positions if spec.skip == "shared" else ()
