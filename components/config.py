@@ -285,7 +285,22 @@ class EvaluateSpec(_Strict):
         "ETS and ARIMA fitted once on the training split, run forward over the "
         "test windows without refitting. `[]` skips them.",
     )
+    intervals: list[float] = Field(
+        default_factory=lambda: [0.8, 0.95],
+        description="Central prediction-interval levels, conformally calibrated on "
+        "the validation split's errors per horizon step and target; the test "
+        "split reports coverage, width and interval score for each. `[]`: none.",
+    )
     backtest: BacktestSpec = Field(default_factory=BacktestSpec)
+
+    @field_validator("intervals")
+    @classmethod
+    def _levels_in_order(cls, value: list[float]) -> list[float]:
+        if not all(0 < v < 1 for v in value):
+            raise ValueError("expected levels strictly between 0 and 1")
+        if any(b <= a for a, b in zip(value, value[1:])):
+            raise ValueError("expected strictly increasing levels")
+        return value
 
 
 class TrackingSpec(_Strict):

@@ -30,6 +30,7 @@ def forecast_vs_actual(
     actual: np.ndarray,
     forecasts: dict[str, np.ndarray],
     target: str,
+    bands: dict[str, tuple[np.ndarray, np.ndarray]] | None = None,
 ):
     """One target over the test period: actual values and each forecast (step 1).
 
@@ -37,12 +38,34 @@ def forecast_vs_actual(
         time_index: (W,) time of each window's first target step.
         actual: (W,) actual values in original units.
         forecasts: name -> (W,) step-1 forecasts in original units.
+        bands: label -> (lower, upper), each (W,): shaded intervals, widest
+            first.
     """
     fig, ax = plt.subplots(figsize=(9, 4))
+    for i, (label, (lower, upper)) in enumerate((bands or {}).items()):
+        ax.fill_between(
+            time_index, lower, upper, color="tab:blue", alpha=0.12 + 0.1 * i,
+            linewidth=0, label=label,
+        )  # fmt: skip
     ax.plot(time_index, actual, color="black", linewidth=2, label="actual")
     for name, values in forecasts.items():
         ax.plot(time_index, values, linewidth=1.2, label=name)
     ax.set(xlabel="time", ylabel=target, title=f"{target}: one-step forecast, test")
+    ax.legend()
+    fig.tight_layout()
+    return fig
+
+
+def calibration(levels: list[float], coverage: list[float]):
+    """Nominal against empirical coverage of the prediction intervals: points
+    on the diagonal are calibrated, below it too narrow."""
+    fig, ax = plt.subplots(figsize=(4.5, 4.5))
+    ax.plot([0, 1], [0, 1], color="grey", linestyle="--", label="calibrated")
+    ax.plot(levels, coverage, marker="o", color="tab:blue", label="test split")
+    ax.set(
+        xlabel="nominal coverage", ylabel="empirical coverage", xlim=(0, 1),
+        ylim=(0, 1), title="Interval calibration",
+    )  # fmt: skip
     ax.legend()
     fig.tight_layout()
     return fig

@@ -28,6 +28,7 @@ from components import (
     compiled_loop,
     evaluation,
     ingest,
+    intervals,
     packaging,
     plots,
     preprocess,
@@ -353,20 +354,55 @@ def evaluate(
 
 
 @_task
-def check_quality(
-    model, scaled, config: ExperimentConfig, normalizer, targets
-) -> quality.QualityCheck | None:
+def check_quality(val_report: evaluation.Evaluation, kind: str) -> quality.QualityCheck:
     """The guard rail: does the network beat persistence and the linear
-    baseline on the validation split? None without validation windows."""
-    if not len(scaled["val"].inputs):
-        return None
-    report = evaluate.fn(model, scaled, config, normalizer, targets, "val")
-    found = quality.check_validation(
-        report.metrics, config.model.kind, len(report.actual)
-    )
+    baseline on the validation split?"""
+    found = quality.check_validation(val_report.metrics, kind, len(val_report.actual))
     if found.message:
         get_run_logger().warning("%s", found.message)
     return found
+
+
+@_task
+def calibrate_intervals(
+    val_report: evaluation.Evaluation,
+    report: evaluation.Evaluation,
+    levels: list[float],
+    targets: list[str],
+    tracking_uri: str,
+    run_id: str,
+) -> dict[str, float]:
+    """Conformal intervals from the validation errors, scored on the test
+    split; logs the metrics, the forecast bands and the calibration plot."""
+    metrics, radii = intervals.conformal_intervals(
+        val_report.actual,
+        val_report.forecasts["model"],
+        report.actual,
+        report.forecasts["model"],
+        levels,
+    )
+    tracking.log_metrics(tracking_uri, run_id, metrics)
+    forecast = report.forecasts["model"]
+    for k, target in enumerate(targets):
+        bands = {
+            f"{intervals.level_name(level)} % interval": (
+                forecast[:, 0, k] - radii[level][0, k],
+                forecast[:, 0, k] + radii[level][0, k],
+            )
+            for level in reversed(levels)
+        }
+        figure = plots.forecast_vs_actual(
+            report.time_index, report.actual[:, 0, k], {"model": forecast[:, 0, k]},
+            target, bands,
+        )  # fmt: skip
+        name = tracking.safe_name(target)
+        tracking.log_figure(tracking_uri, run_id, figure, f"plots/intervals_{name}.png")
+        plots.close(figure)
+    coverage = [metrics[f"test_coverage_{intervals.level_name(v)}"] for v in levels]
+    figure = plots.calibration(levels, coverage)
+    tracking.log_figure(tracking_uri, run_id, figure, "plots/calibration.png")
+    plots.close(figure)
+    return metrics
 
 
 @_task
@@ -481,7 +517,12 @@ def train_in_run(
             model, datasets, config.train, tracking_uri, run_id, folder, resume
         )
         report = evaluate(model, scaled, config, normalizer, series.targets)
-        checked = check_quality(model, scaled, config, normalizer, series.targets)
+        val_report = None
+        if len(scaled["val"].inputs):  # guard rail and intervals read it
+            val_report = evaluate(
+                model, scaled, config, normalizer, series.targets, "val"
+            )
+        checked = check_quality(val_report, config.model.kind) if val_report else None
         model_uri = track(
             config,
             tracking_uri,
@@ -500,6 +541,13 @@ def train_in_run(
             metrics.update(checked.metrics)
             tracking.log_metrics(tracking_uri, run_id, checked.metrics)
             tracking.set_tags(tracking_uri, run_id, checked.tags)
+        if val_report is not None and config.evaluate.intervals:
+            metrics.update(
+                calibrate_intervals(
+                    val_report, report, config.evaluate.intervals, series.targets,
+                    tracking_uri, run_id,
+                )  # fmt: skip
+            )
         if data.folds:
             from flows.backtest import run_backtest  # builds on this module's tasks
 

@@ -113,3 +113,21 @@ def test_season_must_fit_in_the_window():
     with pytest.raises(ConfigError, match=r"`evaluate.season` \(12\) must not exceed"):
         load_experiment("gas_furnace", ["evaluate.season=12"])
     assert load_experiment("gas_furnace", ["evaluate.season=5"]).evaluate.season == 5
+
+
+@pytest.mark.parametrize(
+    "levels, expected",
+    [
+        ("[0.95, 0.8]", "strictly increasing"),
+        ("[0.8, 0.8]", "strictly increasing"),
+        ("[0.8, 1.0]", "strictly between 0 and 1"),
+        ("[0]", "strictly between 0 and 1"),
+    ],
+)
+def test_interval_levels_are_refused_by_name(levels, expected):
+    with pytest.raises(ConfigError) as err:
+        load_experiment("gas_furnace", [f"evaluate.intervals={levels}"])
+    message = str(err.value)
+    assert "`evaluate.intervals`" in message and expected in message
+    assert levels.replace(" ", "") in message.replace(" ", "")
+    assert load_experiment("gas_furnace", ["evaluate.intervals=[]"]).evaluate.intervals == []
