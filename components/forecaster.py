@@ -12,7 +12,7 @@ Saved as a folder: `model.keras` (loaded with `safe_mode=True`) and
 """
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -62,12 +62,16 @@ class Forecaster:
     data: DataSpec
     window: WindowSpec
     calendar_columns: list[str]
+    # Central interval level -> (T, K) conformal half-widths, original units
+    # (`components.intervals`); each level adds two quantile columns per target.
+    interval_radii: dict[float, list] = field(default_factory=dict)
 
     @classmethod
     def from_training(
-        cls, model, normalizer, config, series: ingest.LoadedSeries
+        cls, model, normalizer, config, series: ingest.LoadedSeries, radii=None
     ) -> "Forecaster":
-        """Package what a training run used, from its config and loaded series."""
+        """Package what a training run used, from its config and loaded series;
+        `radii`: level -> (T, K) interval half-widths, if calibrated."""
         raw_features = [f for f in series.features if f not in series.calendar_columns]
         data = config.data.model_copy(
             update={
@@ -78,9 +82,11 @@ class Forecaster:
                 "frequency": config.data.frequency or series.frequency,
             }
         )
+        radii = {float(k): np.asarray(v).tolist() for k, v in (radii or {}).items()}
         return cls(
-            model, normalizer, data, config.window, list(series.calendar_columns)
-        )
+            model, normalizer, data, config.window, list(series.calendar_columns),
+            radii,
+        )  # fmt: skip
 
     @property
     def features(self) -> list[str]:
@@ -123,7 +129,9 @@ class Forecaster:
 
         Returns:
             one row per horizon step: `step` (1..T), `time` (UTC) when the
-            series has a time index and a frequency, then one column per target.
+            series has a time index and a frequency, one column per target,
+            then with calibrated intervals the quantile columns of each target
+            (`{target}_q0.1` and `{target}_q0.9` for the 80 % interval).
         """
         series = self._validated(frame)
         tail = series.frame.iloc[-self.history_rows :]
@@ -148,6 +156,9 @@ class Forecaster:
             )
         for k, target in enumerate(self.targets):
             out[target] = levels[:, k]
+        for k, target in enumerate(self.targets):
+            for q, column in self._quantile_columns(levels[:, k], k):
+                out[f"{target}_q{q:g}"] = column
         return out
 
     def backtest(self, frame: pd.DataFrame, since) -> Backtest:
@@ -178,6 +189,14 @@ class Forecaster:
             )
         return Backtest(index[keep], actual[keep], forecast[keep], persistence[keep])
 
+    def _quantile_columns(self, point: np.ndarray, k: int) -> list:
+        """(quantile, values (T,)) of target `k`, lowest quantile first."""
+        columns = []
+        for level, radius in self.interval_radii.items():
+            half = np.asarray(radius, np.float64)[:, k]
+            columns += [((1 - level) / 2, point - half), ((1 + level) / 2, point + half)]
+        return sorted(columns, key=lambda pair: pair[0])
+
     def save(self, directory: Path) -> Path:
         """Write `model.keras` and `forecaster.json` into `directory`."""
         directory = Path(directory)
@@ -189,6 +208,7 @@ class Forecaster:
             "window": self.window.model_dump(mode="json"),
             "calendar_columns": self.calendar_columns,
             "normalizer": self.normalizer.to_dict(),
+            "interval_radii": {str(k): v for k, v in self.interval_radii.items()},
         }
         (directory / _META_FILE).write_text(json.dumps(meta, indent=2))
         return directory
@@ -215,6 +235,9 @@ class Forecaster:
             data=DataSpec.model_validate(meta["data"]),
             window=WindowSpec.model_validate(meta["window"]),
             calendar_columns=meta["calendar_columns"],
+            interval_radii={
+                float(k): v for k, v in meta.get("interval_radii", {}).items()
+            },
         )
 
     def _validated(self, frame: pd.DataFrame) -> ingest.LoadedSeries:

@@ -371,9 +371,10 @@ def calibrate_intervals(
     targets: list[str],
     tracking_uri: str,
     run_id: str,
-) -> dict[str, float]:
+) -> tuple[dict[str, float], dict]:
     """Conformal intervals from the validation errors, scored on the test
-    split; logs the metrics, the forecast bands and the calibration plot."""
+    split; logs the metrics, the forecast bands and the calibration plot.
+    Returns the metrics and each level's radius (T, K) for serving."""
     metrics, radii = intervals.conformal_intervals(
         val_report.actual,
         val_report.forecasts["model"],
@@ -402,7 +403,7 @@ def calibrate_intervals(
     figure = plots.calibration(levels, coverage)
     tracking.log_figure(tracking_uri, run_id, figure, "plots/calibration.png")
     plots.close(figure)
-    return metrics
+    return metrics, radii
 
 
 @_task
@@ -517,12 +518,9 @@ def train_in_run(
             model, datasets, config.train, tracking_uri, run_id, folder, resume
         )
         report = evaluate(model, scaled, config, normalizer, series.targets)
-        val_report = None
-        if len(scaled["val"].inputs):  # guard rail and intervals read it
-            val_report = evaluate(
-                model, scaled, config, normalizer, series.targets, "val"
-            )
-        checked = check_quality(val_report, config.model.kind) if val_report else None
+        checked, radii, warnings = _validation_checks(
+            model, data, config, report, tracking_uri, run_id
+        )
         model_uri = track(
             config,
             tracking_uri,
@@ -534,20 +532,11 @@ def train_in_run(
             scaled,
             series,
         )
-        forecaster = Forecaster.from_training(model, normalizer, config, series)
+        forecaster = Forecaster.from_training(
+            model, normalizer, config, series, radii
+        )
         forecaster_uri = package(forecaster, series, tracking_uri, run_id)
-        metrics = {**report.metrics, **fit_summary(fit_result)}
-        if checked is not None:
-            metrics.update(checked.metrics)
-            tracking.log_metrics(tracking_uri, run_id, checked.metrics)
-            tracking.set_tags(tracking_uri, run_id, checked.tags)
-        if val_report is not None and config.evaluate.intervals:
-            metrics.update(
-                calibrate_intervals(
-                    val_report, report, config.evaluate.intervals, series.targets,
-                    tracking_uri, run_id,
-                )  # fmt: skip
-            )
+        metrics = {**report.metrics, **fit_summary(fit_result), **checked}
         if data.folds:
             from flows.backtest import run_backtest  # builds on this module's tasks
 
@@ -567,8 +556,29 @@ def train_in_run(
         "parameters": model.count_params(),
         "metrics": metrics,
         "evaluation": report,
-        "warnings": [checked.message] if checked and checked.message else [],
+        "warnings": warnings,
     }
+
+
+def _validation_checks(model, data, config, report, tracking_uri, run_id):
+    """The guard rail and the conformal intervals, which both read the
+    validation split: (their metrics, each level's radius, warnings), logged
+    and tagged on the run; nothing without validation windows."""
+    scaled, targets = data.scaled, data.series.targets
+    if not len(scaled["val"].inputs):
+        return {}, {}, []
+    val_report = evaluate(model, scaled, config, data.normalizer, targets, "val")
+    checked = check_quality(val_report, config.model.kind)
+    tracking.log_metrics(tracking_uri, run_id, checked.metrics)
+    tracking.set_tags(tracking_uri, run_id, checked.tags)
+    metrics, radii = dict(checked.metrics), {}
+    if config.evaluate.intervals:
+        scores, radii = calibrate_intervals(
+            val_report, report, config.evaluate.intervals, targets, tracking_uri,
+            run_id,
+        )  # fmt: skip
+        metrics.update(scores)
+    return metrics, radii, [checked.message] if checked.message else []
 
 
 def fit_summary(fit_result: training.FitResult) -> dict[str, float]:

@@ -78,8 +78,16 @@ def test_registered_model_forecasts_like_the_flow_in_a_fresh_process_and_over_ht
     answer = json.loads(done.stdout.strip().splitlines()[-1])
     assert answer["model_uri"] == "models:/daily_model@champion"
     forecast = pd.DataFrame(answer["forecast"])
-    assert list(forecast.columns) == ["step", "time", "a", "b"]
+    quantiles = [f"{t}_q{q}" for t in "ab" for q in ("0.025", "0.1", "0.9", "0.975")]
+    assert list(forecast.columns) == ["step", "time", "a", "b", *quantiles]
     np.testing.assert_allclose(forecast[["a", "b"]].to_numpy(), expected, rtol=1e-5)
+    radii = result["forecaster"].interval_radii  # the 80 % and 95 % intervals
+    for k, t in enumerate("ab"):
+        for level, low, high in ((0.8, "0.1", "0.9"), (0.95, "0.025", "0.975")):
+            half = np.asarray(radii[level])[:, k]  # (T,)
+            np.testing.assert_allclose(forecast[f"{t}_q{low}"], forecast[t] - half)
+            np.testing.assert_allclose(forecast[f"{t}_q{high}"], forecast[t] + half)
+        assert (forecast[f"{t}_q0.025"] < forecast[f"{t}_q0.1"]).all()
     assert list(pd.to_datetime(forecast["time"])) == list(dates)
 
     port = free_port()
@@ -111,6 +119,7 @@ def test_registered_model_forecasts_like_the_flow_in_a_fresh_process_and_over_ht
         log.close()
     np.testing.assert_allclose(served[["a", "b"]].to_numpy(), expected, rtol=1e-5)
     assert list(served["step"]) == list(range(1, HORIZON + 1))
+    np.testing.assert_allclose(served[quantiles], forecast[quantiles], rtol=1e-5)
 
 
 def _wait_until_serving(url, server, log_path, seconds=180):
