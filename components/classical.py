@@ -34,6 +34,7 @@ from components.config import WindowSpec
 from components.windowing import window_starts
 
 MODELS = ("ets", "arima")
+_SYSTEM = ("design", "transition", "selection", "state_cov", "obs_cov")
 # Parameters come from the last this-many training rows: a fit's cost grows
 # with rows x states (a 52-week season has 54), and a baseline should follow
 # the recent behaviour of a long series. Earlier rows are still filtered.
@@ -48,11 +49,14 @@ _lock = threading.Lock()
 
 @dataclass(frozen=True)
 class ClassicalForecast:
-    """Forecasts (W, T, K) in original units and the wall time of the fits."""
+    """Forecasts (W, T, K) in original units and the wall time of the fits;
+    for ARIMA also the forecast standard deviation (W, T, K) of the model's
+    Gaussian prediction intervals (a reference for conformal intervals)."""
 
     forecast: np.ndarray
     seconds: float
     orders: list[str]  # the model chosen per target, e.g. "ARIMA(2,1,0)"
+    std: np.ndarray | None = None
 
 
 def forecast_windows(
@@ -108,14 +112,16 @@ def _forecast_windows(name, train, scored, spec, season, between) -> ClassicalFo
     history = np.concatenate([train, between, scored]).astype(np.float64)
     offset = len(train) + len(between)  # row of scored[0] in `history`
     origins = offset + window_starts(len(scored), spec) + spec.input_width - 1
-    columns, orders = [], []
+    columns, spreads, orders = [], [], []
     for k in range(train.shape[1]):
         fitted = _fit(name, train[:, k].astype(np.float64), season)
-        column = history[:, k] - fitted.mean
-        columns.append(_forecast_from(fitted, column, origins, spec) + fitted.mean)
+        mean, std = _forecast_from(fitted, history[:, k] - fitted.mean, origins, spec)
+        columns.append(mean + fitted.mean)
+        spreads.append(std)
         orders.append(fitted.label)
     forecast = np.stack(columns, axis=-1)  # -> (W, T, K)
-    return ClassicalForecast(forecast, time.perf_counter() - start, orders)
+    std = None if name != "arima" else np.stack(spreads, axis=-1)
+    return ClassicalForecast(forecast, time.perf_counter() - start, orders, std)
 
 
 @dataclass(frozen=True)
@@ -196,15 +202,24 @@ def _fit_arima(y: np.ndarray) -> list[_Fitted]:
 def _forecast_from(
     fitted, series: np.ndarray, origins: np.ndarray, spec: WindowSpec
 ) -> np.ndarray:
-    """(W, T) forecasts of steps offset+1 .. offset+T after each origin row,
-    from the predicted states of one filter pass over `series` (the models
-    here have time-invariant matrices and zero intercepts)."""
+    """(W, T) forecasts of steps offset+1 .. offset+T after each origin row
+    and their standard deviations, from the predicted states and their
+    covariances of one filter pass over `series` (the models here have
+    time-invariant matrices and zero intercepts). The deviations hold for
+    models with an unconcentrated scale (ARIMA), not for ETS."""
     applied = fitted.apply(series)  # one filter pass, fitted parameters
-    design = np.asarray(applied.model["design"])  # (1, S)
-    transition = np.asarray(applied.model["transition"])  # (S, S)
+    matrix = {k: np.asarray(applied.model[k]) for k in _SYSTEM}
+    design, transition = matrix["design"], matrix["transition"]  # (1, S), (S, S)
+    noise = matrix["selection"] @ matrix["state_cov"] @ matrix["selection"].T
     state = applied.predicted_state[:, origins + 1]  # (S, W): a(t+1 | t)
-    steps = []
+    cov = applied.predicted_state_cov[:, :, origins + 1]  # (S, S, W)
+    means, variances = [], []
     for _ in range(spec.offset + spec.horizon):
-        steps.append(design @ state)  # (1, W)
+        means.append(design @ state)  # (1, W)
+        variances.append(
+            np.einsum("is,stw,it->w", design, cov, design) + matrix["obs_cov"][0, 0]
+        )
         state = transition @ state
-    return np.concatenate(steps[spec.offset :]).T  # -> (W, T)
+        cov = np.einsum("as,stw,bt->abw", transition, cov, transition) + noise[..., None]
+    mean = np.concatenate(means[spec.offset :]).T  # -> (W, T)
+    return mean, np.sqrt(np.stack(variances[spec.offset :], axis=1))

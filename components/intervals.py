@@ -41,6 +41,13 @@ def conformal_radius(errors: np.ndarray, level: float) -> np.ndarray:
     return np.sort(absolute, axis=0)[rank - 1]
 
 
+def windows_needed(level: float) -> int:
+    """Calibration windows below which the interval at `level` is simply the
+    largest error seen (ceil((n + 1) level) > n), and no longer has its
+    coverage guarantee: 4 for 80 %, 19 for 95 %."""
+    return math.ceil(level / (1.0 - level) - 1e-9)
+
+
 def interval_metrics(
     actual: np.ndarray,
     forecast: np.ndarray,
@@ -52,7 +59,8 @@ def interval_metrics(
 
     Args:
         actual, forecast: (W, T, K) original units.
-        radius: (T, K) from `conformal_radius`.
+        radius: (T, K) from `conformal_radius`, or (W, T, K) for intervals
+            whose width varies by window (a model's own Gaussian intervals).
 
     Returns:
         `{prefix}coverage_{L}`, `{prefix}width_{L}_raw`,
@@ -60,7 +68,8 @@ def interval_metrics(
         `{prefix}coverage_{L}_h{h}` when T > 1 (L = `level_name(level)`).
     """
     actual = np.asarray(actual, np.float64)
-    lower, upper = forecast - radius[None], forecast + radius[None]
+    radius = radius[None] if np.ndim(radius) == 2 else radius
+    lower, upper = forecast - radius, forecast + radius
     inside = (actual >= lower) & (actual <= upper)
     alpha = 1.0 - level
     penalty = (2.0 / alpha) * (

@@ -382,6 +382,15 @@ def calibrate_intervals(
         report.forecasts["model"],
         levels,
     )
+    short = [v for v in levels if len(val_report.actual) < intervals.windows_needed(v)]
+    if short:
+        get_run_logger().warning(
+            "the validation split has %d windows: too few to calibrate the %s "
+            "interval(s), which are the largest validation error (a longer "
+            "`split.val` gives them their coverage)",
+            len(val_report.actual),
+            ", ".join(f"{intervals.level_name(v)} %" for v in short),
+        )
     tracking.log_metrics(tracking_uri, run_id, metrics)
     forecast = report.forecasts["model"]
     for k, target in enumerate(targets):

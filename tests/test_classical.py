@@ -93,3 +93,15 @@ def test_a_long_training_split_is_fitted_on_its_last_rows(monkeypatch):
     np.testing.assert_allclose(
         capped, forecast_windows("arima", y[100:200], y[200:], spec).forecast
     )
+
+
+def test_arima_forecast_deviations_match_statsmodels_own_intervals():
+    y = _series()
+    spec = WindowSpec(input_width=12, horizon=3, stride=7)
+    found = forecast_windows("arima", y[:160], y[200:], spec, between=y[160:200])
+    fitted = _fit("arima", y[:160, 0], None)
+    for w in (0, len(found.std) - 1):
+        origin = 200 + 7 * w + 11
+        own = fitted.apply(y[: origin + 1, 0] - fitted.mean).get_forecast(3)
+        np.testing.assert_allclose(found.std[w, :, 0], np.sqrt(own.var_pred_mean))
+    assert forecast_windows("ets", y[:160], y[200:], spec).std is None

@@ -11,6 +11,7 @@ from components.intervals import (
     conformal_radius,
     interval_metrics,
     level_name,
+    windows_needed,
 )
 from conftest import make_series, write_experiment
 
@@ -22,6 +23,7 @@ def test_the_radius_is_the_finite_sample_quantile_of_absolute_errors():
     assert conformal_radius(errors, 0.8)[0, 0] == 9.0  # ceil(11 * 0.8) = 9th
     assert conformal_radius(errors, 0.5)[0, 0] == 6.0  # ceil(5.5) = 6th
     assert conformal_radius(errors, 0.95)[0, 0] == 10.0  # rank 11 > n: the largest
+    assert (windows_needed(0.8), windows_needed(0.95), windows_needed(0.5)) == (4, 19, 1)
 
 
 def test_interval_score_and_coverage_by_hand():
