@@ -7,6 +7,7 @@ every child, so their numbers are identical across children (std 0).
 """
 
 import math
+import re
 import statistics
 
 import pandas as pd
@@ -121,6 +122,15 @@ def _by_model(children: list[dict]) -> dict[str, list[dict]]:
     return grouped
 
 
+def interval_metrics_in(metrics: dict[str, float]) -> list[str]:
+    """The run's prediction-interval scores on the test split (coverage, width,
+    interval score per level; not the per-lead ones), for leaderboard columns."""
+    return sorted(m for m in metrics if _INTERVAL_METRIC.match(m))
+
+
+_INTERVAL_METRIC = re.compile(r"^test_(coverage|width|interval_score)_[\d.]+(_raw)?$")
+
+
 def _model_row(model: str, runs: list[dict]) -> dict:
     row = {
         "model": model,
@@ -128,7 +138,7 @@ def _model_row(model: str, runs: list[dict]) -> dict:
         "runs": len(runs),
         "run_ids": [r["run_id"] for r in runs],
     }
-    for metric in METRICS:
+    for metric in [*METRICS, *interval_metrics_in(runs[0]["metrics"])]:
         row.update(_stats(metric, [score(r["metrics"], metric) for r in runs]))
     row["train_seconds_mean"] = statistics.fmean(
         r["metrics"].get("train_seconds", math.nan) for r in runs

@@ -2,6 +2,7 @@
 
 import json
 
+import numpy as np
 import pytest
 from mlflow import MlflowClient
 
@@ -45,6 +46,22 @@ def test_leaderboard_means_spread_skill_and_order():
     assert baseline["test_mse_std"] == 0 and baseline["skill_vs_persistence"] == 0
     assert winner(board) == "gru" and list(board["rank"]) == [1, 2, 3, 4]
     assert "| 2 | lstm | 2 | 0.2000 ± 0.1414 |" in to_markdown(board)
+    assert "test_coverage_80_mean" not in board  # the children logged no intervals
+
+
+def test_the_leaderboard_carries_each_models_interval_scores():
+    children = [_child("gru", "a", 0.1), _child("gru", "b", 0.2), _child("mlp", "c", 0.3)]
+    for child, coverage in zip(children, (0.7, 0.9, 0.5)):
+        child["metrics"].update(
+            test_coverage_80=coverage, test_interval_score_80_raw=10 * coverage,
+            test_width_80_raw=1.0, test_coverage_80_h2=0.0,
+        )  # fmt: skip
+    board = build_leaderboard(children).set_index("model")
+    assert board.loc["gru", "test_coverage_80_mean"] == pytest.approx(0.8)
+    assert board.loc["gru", "test_coverage_80_std"] == pytest.approx(0.1414, abs=1e-4)
+    assert board.loc["mlp", "test_interval_score_80_raw_mean"] == pytest.approx(5.0)
+    assert "test_coverage_80_h2_mean" not in board  # per-lead scores stay in runs
+    assert np.isnan(board.loc["persistence", "test_coverage_80_mean"])
 
 
 def _experiment(tmp_path, series_csv, mlflow_uri):
