@@ -115,12 +115,14 @@ def _forecast_windows(name, train, scored, spec, season, between) -> ClassicalFo
     columns, spreads, orders = [], [], []
     for k in range(train.shape[1]):
         fitted = _fit(name, train[:, k].astype(np.float64), season)
-        mean, std = _forecast_from(fitted, history[:, k] - fitted.mean, origins, spec)
+        mean, std = _forecast_from(
+            fitted, history[:, k] - fitted.mean, origins, spec, name == "arima"
+        )
         columns.append(mean + fitted.mean)
         spreads.append(std)
         orders.append(fitted.label)
     forecast = np.stack(columns, axis=-1)  # -> (W, T, K)
-    std = None if name != "arima" else np.stack(spreads, axis=-1)
+    std = np.stack(spreads, axis=-1) if name == "arima" else None
     return ClassicalForecast(forecast, time.perf_counter() - start, orders, std)
 
 
@@ -200,26 +202,35 @@ def _fit_arima(y: np.ndarray) -> list[_Fitted]:
 
 
 def _forecast_from(
-    fitted, series: np.ndarray, origins: np.ndarray, spec: WindowSpec
-) -> np.ndarray:
+    fitted,
+    series: np.ndarray,
+    origins: np.ndarray,
+    spec: WindowSpec,
+    with_std: bool = False,
+) -> tuple[np.ndarray, np.ndarray | None]:
     """(W, T) forecasts of steps offset+1 .. offset+T after each origin row
-    and their standard deviations, from the predicted states and their
-    covariances of one filter pass over `series` (the models here have
+    and, `with_std`, their standard deviations, from the predicted states and
+    their covariances of one filter pass over `series` (the models here have
     time-invariant matrices and zero intercepts). The deviations hold for
-    models with an unconcentrated scale (ARIMA), not for ETS."""
+    models with an unconcentrated scale (ARIMA), not for ETS, whose 50-odd
+    seasonal states would also make the covariance recursion costly."""
     applied = fitted.apply(series)  # one filter pass, fitted parameters
     matrix = {k: np.asarray(applied.model[k]) for k in _SYSTEM}
     design, transition = matrix["design"], matrix["transition"]  # (1, S), (S, S)
     noise = matrix["selection"] @ matrix["state_cov"] @ matrix["selection"].T
     state = applied.predicted_state[:, origins + 1]  # (S, W): a(t+1 | t)
-    cov = applied.predicted_state_cov[:, :, origins + 1]  # (S, S, W)
-    means, variances = [], []
+    means = []
     for _ in range(spec.offset + spec.horizon):
         means.append(design @ state)  # (1, W)
+        state = transition @ state
+    mean = np.concatenate(means[spec.offset :]).T  # -> (W, T)
+    if not with_std:
+        return mean, None
+    cov = applied.predicted_state_cov[:, :, origins + 1]  # (S, S, W)
+    variances = []
+    for _ in range(spec.offset + spec.horizon):
         variances.append(
             np.einsum("is,stw,it->w", design, cov, design) + matrix["obs_cov"][0, 0]
         )
-        state = transition @ state
         cov = np.einsum("as,stw,bt->abw", transition, cov, transition) + noise[..., None]
-    mean = np.concatenate(means[spec.offset :]).T  # -> (W, T)
     return mean, np.sqrt(np.stack(variances[spec.offset :], axis=1))

@@ -122,3 +122,10 @@ def fit_shared_linear(x: np.ndarray, y: np.ndarray, positions) -> np.ndarray:
     inputs = np.moveaxis(series, 2, 1).reshape(-1, x.shape[1], 1)  # (W*K, L, 1)
     outputs = np.moveaxis(np.asarray(y, np.float64), 2, 1).reshape(-1, y.shape[1], 1)
     return fit_linear_baseline(inputs, outputs)
+
+
+def predict_shared_linear(coef: np.ndarray, x: np.ndarray, positions) -> np.ndarray:
+    """(W, L, C) -> (W, T, K) with coefficients from `fit_shared_linear`:
+    what `SharedLinearSkip` computes, in NumPy."""
+    series = np.asarray(x, np.float64)[:, :, list(positions)]  # (W, L, K)
+    return np.einsum("wlk,lt->wtk", series, coef[:-1]) + coef[-1][None, :, None]

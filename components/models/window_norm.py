@@ -126,6 +126,14 @@ def normalize_arrays(
     linear skip inside it is fitted on."""
     if NORM_LAYER not in [layer.name for layer in model.layers]:
         return x, y
-    shifted, loc, scale = model.get_layer(NORM_LAYER)(np.asarray(x, np.float32))
-    loc, scale = np.asarray(loc, np.float64), np.asarray(scale, np.float64)
-    return np.asarray(shifted, np.float64), (np.asarray(y, np.float64) - loc) / scale
+    shifted, normalized_y, _, _ = apply_norm(model.get_layer(NORM_LAYER), x, y)
+    return shifted, normalized_y
+
+
+def apply_norm(layer: WindowNormalization, x: np.ndarray, y: np.ndarray):
+    """`layer` on windows x (W, L, C) and targets y (W, T, K), in NumPy:
+    (shifted x, normalized y, loc (W, 1, K), scale (W, 1, K)), float64."""
+    shifted, loc, scale = (
+        np.asarray(a, np.float64) for a in layer(np.asarray(x, np.float32))
+    )
+    return shifted, (np.asarray(y, np.float64) - loc) / scale, loc, scale
