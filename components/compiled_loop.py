@@ -67,11 +67,12 @@ def materialize(
     window: WindowSpec,
     shuffle: bool = False,
     seed: int | None = None,
+    bounds: np.ndarray | None = None,
 ) -> Windows:
     """All windows of one split as float32 tensors (`make_windows`, on device)."""
     import tensorflow as tf
 
-    x, y = make_windows(inputs, targets, window)
+    x, y = make_windows(inputs, targets, window, bounds)
     return Windows(
         tf.constant(x, tf.float32), tf.constant(y, tf.float32), shuffle, seed
     )

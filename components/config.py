@@ -92,6 +92,27 @@ class DataSpec(_Strict):
     tfds_dir: str | None = Field(
         None, description="TFDS data_dir for `tfds:NAME` paths and snapshots."
     )
+    id_column: str | list[str] | None = Field(
+        None,
+        description="Series key column(s) of a long table (one row per series and "
+        "time): a panel, one model learns every series. Needs `time_column`.",
+    )
+    static: list[str] = Field(
+        default_factory=list,
+        description="Panel columns constant within each series (region, store "
+        "type, size): numeric ones enter as they are, others one-hot, as input "
+        "channels of every window of the series.",
+    )
+    scale: Literal["series", "global"] = Field(
+        "series",
+        description="Panel normalization: each series by its own training rows, "
+        "or one set of statistics over every series' training rows.",
+    )
+    short_series: Literal["skip", "error"] = Field(
+        "skip",
+        description="A panel series with too few training rows for one window: "
+        "left out (counted and listed in the run) or an error.",
+    )
 
     @field_validator("sha256")
     @classmethod
@@ -108,6 +129,27 @@ class DataSpec(_Strict):
         if value is not None and not value:
             raise ValueError("expected at least one column name (or leave it unset)")
         return value
+
+    @model_validator(mode="after")
+    def _panel_keys_need_an_id(self) -> "DataSpec":
+        if self.static and not self.id_column:
+            raise ValueError(
+                "`data.static` needs `data.id_column`: static columns describe "
+                "the series of a panel"
+            )
+        if self.id_column and not self.time_column:
+            raise ValueError(
+                "`data.id_column` needs `data.time_column`: a panel is split at "
+                "the same time for every series"
+            )
+        return self
+
+    @property
+    def id_columns(self) -> list[str]:
+        """`id_column` as a list (empty for a single series)."""
+        if self.id_column is None:
+            return []
+        return [self.id_column] if isinstance(self.id_column, str) else self.id_column
 
     @field_serializer("path", when_used="json")
     def _redacted_path(self, value: str) -> str:
@@ -361,6 +403,15 @@ class ExperimentConfig(_Strict):
                 f"`data.transform: {self.data.transform}` needs `window.offset: 0` "
                 f"(got {self.window.offset}): levels are re-integrated from the "
                 "last input row"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _panels_score_on_one_split(self) -> "ExperimentConfig":
+        if self.data.id_column and self.evaluate.backtest.folds >= 2:
+            raise ValueError(
+                "`evaluate.backtest.folds` is not supported with `data.id_column` "
+                "yet: a panel is scored on its test split (per series)"
             )
         return self
 

@@ -8,12 +8,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from components import panel_metrics
 from components.classical import forecast_windows as classical_forecast
 from components.config import WindowSpec
 from components.errors import TrainingError
 from components.models import predict
 from components.preprocess import Normalizer, ScaledSplit
-from components.windowing import make_windows, target_rows, window_starts
+from components.windowing import make_windows, target_rows, window_series, window_starts
 
 
 def regression_metrics(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, float]:
@@ -54,10 +55,25 @@ def score(
     out = {f"{prefix}{k}": v for k, v in regression_metrics(y_true, y_pred).items()}
     raw = regression_metrics(raw_true, raw_pred)
     out.update({f"{prefix}{k}_raw": v for k, v in raw.items()})
+    out.update({f"{prefix}{k}": v for k, v in scale_free(raw_true, raw_pred).items()})
     if mase_scale is not None:
         error = np.abs(np.asarray(raw_pred, np.float64) - raw_true)  # (W, T, K)
         out[f"{prefix}mase"] = float(np.mean(error.mean(axis=(0, 1)) / mase_scale))
     return out
+
+
+def scale_free(raw_true: np.ndarray, raw_pred: np.ndarray) -> dict[str, float]:
+    """sMAPE (mean of 200 |e| / (|y| + |ŷ|), in %) and ND (sum |e| / sum |y|),
+    pooled over every window, step and target, in original units."""
+    from components.panel_metrics import smape_terms
+
+    actual = np.asarray(raw_true, np.float64)
+    error = np.abs(np.asarray(raw_pred, np.float64) - actual)
+    total = np.abs(actual).sum()
+    return {
+        "smape": float(np.mean(smape_terms(actual, raw_pred))),
+        "nd": float(error.sum() / total) if total > 0 else float("nan"),
+    }
 
 
 def mase_scale(train_levels: np.ndarray, season: int | None = None) -> np.ndarray:
@@ -130,7 +146,10 @@ def to_model_space(
 
 
 def seasonal_naive_forecast(
-    target_rows: np.ndarray, spec: WindowSpec, season: int
+    target_rows: np.ndarray,
+    spec: WindowSpec,
+    season: int,
+    bounds: np.ndarray | None = None,
 ) -> np.ndarray:
     """Repeat the value one season before each target step (inside the window).
 
@@ -143,13 +162,15 @@ def seasonal_naive_forecast(
     Returns:
         (W, T, K).
     """
-    last = _last_input_rows(len(target_rows), spec)[:, None]  # (W, 1)
+    last = _last_input_rows(len(target_rows), spec, bounds)[:, None]  # (W, 1)
     ahead = spec.offset + np.arange(1, spec.horizon + 1)  # (T,) steps after `last`
     source = last + ahead - season * np.ceil(ahead / season).astype(np.int64)
     return target_rows[source]  # (W, T, K)
 
 
-def persistence_forecast(target_rows: np.ndarray, spec: WindowSpec) -> np.ndarray:
+def persistence_forecast(
+    target_rows: np.ndarray, spec: WindowSpec, bounds: np.ndarray | None = None
+) -> np.ndarray:
     """Repeat the last observed target value over the horizon.
 
     Args:
@@ -158,22 +179,24 @@ def persistence_forecast(target_rows: np.ndarray, spec: WindowSpec) -> np.ndarra
     Returns:
         (W, T, K): window i predicts target_rows[s_i + L - 1] for every step.
     """
-    last = target_rows[_last_input_rows(len(target_rows), spec)]  # (W, K)
+    last = target_rows[_last_input_rows(len(target_rows), spec, bounds)]  # (W, K)
     return np.repeat(last[:, None, :], spec.horizon, axis=1)  # -> (W, T, K)
 
 
 def level_windows(
-    levels: np.ndarray, spec: WindowSpec
+    levels: np.ndarray, spec: WindowSpec, bounds: np.ndarray | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
     """Per window of a split's target levels (N, K): the true targets
     (W, T, K) and the last observed level (W, K) forecasts are built on."""
-    _, actual = make_windows(levels, levels, spec)
-    return actual, levels[_last_input_rows(len(levels), spec)]
+    _, actual = make_windows(levels, levels, spec, bounds)
+    return actual, levels[_last_input_rows(len(levels), spec, bounds)]
 
 
-def _last_input_rows(n_rows: int, spec: WindowSpec) -> np.ndarray:
+def _last_input_rows(
+    n_rows: int, spec: WindowSpec, bounds: np.ndarray | None = None
+) -> np.ndarray:
     """Row of each window's last input step: the base a forecast starts from."""
-    return window_starts(n_rows, spec) + spec.input_width - 1
+    return window_starts(n_rows, spec, bounds) + spec.input_width - 1
 
 
 def fit_linear_baseline(
@@ -222,6 +245,11 @@ class Evaluation:
     actual: np.ndarray
     forecasts: dict[str, np.ndarray]
     time_index: list
+    # A panel: each window's series index, the series keys and
+    # `panel_metrics.series_table` (one row per series and forecast).
+    window_series: np.ndarray | None = None
+    series: tuple[str, ...] = ()
+    series_table: object = None  # pandas.DataFrame
 
 
 def evaluate_on_test(
@@ -251,13 +279,21 @@ def evaluate_on_test(
     filtered through `between` (N, K), the levels between the training rows
     and the scored ones). MASE is scaled by the training rows' naive error.
 
+    A panel split (`test.bounds`) is windowed series by series, inverted
+    with each window's series statistics and scored per series as well
+    (`Evaluation.series_table`); its MASE is the mean of the series' MASE.
+    The classical baselines fit one series and are skipped for panels.
+
     Raises:
         TrainingError: the model's forecasts are not finite (`who` says which
             model and split).
     """
-    x_train, y_train = make_windows(train.inputs, train.targets, spec)
-    x_test, y_test = make_windows(test.inputs, test.targets, spec)
-    actual, base = level_windows(test.levels, spec)
+    bounds = test.bounds
+    x_train, y_train = make_windows(train.inputs, train.targets, spec, train.bounds)
+    x_test, y_test = make_windows(test.inputs, test.targets, spec, bounds)
+    actual, base = level_windows(test.levels, spec, bounds)
+    owners = window_series(len(test.inputs), spec, bounds)
+    normalizer = normalizer.for_windows(owners)
     coef = fit_linear_baseline(x_train, y_train)
     predictions = {
         "model": require_finite(predict(model, x_test), who),
@@ -267,11 +303,13 @@ def evaluate_on_test(
         name: to_original(values, base, normalizer, targets, transform)
         for name, values in predictions.items()
     }
-    forecasts["persistence"] = persistence_forecast(test.levels, spec)
+    forecasts["persistence"] = persistence_forecast(test.levels, spec, bounds)
     if season:
-        forecasts["seasonal_naive"] = seasonal_naive_forecast(test.levels, spec, season)
+        forecasts["seasonal_naive"] = seasonal_naive_forecast(
+            test.levels, spec, season, bounds
+        )
     timings = {}
-    for name in classical:
+    for name in classical if bounds is None else ():
         found = classical_forecast(name, train.levels, test.levels, spec, season, between)
         forecasts[name] = found.forecast
         timings[f"baseline_{name}_seconds"] = found.seconds
@@ -280,9 +318,9 @@ def evaluate_on_test(
             forecasts[name], base, normalizer, targets, transform
         )
     metrics = dict(timings)
-    scale = mase_scale(train.levels, season)
+    scale = mase_scale(train.levels, season) if bounds is None else None
     for name in forecasts:
-        prefix = f"{split}_" if name == "model" else f"baseline_{name}_{split}_"
+        prefix = _prefix(name, split)
         metrics.update(
             score(prefix, y_test, predictions[name], actual, forecasts[name], scale)
         )
@@ -290,9 +328,25 @@ def evaluate_on_test(
             metrics.update(
                 per_step_mae(prefix, y_test, predictions[name], actual, forecasts[name])
             )
+    table = None
+    if bounds is not None:
+        per_series = panel_metrics.series_scale(train.levels, train.bounds, season)
+        table = panel_metrics.series_table(
+            test.series, owners, actual, forecasts, per_series
+        )
+        metrics.update(panel_metrics.aggregate(table, lambda n: _prefix(n, split)))
     return Evaluation(
         metrics=metrics,
         actual=actual,
         forecasts=forecasts,
-        time_index=list(test.index[target_rows(len(test.inputs), spec)]),
+        time_index=list(test.index[target_rows(len(test.inputs), spec, bounds)]),
+        window_series=owners if bounds is not None else None,
+        series=test.series,
+        series_table=table,
     )
+
+
+def _prefix(name: str, split: str) -> str:
+    """Metric prefix of a forecast: `test_` for the model, else
+    `baseline_<name>_test_`."""
+    return f"{split}_" if name == "model" else f"baseline_{name}_{split}_"

@@ -20,6 +20,7 @@ import pandas as pd
 
 from components.config import DataSpec
 from components import csv_format, snapshot
+from components.panel import PanelLayout, check_series_frequency, index_panel
 from components.errors import DataError
 from components.redact import URL_SCHEMES, redact_url
 
@@ -48,6 +49,17 @@ class LoadedSeries:
     frequency: str | None = None
     missing_counts: dict[str, int] = field(default_factory=dict)
     calendar_columns: list[str] = field(default_factory=list)
+    # A panel (`data.id_column`): the rows of every series one after another;
+    # `panel.PanelLayout` says which rows are whose. None for a single series.
+    layout: PanelLayout | None = None
+    static_columns: list[str] = field(default_factory=list)
+
+    @property
+    def shared_columns(self) -> list[str]:
+        """Inputs that describe a time or a series, not an observation
+        (calendar and static channels): never differenced, and scaled with
+        one set of statistics for the whole panel."""
+        return [*self.static_columns, *self.calendar_columns]
 
 
 def load_series(spec: DataSpec) -> LoadedSeries:
@@ -71,8 +83,13 @@ def series_from_frame(
     """
     if frame.empty:
         raise DataError(f"{source}: the file has no rows.")
-    frequency = None
-    if spec.time_column is not None:
+    frequency, layout, static = None, None, pd.DataFrame(index=frame.index)
+    if spec.id_column:
+        frame, layout, static = index_panel(frame, spec, source)
+        frequency = check_series_frequency(
+            frame.index, layout, spec.frequency, source, _check_frequency
+        )
+    elif spec.time_column is not None:
         frame = _index_by_time(frame, spec.time_column, source)
         frequency = _check_frequency(frame.index, spec.frequency, source)
     elif spec.frequency or spec.calendar:
@@ -90,9 +107,15 @@ def series_from_frame(
         raise DataError(_missing_message(selected, missing, source))
     calendar = calendar_features(selected.index, spec.calendar, source)
     digest = frame_digest(selected)
+    if layout is not None:  # the same values under other series keys differ
+        lengths = layout.lengths()
+        keys = pd.DataFrame({"series": np.repeat(layout.ids, lengths)})
+        digest = frame_digest(
+            pd.concat([selected, static], axis=1).assign(_series=keys["series"].values)
+        )
     return LoadedSeries(
-        frame=pd.concat([selected, calendar], axis=1),
-        features=features + list(calendar.columns),
+        frame=pd.concat([selected, static, calendar], axis=1),
+        features=features + list(static.columns) + list(calendar.columns),
         targets=targets,
         source=source,
         sha256=sha256 or digest,
@@ -100,6 +123,8 @@ def series_from_frame(
         frequency=frequency,
         missing_counts=missing,
         calendar_columns=list(calendar.columns),
+        layout=layout,
+        static_columns=list(static.columns),
     )
 
 
@@ -307,7 +332,30 @@ def _read_statsmodels(name: str) -> pd.DataFrame:
             f"Received an invalid value for `data.path`: statsmodels has no dataset "
             f"{name!r}; expected one of {available}."
         )
-    return module.load_pandas().data
+    frame = module.load_pandas().data
+    return _LONG_FORMS[name](frame) if name in _LONG_FORMS else frame
+
+
+def _fertility_long(wide: pd.DataFrame) -> pd.DataFrame:
+    """statsmodels' World Bank fertility rates (one row per country, one column
+    per year) as a panel: country, name, year, fertility (births per woman).
+    Each country keeps the years from its first to its last reported value;
+    the gaps inside stay missing, for `data.missing` to handle."""
+    years = [c for c in wide.columns if str(c).isdigit()]
+    long = wide.melt(
+        id_vars=["Country Code", "Country Name"], value_vars=years,
+        var_name="year", value_name="fertility",
+    )  # fmt: skip
+    long = long.rename(columns={"Country Code": "country", "Country Name": "name"})
+    long["year"] = long["year"].astype(int)
+    long = long.sort_values(["country", "year"], ignore_index=True)
+    seen = long["fertility"].notna().groupby(long["country"])
+    inside = seen.cummax() & seen.transform(lambda s: s[::-1].cummax()[::-1])
+    return long[inside.to_numpy()].reset_index(drop=True)
+
+
+# Panels statsmodels ships wide, returned long (one row per series and time).
+_LONG_FORMS = {"fertility": _fertility_long}
 
 
 def _index_by_time(frame: pd.DataFrame, column: str, source: str) -> pd.DataFrame:

@@ -132,3 +132,58 @@ def backtest_folds(table, metric: str = "test_mse"):
 def close(fig) -> None:
     """Free a figure's memory once it has been saved."""
     plt.close(fig)
+
+
+def panel_examples(report, picks: dict[str, int], target: str, k: int = 0, forecasts=None):
+    """A few series of a panel over the test period (step-1 forecasts), one
+    panel each, e.g. the best, median and worst series by skill.
+
+    Args:
+        report: an `evaluation.Evaluation` of a panel (it has `window_series`).
+        picks: label -> series index.
+        forecasts: name -> (W, T, K) to draw; default `report.forecasts`.
+    """
+    fig, axes = plt.subplots(len(picks), 1, figsize=(9, 2.6 * len(picks)), squeeze=False)
+    times = np.asarray(report.time_index, dtype=object)
+    for ax, (label, j) in zip(axes[:, 0], picks.items()):
+        rows = report.window_series == j
+        ax.plot(times[rows], report.actual[rows, 0, k], color="black", linewidth=2,
+                label="actual")  # fmt: skip
+        for name, values in (forecasts or report.forecasts).items():
+            ax.plot(times[rows], values[rows, 0, k], linewidth=1.2, label=name)
+        ax.set(ylabel=target, title=f"{label}: series {report.series[j]}")
+    axes[0, 0].legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def skill_distribution(table):
+    """Per-series skill against persistence (1 - MAE / persistence MAE) of
+    each forecast: a histogram each; right of 0 beats persistence."""
+    fig, ax = plt.subplots(figsize=(7, 4))
+    rows = table[table["model"] != "persistence"]
+    finite = rows["skill"].replace([np.inf, -np.inf], np.nan).dropna()
+    low, high = np.percentile(finite, [1, 99]) if len(finite) else (-1, 1)
+    bins = np.linspace(min(low, -0.1), max(high, 0.1), 30)
+    for name, part in rows.groupby("model", sort=False):
+        ax.hist(part["skill"].clip(bins[0], bins[-1]), bins=bins, alpha=0.5, label=name)
+    ax.axvline(0, color="black", linewidth=1)
+    ax.set(xlabel="skill vs persistence (per series)", ylabel="series",
+           title="Per-series skill, test")  # fmt: skip
+    ax.legend()
+    fig.tight_layout()
+    return fig
+
+
+def pick_series(table, model: str = "model") -> dict[str, int]:
+    """Best, median and worst series of `model` by skill (indices into the
+    panel's series): the three a reader looks at first."""
+    rows = table[table["model"] == model].dropna(subset=["skill"])
+    if rows.empty:
+        return {}
+    ordered = rows.sort_values("skill", ascending=False)["series_index"].to_numpy()
+    return {
+        "best": int(ordered[0]),
+        "median": int(ordered[len(ordered) // 2]),
+        "worst": int(ordered[-1]),
+    }

@@ -86,7 +86,7 @@ class Normalizer:
     """Per-column z-score: (x - mean) / std, with statistics from training rows."""
 
     columns: tuple[str, ...]
-    mean: tuple[float, ...]
+    mean: tuple[float, ...]  # or arrays (..., n) from `SeriesNormalizer`
     std: tuple[float, ...]
 
     def transform(
@@ -96,17 +96,28 @@ class Normalizer:
         columns = list(self.columns) if columns is None else columns
         idx = [self.columns.index(c) for c in columns]
         values = frame[columns].to_numpy(dtype=np.float64)
-        return ((values - self._mean()[idx]) / self._std()[idx]).astype(np.float32)
+        return ((values - self._mean()[..., idx]) / self._std()[..., idx]).astype(
+            np.float32
+        )
 
     def scale(self, values: np.ndarray, columns: list[str]) -> np.ndarray:
         """Array form of `transform`: `values[..., j]` belongs to `columns[j]`."""
         idx = [self.columns.index(c) for c in columns]
-        return (values - self._mean()[idx]) / self._std()[idx]
+        return (values - self._mean()[..., idx]) / self._std()[..., idx]
 
     def inverse(self, values: np.ndarray, columns: list[str]) -> np.ndarray:
         """Back to original units; `values[..., j]` belongs to `columns[j]`."""
         idx = [self.columns.index(c) for c in columns]
-        return values * self._std()[idx] + self._mean()[idx]
+        return values * self._std()[..., idx] + self._mean()[..., idx]
+
+    def for_rows(self, bounds: np.ndarray | None) -> "Normalizer":
+        """The statistics of each row of a split (the same for every row here;
+        `SeriesNormalizer` gives each series its own)."""
+        return self
+
+    def for_windows(self, window_series: np.ndarray) -> "Normalizer":
+        """The statistics of each window (see `for_rows`)."""
+        return self
 
     def to_dict(self) -> dict[str, dict[str, float]]:
         """JSON-friendly form: {column: {mean, std}}."""
@@ -166,6 +177,8 @@ class PreparedSplit:
 
     frame: pd.DataFrame
     levels: pd.DataFrame
+    bounds: np.ndarray | None = None  # a panel's series offsets (windowing)
+    series: tuple[str, ...] = ()  # a panel's series keys
 
 
 def prepare_split(
@@ -235,6 +248,8 @@ class ScaledSplit:
     targets: np.ndarray
     levels: np.ndarray
     index: pd.Index
+    bounds: np.ndarray | None = None  # a panel's series offsets (windowing)
+    series: tuple[str, ...] = ()  # a panel's series keys
 
 
 def scale_split(
@@ -244,9 +259,159 @@ def scale_split(
     targets: list[str],
 ) -> ScaledSplit:
     """Normalize one split with statistics fitted elsewhere (on train)."""
+    rows = normalizer.for_rows(split.bounds)
     return ScaledSplit(
-        normalizer.transform(split.frame, features),
-        normalizer.transform(split.frame, targets),
+        rows.transform(split.frame, features),
+        rows.transform(split.frame, targets),
         split.levels.to_numpy(dtype=np.float64),
         split.frame.index,
+        split.bounds,
+        split.series,
     )
+
+
+@dataclass(frozen=True)
+class SeriesNormalizer:
+    """A panel's z-score: each series' own columns by that series' training
+    rows (`data.scale: series`), or every column by the whole panel's
+    training rows (`global`); calendar and static channels always by the
+    whole panel's (they describe a time or a series, so one series alone
+    would make them constant).
+
+    Attributes:
+        series: the S series keys, in the panel's order.
+        mean, std: (S, n) statistics of each series and column.
+    """
+
+    columns: tuple[str, ...]
+    series: tuple[str, ...]
+    mean: np.ndarray
+    std: np.ndarray
+
+    def for_rows(self, bounds: np.ndarray) -> Normalizer:
+        """A `Normalizer` holding each row's series statistics (N, n)."""
+        lengths = np.diff(bounds)
+        return self._pick(np.repeat(np.arange(len(lengths)), lengths))
+
+    def for_windows(self, window_series: np.ndarray) -> Normalizer:
+        """A `Normalizer` holding each window's statistics (W, 1, n), which
+        broadcast over (W, T, K) forecasts."""
+        rows = np.asarray(window_series)
+        return Normalizer(
+            self.columns, self.mean[rows][:, None, :], self.std[rows][:, None, :]
+        )
+
+    def table(self) -> pd.DataFrame:
+        """One row per series and column: the statistics artifact."""
+        n_series, n_columns = self.mean.shape
+        return pd.DataFrame(
+            {
+                "series": np.repeat(self.series, n_columns),
+                "column": np.tile(self.columns, n_series),
+                "mean": self.mean.ravel(),
+                "std": self.std.ravel(),
+            }
+        )
+
+    def _pick(self, rows: np.ndarray) -> Normalizer:
+        return Normalizer(self.columns, self.mean[rows], self.std[rows])
+
+
+def fit_series_normalizer(
+    train: PreparedSplit, shared: list[str], mode: str = "series"
+) -> SeriesNormalizer:
+    """Fit on each series' training rows (`train.bounds`); `shared` columns
+    and every column under `mode="global"` on all training rows together.
+    A series constant on its training rows keeps its mean and takes the
+    panel's standard deviation, so it is centred and never divided by zero."""
+    frame = train.frame
+    panel = fit_normalizer(frame)  # raises on a column constant everywhere
+    n_series = len(train.bounds) - 1
+    mean = np.tile(np.asarray(panel.mean), (n_series, 1))
+    std = np.tile(np.asarray(panel.std), (n_series, 1))
+    if mode == "series":
+        own = [j for j, c in enumerate(frame.columns) if c not in shared]
+        series = np.repeat(np.arange(n_series), np.diff(train.bounds))
+        grouped = frame.iloc[:, own].groupby(series)
+        found_mean = grouped.mean().reindex(range(n_series)).to_numpy()
+        found_std = grouped.std(ddof=0).reindex(range(n_series)).to_numpy()
+        usable = np.isfinite(found_std) & (found_std > 0)
+        mean[:, own] = np.where(np.isfinite(found_mean), found_mean, mean[:, own])
+        std[:, own] = np.where(usable, found_std, std[:, own])
+    return SeriesNormalizer(
+        tuple(map(str, frame.columns)), train.series, mean, std
+    )
+
+
+@dataclass(frozen=True)
+class PanelSplits:
+    """A panel cut at one time for every series, each split prepared.
+
+    Attributes:
+        parts: train, val and test, each holding every kept series (a series
+            may have no rows in val or test).
+        cut: the first time stamp of val and of test, as text.
+        skipped: series left out: too few training rows for one window.
+    """
+
+    parts: dict[str, PreparedSplit]
+    cut: tuple[str, str]
+    skipped: tuple[str, ...]
+
+
+def split_panel(
+    frame: pd.DataFrame,
+    layout,
+    split: SplitSpec,
+    data: DataSpec,
+    window: WindowSpec,
+    targets: list[str],
+    keep: list[str] = (),
+) -> PanelSplits:
+    """Cut every series at the same times (`panel.time_cut`), then fill and
+    transform each series' part of each split on its own (`prepare_split`),
+    so nothing crosses a series boundary and no statistic sees a later
+    split; validation and test parts carry the rows their first window
+    reads before the cut (`panel.split_bounds`). A series with fewer
+    training rows than one window is left out (`data.short_series: skip`) or
+    refused (`error`)."""
+    from components import panel
+
+    cut = panel.time_cut(frame.index, split)
+    context = window.input_width + window.offset + (data.transform != "none")
+    ranges = panel.split_bounds(frame.index, layout, cut, context)
+    pieces = {name: [] for name in ranges}
+    kept, skipped = [], []
+    for j, series in enumerate(layout.ids):
+        parts = {
+            name: prepare_split(frame.iloc[a:b], data, targets, keep)
+            for name, (a, b) in ((n, r[j]) for n, r in ranges.items())
+        }
+        if len(parts["train"].frame) < window.span:
+            skipped.append(series)
+            continue
+        kept.append(series)
+        for name, part in parts.items():
+            pieces[name].append(part)
+    if skipped and data.short_series == "error":
+        raise DataError(
+            f"{len(skipped)} series have fewer training rows than one window "
+            f"needs ({window.span}), first {skipped[0]!r}; set "
+            "`data.short_series: skip` to leave them out, or shorten the window."
+        )
+    if not kept:
+        raise DataError(
+            f"no series has the {window.span} training rows one window needs "
+            f"(training ends before {panel.cut_labels(frame.index, cut)[0]}); "
+            "shorten the window or change `split`."
+        )
+    out = {}
+    for name, found in pieces.items():
+        lengths = [len(part.frame) for part in found]
+        out[name] = PreparedSplit(
+            pd.concat([part.frame for part in found]),
+            pd.concat([part.levels for part in found]),
+            np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64),
+            tuple(kept),
+        )
+    return PanelSplits(out, panel.cut_labels(frame.index, cut), tuple(skipped))

@@ -322,6 +322,19 @@ def log_dict(tracking_uri: str, run_id: str, data: dict, artifact_file: str) -> 
     MlflowClient(tracking_uri).log_dict(run_id, data, artifact_file)
 
 
+def log_table(tracking_uri: str, run_id: str, frame, artifact_file: str) -> None:
+    """Store a DataFrame as a Parquet artifact (`artifact_file` ends .parquet)."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / Path(artifact_file).name
+        frame.to_parquet(path, index=False)
+        directory = str(Path(artifact_file).parent)
+        MlflowClient(tracking_uri).log_artifact(
+            run_id, str(path), None if directory == "." else directory
+        )
+
+
 def log_figure(tracking_uri: str, run_id: str, figure, artifact_file: str) -> None:
     """Store a matplotlib figure as a PNG artifact."""
     MlflowClient(tracking_uri).log_figure(run_id, figure, artifact_file)

@@ -6,6 +6,10 @@ G = `offset`, window `i` starts at s = i*S, reads input rows [s, s + L) and
 target rows [s + L + G, s + L + G + T). Windows never cross a split boundary
 because each split is windowed on its own.
 
+A panel split holds many series one after another in the same arrays;
+`bounds` (S + 1,) are their row offsets (series j owns rows
+[bounds[j], bounds[j + 1])) and every window lies inside one series.
+
 Example, rows 0..5, L=2, T=1:
     window 0: inputs rows [0, 1] -> target row [2]
     window 3: inputs rows [3, 4] -> target row [5]   (4 windows in all)
@@ -17,25 +21,48 @@ import numpy as np
 from components.config import WindowSpec
 
 
-def window_starts(n_rows: int, spec: WindowSpec) -> np.ndarray:
-    """First input row of every whole window in a split of `n_rows` rows."""
-    last_start = n_rows - spec.span  # the final window ends on the last row
-    return np.arange(0, max(last_start + 1, 0), spec.stride, dtype=np.int64)
+def window_starts(
+    n_rows: int, spec: WindowSpec, bounds: np.ndarray | None = None
+) -> np.ndarray:
+    """First input row of every whole window in a split of `n_rows` rows; with
+    `bounds`, of every window inside one series (series after series)."""
+    if bounds is None:
+        last_start = n_rows - spec.span  # the final window ends on the last row
+        return np.arange(0, max(last_start + 1, 0), spec.stride, dtype=np.int64)
+    return np.concatenate(
+        [np.zeros(0, np.int64)]
+        + [
+            int(first) + window_starts(int(end - first), spec)
+            for first, end in zip(bounds[:-1], bounds[1:])
+        ]
+    )
+
+
+def window_series(n_rows: int, spec: WindowSpec, bounds: np.ndarray | None = None):
+    """Index of the series each window of `window_starts` belongs to (W,)."""
+    if bounds is None:
+        return np.zeros(len(window_starts(n_rows, spec)), np.int64)
+    counts = [len(window_starts(int(b - a), spec)) for a, b in zip(bounds[:-1], bounds[1:])]
+    return np.repeat(np.arange(len(counts), dtype=np.int64), counts)
 
 
 def make_windows(
-    inputs: np.ndarray, targets: np.ndarray, spec: WindowSpec
+    inputs: np.ndarray,
+    targets: np.ndarray,
+    spec: WindowSpec,
+    bounds: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Materialize all windows of one split (for evaluation and baselines).
 
     Args:
         inputs: (N, C) rows of input columns.
         targets: (N, K) rows of target columns, aligned with `inputs`.
+        bounds: series offsets of a panel split (see the module docstring).
 
     Returns:
         x: (W, L, C) and y: (W, T, K), W = ceil((N - L - G - T + 1) / S).
     """
-    starts = window_starts(len(inputs), spec)[:, None]  # -> (W, 1)
+    starts = window_starts(len(inputs), spec, bounds)[:, None]  # -> (W, 1)
     x = inputs[starts + np.arange(spec.input_width)]  # -> (W, L, C)
     y = targets[starts + _target_shift(spec) + np.arange(spec.horizon)]  # (W, T, K)
     return x, y
@@ -49,6 +76,7 @@ def make_dataset(
     shuffle: bool = False,
     seed: int | None = None,
     start_epoch: int = 0,
+    bounds: np.ndarray | None = None,
 ):
     """Stream windows of one split as a `tf.data.Dataset` of (x, y) batches.
 
@@ -66,7 +94,7 @@ def make_dataset(
     rows_y = tf.constant(targets, dtype=tf.float32)  # (N, K)
     offsets_x = tf.range(spec.input_width, dtype=tf.int64)  # (L,)
     offsets_y = _target_shift(spec) + tf.range(spec.horizon, dtype=tf.int64)  # (T,)
-    starts = tf.constant(window_starts(len(inputs), spec))  # (W,)
+    starts = tf.constant(window_starts(len(inputs), spec, bounds))  # (W,)
     n_batches = -(-len(starts) // batch_size)
 
     def batches(order):  # (W,) -> dataset of (B,) slices, the last one partial
@@ -100,9 +128,11 @@ def make_dataset(
     return dataset.prefetch(tf.data.AUTOTUNE)
 
 
-def target_rows(n_rows: int, spec: WindowSpec) -> np.ndarray:
+def target_rows(
+    n_rows: int, spec: WindowSpec, bounds: np.ndarray | None = None
+) -> np.ndarray:
     """Row of each window's first target step, e.g. for time stamps in plots."""
-    return window_starts(n_rows, spec) + _target_shift(spec)
+    return window_starts(n_rows, spec, bounds) + _target_shift(spec)
 
 
 def epoch_order(items, base, epoch):

@@ -593,7 +593,8 @@ def _summary(result: dict) -> str:
     lines = [
         f"run {result['run_id']} ({result['status']}) in experiment "
         f"{result['experiment']!r}",
-        f"{'':<12}{'mse':>10}{'mae':>10}{'mse_raw':>12}{'mae_raw':>12}{'mase':>8}",
+        f"{'':<12}{'mse':>10}{'mae':>10}{'mse_raw':>12}{'mae_raw':>12}{'mase':>8}"
+        f"{'smape':>8}",
     ]
     for label, prefix in rows:
         values = [metrics[f"{prefix}{m}"] for m in ("mse", "mae", "mse_raw", "mae_raw")]
@@ -601,6 +602,14 @@ def _summary(result: dict) -> str:
             f"{label:<12}{values[0]:>10.4f}{values[1]:>10.4f}"
             f"{values[2]:>12.4f}{values[3]:>12.4f}"
             f"{metrics.get(f'{prefix}mase', float('nan')):>8.3f}"
+            f"{metrics.get(f'{prefix}smape', float('nan')):>8.2f}"
+        )
+    if "test_series_beating_persistence" in metrics:
+        lines.append(
+            "panel: the model beats persistence on "
+            f"{metrics['test_series_beating_persistence']:.0%} of the series, "
+            f"the linear AR on {metrics['baseline_linear_test_series_beating_persistence']:.0%}"
+            " (MAE per series; all in series_metrics.parquet)"
         )
     if "backtest_test_mse_mean" in metrics:
         folds = [

@@ -216,23 +216,26 @@ def rank(
 def _log_forecasts(
     children, data: PreparedData, tracking_uri: str, parent: str
 ) -> None:
-    """Every model's step-1 forecast (its first seed) against the actual series."""
+    """Every model's step-1 forecast (its first seed) against the actual series
+    (for a panel: the first model's best, median and worst series)."""
     first = {}
     for child in children:
         first.setdefault(child["model"], child["evaluation"])
     some = next(iter(first.values()))
+    forecasts = {model: e.forecasts["model"] for model, e in first.items()}
+    forecasts.update(
+        {f"{b} (baseline)": some.forecasts[b] for b in leaderboard.BASELINES
+         if b in some.forecasts}
+    )  # fmt: skip
     for k, target in enumerate(data.series.targets):
-        forecasts = {model: e.forecasts["model"][:, 0, k] for model, e in first.items()}
-        forecasts.update(
-            {
-                f"{b} (baseline)": some.forecasts[b][:, 0, k]
-                for b in leaderboard.BASELINES
-                if b in some.forecasts
-            }
-        )
-        figure = plots.forecast_vs_actual(
-            some.time_index, some.actual[:, 0, k], forecasts, target
-        )
+        if some.window_series is None:
+            step_1 = {name: values[:, 0, k] for name, values in forecasts.items()}
+            figure = plots.forecast_vs_actual(
+                some.time_index, some.actual[:, 0, k], step_1, target
+            )
+        else:
+            picks = plots.pick_series(some.series_table)
+            figure = plots.panel_examples(some, picks, target, k, forecasts)
         name = tracking.safe_name(target)
         tracking.log_figure(tracking_uri, parent, figure, f"plots/forecasts_{name}.png")
         plots.close(figure)

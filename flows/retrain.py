@@ -23,7 +23,7 @@ from prefect.logging import get_run_logger
 
 from components import gate, model_registry, packaging, tracking
 from components.config import ExperimentConfig
-from components.errors import DataError
+from components.errors import ConfigError, DataError
 from components.forecaster import Forecaster
 from flows.train import PreparedData, open_run, prepare_data, train_in_run
 
@@ -101,6 +101,13 @@ def register_and_decide(
 @flow(name="rnnflow-retrain", flow_run_name="retrain-{config.name}")
 def retrain_flow(config: ExperimentConfig) -> dict:
     """Retrain once; return the decision (promoted | rejected | skipped)."""
+    if config.data.id_column:
+        raise ConfigError(
+            f"`rnnflow retrain` cannot gate a panel yet (`data.id_column: "
+            f"{config.data.id_column}`): the gate scores the champion's served "
+            "forecaster, which forecasts one series. Train and compare panels "
+            "with `rnnflow train` / `rnnflow compare`."
+        )
     tracking_uri = tracking.resolve_tracking_uri(config.tracking.uri)
     tracking.open_store(tracking_uri)
     name = config.registered_model_name

@@ -17,6 +17,8 @@ import os
 import socket
 from dataclasses import dataclass
 
+import numpy as np
+
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 from prefect.logging import get_run_logger
@@ -55,7 +57,7 @@ from components.models.skip import fit_linear_skip
 from components.models.common import target_positions
 from components.models.registry import cudnn_blockers
 from components.redact import redact_url
-from components.windowing import make_dataset, make_windows
+from components.windowing import make_dataset, make_windows, window_starts
 
 # Tasks pass arrays, datasets and models in memory; nothing here is worth caching.
 _task = task(cache_policy=NO_CACHE)
@@ -88,7 +90,10 @@ def split_data(
     series: ingest.LoadedSeries, data: DataSpec, split: SplitSpec, window: WindowSpec
 ) -> dict[str, preprocess.PreparedSplit]:
     """Chronological train/val/test, each cleaned and transformed on its own and
-    long enough for one window."""
+    long enough for one window; a panel is cut at the same time for every
+    series."""
+    if series.layout is not None:
+        return _split_panel(series, data, split, window)
     splits = preprocess.split_chronologically(series.frame, split)
     prepared = {
         name: preprocess.prepare_split(
@@ -102,12 +107,52 @@ def split_data(
     return prepared
 
 
+def _split_panel(series, data, split, window) -> dict[str, preprocess.PreparedSplit]:
+    found = preprocess.split_panel(
+        series.frame, series.layout, split, data, window, series.targets,
+        keep=series.shared_columns,
+    )  # fmt: skip
+    logger = get_run_logger()
+    if found.skipped:
+        shown = ", ".join(map(repr, found.skipped[:5]))
+        more = f" and {len(found.skipped) - 5} more" if len(found.skipped) > 5 else ""
+        logger.warning(
+            "left out %d series with fewer training rows than one window (%d): "
+            "%s%s", len(found.skipped), window.span, shown, more,
+        )  # fmt: skip
+    windows = {
+        name: len(window_starts(len(part.frame), window, part.bounds))
+        for name, part in found.parts.items()
+    }
+    counts = {
+        name: f"{int(np.sum(np.diff(part.bounds) >= window.span))} series, "
+        f"{windows[name]} windows"
+        for name, part in found.parts.items()
+    }
+    logger.info(
+        "panel of %d series cut at val %s, test %s: %s",
+        len(series.layout.ids), *found.cut, counts,
+    )  # fmt: skip
+    preprocess.check_window_fits(
+        {n: window.span if w else 0 for n, w in windows.items()}, window
+    )
+    return found.parts
+
+
 @_task
 def normalize(
-    prepared: dict[str, preprocess.PreparedSplit], series: ingest.LoadedSeries
+    prepared: dict[str, preprocess.PreparedSplit],
+    series: ingest.LoadedSeries,
+    scale: str = "series",
 ) -> tuple[preprocess.Normalizer, dict[str, preprocess.ScaledSplit]]:
-    """Fit on train only; scale every split with those statistics."""
-    normalizer = preprocess.fit_normalizer(prepared["train"].frame)
+    """Fit on train only (a panel: each series on its own training rows, by
+    `data.scale`); scale every split with those statistics."""
+    if series.layout is not None:
+        normalizer = preprocess.fit_series_normalizer(
+            prepared["train"], series.shared_columns, scale
+        )
+    else:
+        normalizer = preprocess.fit_normalizer(prepared["train"].frame)
     scaled = {
         name: preprocess.scale_split(part, normalizer, series.features, series.targets)
         for name, part in prepared.items()
@@ -205,7 +250,7 @@ def make_datasets(
         part = scaled[split]
         if compiled:  # each epoch's order comes from its number, not a counter
             return compiled_loop.materialize(
-                part.inputs, part.targets, window, shuffle, seed
+                part.inputs, part.targets, window, shuffle, seed, part.bounds
             )
         return make_dataset(
             part.inputs,
@@ -215,6 +260,7 @@ def make_datasets(
             shuffle,
             seed,
             start_epoch,
+            part.bounds,
         )
 
     datasets = {"train": windows("train", train.shuffle, train.seed)}
@@ -236,7 +282,9 @@ def choose_settings(
     if "auto" not in (spec.window_norm, spec.skip):
         return spec, {}
     windows = {
-        name: make_windows(scaled[name].inputs, scaled[name].targets, window)
+        name: make_windows(
+            scaled[name].inputs, scaled[name].targets, window, scaled[name].bounds
+        )
         for name in ("train", "val")
     }
     resolved, choice = resolve_auto(spec, windows["train"], windows["val"], positions)
@@ -274,7 +322,9 @@ def build(
         training.compile_model(model, train)
     skip = ""
     if spec.skip != "none":  # windows materialized only for the fit
-        x, y = make_windows(train_split.inputs, train_split.targets, window)
+        x, y = make_windows(
+            train_split.inputs, train_split.targets, window, train_split.bounds
+        )
         fitted = fit_linear_skip(model, x, y)
         shared = "shared " if spec.skip == "shared" else ""
         skip = f" + {shared}linear skip" if fitted else ""
@@ -430,6 +480,12 @@ def track(
     """Log config, params, data, metrics, plots, statistics and the model."""
     params = flatten(config)
     params.update({f"rows.{k}": len(v.inputs) for k, v in scaled.items()})
+    if series.layout is not None:
+        params["series.total"] = len(series.layout.ids)
+        params.update(
+            {f"series.{k}": int(np.sum(np.diff(v.bounds) >= config.window.span))
+             for k, v in scaled.items()}
+        )  # fmt: skip
     params.update(features=series.features, targets=series.targets)
     params["data.frequency_found"] = series.frequency
     params.update({f"missing_values.{c}": n for c, n in series.missing_counts.items()})
@@ -442,10 +498,19 @@ def track(
     tracking.log_dataset(
         tracking_uri, run_id, series.frame, config.name, series.source, series.digest
     )
-    tracking.log_dict(tracking_uri, run_id, normalizer.to_dict(), "normalizer.json")
     summary = fit_summary(fit_result)
     tracking.log_metrics(tracking_uri, run_id, {**report.metrics, **summary})
-    _log_figures(tracking_uri, run_id, fit_result, report, series.targets)
+    figure = plots.loss_curve(fit_result.history, fit_result.best_epoch)
+    tracking.log_figure(tracking_uri, run_id, figure, "plots/loss.png")
+    plots.close(figure)
+    if series.layout is None:
+        tracking.log_dict(tracking_uri, run_id, normalizer.to_dict(), "normalizer.json")
+        _log_forecast_figures(tracking_uri, run_id, report, series.targets)
+    else:
+        tracking.log_table(
+            tracking_uri, run_id, normalizer.table(), "series_scaling.parquet"
+        )
+        _log_panel_results(tracking_uri, run_id, report, series.targets)
     return tracking.log_keras_model(tracking_uri, run_id, model)
 
 
@@ -488,7 +553,7 @@ def prepare_data(config: ExperimentConfig) -> PreparedData:
     series = load_data(config.data)
     positions = target_positions(series.features, series.targets, config.model)
     prepared = split_data(series, config.data, config.split, config.window)
-    normalizer, scaled = normalize(prepared, series)
+    normalizer, scaled = normalize(prepared, series, config.data.scale)
     folds = backtest.plan_folds(
         len(series.frame), config.split, config.evaluate.backtest, config.window
     )
@@ -541,10 +606,12 @@ def train_in_run(
             scaled,
             series,
         )
-        forecaster = Forecaster.from_training(
-            model, normalizer, config, series, radii
-        )
-        forecaster_uri = package(forecaster, series, tracking_uri, run_id)
+        forecaster, forecaster_uri = None, None
+        if series.layout is None:  # serving a panel: not yet
+            forecaster = Forecaster.from_training(
+                model, normalizer, config, series, radii
+            )
+            forecaster_uri = package(forecaster, series, tracking_uri, run_id)
         metrics = {**report.metrics, **fit_summary(fit_result), **checked}
         if data.folds:
             from flows.backtest import run_backtest  # builds on this module's tasks
@@ -581,7 +648,9 @@ def _validation_checks(model, data, config, report, tracking_uri, run_id):
     tracking.log_metrics(tracking_uri, run_id, checked.metrics)
     tracking.set_tags(tracking_uri, run_id, checked.tags)
     metrics, radii = dict(checked.metrics), {}
-    if config.evaluate.intervals:
+    if config.evaluate.intervals and data.series.layout is not None:
+        get_run_logger().info("prediction intervals are not calibrated for panels yet")
+    elif config.evaluate.intervals:
         scores, radii = calibrate_intervals(
             val_report, report, config.evaluate.intervals, targets, tracking_uri,
             run_id,
@@ -616,10 +685,23 @@ def _checkpoint_folder(config: ExperimentConfig, series, tracking_uri: str, run_
         yield folder
 
 
-def _log_figures(tracking_uri, run_id, fit_result, report, targets) -> None:
-    figure = plots.loss_curve(fit_result.history, fit_result.best_epoch)
-    tracking.log_figure(tracking_uri, run_id, figure, "plots/loss.png")
+def _log_panel_results(tracking_uri, run_id, report, targets) -> None:
+    """A panel's per-series table, its skill histogram and the best, median
+    and worst series of the model."""
+    table = report.series_table
+    tracking.log_table(tracking_uri, run_id, table, "series_metrics.parquet")
+    figure = plots.skill_distribution(table)
+    tracking.log_figure(tracking_uri, run_id, figure, "plots/series_skill.png")
     plots.close(figure)
+    picks = plots.pick_series(table)
+    for k, target in enumerate(targets if picks else ()):
+        figure = plots.panel_examples(report, picks, target, k)
+        name = tracking.safe_name(target)
+        tracking.log_figure(tracking_uri, run_id, figure, f"plots/series_{name}.png")
+        plots.close(figure)
+
+
+def _log_forecast_figures(tracking_uri, run_id, report, targets) -> None:
     for k, target in enumerate(targets):
         figure = plots.forecast_vs_actual(
             report.time_index,

@@ -1,0 +1,212 @@
+"""Panels: many series in one long table (one row per series and time) that
+one model learns together.
+
+In memory a panel is the rows of every series one after another, sorted by
+series then time, plus `bounds` (S + 1,): series j owns rows
+[bounds[j], bounds[j + 1]). Windows never cross those bounds
+(`windowing.window_starts`), and every split is cut at the same time for
+every series, so no series' future enters another one's training.
+
+Bad input is refused here, before any run opens, naming the series (and the
+time) at fault.
+"""
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from components.config import DataSpec
+from components.errors import DataError
+
+
+@dataclass(frozen=True)
+class PanelLayout:
+    """Which rows belong to which series.
+
+    Attributes:
+        ids: the S series keys, sorted (several id columns are joined by "/").
+        bounds: (S + 1,) row offsets; series j owns rows [bounds[j], bounds[j+1]).
+    """
+
+    ids: tuple[str, ...]
+    bounds: np.ndarray
+
+    def lengths(self) -> np.ndarray:
+        return np.diff(self.bounds)
+
+
+def index_panel(
+    frame: pd.DataFrame, spec: DataSpec, source: str
+) -> tuple[pd.DataFrame, PanelLayout, pd.DataFrame]:
+    """Sort a long table by series and time and check its keys.
+
+    Returns:
+        the frame indexed by time without the id, time and static columns;
+        its layout; and the static columns encoded as input channels (numeric
+        ones as they are, others one-hot as `column=value`), row-aligned.
+    """
+    id_columns, time_column = spec.id_columns, spec.time_column
+    keys = {"data.id_column": id_columns, "data.time_column": [time_column]}
+    keys["data.static"] = spec.static
+    for key, names in keys.items():
+        absent = [c for c in names if c not in frame.columns]
+        if absent:
+            raise DataError(
+                f"{source}: `{key}` names column(s) {absent} that the data does not "
+                f"have; available: {list(map(str, frame.columns))}."
+            )
+    blank = frame[id_columns].isna().any(axis=1).to_numpy()
+    if blank.any():
+        raise DataError(
+            f"{source}: `data.id_column` {id_columns} is empty at row "
+            f"{int(blank.argmax())}; every row needs its series key."
+        )
+    key = frame[id_columns[0]].astype(str)
+    for column in id_columns[1:]:
+        key = key + "/" + frame[column].astype(str)
+    time = _as_time(frame[time_column], time_column, source)
+    codes, ids = pd.factorize(key.to_numpy(), sort=True)
+    order = np.lexsort((time_keys(time), codes))
+    codes, time = codes[order], time.iloc[order].reset_index(drop=True)
+    frame = frame.iloc[order].reset_index(drop=True)
+    stamps = time_keys(time)
+    same = (codes[1:] == codes[:-1]) & (stamps[1:] == stamps[:-1])
+    if same.any():
+        row = int(same.argmax())
+        raise DataError(
+            f"{source}: series {ids[codes[row]]!r} has two rows at time "
+            f"'{time.iloc[row]}' ({int(same.sum())} duplicate (id, time) pair(s) in "
+            "all); keep one row per series and time."
+        )
+    bounds = np.searchsorted(codes, np.arange(len(ids) + 1)).astype(np.int64)
+    layout = PanelLayout(tuple(map(str, ids)), bounds)
+    static = static_channels(frame, spec.static, layout, source)
+    rest = frame.drop(columns=[*id_columns, time_column, *spec.static])
+    index = pd.Index(time, name=time_column)
+    return rest.set_axis(index), layout, static.set_axis(index)
+
+
+def static_channels(
+    frame: pd.DataFrame, columns: list[str], layout: PanelLayout, source: str
+) -> pd.DataFrame:
+    """The `data.static` columns as float input channels; each must hold one
+    value per series (checked: a varying one names the series)."""
+    channels = {}
+    series = np.repeat(np.arange(len(layout.ids)), layout.lengths())
+    for column in columns:
+        values = frame[column]
+        varying = values.groupby(series).nunique(dropna=False).to_numpy() > 1
+        if varying.any():
+            j = int(varying.argmax())
+            seen = values.iloc[layout.bounds[j] : layout.bounds[j + 1]].unique()[:3]
+            raise DataError(
+                f"{source}: `data.static` column {column!r} varies within series "
+                f"{layout.ids[j]!r} (values {list(seen)}); a static column holds "
+                "one value per series. Use `data.features` for one that changes."
+            )
+        if pd.api.types.is_numeric_dtype(values) and values.notna().all():
+            channels[column] = values.astype("float64").to_numpy()
+            continue
+        labels = values.astype(str)
+        for label in sorted(labels.unique()):
+            channels[f"{column}={label}"] = (labels == label).to_numpy(np.float64)
+    return pd.DataFrame(channels, index=frame.index)
+
+
+def check_series_frequency(
+    index: pd.Index, layout: PanelLayout, frequency: str | None, source: str, check
+) -> str | None:
+    """A declared `data.frequency` holds in every series (`check` is the
+    single-series check; the message names the series); unset, it is
+    inferred from the longest series."""
+    if not frequency:
+        longest = int(np.argmax(layout.lengths()))
+        a, b = layout.bounds[longest], layout.bounds[longest + 1]
+        return check(index[a:b], None, source)
+    for j, series in enumerate(layout.ids):
+        a, b = layout.bounds[j], layout.bounds[j + 1]
+        check(index[a:b], frequency, f"{source}: series {series!r}")
+    return frequency
+
+
+def time_keys(values) -> np.ndarray:
+    """Time stamps as sortable numbers (nanoseconds for datetimes)."""
+    values = pd.Index(values)
+    if isinstance(values, pd.DatetimeIndex):
+        return values.asi8
+    return values.to_numpy()
+
+
+def _as_time(column: pd.Series, name: str, source: str) -> pd.Series:
+    if pd.api.types.is_numeric_dtype(column):
+        if column.isna().any():
+            row = int(column.isna().to_numpy().argmax())
+            raise DataError(f"{source}: time column {name!r} is empty at row {row}.")
+        return column.reset_index(drop=True)
+    try:
+        return pd.to_datetime(column, utc=True).reset_index(drop=True)
+    except (ValueError, TypeError) as exc:
+        raise DataError(f"{source}: column {name!r} is not a time: {exc}") from None
+
+
+@dataclass(frozen=True)
+class PanelCut:
+    """Where the panel's time axis is cut: train < `val_from` <= val <
+    `test_from` <= test, the same for every series."""
+
+    val_from: object
+    test_from: object
+
+
+def time_cut(index: pd.Index, split) -> PanelCut:
+    """Cut the panel's time axis (every distinct time stamp of any series) by
+    `split` as a single series of that length would be cut."""
+    from components.preprocess import split_rows
+
+    axis = np.unique(time_keys(index))
+    n_train, n_val, n_test = split_rows(len(axis), split)
+    if n_test == 0:
+        raise DataError(
+            f"`split.test` ({split.test}) leaves no time stamp of the panel's "
+            f"{len(axis)} for testing."
+        )
+    return PanelCut(axis[n_train], axis[n_train + n_val])
+
+
+def cut_labels(index: pd.Index, cut: PanelCut) -> tuple[str, str]:
+    """The cut's time stamps as text, for logs and params."""
+    stamps = (cut.val_from, cut.test_from)
+    if isinstance(index, pd.DatetimeIndex):
+        return tuple(str(pd.Timestamp(int(k), tz="UTC")) for k in stamps)
+    return tuple(f"{k:g}" if isinstance(k, float) else str(k) for k in stamps)
+
+
+def split_bounds(
+    index: pd.Index, layout: PanelLayout, cut: PanelCut, context: int = 0
+) -> dict[str, list[tuple[int, int]]]:
+    """Each split's (first, end) rows of every series (empty where a series
+    has no rows in that split).
+
+    Validation and test parts begin `context` rows before their cut (the
+    inputs of their first window, from the split before): those rows are
+    read, never scored, so every target of a window lies in its split and a
+    short split still holds windows (8 test years, 3-year horizon: 6 windows
+    per series). Statistics are fitted on the training part alone.
+    """
+    values = time_keys(index)
+    out = {"train": [], "val": [], "test": []}
+    for first, end in zip(layout.bounds[:-1], layout.bounds[1:]):
+        times = values[first:end]
+        to_val = first + int(np.searchsorted(times, cut.val_from, side="left"))
+        to_test = first + int(np.searchsorted(times, cut.test_from, side="left"))
+        out["train"].append((int(first), to_val))
+        out["val"].append(_with_context(first, to_val, to_test, context))
+        out["test"].append(_with_context(first, to_test, int(end), context))
+    return out
+
+
+def _with_context(first: int, start: int, end: int, context: int) -> tuple[int, int]:
+    if end <= start:
+        return (start, start)
+    return (max(int(first), start - context), end)

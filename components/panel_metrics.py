@@ -1,0 +1,95 @@
+"""Per-series scores of a panel: one row per series and model, and the
+aggregates a forecaster reads across series (mean MASE, share of series
+where the model beats persistence).
+
+Errors are in original units; MASE divides each series' error by that
+series' in-sample naive error, so series of any scale count alike.
+"""
+
+import numpy as np
+import pandas as pd
+
+
+def series_scale(
+    train_levels: np.ndarray, bounds: np.ndarray, season: int | None = None
+) -> np.ndarray:
+    """(S, K): each series' mean absolute (seasonal) naive error on its
+    training rows, the MASE denominator; NaN where that error is zero."""
+    from components.evaluation import mase_scale
+
+    return np.stack(
+        [
+            mase_scale(train_levels[a:b], season)
+            for a, b in zip(bounds[:-1], bounds[1:])
+        ]
+    )
+
+
+def series_table(
+    ids: tuple[str, ...],
+    window_series: np.ndarray,
+    actual: np.ndarray,
+    forecasts: dict[str, np.ndarray],
+    scale: np.ndarray,
+) -> pd.DataFrame:
+    """One row per series (with windows) and forecast: windows, mae, mse,
+    mase, smape, nd (original units), and skill (1 - mae / persistence's mae;
+    above 0 beats persistence on that series).
+
+    Args:
+        window_series: (W,) series index of each window; actual and each
+            forecast are (W, T, K); scale: (S, K) from `series_scale`.
+    """
+    actual = np.asarray(actual, np.float64)
+    present = np.unique(window_series)
+    frames = []
+    for name, forecast in forecasts.items():
+        error = np.abs(np.asarray(forecast, np.float64) - actual)  # (W, T, K)
+        per_window = pd.DataFrame(
+            {
+                "mae": error.mean(axis=(1, 2)),
+                "mse": (error**2).mean(axis=(1, 2)),
+                "smape": smape_terms(actual, forecast).mean(axis=(1, 2)),
+                "abs_error": error.sum(axis=(1, 2)),
+                "abs_actual": np.abs(actual).sum(axis=(1, 2)),
+            }
+        )
+        mae_k = pd.DataFrame(error.mean(axis=1)).groupby(window_series).mean()
+        grouped = per_window.groupby(window_series)
+        frame = grouped[["mae", "mse", "smape"]].mean()
+        frame.insert(0, "windows", grouped.size())
+        frame["mase"] = np.nanmean(mae_k.to_numpy() / scale[present], axis=1)
+        sums = grouped[["abs_error", "abs_actual"]].sum()
+        frame["nd"] = sums["abs_error"] / sums["abs_actual"].where(sums["abs_actual"] > 0)
+        frame.insert(0, "model", name)
+        frame.insert(0, "series_index", present)
+        frame.insert(0, "series", [ids[j] for j in present])
+        frames.append(frame.reset_index(drop=True))
+    table = pd.concat(frames, ignore_index=True)
+    if "persistence" in forecasts:
+        naive = table[table["model"] == "persistence"].set_index("series")["mae"]
+        reference = table["series"].map(naive)
+        table["skill"] = 1 - table["mae"] / reference.where(reference > 0)
+    return table
+
+
+def aggregate(table: pd.DataFrame, prefix_of) -> dict[str, float]:
+    """Across series, per forecast: `{prefix}mase` (mean of the series' MASE)
+    and `{prefix}series_beating_persistence` (share of series with skill > 0);
+    `prefix_of(name)` gives each forecast's metric prefix."""
+    out = {}
+    for name, rows in table.groupby("model", sort=False):
+        prefix = prefix_of(name)
+        out[f"{prefix}mase"] = float(np.nanmean(rows["mase"]))
+        if "skill" in rows and name != "persistence":
+            out[f"{prefix}series_beating_persistence"] = float(
+                np.mean(rows["skill"] > 0)
+            )
+    return out
+
+
+def smape_terms(actual: np.ndarray, forecast: np.ndarray) -> np.ndarray:
+    """200 |e| / (|y| + |ŷ|) elementwise, 0 where both are 0 (a perfect zero)."""
+    error = np.abs(np.asarray(forecast, np.float64) - actual)
+    total = np.abs(actual) + np.abs(forecast)
+    return np.divide(200 * error, total, out=np.zeros_like(error), where=total > 0)
