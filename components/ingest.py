@@ -83,7 +83,7 @@ def series_from_frame(
     """
     if frame.empty:
         raise DataError(f"{source}: the file has no rows.")
-    frequency, layout, static = None, None, pd.DataFrame(index=frame.index)
+    frequency, layout, static = None, None, None
     if spec.id_column:
         frame, layout, static = index_panel(frame, spec, source)
         frequency = check_series_frequency(
@@ -95,6 +95,8 @@ def series_from_frame(
     elif spec.frequency or spec.calendar:
         key = "data.frequency" if spec.frequency else "data.calendar"
         raise DataError(f"{source}: `{key}` needs `data.time_column` to be set.")
+    if static is None:  # a single series has no static columns
+        static = pd.DataFrame(index=frame.index)
     numeric = [c for c in frame.columns if _looks_numeric(frame[c])]
     features = _pick_columns(frame, spec.features, numeric, "data.features", source)
     targets = _pick_columns(frame, spec.targets, numeric, "data.targets", source)
