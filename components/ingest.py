@@ -83,6 +83,8 @@ def series_from_frame(
     """
     if frame.empty:
         raise DataError(f"{source}: the file has no rows.")
+    if spec.layout == "panel":
+        frame, spec = wide_to_long(frame, spec, source)
     frequency, layout, static = None, None, None
     if spec.id_column:
         frame, layout, static = index_panel(frame, spec, source)
@@ -128,6 +130,34 @@ def series_from_frame(
         layout=layout,
         static_columns=list(static.columns),
     )
+
+
+WIDE_ID, WIDE_VALUE = "series", "value"  # a wide panel's id and value columns
+
+
+def wide_to_long(
+    frame: pd.DataFrame, spec: DataSpec, source: str
+) -> tuple[pd.DataFrame, DataSpec]:
+    """`data.layout: panel`: each target column (default every numeric one)
+    becomes a series named after it, in a long table (time, series, value),
+    with the settings to read that table as a panel."""
+    time = spec.time_column
+    if time not in frame.columns:
+        raise DataError(
+            f"{source}: `data.time_column` {time!r} is not a column; "
+            f"available: {list(map(str, frame.columns))}."
+        )
+    others = [c for c in frame.columns if c != time]
+    numeric = [c for c in others if _looks_numeric(frame[c])]
+    columns = _pick_columns(frame, spec.targets, numeric, "data.targets", source)
+    long = frame.melt(
+        id_vars=[time], value_vars=columns, var_name=WIDE_ID, value_name=WIDE_VALUE
+    )
+    long[WIDE_ID] = long[WIDE_ID].astype(str)
+    as_long = spec.model_copy(
+        update={"layout": "table", "id_column": WIDE_ID, "targets": [WIDE_VALUE]}
+    )
+    return long, as_long
 
 
 def calendar_features(index: pd.Index, names: list[str], source: str) -> pd.DataFrame:
@@ -281,6 +311,8 @@ def _read_source(spec: DataSpec) -> tuple[pd.DataFrame, str | None]:
             f"got {redact_url(path)!r}."
         )
     local = Path(path).expanduser()
+    if local.is_dir():
+        return read_parquet_dir(local, spec), None
     if not local.is_file():
         raise DataError(f"Data file {str(local)!r} (`data.path`) does not exist.")
     digest = file_sha256(local)
@@ -290,6 +322,38 @@ def _read_source(spec: DataSpec) -> tuple[pd.DataFrame, str | None]:
             f"got {digest}."
         )
     return _read_file(local, local.suffix, str(local)), digest
+
+
+def read_parquet_dir(path: Path, spec: DataSpec) -> pd.DataFrame:
+    """A folder of Parquet files, e.g. partitioned by series (hive style,
+    `id=s1/part-0.parquet`: the folder names give the `id` column). When the
+    experiment names its columns, only those are read from disk."""
+    import pyarrow.dataset as pads
+
+    try:
+        dataset = pads.dataset(path, format="parquet", partitioning="hive")
+    except (OSError, ValueError) as exc:
+        raise DataError(f"{path}: cannot be read as Parquet files: {exc}") from None
+    if not dataset.files:
+        raise DataError(f"{path}: the folder holds no .parquet files.")
+    named = [spec.features, spec.targets] if spec.layout == "table" else [None]
+    wanted = None
+    if all(names is not None for names in named):
+        wanted = list(dict.fromkeys(
+            [*spec.id_columns, spec.time_column, *spec.static, *sum(named, [])]
+        ))  # fmt: skip
+        wanted = [c for c in wanted if c]
+        absent = [c for c in wanted if c not in dataset.schema.names]
+        if absent:
+            raise DataError(
+                f"{path}: column(s) {absent} named in `data` are not in the "
+                f"Parquet files; available: {dataset.schema.names}."
+            )
+    frame = dataset.to_table(columns=wanted).to_pandas()
+    for column in frame.columns:  # partition keys arrive as categories
+        if isinstance(frame[column].dtype, pd.CategoricalDtype):
+            frame[column] = frame[column].astype(str)
+    return frame
 
 
 def read_table(path: Path) -> pd.DataFrame:

@@ -20,6 +20,8 @@ METRICS = (
     "test_mae_raw",
     "test_rmse_raw",
     "test_mase",
+    "test_smape",
+    "test_nd",
 )
 BASELINES = ("persistence", "seasonal_naive", "linear", "ets", "arima")
 
@@ -49,6 +51,7 @@ def build_leaderboard(children: list[dict], sort_by: str = "test_mse") -> pd.Dat
     board["skill_vs_persistence"] = 1 - board["test_mse_mean"] / persistence
     board = board.sort_values(f"{sort_by}_mean", kind="stable").reset_index(drop=True)
     board.insert(0, "rank", range(1, len(board) + 1))
+    board.attrs["sort_by"] = sort_by
     return board
 
 
@@ -62,6 +65,7 @@ def to_markdown(board: pd.DataFrame) -> str:
         "test_mae",
         "test_mse_raw",
         "test_mae_raw",
+        "test_mase",
         "skill vs persistence",
         "train s",
         "params",
@@ -69,7 +73,7 @@ def to_markdown(board: pd.DataFrame) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for row in board.itertuples(index=False):
         cells = [str(row.rank), row.model, str(row.runs)]
-        for metric in ("test_mse", "test_mae", "test_mse_raw", "test_mae_raw"):
+        for metric in ("test_mse", "test_mae", "test_mse_raw", "test_mae_raw", "test_mase"):
             cells.append(
                 _mean_std(getattr(row, f"{metric}_mean"), getattr(row, f"{metric}_std"))
             )

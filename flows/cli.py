@@ -504,21 +504,27 @@ def _deploy(args) -> int:
 
 def _leaderboard_text(result: dict) -> str:
     rows = result["leaderboard"]
+    ranked = result.get("ranked_by", "test_mse")
     best = next(r["model"] for r in rows if r["kind"] == "model")
     lines = [
         (
             f"parent run {result['parent_run_id']} in experiment "
-            f"{result['experiment']!r}, scored on the {result['scored_on']}"
+            f"{result['experiment']!r}, scored on the {result['scored_on']}, "
+            f"ranked by {ranked}"
         ),
-        f"   {'model':<16}{'runs':>5}{'test_mse':>20}{'test_mse_raw':>22}{'skill':>9}",
+        f"   {'model':<16}{'runs':>5}{'test_mse':>20}{'test_mse_raw':>22}{'skill':>9}"
+        + (f"{ranked:>20}" if ranked != "test_mse" else ""),
     ]
     for r in rows:
         mark = "*" if r["model"] == best else " "
         mse = f"{r['test_mse_mean']:.4f} ± {r['test_mse_std']:.4f}"
         raw = f"{r['test_mse_raw_mean']:.4f} ± {r['test_mse_raw_std']:.4f}"
+        extra = ""
+        if ranked != "test_mse":
+            extra = f"{r[f'{ranked}_mean']:.4f} ± {r[f'{ranked}_std']:.4f}"
         lines.append(
             f" {mark} {r['model']:<16}{r['runs']:>5}{mse:>20}{raw:>22}"
-            f"{r['skill_vs_persistence']:>+9.1%}"
+            f"{r['skill_vs_persistence']:>+9.1%}{extra:>20}"
         )
     lines.append(
         f"* best network: {best}. skill = 1 - mse / persistence mse. See it: rnnflow ui"

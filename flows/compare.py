@@ -112,12 +112,15 @@ def compare_flow(
         if not children:
             raise TrainingError("every child training failed; see the child runs")
         scored_on = SCORED_ON[leaderboard.scored_on(children)]
-        board = rank(children, data, tracking_uri, parent, scored_on)
+        board = rank(
+            children, data, tracking_uri, parent, scored_on, config.rank_metric
+        )
         warnings = _check_quality(children, tracking_uri, parent)
         tracking.finish_run(tracking_uri, parent)
     return {
         "parent_run_id": parent,
         "scored_on": scored_on,
+        "ranked_by": config.rank_metric,
         "experiment": config.experiment_name,
         "tracking_uri": tracking_uri,
         "leaderboard": _as_records(board),
@@ -180,11 +183,13 @@ def rank(
     tracking_uri: str,
     parent: str,
     scored_on: str = SCORED_ON["test"],
+    sort_by: str = "test_mse",
 ):
-    """Build, print and log the leaderboard on the parent run."""
-    board = leaderboard.build_leaderboard(children)
+    """Build, print and log the leaderboard on the parent run, best first by
+    `sort_by` (`ExperimentConfig.rank_metric`)."""
+    board = leaderboard.build_leaderboard(children, sort_by)
     table = leaderboard.to_markdown(board)
-    get_run_logger().info("leaderboard (%s)\n%s", scored_on, table)
+    get_run_logger().info("leaderboard (%s, by %s)\n%s", scored_on, sort_by, table)
     tracking.log_text(tracking_uri, parent, table, "leaderboard.md")
     tracking.log_text(
         tracking_uri, parent, board.to_csv(index=False), "leaderboard.csv"
@@ -196,6 +201,7 @@ def rank(
         {
             "best_test_mse": float(best["test_mse_mean"]),
             "best_test_mse_raw": float(best["test_mse_raw_mean"]),
+            f"best_{sort_by}": float(best[f"{sort_by}_mean"]),
         },
     )
     tracking.set_tags(tracking_uri, parent, {"winner": leaderboard.winner(board)})

@@ -101,10 +101,10 @@ def register_and_decide(
 @flow(name="rnnflow-retrain", flow_run_name="retrain-{config.name}")
 def retrain_flow(config: ExperimentConfig) -> dict:
     """Retrain once; return the decision (promoted | rejected | skipped)."""
-    if config.data.id_column:
+    if config.data.is_panel:
         raise ConfigError(
-            f"`rnnflow retrain` cannot gate a panel yet (`data.id_column: "
-            f"{config.data.id_column}`): the gate scores the champion's served "
+            "`rnnflow retrain` cannot gate a panel yet (`data.id_column` or "
+            "`data.layout: panel`): the gate scores the champion's served "
             "forecaster, which forecasts one series. Train and compare panels "
             "with `rnnflow train` / `rnnflow compare`."
         )

@@ -312,3 +312,59 @@ def test_a_static_category_that_matters_is_learned():
     # 1 on z-scored series); with it, 0.8 x either way (noise only, ~0.36).
     assert without > 0.8
     assert with_group < 0.6 * without
+
+
+def test_a_wide_table_read_as_a_panel_has_one_series_per_column():
+    wide = pd.DataFrame(
+        {"year": np.arange(2000, 2012), "north": np.arange(12.0), "south": np.arange(12.0) * 2}
+    )
+    spec = DataSpec(path="wide.csv", time_column="year", layout="panel")
+    series = ingest.series_from_frame(wide, spec, "wide.csv")
+    assert series.layout.ids == ("north", "south")
+    assert series.targets == ["value"]
+    np.testing.assert_array_equal(series.frame["value"].to_numpy()[12:14], [0.0, 2.0])
+    only = DataSpec(path="wide.csv", time_column="year", layout="panel", targets=["south"])
+    assert ingest.series_from_frame(wide, only, "wide.csv").layout.ids == ("south",)
+    with pytest.raises(ConfigError, match="leave `data.features`"):
+        load_experiment("default", ["data.layout=panel", "data.time_column=YEAR",
+                                    "data.features=[a]"])  # fmt: skip
+
+
+def test_a_folder_partitioned_by_series_reads_like_the_long_table(tmp_path):
+    frame = _long(extra=[np.zeros(12)] * 3)
+    for series, part in frame.groupby("id"):
+        folder = tmp_path / "panel" / f"id={series}"
+        folder.mkdir(parents=True)
+        part.drop(columns="id").to_parquet(folder / "part-0.parquet", index=False)
+    spec = _spec(path=str(tmp_path / "panel"), targets=["y"], features=["y"])
+    from_folder = ingest.load_series(spec)
+    from_frame = ingest.series_from_frame(
+        frame, _spec(targets=["y"], features=["y"]), "panel.csv"
+    )
+    assert from_folder.layout.ids == ("s0", "s1", "s2")
+    assert list(from_folder.frame.columns) == ["y"]  # `extra` was never read
+    assert from_folder.digest == from_frame.digest
+    with pytest.raises(DataError, match=r"column\(s\) \['z'\] named in `data`"):
+        ingest.load_series(_spec(path=str(tmp_path / "panel"), targets=["z"], features=["y"]))
+
+
+def test_compare_ranks_a_panel_by_mase(fertility_run):
+    from flows.compare import compare_flow
+
+    uri, _ = fertility_run
+    config = load_experiment(
+        "fertility",
+        [f"tracking.uri={uri}", "train.epochs=2", "model.units=[8]",
+         "tracking.experiment=fertility-compare"],
+    )  # fmt: skip
+    result = compare_flow(config, ["mlp", "gru"], seeds=1)
+    assert result["ranked_by"] == "test_mase"
+    board = result["leaderboard"]
+    mase = [row["test_mase_mean"] for row in board]
+    assert mase == sorted(mase)
+    assert {"mlp", "gru", "persistence", "linear"} <= {row["model"] for row in board}
+    client = MlflowClient(uri)
+    plots = {a.path for a in client.list_artifacts(result["parent_run_id"], "plots")}
+    assert "plots/forecasts_fertility.png" in plots
+    parent = client.get_run(result["parent_run_id"]).data.metrics
+    assert parent["best_test_mase"] == mase[0]
