@@ -61,13 +61,16 @@ def real(kinds: list[str], epochs: int | None) -> None:
     rows["ets (refit per origin)"]["seconds"] = time.perf_counter() - start
     print(f"\nfertility panel, {len(evaluation.series)} series, test windows "
           f"{len(evaluation.actual)}, horizon {config.window.horizon}")  # fmt: skip
-    print(f"{'':<24}{'mase':>8}{'smape':>8}{'nd':>8}{'mae':>9}{'beats':>7}{'s':>7}")
+    print(f"{'':<24}{'mase':>8}{'smape':>8}{'nd':>8}{'mae':>9}{'beats':>7}{'s':>7}"
+          f"{'cover 80/95':>13}")  # fmt: skip
     for name, r in rows.items():
         beats = "" if r.get("beats") is None else f"{r['beats']:.0%}"
         seconds = "" if r.get("seconds") is None else f"{r['seconds']:.1f}"
+        cover = r.get("coverage", [None])
+        cover = "" if cover[0] is None else "/".join(f"{c:.0%}" for c in cover)
         print(
             f"{name:<24}{r['mase']:>8.3f}{r['smape']:>8.2f}{r['nd']:>8.4f}"
-            f"{r['mae']:>9.4f}{beats:>7}{seconds:>7}"
+            f"{r['mae']:>9.4f}{beats:>7}{seconds:>7}{cover:>13}"
         )
 
 
@@ -79,6 +82,7 @@ def _row(metrics: dict, prefix: str, seconds: float | None = None) -> dict:
         "mae": metrics[f"{prefix}mae_raw"],
         "beats": metrics.get(f"{prefix}series_beating_persistence"),
         "seconds": seconds,
+        "coverage": [metrics.get(f"{prefix}coverage_{v}") for v in ("80", "95")],
     }
 
 

@@ -250,6 +250,8 @@ class Evaluation:
     window_series: np.ndarray | None = None
     series: tuple[str, ...] = ()
     series_table: object = None  # pandas.DataFrame
+    # (W, K) each window's series scale (its MASE denominator), for intervals
+    window_scale: np.ndarray | None = None
 
 
 def evaluate_on_test(
@@ -328,9 +330,10 @@ def evaluate_on_test(
             metrics.update(
                 per_step_mae(prefix, y_test, predictions[name], actual, forecasts[name])
             )
-    table = None
+    table = window_scale = None
     if bounds is not None:
         per_series = panel_metrics.series_scale(train.levels, train.bounds, season)
+        window_scale = panel_metrics.filled(per_series)[owners]
         table = panel_metrics.series_table(
             test.series, owners, actual, forecasts, per_series
         )
@@ -343,6 +346,7 @@ def evaluate_on_test(
         window_series=owners if bounds is not None else None,
         series=test.series,
         series_table=table,
+        window_scale=window_scale,
     )
 
 

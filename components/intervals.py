@@ -93,12 +93,24 @@ def conformal_intervals(
     actual: np.ndarray,
     forecast: np.ndarray,
     levels: list[float],
+    calibration_scale: np.ndarray | None = None,
+    scale: np.ndarray | None = None,
 ) -> tuple[dict[str, float], dict[float, np.ndarray]]:
     """Calibrate on one set of windows, score on another (all (W, T, K),
-    original units); return the metrics of every level and its radius (T, K)."""
+    original units); return the metrics of every level and its radius (T, K).
+
+    With `calibration_scale` and `scale` ((W, K) each: a panel's per-series
+    scale of each window) the errors are calibrated in units of that scale
+    and each window's interval is the radius times its own scale, so a
+    series ten times larger gets intervals ten times wider; the radii
+    returned are then in those units.
+    """
     errors = np.asarray(calibration_actual, np.float64) - calibration_forecast
+    if calibration_scale is not None:
+        errors = errors / calibration_scale[:, None, :]
     metrics, radii = {}, {}
     for level in levels:
         radii[level] = conformal_radius(errors, level)
-        metrics.update(interval_metrics(actual, forecast, radii[level], level))
+        radius = radii[level] if scale is None else radii[level] * scale[:, None, :]
+        metrics.update(interval_metrics(actual, forecast, radius, level))
     return metrics, radii

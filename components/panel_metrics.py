@@ -25,6 +25,14 @@ def series_scale(
     )
 
 
+def filled(scale: np.ndarray) -> np.ndarray:
+    """`scale` (S, K) with each NaN (a series constant in training) replaced
+    by the median scale of its target, for dividing by."""
+    median = np.nanmedian(np.where(np.isfinite(scale), scale, np.nan), axis=0)
+    median = np.where(np.isfinite(median) & (median > 0), median, 1.0)
+    return np.where(np.isfinite(scale) & (scale > 0), scale, median)
+
+
 def series_table(
     ids: tuple[str, ...],
     window_series: np.ndarray,

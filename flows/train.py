@@ -424,13 +424,16 @@ def calibrate_intervals(
 ) -> tuple[dict[str, float], dict]:
     """Conformal intervals from the validation errors, scored on the test
     split; logs the metrics, the forecast bands and the calibration plot.
-    Returns the metrics and each level's radius (T, K) for serving."""
+    Returns the metrics and each level's radius (T, K) for serving. A panel
+    calibrates errors in units of each series' scale (`window_scale`)."""
     metrics, radii = intervals.conformal_intervals(
         val_report.actual,
         val_report.forecasts["model"],
         report.actual,
         report.forecasts["model"],
         levels,
+        val_report.window_scale,
+        report.window_scale,
     )
     short = [v for v in levels if len(val_report.actual) < intervals.windows_needed(v)]
     if short:
@@ -443,7 +446,7 @@ def calibrate_intervals(
         )
     tracking.log_metrics(tracking_uri, run_id, metrics)
     forecast = report.forecasts["model"]
-    for k, target in enumerate(targets):
+    for k, target in enumerate(targets if report.window_series is None else ()):
         bands = {
             f"{intervals.level_name(level)} % interval": (
                 forecast[:, 0, k] - radii[level][0, k],
@@ -648,9 +651,7 @@ def _validation_checks(model, data, config, report, tracking_uri, run_id):
     tracking.log_metrics(tracking_uri, run_id, checked.metrics)
     tracking.set_tags(tracking_uri, run_id, checked.tags)
     metrics, radii = dict(checked.metrics), {}
-    if config.evaluate.intervals and data.series.layout is not None:
-        get_run_logger().info("prediction intervals are not calibrated for panels yet")
-    elif config.evaluate.intervals:
+    if config.evaluate.intervals:
         scores, radii = calibrate_intervals(
             val_report, report, config.evaluate.intervals, targets, tracking_uri,
             run_id,

@@ -229,10 +229,12 @@ def test_fertility_panel_trains_one_model_scored_per_series(fertility_run):
         for name in ("mase", "smape", "nd", "mse_raw"):
             assert np.isfinite(metrics[f"{prefix}{name}"]), prefix + name
     assert 0 <= metrics["test_series_beating_persistence"] <= 1
+    assert 0.5 < metrics["test_coverage_95"] <= 1  # per-series scaled intervals
     paths = {a.path for a in client.list_artifacts(result["run_id"])}
     assert {"series_metrics.parquet", "series_scaling.parquet"} <= paths
     plots = {a.path for a in client.list_artifacts(result["run_id"], "plots")}
-    assert {"plots/series_skill.png", "plots/series_fertility.png"} <= plots
+    assert {"plots/series_skill.png", "plots/series_fertility.png",
+            "plots/calibration.png"} <= plots  # fmt: skip
     local = client.download_artifacts(result["run_id"], "series_metrics.parquet")
     table = pd.read_parquet(local)
     assert set(table["model"]) == {"model", "persistence", "linear"}
@@ -368,3 +370,26 @@ def test_compare_ranks_a_panel_by_mase(fertility_run):
     assert "plots/forecasts_fertility.png" in plots
     parent = client.get_run(result["parent_run_id"]).data.metrics
     assert parent["best_test_mase"] == mase[0]
+
+
+def test_panel_intervals_scale_with_each_series():
+    from components import intervals
+
+    rng = np.random.default_rng(0)
+    # two series, one 100 times the scale of the other, the same shape of error
+    scale = np.array([[1.0]] * 200 + [[100.0]] * 200)
+    errors = rng.normal(size=(400, 1, 1)) * scale[:, None, :]
+    test_errors = rng.normal(size=(400, 1, 1)) * scale[:, None, :]
+    zeros = np.zeros((400, 1, 1))
+    metrics, radii = intervals.conformal_intervals(
+        errors, zeros, test_errors, zeros, [0.8], scale, scale
+    )
+    assert abs(metrics["test_coverage_80"] - 0.8) < 0.05
+    small, large = np.abs(test_errors[:200]), np.abs(test_errors[200:])
+    assert abs(np.mean(small <= radii[0.8][0, 0]) - 0.8) < 0.07  # each series
+    assert abs(np.mean(large <= 100 * radii[0.8][0, 0]) - 0.8) < 0.07
+    # One radius for both covers 80 % overall, but not per series: the small
+    # series is always inside, the large one far less often.
+    _, one = intervals.conformal_intervals(errors, zeros, test_errors, zeros, [0.8])
+    assert np.mean(small <= one[0.8][0, 0]) == 1.0
+    assert np.mean(large <= one[0.8][0, 0]) < 0.7
