@@ -250,7 +250,9 @@ class Evaluation:
     window_series: np.ndarray | None = None
     series: tuple[str, ...] = ()
     series_table: object = None  # pandas.DataFrame
-    # (W, K) each window's series scale (its MASE denominator), for intervals
+    # (S, K) each series' scale (its MASE denominator, NaN filled) and (W, K)
+    # each window's: the units a panel's intervals are calibrated in
+    series_scale: np.ndarray | None = None
     window_scale: np.ndarray | None = None
 
 
@@ -330,10 +332,10 @@ def evaluate_on_test(
             metrics.update(
                 per_step_mae(prefix, y_test, predictions[name], actual, forecasts[name])
             )
-    table = window_scale = None
+    table = series_scale = None
     if bounds is not None:
         per_series = panel_metrics.series_scale(train.levels, train.bounds, season)
-        window_scale = panel_metrics.filled(per_series)[owners]
+        series_scale = panel_metrics.filled(per_series)
         table = panel_metrics.series_table(
             test.series, owners, actual, forecasts, per_series
         )
@@ -346,7 +348,8 @@ def evaluate_on_test(
         window_series=owners if bounds is not None else None,
         series=test.series,
         series_table=table,
-        window_scale=window_scale,
+        series_scale=series_scale,
+        window_scale=None if series_scale is None else series_scale[owners],
     )
 
 

@@ -120,6 +120,10 @@ class Forecaster:
             out = out.set_axis(_naive_utc(out.index))
         return out.reset_index(names=self.data.time_column)
 
+    def example_rows(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """The logged input example: the last `history_rows` rows."""
+        return frame.iloc[-self.history_rows :]
+
     def forecast(self, frame: pd.DataFrame) -> pd.DataFrame:
         """The next `horizon` steps after the last row of `frame`.
 
@@ -224,6 +228,10 @@ class Forecaster:
 
         directory = Path(directory)
         meta = json.loads((directory / _META_FILE).read_text())
+        if meta.get("kind") == "panel":
+            from components.panel_forecaster import PanelForecaster
+
+            return PanelForecaster.load(directory, meta)
         if meta.get("format") != FORMAT_VERSION:
             raise DataError(
                 f"{directory / _META_FILE}: format {meta.get('format')!r} is not "

@@ -73,6 +73,12 @@ def load_series(spec: DataSpec) -> LoadedSeries:
     return series_from_frame(frame, spec, redact_url(spec.path), sha256)
 
 
+def read_raw(spec: DataSpec) -> pd.DataFrame:
+    """The source's rows as read, before any check: what a caller of a served
+    panel model sends it."""
+    return _read_source(spec)[0]
+
+
 def series_from_frame(
     frame: pd.DataFrame, spec: DataSpec, source: str, sha256: str | None = None
 ) -> LoadedSeries:

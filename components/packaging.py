@@ -39,15 +39,16 @@ class ForecasterModel(mlflow.pyfunc.PythonModel):
 
 
 def log_forecaster(
-    tracking_uri: str, run_id: str, forecaster: Forecaster, example: pd.DataFrame
+    tracking_uri: str, run_id: str, forecaster, example: pd.DataFrame
 ) -> str:
-    """Log `forecaster` as model `forecaster` of the run; return its model URI.
+    """Log `forecaster` (a `Forecaster` or a `PanelForecaster`) as model
+    `forecaster` of the run; return its model URI.
 
     Args:
         example: raw rows the model can forecast from (their last
             `history_rows` are kept): the input example and the signature.
     """
-    example = example.iloc[-forecaster.history_rows :]
+    example = forecaster.example_rows(example)
     output = forecaster.forecast(example)
     with tempfile.TemporaryDirectory() as scratch, warnings.catch_warnings():
         # `step` is an integer column by design; MLflow's hint about integer

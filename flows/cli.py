@@ -452,9 +452,11 @@ def _predict(args) -> int:
 
     model = packaging.load_model(model_uri, uri)
     if frame is None:
-        frame = packaging.forecaster_of(model).input_frame(
-            ingest.load_series(config.data).frame
-        )
+        forecaster = packaging.forecaster_of(model)
+        if forecaster.data.is_panel:  # every series of the source, as read
+            frame = ingest.read_raw(config.data)
+        else:
+            frame = forecaster.input_frame(ingest.load_series(config.data).frame)
     try:
         forecast = model.predict(frame)  # MLflow's signature check, then ours
     except MlflowException as exc:

@@ -51,6 +51,7 @@ from components.config import (
     to_yaml,
 )
 from components.forecaster import Forecaster
+from components.panel_forecaster import PanelForecaster
 from components.models import build_model
 from components.models.selection import resolve_auto
 from components.models.skip import fit_linear_skip
@@ -519,13 +520,19 @@ def track(
 
 @_task
 def package(
-    forecaster: Forecaster,
+    forecaster: Forecaster | PanelForecaster,
     series: ingest.LoadedSeries,
     tracking_uri: str,
     run_id: str,
+    data: DataSpec | None = None,
 ) -> str:
-    """Log the servable pyfunc model (network + normalizer + window + columns)."""
-    example = forecaster.input_frame(series.frame)
+    """Log the servable pyfunc model (network + normalizer + window + columns);
+    a panel's input example is the source's own rows (long or wide), read
+    again from `data`."""
+    if series.layout is None:
+        example = forecaster.input_frame(series.frame)
+    else:
+        example = ingest.read_raw(data)
     return packaging.log_forecaster(tracking_uri, run_id, forecaster, example)
 
 
@@ -609,12 +616,17 @@ def train_in_run(
             scaled,
             series,
         )
-        forecaster, forecaster_uri = None, None
-        if series.layout is None:  # serving a panel: not yet
+        if series.layout is None:
             forecaster = Forecaster.from_training(
                 model, normalizer, config, series, radii
             )
-            forecaster_uri = package(forecaster, series, tracking_uri, run_id)
+        else:
+            forecaster = PanelForecaster.from_training(
+                model, normalizer, config, series, report, radii
+            )
+        forecaster_uri = package(
+            forecaster, series, tracking_uri, run_id, config.data
+        )
         metrics = {**report.metrics, **fit_summary(fit_result), **checked}
         if data.folds:
             from flows.backtest import run_backtest  # builds on this module's tasks

@@ -243,6 +243,37 @@ def test_fertility_panel_trains_one_model_scored_per_series(fertility_run):
     assert mean_mase == pytest.approx(metrics["test_mase"])
 
 
+def test_served_panel_model_forecasts_every_series_like_the_evaluation(fertility_run):
+    from components import packaging
+    from components.ingest import read_raw
+
+    uri, result = fertility_run
+    model = packaging.load_model(result["forecaster_uri"], uri)
+    raw = read_raw(DataSpec(path="statsmodels:fertility"))
+    # The evaluation's last test window of a series ends at the series' end:
+    # served on the rows before its targets, the model gives the same numbers.
+    report, config = result["evaluation"], load_experiment("fertility")
+    horizon = config.window.horizon
+    chosen = ["FRA", "NER", "JPN"]
+    history = raw[raw["country"].isin(chosen)]
+    cut = history.groupby("country")["year"].transform("max") - horizon
+    served = model.predict(history[history["year"] <= cut])
+    assert list(served.columns[:3]) == ["series", "step", "time"]
+    assert sorted(served["series"].unique()) == sorted(chosen)
+    for country in chosen:
+        j = report.series.index(country)
+        last = np.flatnonzero(report.window_series == j)[-1]
+        mine = served[served["series"] == country]
+        np.testing.assert_allclose(
+            mine["fertility"], report.forecasts["model"][last, :, 0], rtol=1e-4
+        )
+        assert list(mine["time"]) == [2009, 2010, 2011]
+        assert (mine["fertility_q0.025"] < mine["fertility"]).all()
+        assert (mine["fertility_q0.975"] > mine["fertility_q0.9"]).all()
+    with pytest.raises(Exception, match=r"series \['ATLANTIS'\] were not trained on"):
+        model.predict(pd.concat([history, history.head(12).assign(country="ATLANTIS")]))
+
+
 def test_retraining_a_panel_is_refused_before_any_run(prefect_api, mlflow_uri):
     from flows.retrain import retrain_flow
 

@@ -1,0 +1,240 @@
+"""A trained panel model, servable: a long frame of many series in, a long
+frame of forecasts out (series, step, time, one column per target, and the
+quantile columns of the calibrated intervals).
+
+It runs the caller's rows through the same path as training: the same
+validation and static encoding (`ingest.series_from_frame`), each series'
+cleaning and transform (`preprocess.prepare_split`), that series' training
+statistics, and the same re-integration (`evaluation.to_original`).
+Series the model never saw are refused by name: it has no statistics for
+them. Saved like a `Forecaster` (`model.keras` + `forecaster.json`, with
+`"kind": "panel"`).
+"""
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from components import evaluation, ingest, preprocess
+from components.config import DataSpec, WindowSpec
+from components.errors import DataError
+from components.models import predict
+
+FORMAT_VERSION = 1
+KIND = "panel"
+EXAMPLE_SERIES = 3  # series in the logged input example
+
+
+@dataclass(frozen=True)
+class PanelForecaster:
+    """`model` plus each series' statistics and what shapes its inputs.
+
+    Attributes:
+        normalizer: every training series' statistics.
+        static_columns: the static input channels training built (`region=a`).
+        series_scale: (S, K) each series' scale its interval radii are in.
+        interval_radii: level -> (T, K) radii in units of `series_scale`.
+    """
+
+    model: object  # keras.Model
+    normalizer: preprocess.SeriesNormalizer
+    data: DataSpec
+    window: WindowSpec
+    calendar_columns: list[str]
+    static_columns: list[str]
+    series_scale: np.ndarray
+    interval_radii: dict[float, list] = field(default_factory=dict)
+
+    @classmethod
+    def from_training(
+        cls, model, normalizer, config, series: ingest.LoadedSeries, report, radii
+    ) -> "PanelForecaster":
+        """Package a panel training run: its settings, statistics and the
+        series scales of its evaluation (`report.series_scale`)."""
+        shared = set(series.shared_columns)
+        own = [f for f in series.features if f not in shared]
+        data = config.data.model_copy(
+            update={"path": series.source, "sha256": None,
+                    "features": None if config.data.layout == "panel" else own,
+                    "frequency": config.data.frequency or series.frequency}
+        )  # fmt: skip
+        radii = {float(k): np.asarray(v).tolist() for k, v in (radii or {}).items()}
+        return cls(
+            model, normalizer, data, config.window, list(series.calendar_columns),
+            list(series.static_columns), np.asarray(report.series_scale), radii,
+        )  # fmt: skip
+
+    @property
+    def history_rows(self) -> int:
+        """Rows of each series one forecast needs."""
+        return self.window.input_width + (self.data.transform != "none")
+
+    def example_rows(self, raw: pd.DataFrame) -> pd.DataFrame:
+        """The input example: the last `history_rows` rows of a few series
+        of `raw` (a frame shaped like the training source)."""
+        if self.data.layout == "panel":  # wide: one column per series
+            return raw.iloc[-self.history_rows :].reset_index(drop=True)
+        ids = self.data.id_columns
+        ordered = raw.sort_values([*ids, self.data.time_column], kind="stable")
+        tails = ordered.groupby(ids, sort=True).tail(self.history_rows)
+        keep = tails[ids].drop_duplicates().head(EXAMPLE_SERIES)
+        return tails.merge(keep, on=ids).reset_index(drop=True)
+
+    def forecast(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """The next `horizon` steps after the last row of every series in
+        `frame` (raw rows shaped like the training source, at least
+        `history_rows` per series).
+
+        Returns:
+            one row per series and step: the series key (`series`), `step`,
+            `time` (when it can be stepped), each target, then each
+            target's quantile columns (`{target}_q0.1`, ...).
+        """
+        loaded = self._validated(frame)
+        rows = self._series_rows(loaded)
+        features = [*self._own_features(loaded), *self.static_columns,
+                    *self.calendar_columns]  # fmt: skip
+        inputs, bases = [], []
+        for j, (a, b) in rows.items():
+            tail = loaded.frame.iloc[max(a, b - self.history_rows) : b]
+            part = preprocess.prepare_split(
+                tail, self.data, loaded.targets, keep=loaded.shared_columns
+            )
+            if len(part.frame) < self.window.input_width:
+                raise DataError(
+                    f"model input: series {self.normalizer.series[j]!r} needs its "
+                    f"last {self.history_rows} rows without gaps, got "
+                    f"{len(part.frame)} usable rows."
+                )
+            stats = preprocess.Normalizer(
+                self.normalizer.columns, self.normalizer.mean[j], self.normalizer.std[j]
+            )
+            inputs.append(stats.transform(part.frame.iloc[-self.window.input_width :],
+                                          features))  # fmt: skip
+            bases.append(part.levels.to_numpy(np.float64)[-1])
+        index = np.fromiter(rows, np.int64)
+        levels = evaluation.to_original(
+            predict(self.model, np.stack(inputs)), np.stack(bases),
+            self.normalizer.for_windows(index), loaded.targets, self.data.transform,
+        )  # (S_in, T, K)  # fmt: skip
+        return self._long(loaded, rows, levels)
+
+    def _long(self, loaded, rows, levels) -> pd.DataFrame:
+        steps = np.arange(1, self.window.horizon + 1)
+        out = pd.DataFrame(
+            {
+                "series": np.repeat([self.normalizer.series[j] for j in rows], len(steps)),
+                "step": np.tile(steps, len(rows)),
+            }
+        )
+        times = [self._times(loaded.frame.index[a:b], steps) for a, b in rows.values()]
+        if all(t is not None for t in times):
+            out["time"] = np.concatenate(times)
+        flat = levels.reshape(-1, levels.shape[2])
+        for k, target in enumerate(loaded.targets):
+            out[target] = flat[:, k]
+        scale = self.series_scale[np.fromiter(rows, np.int64)]  # (S_in, K)
+        for k, target in enumerate(loaded.targets):
+            columns = []
+            for level, radius in self.interval_radii.items():
+                half = (np.asarray(radius)[None, :, k] * scale[:, None, k]).ravel()
+                columns += [((1 - level) / 2, -half), ((1 + level) / 2, half)]
+            for q, offset in sorted(columns, key=lambda pair: pair[0]):
+                out[f"{target}_q{q:g}"] = flat[:, k] + offset
+        return out
+
+    def _times(self, index: pd.Index, steps: np.ndarray):
+        """The time of each step after the series' last row, or None when it
+        cannot be stepped (no frequency, a single row)."""
+        ahead = self.window.offset + steps
+        if isinstance(index, pd.DatetimeIndex) and self.data.frequency:
+            step = pd.tseries.frequencies.to_offset(self.data.frequency)
+            stamps = pd.DatetimeIndex([index[-1] + step * int(a) for a in ahead])
+            return stamps.tz_convert("UTC").tz_localize(None).to_numpy()
+        if pd.api.types.is_numeric_dtype(index) and len(index) > 1:
+            return index[-1] + ahead * (index[-1] - index[-2])
+        return None
+
+    def _validated(self, frame: pd.DataFrame) -> ingest.LoadedSeries:
+        loaded = ingest.series_from_frame(frame, self.data, "model input")
+        unseen = sorted(set(loaded.static_columns) - set(self.static_columns))
+        if unseen:
+            raise DataError(
+                f"model input: static value(s) {unseen} were not in the training "
+                f"data (it knew {self.static_columns})."
+            )
+        missing = [c for c in self.static_columns if c not in loaded.frame.columns]
+        if missing:  # a category none of these series has: its one-hot is 0
+            extra = pd.DataFrame(0.0, index=loaded.frame.index, columns=missing)
+            frame = pd.concat([loaded.frame, extra], axis=1)
+            loaded = _replace(loaded, frame)
+        return loaded
+
+    def _series_rows(self, loaded) -> dict[int, tuple[int, int]]:
+        """Training index of each input series -> its rows in `loaded`."""
+        known = {s: j for j, s in enumerate(self.normalizer.series)}
+        unknown = [s for s in loaded.layout.ids if s not in known]
+        if unknown:
+            more = f" and {len(unknown) - 5} more" if len(unknown) > 5 else ""
+            raise DataError(
+                f"model input: series {unknown[:5]}{more} were not trained on "
+                "(the model has no statistics for them); retrain with them."
+            )
+        bounds = loaded.layout.bounds
+        return {
+            known[s]: (int(bounds[i]), int(bounds[i + 1]))
+            for i, s in enumerate(loaded.layout.ids)
+        }
+
+    def _own_features(self, loaded) -> list[str]:
+        shared = set(loaded.shared_columns)
+        return [f for f in loaded.features if f not in shared]
+
+    def save(self, directory: Path) -> Path:
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        self.model.save(directory / "model.keras")
+        meta = {
+            "format": FORMAT_VERSION,
+            "kind": KIND,
+            "data": self.data.model_dump(mode="json"),
+            "window": self.window.model_dump(mode="json"),
+            "calendar_columns": self.calendar_columns,
+            "static_columns": self.static_columns,
+            "columns": list(self.normalizer.columns),
+            "series": list(self.normalizer.series),
+            "mean": self.normalizer.mean.tolist(),
+            "std": self.normalizer.std.tolist(),
+            "series_scale": self.series_scale.tolist(),
+            "interval_radii": {str(k): v for k, v in self.interval_radii.items()},
+        }
+        (directory / "forecaster.json").write_text(json.dumps(meta))
+        return directory
+
+    @classmethod
+    def load(cls, directory: Path, meta: dict) -> "PanelForecaster":
+        import keras
+
+        directory = Path(directory)
+        return cls(
+            model=keras.saving.load_model(directory / "model.keras", safe_mode=True),
+            normalizer=preprocess.SeriesNormalizer(
+                tuple(meta["columns"]), tuple(meta["series"]),
+                np.asarray(meta["mean"]), np.asarray(meta["std"]),
+            ),  # fmt: skip
+            data=DataSpec.model_validate(meta["data"]),
+            window=WindowSpec.model_validate(meta["window"]),
+            calendar_columns=meta["calendar_columns"],
+            static_columns=meta["static_columns"],
+            series_scale=np.asarray(meta["series_scale"]),
+            interval_radii={float(k): v for k, v in meta["interval_radii"].items()},
+        )
+
+
+def _replace(loaded: ingest.LoadedSeries, frame: pd.DataFrame) -> ingest.LoadedSeries:
+    from dataclasses import replace
+
+    return replace(loaded, frame=frame)
