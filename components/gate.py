@@ -8,6 +8,7 @@ normalizer, so normalized errors are not comparable across them).
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 
 from components.evaluation import regression_metrics, require_finite
 from components.forecaster import Backtest
@@ -40,10 +41,13 @@ def judge(
     champion: Backtest | str | None,
     min_improvement: float = 0.0,
     champion_version: str | None = None,
+    unit: str = "raw",
 ) -> tuple[Decision, dict[str, float]]:
     """Decide on holdout backtests; return the decision and the holdout metrics.
 
     Args:
+        unit: what the backtests' values are in, for the metric names
+            (`holdout_mse_raw`; a panel's are `scaled` by each series' scale).
         champion: the champion's backtest on the same rows; None when there is
             no champion; a string when it could not be scored (the reason).
 
@@ -60,8 +64,8 @@ def judge(
             champion = f"{bad} of its {champion.forecast.size} forecasts are not finite"
     scores = holdout_mse(challenger)
     metrics = {
-        "holdout_mse_raw": scores["model"],
-        "persistence_holdout_mse_raw": scores["persistence"],
+        f"holdout_mse_{unit}": scores["model"],
+        f"persistence_holdout_mse_{unit}": scores["persistence"],
     }
     who = f"champion v{champion_version}"
     if isinstance(champion, str):
@@ -77,12 +81,26 @@ def judge(
         return Decision(REJECTED, reason), metrics
     theirs = None
     if champion is not None:
-        theirs = metrics["champion_holdout_mse_raw"] = holdout_mse(champion)["model"]
+        theirs = holdout_mse(champion)["model"]
+        metrics[f"champion_holdout_mse_{unit}"] = theirs
     decision = decide(
         scores["model"], scores["persistence"], theirs, min_improvement,
         champion_version,
     )  # fmt: skip
     return decision, metrics
+
+
+def series_record(challenger: Backtest, champion: Backtest) -> dict[str, float]:
+    """A panel holdout (index `series@time`) per series: on how many series
+    the challenger's mean absolute error is below, and above, the champion's."""
+    series = [label.rsplit("@", 1)[0] for label in challenger.index]
+    errors = {}
+    for name, test in (("challenger", challenger), ("champion", champion)):
+        mae = np.abs(test.forecast - test.actual).mean(axis=(1, 2))
+        errors[name] = pd.Series(mae).groupby(series).mean()
+    won = errors["challenger"] < errors["champion"]
+    lost = errors["challenger"] > errors["champion"]
+    return {"holdout_series_won": float(won.sum()), "holdout_series_lost": float(lost.sum())}
 
 
 def _same_windows(a: Backtest, b: Backtest) -> bool:

@@ -174,6 +174,13 @@ def time_cut(index: pd.Index, split) -> PanelCut:
     return PanelCut(axis[n_train], axis[n_train + n_val])
 
 
+def cut_time(index: pd.Index, key):
+    """A cut key of `time_cut` as a value comparable with `index`."""
+    if isinstance(index, pd.DatetimeIndex):
+        return pd.Timestamp(int(key), tz="UTC")
+    return key
+
+
 def cut_labels(index: pd.Index, cut: PanelCut) -> tuple[str, str]:
     """The cut's time stamps as text, for logs and params."""
     stamps = (cut.val_from, cut.test_from)

@@ -21,7 +21,9 @@ import pandas as pd
 from components import evaluation, ingest, preprocess
 from components.config import DataSpec, WindowSpec
 from components.errors import DataError
+from components.forecaster import Backtest
 from components.models import predict
+from components.windowing import make_windows, target_rows
 
 FORMAT_VERSION = 1
 KIND = "panel"
@@ -121,6 +123,74 @@ class PanelForecaster:
             self.normalizer.for_windows(index), loaded.targets, self.data.transform,
         )  # (S_in, T, K)  # fmt: skip
         return self._long(loaded, rows, levels)
+
+    def backtest(
+        self, frame: pd.DataFrame, since, scale: dict | None = None, only=None
+    ) -> Backtest:
+        """Forecast every window of every series whose first target is at
+        or after `since` (inputs may reach back before it), for the retrain
+        gate.
+
+        Args:
+            scale: series -> (K,) scale dividing actual and forecasts (default
+                this model's own), so that two models are judged in the same
+                units and every series counts alike.
+            only: the series to score (default every series in `frame`).
+
+        Returns:
+            a `Backtest` whose index labels each window `series@time` and
+            whose values are in units of `scale`.
+        """
+        loaded = self._validated(frame)
+        if only is not None:
+            loaded = _only(loaded, set(only))
+        rows = self._series_rows(loaded)
+        labels, parts = [], {"actual": [], "forecast": [], "persistence": []}
+        for j, (a, b) in rows.items():
+            series = self.normalizer.series[j]
+            times = loaded.frame.index[a:b]
+            first = int(times.searchsorted(since))
+            if b - a - first < self.window.offset + self.window.horizon:
+                continue
+            start = a + max(first - self.window.offset - self.history_rows, 0)
+            part = preprocess.prepare_split(
+                loaded.frame.iloc[start:b], self.data, loaded.targets,
+                keep=loaded.shared_columns,
+            )  # fmt: skip
+            stats = preprocess.Normalizer(
+                self.normalizer.columns, self.normalizer.mean[j], self.normalizer.std[j]
+            )
+            features = [*self._own_features(loaded), *self.static_columns,
+                        *self.calendar_columns]  # fmt: skip
+            scaled = preprocess.scale_split(part, stats, features, loaded.targets)
+            x, _ = make_windows(scaled.inputs, scaled.targets, self.window)
+            if not len(x):
+                continue
+            actual, base = evaluation.level_windows(scaled.levels, self.window)
+            forecast = evaluation.to_original(
+                predict(self.model, x), base, stats, loaded.targets, self.data.transform
+            )
+            persistence = evaluation.persistence_forecast(scaled.levels, self.window)
+            index = scaled.index[target_rows(len(scaled.inputs), self.window)]
+            keep = np.asarray(index >= since)
+            unit = np.asarray(
+                (scale or {}).get(series, self.series_scale[j]), np.float64
+            )
+            for name, values in (("actual", actual), ("forecast", forecast),
+                                 ("persistence", persistence)):  # fmt: skip
+                parts[name].append(values[keep] / unit)
+            labels += [f"{series}@{t}" for t in index[keep]]
+        if not labels:
+            raise DataError(
+                f"no series has a whole window with its targets at or after {since!r}."
+            )
+        return Backtest(
+            pd.Index(labels), *(np.concatenate(parts[n]) for n in parts)
+        )
+
+    def scale_of(self) -> dict:
+        """series -> (K,) its scale: the units `backtest` divides by."""
+        return dict(zip(self.normalizer.series, self.series_scale))
 
     def _long(self, loaded, rows, levels) -> pd.DataFrame:
         steps = np.arange(1, self.window.horizon + 1)
@@ -232,6 +302,26 @@ class PanelForecaster:
             series_scale=np.asarray(meta["series_scale"]),
             interval_radii={float(k): v for k, v in meta["interval_radii"].items()},
         )
+
+
+def _only(loaded: ingest.LoadedSeries, keep: set) -> ingest.LoadedSeries:
+    """`loaded` with only the series in `keep`."""
+    from dataclasses import replace
+
+    from components.panel import PanelLayout
+
+    layout = loaded.layout
+    chosen = [j for j, s in enumerate(layout.ids) if s in keep]
+    rows = np.concatenate(
+        [np.arange(layout.bounds[j], layout.bounds[j + 1]) for j in chosen]
+        or [np.zeros(0, np.int64)]
+    )
+    lengths = [layout.bounds[j + 1] - layout.bounds[j] for j in chosen]
+    bounds = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+    return replace(
+        loaded, frame=loaded.frame.iloc[rows],
+        layout=PanelLayout(tuple(layout.ids[j] for j in chosen), bounds),
+    )  # fmt: skip
 
 
 def _replace(loaded: ingest.LoadedSeries, frame: pd.DataFrame) -> ingest.LoadedSeries:

@@ -21,10 +21,11 @@ from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.logging import get_run_logger
 
-from components import gate, model_registry, packaging, tracking
+from components import gate, ingest, model_registry, packaging, tracking
 from components.config import ExperimentConfig
-from components.errors import ConfigError, DataError
-from components.forecaster import Forecaster
+from components.errors import DataError
+from components.forecaster import Backtest, Forecaster
+from components.panel_forecaster import PanelForecaster
 from flows.train import PreparedData, open_run, prepare_data, train_in_run
 
 _task = task(cache_policy=NO_CACHE)
@@ -47,9 +48,16 @@ def score_holdout(
     data: PreparedData,
     tracking_uri: str,
     min_improvement: float,
+    panel: tuple | None = None,
 ) -> tuple[gate.Decision, dict[str, float]]:
     """Champion, challenger and persistence on the newest holdout (the test
-    split of the new data, which neither model trained on), original units."""
+    split of the new data, which neither model trained on), original units;
+    a panel's in units of each series' scale (`_score_panel_holdout`; `panel`:
+    the source's raw rows and the split)."""
+    if isinstance(challenger, PanelForecaster):
+        return _score_panel_holdout(
+            challenger, champion, data, tracking_uri, min_improvement, *panel
+        )
     since = data.scaled["test"].index[0]
     frame = data.series.frame
     theirs = None
@@ -66,6 +74,36 @@ def score_holdout(
         min_improvement,
         champion.version if champion else None,
     )
+
+
+def _score_panel_holdout(
+    challenger, champion, data, tracking_uri, min_improvement, raw, split
+):
+    """The gate on a panel: both models forecast the test period of the
+    series they both know, every error divided by the challenger's scale of
+    its series (so both are judged in the same units and each series counts
+    alike); the per-series wins and losses go with the metrics."""
+    since = data.holdout_from(split)
+    scale, theirs, only = challenger.scale_of(), None, None
+    if champion is not None:
+        try:
+            model = packaging.load_forecaster(champion.uri, tracking_uri)
+            if not isinstance(model, PanelForecaster):
+                raise DataError("it forecasts one series, not a panel")
+            only = set(challenger.normalizer.series) & set(model.normalizer.series)
+            if not only:
+                raise DataError("it knows none of the new data's series")
+            theirs = model.backtest(raw, since, scale, only)
+        except DataError as exc:
+            theirs = str(exc)
+    ours = challenger.backtest(raw, since, scale, only)
+    decision, metrics = gate.judge(
+        ours, theirs, min_improvement, champion.version if champion else None,
+        unit="scaled",
+    )  # fmt: skip
+    if isinstance(theirs, Backtest) and ours.index.equals(theirs.index):
+        metrics.update(gate.series_record(ours, theirs))
+    return decision, metrics
 
 
 @_task
@@ -101,13 +139,6 @@ def register_and_decide(
 @flow(name="rnnflow-retrain", flow_run_name="retrain-{config.name}")
 def retrain_flow(config: ExperimentConfig) -> dict:
     """Retrain once; return the decision (promoted | rejected | skipped)."""
-    if config.data.is_panel:
-        raise ConfigError(
-            "`rnnflow retrain` cannot gate a panel yet (`data.id_column` or "
-            "`data.layout: panel`): the gate scores the champion's served "
-            "forecaster, which forecasts one series. Train and compare panels "
-            "with `rnnflow train` / `rnnflow compare`."
-        )
     tracking_uri = tracking.resolve_tracking_uri(config.tracking.uri)
     tracking.open_store(tracking_uri)
     name = config.registered_model_name
@@ -140,7 +171,9 @@ def retrain_flow(config: ExperimentConfig) -> dict:
                 data,
                 tracking_uri,
                 config.retrain.min_improvement,
-            )
+                (ingest.read_raw(config.data), config.split)
+                if config.data.is_panel else None,
+            )  # fmt: skip
             version = register_and_decide(
                 tracking_uri,
                 name,

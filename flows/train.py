@@ -556,6 +556,16 @@ class PreparedData:
     folds: tuple[backtest.Fold, ...] = ()
     target_positions: tuple[int, ...] = ()  # window_norm, shared skip, auto
 
+    def holdout_from(self, split: SplitSpec):
+        """Time of the first test target: where the retrain gate's holdout
+        starts (a panel's test split begins with its windows' inputs)."""
+        index = self.series.frame.index
+        if self.series.layout is None:
+            return self.scaled["test"].index[0]
+        from components.panel import cut_time, time_cut
+
+        return cut_time(index, time_cut(index, split).test_from)
+
 
 def prepare_data(config: ExperimentConfig) -> PreparedData:
     """ingest -> split -> normalize (and plan the backtest folds): every check

@@ -274,15 +274,40 @@ def test_served_panel_model_forecasts_every_series_like_the_evaluation(fertility
         model.predict(pd.concat([history, history.head(12).assign(country="ATLANTIS")]))
 
 
-def test_retraining_a_panel_is_refused_before_any_run(prefect_api, mlflow_uri):
+def test_retraining_a_panel_gates_per_series(prefect_api, mlflow_uri, tmp_path):
+    from components import model_registry
+    from components.ingest import read_raw
     from flows.retrain import retrain_flow
 
-    config = load_experiment("fertility", [f"tracking.uri={mlflow_uri}"])
-    with pytest.raises(ConfigError, match="cannot gate a panel yet"):
-        retrain_flow(config)
-    assert MlflowClient(mlflow_uri).search_runs(
-        [e.experiment_id for e in MlflowClient(mlflow_uri).search_experiments()]
-    ) == []
+    raw = read_raw(DataSpec(path="statsmodels:fertility"))
+    some = raw[raw["country"].isin(["FRA", "NER", "JPN", "BRA", "IND", "USA"])]
+    first, later = tmp_path / "first.csv", tmp_path / "later.csv"
+    some[some["year"] <= 2005].to_csv(first, index=False)
+    some.to_csv(later, index=False)
+
+    def retrain(path):
+        config = load_experiment(
+            "fertility",
+            [f"tracking.uri={mlflow_uri}", f"data.path={path}", "train.epochs=3",
+             "model.units=[8]", "split.test=4", "split.val=4"],
+        )  # fmt: skip
+        return retrain_flow(config)
+
+    initial = retrain(first)  # beats persistence on 2002-2005: the first champion
+    assert initial["decision"] == "promoted", initial["reason"]
+    again = retrain(later)
+    client = MlflowClient(mlflow_uri)
+    metrics = client.get_run(again["run_id"]).data.metrics
+    # judged against the champion on the same windows, every error in units
+    # of the challenger's scale of its series; wins and losses per series
+    assert {"holdout_mse_scaled", "persistence_holdout_mse_scaled",
+            "champion_holdout_mse_scaled"} <= set(metrics)  # fmt: skip
+    assert metrics["holdout_series_won"] + metrics["holdout_series_lost"] == 6
+    version = client.get_model_version("fertility", again["version"])
+    assert version.tags["holdout_series_won"] == f"{metrics['holdout_series_won']:g}"
+    champion = model_registry.champion(mlflow_uri, "fertility")
+    expected = again["version"] if again["decision"] == "promoted" else initial["version"]
+    assert champion.version == expected
 
 
 def _opposite_groups(n_series=16, n_rows=160, seed=0) -> pd.DataFrame:
