@@ -85,7 +85,22 @@ class PanelForecaster:
         keep = tails[ids].drop_duplicates().head(EXAMPLE_SERIES)
         return tails.merge(keep, on=ids).reset_index(drop=True)
 
-    def forecast(self, frame: pd.DataFrame) -> pd.DataFrame:
+    def known_part(self, raw: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
+        """`raw` (shaped like the source) without the series this model was
+        not trained on (too short then, or new), and their keys."""
+        known = set(self.normalizer.series)
+        if self.data.layout == "panel":  # wide: a series is a column
+            time = self.data.time_column
+            stray = [c for c in raw.columns if c != time and str(c) not in known]
+            return raw.drop(columns=stray), list(map(str, stray))
+        ids = self.data.id_columns
+        key = raw[ids[0]].astype(str)
+        for column in ids[1:]:
+            key = key + "/" + raw[column].astype(str)
+        stray = sorted(set(key) - known)
+        return raw[key.isin(known).to_numpy()], stray
+
+    def forecast(self, frame: pd.DataFrame, skip_short: bool = False) -> pd.DataFrame:
         """The next `horizon` steps after the last row of every series in
         `frame` (raw rows shaped like the training source, at least
         `history_rows` per series).
@@ -93,18 +108,24 @@ class PanelForecaster:
         Returns:
             one row per series and step: the series key (`series`), `step`,
             `time` (when it can be stepped), each target, then each
-            target's quantile columns (`{target}_q0.1`, ...).
+            target's quantile columns (`{target}_q0.1`, ...). With
+            `skip_short`, a series without `input_width` usable rows is left
+            out (listed in `attrs["skipped"]`) instead of refused.
         """
         loaded = self._validated(frame)
         rows = self._series_rows(loaded)
         features = [*self._own_features(loaded), *self.static_columns,
                     *self.calendar_columns]  # fmt: skip
-        inputs, bases = [], []
-        for j, (a, b) in rows.items():
+        inputs, bases, skipped = [], [], []
+        for j, (a, b) in list(rows.items()):
             tail = loaded.frame.iloc[max(a, b - self.history_rows) : b]
             part = preprocess.prepare_split(
                 tail, self.data, loaded.targets, keep=loaded.shared_columns
             )
+            if len(part.frame) < self.window.input_width and skip_short:
+                rows.pop(j)
+                skipped.append(self.normalizer.series[j])
+                continue
             if len(part.frame) < self.window.input_width:
                 raise DataError(
                     f"model input: series {self.normalizer.series[j]!r} needs its "
@@ -117,12 +138,19 @@ class PanelForecaster:
             inputs.append(stats.transform(part.frame.iloc[-self.window.input_width :],
                                           features))  # fmt: skip
             bases.append(part.levels.to_numpy(np.float64)[-1])
+        if not rows:
+            raise DataError(
+                f"model input: no series has its last {self.history_rows} rows "
+                "without gaps."
+            )
         index = np.fromiter(rows, np.int64)
         levels = evaluation.to_original(
             predict(self.model, np.stack(inputs)), np.stack(bases),
             self.normalizer.for_windows(index), loaded.targets, self.data.transform,
         )  # (S_in, T, K)  # fmt: skip
-        return self._long(loaded, rows, levels)
+        out = self._long(loaded, rows, levels)
+        out.attrs["skipped"] = skipped
+        return out
 
     def backtest(
         self, frame: pd.DataFrame, since, scale: dict | None = None, only=None
