@@ -272,6 +272,16 @@ def test_served_panel_model_forecasts_every_series_like_the_evaluation(fertility
         assert (mine["fertility_q0.975"] > mine["fertility_q0.9"]).all()
     with pytest.raises(Exception, match=r"series \['ATLANTIS'\] were not trained on"):
         model.predict(pd.concat([history, history.head(12).assign(country="ATLANTIS")]))
+    # The whole source: series too short to train on are set apart by name,
+    # and those whose last rows are missing are refused, or skipped when asked.
+    forecaster = packaging.forecaster_of(model)
+    known, stray = forecaster.known_part(raw)
+    assert "AND" in stray and "FRA" not in stray and len(stray) == 9
+    with pytest.raises(DataError, match="series 'DMA' needs its last 10 rows"):
+        forecaster.forecast(known)
+    everything = forecaster.forecast(known, skip_short=True)
+    assert "DMA" in everything.attrs["skipped"]
+    assert everything["series"].nunique() == 201 - len(everything.attrs["skipped"])
 
 
 def test_retraining_a_panel_gates_per_series(prefect_api, mlflow_uri, tmp_path):
