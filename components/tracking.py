@@ -110,18 +110,39 @@ def open_store(tracking_uri: str) -> None:
         MlflowClient(tracking_uri).search_experiments(max_results=1)
 
 
+# The MLflow UI opens an experiment of this kind in its "Model training" view
+# (runs, charts) instead of the GenAI one (traces).
+EXPERIMENT_KIND = "mlflow.experimentKind"
+
+
+def ui_link(base_url: str, experiment_id: str) -> str:
+    """A link that opens the experiment's runs in the "Model training" view."""
+    return f"{base_url.rstrip('/')}/#/experiments/{experiment_id}?workflowType=machine_learning"
+
+
 def ensure_experiment(tracking_uri: str, name: str) -> str:
-    """Id of experiment `name`, created (with an explicit artifact folder) if new."""
+    """Id of experiment `name`, created (with an explicit artifact folder, a
+    description and the forecasting kind) if new."""
     client = MlflowClient(tracking_uri)
     existing = client.get_experiment_by_name(name)
     if existing is not None:
+        if EXPERIMENT_KIND not in existing.tags:  # made before rnnflow tagged them
+            client.set_experiment_tag(existing.experiment_id, EXPERIMENT_KIND, "forecasting")
         return existing.experiment_id
     root = artifact_root(tracking_uri)
     if root is not None:
         Path(tracking_uri.split(":///", 1)[1]).parent.mkdir(parents=True, exist_ok=True)
     location = (root / safe_name(name)).as_uri() if root is not None else None
+    description = (
+        f"rnnflow experiment `{name}`: the runs of `rnnflow train | compare | tune "
+        f"| retrain` on it. Tag `rnnflow.role` says which; a compare parent holds "
+        "its leaderboard in its description, its children are nested under it."
+    )
     try:
-        return client.create_experiment(name, artifact_location=location)
+        return client.create_experiment(
+            name, artifact_location=location,
+            tags={"mlflow.note.content": description, EXPERIMENT_KIND: "forecasting"},
+        )  # fmt: skip
     except mlflow.exceptions.MlflowException:
         # Another process created it between our lookup and create.
         found = client.get_experiment_by_name(name)

@@ -606,6 +606,8 @@ def _json_result(result: dict) -> dict:
 
 
 def _summary(result: dict) -> str:
+    from components.tracking import ui_link
+
     metrics = result["metrics"]
     rows = [("model", "test_"), ("persistence", "baseline_persistence_test_")]
     rows.append(("linear AR", "baseline_linear_test_"))
@@ -645,7 +647,8 @@ def _summary(result: dict) -> str:
         )
     lines.append(
         f"trained {metrics['epochs_trained']} epochs in "
-        f"{metrics['train_seconds']:.1f} s. See it: rnnflow ui"
+        f"{metrics['train_seconds']:.1f} s. See it: rnnflow ui, then "
+        + ui_link("http://127.0.0.1:5000", result.get("experiment_id", "0"))
     )
     lines += [f"! {warning}" for warning in result.get("warnings", [])]
     return "\n".join(lines)

@@ -79,17 +79,19 @@ def compare_flow(
     tracking.open_store(tracking_uri)
     data = prepare_data(config)
     parent = open_run(
-        config, data.series, tracking_uri, run_name=f"{config.name}-compare"
-    )
+        config, data.series, tracking_uri, run_name=f"compare · {config.name}",
+        role="compare", kinds=models,
+    )  # fmt: skip
     with tracking.failing_marks_run(tracking_uri, parent):
         tracking.log_params(
             tracking_uri,
             parent,
             {
-                **flatten(config),
+                **{k: v for k, v in flatten(config).items()
+                   if k not in ("model.kind", "train.seed")},  # one per child
                 "compare.models": models,
                 "compare.seeds": seeds,
-            },
+            },  # fmt: skip
         )
         tracking.log_text(tracking_uri, parent, to_yaml(config), "config.yaml")
         plan = [
@@ -160,10 +162,11 @@ def train_child(
             "train": config.train.model_copy(update={"seed": seed}),
         }
     )
-    name = f"{config.name}-{kind}-seed{seed}"
+    name = f"{kind} · seed {seed}"  # what differs between children first
     run_id = open_run(
-        child_config, data.series, tracking_uri, name, parent_run_id=parent
-    )
+        child_config, data.series, tracking_uri, name, parent_run_id=parent,
+        role="child",
+    )  # fmt: skip
     try:
         result = train_in_run(child_config, data, tracking_uri, run_id)
     except TrainingError as exc:  # the run is already marked FAILED with the reason
@@ -191,6 +194,10 @@ def rank(
     table = leaderboard.to_markdown(board)
     get_run_logger().info("leaderboard (%s, by %s)\n%s", scored_on, sort_by, table)
     tracking.log_text(tracking_uri, parent, table, "leaderboard.md")
+    tracking.set_tags(
+        tracking_uri, parent,
+        {"mlflow.note.content": f"Leaderboard ({scored_on}, by {sort_by}):\n\n{table}"},
+    )  # fmt: skip
     tracking.log_text(
         tracking_uri, parent, board.to_csv(index=False), "leaderboard.csv"
     )

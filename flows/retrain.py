@@ -153,7 +153,10 @@ def retrain_flow(config: ExperimentConfig) -> dict:
             return _outcome(None, gate.Decision(gate.SKIPPED, reason), None, None)
         data = prepare_data(config)
         champion = find_champion(tracking_uri, name)
-        run_id = open_run(config, data.series, tracking_uri, run_name=f"retrain-{name}")
+        run_id = open_run(
+            config, data.series, tracking_uri, run_name=f"retrain · {name}",
+            role="retrain",
+        )  # fmt: skip
         if champion and champion.tags.get("data_digest") == data.series.digest:
             decision = gate.Decision(
                 gate.SKIPPED,
@@ -220,7 +223,11 @@ def _retraining_slot(name: str, wait_seconds: float) -> Iterator[bool]:
 
 def _close(tracking_uri, run_id, decision, metrics, version, champion) -> None:
     """Record the decision on the MLflow run and as a Prefect artifact; end the run."""
-    tags = {"retrain_decision": decision.decision, "retrain_reason": decision.reason}
+    tags = {
+        "retrain_decision": decision.decision,
+        "retrain_reason": decision.reason,
+        "mlflow.note.content": f"**{decision.decision}**: {decision.reason}",
+    }
     if version is not None:
         tags["registered_version"] = version.version
     if champion is not None:

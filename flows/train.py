@@ -168,10 +168,21 @@ def open_run(
     tracking_uri: str,
     run_name: str | None = None,
     parent_run_id: str | None = None,
+    role: str = "train",
+    kinds: list[str] | None = None,
 ) -> str:
-    """Start the MLflow run with its identifying tags; nest it under a parent."""
+    """Start the MLflow run with its identifying tags; nest it under a parent.
+
+    `role` (train, compare, child, tune, trial, retrain) is tag
+    `rnnflow.role`, for filtering and grouping in the MLflow UI; a run over
+    several `kinds` (a compare parent) is tagged with all of them, and with
+    no single seed."""
+    single = kinds is None
     tags = {
-        "model_kind": config.model.kind,
+        "model_kind": config.model.kind if single else "+".join(kinds),
+        "rnnflow.role": role,
+        "mlflow.source.name": f"rnnflow {_COMMAND.get(role, role)} {config.name}",
+        "mlflow.user": _user(),
         "data_sha256": series.sha256,
         "data_digest": series.digest,
         "data_source": series.source,
@@ -181,14 +192,28 @@ def open_run(
         # Which process trained it: with `--executor dask`, a worker's.
         "rnnflow_worker": f"{socket.gethostname()}:{os.getpid()}",
     }
+    if single:
+        tags["rnnflow.seed"] = str(config.train.seed)
     if parent_run_id:
         tags["mlflow.parentRunId"] = parent_run_id
-    run_name = run_name or f"{config.name}-{config.model.kind}"
+    run_name = run_name or f"{config.model.kind} · {config.name}"
     run_id = tracking.start_run(tracking_uri, config.experiment_name, run_name, tags)
     get_run_logger().info(
         "MLflow run %s (%s) in %s", run_id, run_name, redact_url(tracking_uri)
     )
     return run_id
+
+
+_COMMAND = {"child": "compare", "trial": "tune"}  # the command that opens them
+
+
+def _user() -> str:
+    import getpass
+
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # no passwd entry (some containers)
+        return "unknown"
 
 
 @_task
@@ -638,6 +663,10 @@ def train_in_run(
             forecaster, series, tracking_uri, run_id, config.data
         )
         metrics = {**report.metrics, **fit_summary(fit_result), **checked}
+        tracking.set_tags(
+            tracking_uri, run_id,
+            {"mlflow.note.content": run_description(config, series, metrics)},
+        )  # fmt: skip
         if data.folds:
             from flows.backtest import run_backtest  # builds on this module's tasks
 
@@ -649,6 +678,7 @@ def train_in_run(
     return {
         "run_id": run_id,
         "experiment": config.experiment_name,
+        "experiment_id": tracking.ensure_experiment(tracking_uri, config.experiment_name),
         "status": "FINISHED",
         "tracking_uri": tracking_uri,
         "model_uri": model_uri,
@@ -682,12 +712,41 @@ def _validation_checks(model, data, config, report, tracking_uri, run_id):
     return metrics, radii, [checked.message] if checked.message else []
 
 
+def run_description(config: ExperimentConfig, series, metrics: dict) -> str:
+    """The run's one-paragraph description in the MLflow UI: what was trained
+    on what, and its test error next to the baselines'."""
+    panel = f", {len(series.layout.ids)} series" if series.layout is not None else ""
+    parts = [
+        f"**{config.model.kind}** on `{series.source}`{panel} → "
+        f"{', '.join(series.targets)} ({config.window.input_width} steps in, "
+        f"{config.window.horizon} out)."
+    ]
+    scores = [f"model {metrics['test_mae_raw']:.4g}"]
+    for name, label in (("persistence", "persistence"), ("linear", "linear AR"),
+                        ("ets", "ETS"), ("arima", "ARIMA")):  # fmt: skip
+        key = f"baseline_{name}_test_mae_raw"
+        if key in metrics:
+            scores.append(f"{label} {metrics[key]:.4g}")
+    parts.append(f"Test MAE (original units): {', '.join(scores)}.")
+    if "test_mase" in metrics:
+        parts.append(f"MASE {metrics['test_mase']:.3f}.")
+    if "epochs_trained" in metrics:
+        parts.append(
+            f"{int(metrics['epochs_trained'])} epochs, best {int(metrics['best_epoch'])}."
+        )
+    return " ".join(parts)
+
+
 def fit_summary(fit_result: training.FitResult) -> dict[str, float]:
     summary = {
         "train_seconds": fit_result.seconds,
         "epochs_trained": fit_result.epochs_trained,
         "best_epoch": fit_result.best_epoch,
     }
+    val_loss = fit_result.history.get("val_loss") or []
+    if fit_result.best_epoch and len(val_loss) >= fit_result.best_epoch:
+        # the kept weights' validation loss (`val_loss` is the last epoch's)
+        summary["best_val_loss"] = float(val_loss[fit_result.best_epoch - 1])
     if fit_result.resumed_from_epoch is not None:
         summary["resumed_from_epoch"] = fit_result.resumed_from_epoch
     return summary

@@ -56,7 +56,9 @@ def tune_flow(
             f"`split.val` is {config.split.val}. Set `split.val` (rows or a fraction)."
         )
     max_width = _max_input_width(data, config)
-    parent = open_run(config, data.series, tracking_uri, f"{config.name}-tune-{kind}")
+    parent = open_run(
+        config, data.series, tracking_uri, f"tune {kind} · {config.name}", role="tune"
+    )
     logger = get_run_logger()
     with tracking.failing_marks_run(tracking_uri, parent):
         tracking.log_params(
@@ -129,8 +131,9 @@ def run_trial(
     """Train one trial's config in its own nested run; score it by the best
     validation loss. Pruned trials end KILLED, failed ones FAILED."""
     run_id = open_run.fn(
-        config, data.series, tracking_uri, f"{config.name}-trial{number}", parent
-    )
+        config, data.series, tracking_uri, f"trial {number} · {config.model.kind}",
+        parent, role="trial",
+    )  # fmt: skip
     outcome = {"number": number, "run_id": run_id, "value": None}
     try:
         with tracking.failing_marks_run(tracking_uri, run_id):

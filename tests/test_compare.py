@@ -134,6 +134,21 @@ def test_compare_flow_nests_children_and_logs_the_leaderboard(
         "baseline_persistence_test_mae_h3",
     } <= set(child)
     assert "test_mae_h4" not in child
+    # What the MLflow UI shows: roles, names that start with what differs, the
+    # parent's leaderboard as its description, and no single kind or seed on it.
+    assert parent.data.tags["rnnflow.role"] == "compare"
+    assert parent.data.tags["model_kind"] == "mlp+gru"
+    assert "rnnflow.seed" not in parent.data.tags
+    assert "model.kind" not in parent.data.params
+    assert "train.seed" not in parent.data.params
+    assert "| rank |" in parent.data.tags["mlflow.note.content"]
+    assert sorted(c.info.run_name for c in children) == [
+        "gru · seed 42", "gru · seed 43", "mlp · seed 42", "mlp · seed 43"
+    ]  # fmt: skip
+    for c in children:
+        assert c.data.tags["rnnflow.role"] == "child"
+        assert c.data.tags["rnnflow.seed"] == c.data.params["train.seed"]
+        assert c.data.tags["mlflow.source.name"].startswith("rnnflow compare ")
 
 
 def test_compare_with_every_child_failing_fails_the_parent(

@@ -56,6 +56,32 @@ def finished(prefect_api, tmp_path_factory):
     return config, train_flow(config)
 
 
+def test_the_run_explains_itself_in_the_mlflow_ui(finished):
+    config, result = finished
+    client = MlflowClient(config.tracking.uri)
+    run = client.get_run(result["run_id"])
+    tags, metrics = run.data.tags, run.data.metrics
+    note = tags["mlflow.note.content"]
+    assert note.startswith("**lstm** on ")
+    assert f"model {metrics['test_mae_raw']:.4g}" in note
+    assert f"persistence {metrics['baseline_persistence_test_mae_raw']:.4g}" in note
+    assert tags["rnnflow.role"] == "train"
+    assert tags["rnnflow.seed"] == str(config.train.seed)
+    assert tags["mlflow.source.name"] == f"rnnflow train {config.name}"
+    assert tags["mlflow.user"]
+    assert run.info.run_name == f"lstm · {config.name}"
+    # the kept weights' validation loss, not the last epoch's
+    history = client.get_metric_history(result["run_id"], "val_loss")
+    best = int(metrics["best_epoch"])
+    assert metrics["best_val_loss"] == pytest.approx(
+        sorted(history, key=lambda m: m.step)[best - 1].value
+    )
+    experiment = client.get_experiment(run.info.experiment_id)
+    assert experiment.tags["mlflow.experimentKind"] == "forecasting"
+    assert "rnnflow.role" in experiment.tags["mlflow.note.content"]
+    assert result["experiment_id"] == run.info.experiment_id
+
+
 def test_run_holds_params_metrics_artifacts_and_tags(finished):
     config, result = finished
     client = MlflowClient(config.tracking.uri)
