@@ -103,6 +103,13 @@ class DataSpec(_Strict):
         "series; `panel` reads each target column as its own series of one "
         "panel (id: the column name), with the time column shared.",
     )
+    known: list[str] = Field(
+        default_factory=list,
+        description="Columns known in advance (planned price, promotion, "
+        "holiday): each window reads their values up to its last target step "
+        "(led by `window.offset + window.horizon` rows), so a forecast needs "
+        "them for the rows ahead. Never targets; never differenced.",
+    )
     static: list[str] = Field(
         default_factory=list,
         description="Panel columns constant within each series (region, store "
@@ -143,15 +150,22 @@ class DataSpec(_Strict):
                 "`data.static` needs `data.id_column`: static columns describe "
                 "the series of a panel"
             )
+        overlap = sorted(set(self.known) & set(self.targets or []))
+        if overlap:
+            raise ValueError(
+                f"`data.known` {overlap} are also targets: a column known in "
+                "advance is an input, not something to forecast"
+            )
         if self.layout == "panel" and self.id_column:
             raise ValueError(
                 "`data.layout: panel` reads a wide table (one column per series); "
                 "a long table with `data.id_column` is a panel already"
             )
-        if self.layout == "panel" and (self.static or self.features):
+        if self.layout == "panel" and (self.static or self.features or self.known):
             raise ValueError(
                 "`data.layout: panel` takes each target column as a series of "
-                "its own past: leave `data.features` and `data.static` unset"
+                "its own past: leave `data.features`, `data.known` and "
+                "`data.static` unset"
             )
         if self.layout == "panel" and not self.time_column:
             raise ValueError("`data.layout: panel` needs `data.time_column`")

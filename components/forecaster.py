@@ -120,9 +120,17 @@ class Forecaster:
             out = out.set_axis(_naive_utc(out.index))
         return out.reset_index(names=self.data.time_column)
 
+    @property
+    def lead(self) -> int:
+        """Rows ahead a forecast needs the known columns for (0: none)."""
+        return preprocess.known_lead(self.data, self.window)
+
     def example_rows(self, frame: pd.DataFrame) -> pd.DataFrame:
-        """The logged input example: the last `history_rows` rows."""
-        return frame.iloc[-self.history_rows :]
+        """The logged input example: the last `history_rows` rows, and with
+        known columns the `lead` rows after them, their targets emptied."""
+        return with_future_rows(
+            frame.iloc[-(self.history_rows + self.lead) :], self.targets, self.lead
+        )
 
     def forecast(self, frame: pd.DataFrame) -> pd.DataFrame:
         """The next `horizon` steps after the last row of `frame`.
@@ -137,6 +145,7 @@ class Forecaster:
             then with calibrated intervals the quantile columns of each target
             (`{target}_q0.1` and `{target}_q0.9` for the 80 % interval).
         """
+        frame, future = split_future(frame, self.data, self.lead)
         series = self._validated(frame)
         tail = series.frame.iloc[-self.history_rows :]
         prepared = self._prepare(tail)
@@ -146,7 +155,8 @@ class Forecaster:
                 f"without gaps after `data.missing={self.data.missing}`, "
                 f"got {len(prepared.frame)} usable rows."
             )
-        x = self.normalizer.transform(prepared.frame, self.features)[None]  # (1, L, C)
+        inputs = lead_known(prepared.frame, future, self.data.known, self.lead)
+        x = self.normalizer.transform(inputs, self.features)[None]  # (1, L, C)
         base = prepared.levels.to_numpy(np.float64)[-1:]  # (1, K)
         levels = self._to_original(self._predict(x), base)[0]  # (T, K)
         steps = np.arange(1, self.window.horizon + 1)
@@ -176,7 +186,7 @@ class Forecaster:
         if first >= len(series.frame):
             raise DataError(f"no rows at or after {since!r} to score forecasts on.")
         start = max(first - self.window.offset - self.history_rows, 0)
-        prepared = self._prepare(series.frame.iloc[start:])
+        prepared = self._prepare(series.frame.iloc[start:], self.lead)
         scaled = preprocess.scale_split(
             prepared, self.normalizer, self.features, self.targets
         )
@@ -261,9 +271,9 @@ class Forecaster:
             frame = frame.reset_index(names=time_column)  # already indexed by time
         return ingest.series_from_frame(frame, self.data, "model input")
 
-    def _prepare(self, frame: pd.DataFrame) -> preprocess.PreparedSplit:
+    def _prepare(self, frame: pd.DataFrame, lead: int = 0) -> preprocess.PreparedSplit:
         return preprocess.prepare_split(
-            frame, self.data, self.targets, keep=self.calendar_columns
+            frame, self.data, self.targets, keep=self.calendar_columns, lead=lead
         )
 
     def _predict(self, x: np.ndarray) -> np.ndarray:
@@ -273,6 +283,63 @@ class Forecaster:
         return evaluation.to_original(
             values, base, self.normalizer, self.targets, self.data.transform
         )
+
+
+def split_future(
+    frame: pd.DataFrame, data: DataSpec, lead: int, who: str = "model input"
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """A forecast's raw rows -> (history, the rows ahead). With `data.known`
+    the frame ends with exactly `lead` rows whose targets are empty and whose
+    known columns hold the planned values; each is checked, naming the
+    column and the first time that is missing."""
+    if not lead:
+        return frame, frame.iloc[:0]
+    empty = frame[list(data.targets)].isna().all(axis=1).to_numpy()
+    observed = np.flatnonzero(~empty)
+    ahead = len(frame) - (observed[-1] + 1 if len(observed) else 0)
+    if ahead != lead:
+        raise DataError(
+            f"{who}: `data.known` {data.known} must be given for the {lead} rows "
+            f"after the last observation (targets left empty), got {ahead} such "
+            "rows."
+        )
+    future = frame.iloc[len(frame) - lead :]
+    for column in data.known:
+        gaps = future[column].isna().to_numpy()
+        if gaps.any():
+            first = future.iloc[int(gaps.argmax())]
+            when = first.get(data.time_column, future.index[int(gaps.argmax())])
+            raise DataError(
+                f"{who}: known column {column!r} is missing for the row ahead at "
+                f"{when}; a forecast needs every planned value up to the horizon."
+            )
+    return frame.iloc[: len(frame) - lead], future
+
+
+def lead_known(
+    frame: pd.DataFrame, future: pd.DataFrame, known: list[str], lead: int
+) -> pd.DataFrame:
+    """`frame` (prepared history) with each known column led by `lead` rows,
+    its last values taken from the rows ahead, as training leads them."""
+    if not lead:
+        return frame
+    led = {}
+    for column in known:
+        values = np.concatenate(
+            [frame[column].to_numpy(np.float64), future[column].to_numpy(np.float64)]
+        )
+        led[column] = values[lead:]
+    return frame.assign(**led)
+
+
+def with_future_rows(frame: pd.DataFrame, targets: list[str], lead: int) -> pd.DataFrame:
+    """`frame` with the targets of its last `lead` rows emptied: the shape of
+    a forecast request with known columns."""
+    if not lead:
+        return frame
+    out = frame.copy()
+    out.loc[out.index[-lead:], list(targets)] = np.nan
+    return out
 
 
 def _naive_utc(index: pd.DatetimeIndex) -> pd.DatetimeIndex:

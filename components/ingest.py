@@ -108,6 +108,8 @@ def series_from_frame(
     numeric = [c for c in frame.columns if _looks_numeric(frame[c])]
     features = _pick_columns(frame, spec.features, numeric, "data.features", source)
     targets = _pick_columns(frame, spec.targets, numeric, "data.targets", source)
+    known = _pick_columns(frame, spec.known, numeric, "data.known", source)
+    features = [f for f in features if f not in known] + known  # led, last
     columns = features + [t for t in targets if t not in features]
     selected = pd.DataFrame(
         {c: _as_float(frame[c], c, source) for c in columns}, index=frame.index

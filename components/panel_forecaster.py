@@ -21,7 +21,7 @@ import pandas as pd
 from components import evaluation, ingest, preprocess
 from components.config import DataSpec, WindowSpec
 from components.errors import DataError
-from components.forecaster import Backtest
+from components.forecaster import Backtest, lead_known, split_future
 from components.models import predict
 from components.windowing import make_windows, target_rows
 
@@ -58,9 +58,11 @@ class PanelForecaster:
         series scales of its evaluation (`report.series_scale`)."""
         shared = set(series.shared_columns)
         own = [f for f in series.features if f not in shared]
+        wide = config.data.layout == "panel"
         data = config.data.model_copy(
             update={"path": series.source, "sha256": None,
-                    "features": None if config.data.layout == "panel" else own,
+                    "features": None if wide else own,
+                    "targets": config.data.targets if wide else list(series.targets),
                     "frequency": config.data.frequency or series.frequency}
         )  # fmt: skip
         radii = {float(k): np.asarray(v).tolist() for k, v in (radii or {}).items()}
@@ -79,11 +81,39 @@ class PanelForecaster:
         of `raw` (a frame shaped like the training source)."""
         if self.data.layout == "panel":  # wide: one column per series
             return raw.iloc[-self.history_rows :].reset_index(drop=True)
-        ids = self.data.id_columns
+        ids, lead = self.data.id_columns, self.lead
         ordered = raw.sort_values([*ids, self.data.time_column], kind="stable")
-        tails = ordered.groupby(ids, sort=True).tail(self.history_rows)
+        tails = ordered.groupby(ids, sort=True).tail(self.history_rows + lead)
         keep = tails[ids].drop_duplicates().head(EXAMPLE_SERIES)
-        return tails.merge(keep, on=ids).reset_index(drop=True)
+        tails = tails.merge(keep, on=ids).reset_index(drop=True)
+        if lead:  # each series' last `lead` rows become its rows ahead
+            ahead = tails.groupby(ids).cumcount(ascending=False) < lead
+            tails.loc[ahead.to_numpy(), list(self.data.targets)] = np.nan
+        return tails
+
+    @property
+    def lead(self) -> int:
+        """Rows ahead a forecast needs the known columns for (0: none)."""
+        return preprocess.known_lead(self.data, self.window)
+
+    def _split_future(self, frame: pd.DataFrame):
+        """Each series' rows ahead (targets empty, known columns planned):
+        (the history, series key -> its rows ahead)."""
+        if not self.lead:
+            return frame, {}
+        ids = self.data.id_columns
+        frame = frame.sort_values([*ids, self.data.time_column], kind="stable")
+        key = frame[ids[0]].astype(str)
+        for column in ids[1:]:
+            key = key + "/" + frame[column].astype(str)
+        history, ahead = [], {}
+        for series, rows in frame.groupby(key.to_numpy(), sort=False):
+            past, future = split_future(
+                rows, self.data, self.lead, f"model input, series {series!r}"
+            )
+            history.append(past)
+            ahead[series] = future
+        return pd.concat(history), ahead
 
     def known_part(self, raw: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
         """`raw` (shaped like the source) without the series this model was
@@ -112,6 +142,7 @@ class PanelForecaster:
             `skip_short`, a series without `input_width` usable rows is left
             out (listed in `attrs["skipped"]`) instead of refused.
         """
+        frame, ahead = self._split_future(frame)
         loaded = self._validated(frame)
         rows = self._series_rows(loaded)
         features = [*self._own_features(loaded), *self.static_columns,
@@ -135,7 +166,9 @@ class PanelForecaster:
             stats = preprocess.Normalizer(
                 self.normalizer.columns, self.normalizer.mean[j], self.normalizer.std[j]
             )
-            inputs.append(stats.transform(part.frame.iloc[-self.window.input_width :],
+            series_key = self.normalizer.series[j]
+            led = lead_known(part.frame, ahead.get(series_key), self.data.known, self.lead)
+            inputs.append(stats.transform(led.iloc[-self.window.input_width :],
                                           features))  # fmt: skip
             bases.append(part.levels.to_numpy(np.float64)[-1])
         if not rows:
@@ -183,7 +216,7 @@ class PanelForecaster:
             start = a + max(first - self.window.offset - self.history_rows, 0)
             part = preprocess.prepare_split(
                 loaded.frame.iloc[start:b], self.data, loaded.targets,
-                keep=loaded.shared_columns,
+                keep=loaded.shared_columns, lead=self.lead,
             )  # fmt: skip
             stats = preprocess.Normalizer(
                 self.normalizer.columns, self.normalizer.mean[j], self.normalizer.std[j]

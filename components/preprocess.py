@@ -182,25 +182,46 @@ class PreparedSplit:
 
 
 def prepare_split(
-    frame: pd.DataFrame, spec: DataSpec, targets: list[str], keep: list[str] = ()
+    frame: pd.DataFrame,
+    spec: DataSpec,
+    targets: list[str],
+    keep: list[str] = (),
+    lead: int = 0,
 ) -> PreparedSplit:
-    """Fill missing values by `spec.missing`, then apply `spec.transform`.
+    """Fill missing values by `spec.missing`, apply `spec.transform`, then
+    lead the known columns (`spec.known`) by `lead` rows.
+
+    Leading puts, on row t, a known column's value at t + lead, so the
+    inputs of a window (L rows) carry the known values up to its last
+    target step (`lead = offset + horizon`) and every architecture reads them
+    with no change to its input shape. The last `lead` rows of the part have
+    no led value (NaN): they are only ever targets, never inputs.
 
     Args:
-        keep: columns never transformed (calendar features).
+        keep: columns never transformed (calendar and static features; the
+            known columns are kept too).
     """
     filled = fill_missing(frame, spec.missing)
     levels = filled[targets]
-    if spec.transform == "none":
-        return PreparedSplit(filled, levels)
-    values = [c for c in filled.columns if c not in keep]
-    if spec.transform == "log_diff":
-        _require_positive(filled[values])
-        changed = np.log(filled[values]).diff()
-    else:
-        changed = filled[values].diff()
-    out = pd.concat([changed, filled[list(keep)]], axis=1)[filled.columns]
-    return PreparedSplit(out.iloc[1:], levels.iloc[1:])  # the first row has no change
+    keep = [*keep, *(c for c in spec.known if c not in keep)]
+    out = filled
+    if spec.transform != "none":
+        values = [c for c in filled.columns if c not in keep]
+        if spec.transform == "log_diff":
+            _require_positive(filled[values])
+            changed = np.log(filled[values]).diff()
+        else:
+            changed = filled[values].diff()
+        out = pd.concat([changed, filled[list(keep)]], axis=1)[filled.columns]
+        out, levels = out.iloc[1:], levels.iloc[1:]  # the first row has no change
+    if lead and spec.known:
+        out = out.assign(**{c: out[c].shift(-lead) for c in spec.known})
+    return PreparedSplit(out, levels)
+
+
+def known_lead(spec: DataSpec, window: WindowSpec) -> int:
+    """Rows the known columns are led by: to the last target step."""
+    return window.offset + window.horizon if spec.known else 0
 
 
 def fill_missing(frame: pd.DataFrame, policy: str) -> pd.DataFrame:
@@ -383,8 +404,9 @@ def split_panel(
     pieces = {name: [] for name in ranges}
     kept, skipped = [], []
     for j, series in enumerate(layout.ids):
+        lead = known_lead(data, window)
         parts = {
-            name: prepare_split(frame.iloc[a:b], data, targets, keep)
+            name: prepare_split(frame.iloc[a:b], data, targets, keep, lead)
             for name, (a, b) in ((n, r[j]) for n, r in ranges.items())
         }
         if len(parts["train"].frame) < window.span:

@@ -98,8 +98,9 @@ def split_data(
     splits = preprocess.split_chronologically(series.frame, split)
     prepared = {
         name: preprocess.prepare_split(
-            frame, data, series.targets, keep=series.calendar_columns
-        )
+            frame, data, series.targets, keep=series.calendar_columns,
+            lead=preprocess.known_lead(data, window),
+        )  # fmt: skip
         for name, frame in vars(splits).items()
     }
     sizes = {name: len(part.frame) for name, part in prepared.items()}
