@@ -9,19 +9,13 @@ from dataclasses import dataclass
 import numpy as np
 
 from components import panel_metrics
+from components.metrics import mase_scale, regression_metrics, scale_free
 from components.classical import forecast_windows as classical_forecast
 from components.config import WindowSpec
 from components.errors import TrainingError
 from components.models import predict
 from components.preprocess import Normalizer, ScaledSplit
 from components.windowing import make_windows, target_rows, window_series, window_starts
-
-
-def regression_metrics(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, float]:
-    """MSE, MAE and RMSE over every window, step and target."""
-    error = np.asarray(y_pred, np.float64) - np.asarray(y_true, np.float64)
-    mse = float(np.mean(error**2))
-    return {"mse": mse, "mae": float(np.mean(np.abs(error))), "rmse": mse**0.5}
 
 
 def require_finite(forecasts: np.ndarray, who: str) -> np.ndarray:
@@ -60,30 +54,6 @@ def score(
         error = np.abs(np.asarray(raw_pred, np.float64) - raw_true)  # (W, T, K)
         out[f"{prefix}mase"] = float(np.mean(error.mean(axis=(0, 1)) / mase_scale))
     return out
-
-
-def scale_free(raw_true: np.ndarray, raw_pred: np.ndarray) -> dict[str, float]:
-    """sMAPE (mean of 200 |e| / (|y| + |ŷ|), in %) and ND (sum |e| / sum |y|),
-    pooled over every window, step and target, in original units."""
-    from components.panel_metrics import smape_terms
-
-    actual = np.asarray(raw_true, np.float64)
-    error = np.abs(np.asarray(raw_pred, np.float64) - actual)
-    total = np.abs(actual).sum()
-    return {
-        "smape": float(np.mean(smape_terms(actual, raw_pred))),
-        "nd": float(error.sum() / total) if total > 0 else float("nan"),
-    }
-
-
-def mase_scale(train_levels: np.ndarray, season: int | None = None) -> np.ndarray:
-    """The MASE denominator per target (K,): the mean absolute error of the
-    (seasonal) naive forecast on the training rows, in original units (lag
-    `season`, else 1). A MASE below 1 beats that in-sample naive forecast."""
-    lag = season or 1
-    levels = np.asarray(train_levels, np.float64)
-    scale = np.mean(np.abs(levels[lag:] - levels[:-lag]), axis=0)
-    return np.where(scale > 0, scale, np.nan)
 
 
 def per_step_mae(

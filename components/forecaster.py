@@ -238,10 +238,6 @@ class Forecaster:
 
         directory = Path(directory)
         meta = json.loads((directory / _META_FILE).read_text())
-        if meta.get("kind") == "panel":
-            from components.panel_forecaster import PanelForecaster
-
-            return PanelForecaster.load(directory, meta)
         if meta.get("format") != FORMAT_VERSION:
             raise DataError(
                 f"{directory / _META_FILE}: format {meta.get('format')!r} is not "

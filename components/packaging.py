@@ -7,6 +7,7 @@ carries its own copy of `components/`, so it loads where rnnflow is not
 installed (given the pinned packages).
 """
 
+import json
 import os
 import shutil
 import tempfile
@@ -17,6 +18,7 @@ import mlflow
 import pandas as pd
 
 from components.forecaster import Forecaster
+from components.panel_forecaster import PanelForecaster
 from components.provenance import pinned
 from components.tracking import fluent_store, log_model
 
@@ -30,12 +32,21 @@ class ForecasterModel(mlflow.pyfunc.PythonModel):
     """pyfunc entry points; all the work is `Forecaster.forecast`."""
 
     def load_context(self, context):
-        self.forecaster = Forecaster.load(Path(context.artifacts[ARTIFACT_KEY]))
+        self.forecaster = open_folder(Path(context.artifacts[ARTIFACT_KEY]))
 
     # The type hint tells MLflow what comes in (it warned on every log without
     # one); a DataFrame hint infers no schema, so the signature stays ours.
     def predict(self, context, model_input: pd.DataFrame, params=None) -> pd.DataFrame:
         return self.forecaster.forecast(model_input)
+
+
+def open_folder(directory: Path) -> Forecaster | PanelForecaster:
+    """A saved forecaster folder: one series, or a panel (`"kind": "panel"`
+    in its forecaster.json)."""
+    meta = json.loads((Path(directory) / "forecaster.json").read_text())
+    if meta.get("kind") == "panel":
+        return PanelForecaster.load(directory, meta)
+    return Forecaster.load(directory)
 
 
 def log_forecaster(

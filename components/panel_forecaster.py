@@ -347,7 +347,13 @@ class PanelForecaster:
 
     @classmethod
     def load(cls, directory: Path, meta: dict) -> "PanelForecaster":
+        """Inverse of `save` (`meta`: its forecaster.json, read by the
+        caller); the network loads with `safe_mode=True`."""
         import keras
+
+        import components.models.layers  # noqa: F401  (registers custom layers)
+        import components.models.skip  # noqa: F401
+        import components.models.window_norm  # noqa: F401
 
         directory = Path(directory)
         return cls(

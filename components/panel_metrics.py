@@ -9,14 +9,14 @@ series' in-sample naive error, so series of any scale count alike.
 import numpy as np
 import pandas as pd
 
+from components.metrics import mase_scale, smape_terms
+
 
 def series_scale(
     train_levels: np.ndarray, bounds: np.ndarray, season: int | None = None
 ) -> np.ndarray:
     """(S, K): each series' mean absolute (seasonal) naive error on its
     training rows, the MASE denominator; NaN where that error is zero."""
-    from components.evaluation import mase_scale
-
     return np.stack(
         [
             mase_scale(train_levels[a:b], season)
@@ -94,10 +94,3 @@ def aggregate(table: pd.DataFrame, prefix_of) -> dict[str, float]:
                 np.mean(rows["skill"] > 0)
             )
     return out
-
-
-def smape_terms(actual: np.ndarray, forecast: np.ndarray) -> np.ndarray:
-    """200 |e| / (|y| + |ŷ|) elementwise, 0 where both are 0 (a perfect zero)."""
-    error = np.abs(np.asarray(forecast, np.float64) - actual)
-    total = np.abs(actual) + np.abs(forecast)
-    return np.divide(200 * error, total, out=np.zeros_like(error), where=total > 0)
