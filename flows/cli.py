@@ -8,6 +8,7 @@ import argparse
 import json
 import logging
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -292,7 +293,7 @@ def _show(args) -> int:
 
 def _snapshot(args) -> int:
     config = _load(args)
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    _quiet_tensorflow()
     from components import ingest, snapshot, tracking
 
     series = ingest.load_series(config.data)
@@ -313,7 +314,7 @@ def _snapshot(args) -> int:
 
 def _train(args) -> int:
     config = _load(args)  # validated at the door, before anything heavy loads
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # no CUDA probe noise on CPU
+    _quiet_tensorflow()
     from flows.train import train_flow
 
     _hide_user_error_tracebacks()
@@ -340,7 +341,7 @@ def _compare(args) -> int:
         )
     if args.dask_address and args.executor != "dask":
         raise ConfigError("`--dask-address` needs `--executor dask`.")
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    _quiet_tensorflow()
     from flows.compare import run_compare
 
     _hide_user_error_tracebacks()
@@ -393,7 +394,7 @@ def _tune(args) -> int:
     _kinds("--model", [args.model])
     if args.trials < 1:
         raise ConfigError(f"`--trials` expected a positive integer, got {args.trials}.")
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    _quiet_tensorflow()
     from flows.tune import tune_flow
 
     _hide_user_error_tracebacks()
@@ -415,7 +416,7 @@ def _tune(args) -> int:
 
 def _retrain(args) -> int:
     config = _load(args)
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    _quiet_tensorflow()
     from flows.retrain import retrain_flow
 
     _hide_user_error_tracebacks()
@@ -432,7 +433,7 @@ def _retrain(args) -> int:
 
 def _predict(args) -> int:
     config = _load(args)
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    _quiet_tensorflow()
     from components import ingest, tracking
     from components.errors import DataError
 
@@ -505,7 +506,7 @@ def _deploy(args) -> int:
             f"`--cron {args.cron!r}` / `--timezone {args.timezone!r}`: expected a "
             f"five-field cron expression and an IANA time zone ({exc})."
         ) from None
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    _quiet_tensorflow()
     from flows.deploy import serve_deployments
 
     print(
@@ -550,7 +551,7 @@ def _leaderboard_text(result: dict) -> str:
 
 
 def _server(args) -> int:
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    _quiet_tensorflow()
     from flows.server import serve
 
     return serve("127.0.0.1", args.port, args.prefect_port, args.ui_port)
@@ -652,6 +653,42 @@ def _summary(result: dict) -> str:
     )
     lines += [f"! {warning}" for warning in result.get("warnings", [])]
     return "\n".join(lines)
+
+
+# TensorFlow's C++ start-up notices: printed while it imports, before
+# TF_CPP_MIN_LOG_LEVEL applies (absl is not initialized yet).
+_TF_NOTICE = re.compile(
+    r"absl::InitializeLog|oneDNN custom operations|cudart_stub|Could not find cuda "
+    r"drivers|Unable to register cu(DNN|FFT|BLAS) factory|TF-TRT Warning"
+)
+
+
+def _quiet_tensorflow() -> None:
+    """Import TensorFlow without its C++ start-up notices on the terminal.
+
+    They go straight to file descriptor 2, so stderr is pointed at a
+    temporary file for the import; every other line it wrote (a real
+    warning, the reason an import failed) is written back afterwards."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    if "tensorflow" in sys.modules:
+        return
+    import tempfile
+
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as captured:
+        os.dup2(captured.fileno(), 2)
+        try:
+            import tensorflow  # noqa: F401
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            captured.seek(0)
+            text = captured.read().decode(errors="replace")
+            kept = [line for line in text.splitlines() if not _TF_NOTICE.search(line)]
+            if kept:
+                sys.stderr.write("\n".join(kept) + "\n")
 
 
 class _DropUserErrorTraceback(logging.Filter):

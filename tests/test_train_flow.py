@@ -254,6 +254,9 @@ def test_default_experiment_runs_offline_from_any_directory(
         cwd=elsewhere,
     )
     assert done.returncode == 0, done.stderr[-3000:]
+    # TensorFlow's C++ start-up notices stay off the terminal
+    for notice in ("absl::InitializeLog", "oneDNN custom operations", "cudart_stub"):
+        assert notice not in done.stderr + done.stdout
     result = json.loads(done.stdout.strip().splitlines()[-1])  # --json: last line
     assert result["experiment"] == "default" and result["status"] == "FINISHED"
     assert set(METRICS) <= set(result["metrics"])
