@@ -329,6 +329,21 @@ class TrainSpec(_Strict):
         description="TensorFlow's op determinism (bit-identical reruns, also on a "
         "GPU, at some speed cost). Process-wide once on.",
     )
+    windows_per_series: PositiveInt | None = Field(
+        None,
+        description="A panel: train on at most this many windows of each series "
+        "per epoch, drawn anew every epoch, so long series do not drown short "
+        "ones. Trains with the streamed `fit` loop. Unset: every window.",
+    )
+
+    @model_validator(mode="after")
+    def _capped_epochs_stream(self) -> "TrainSpec":
+        if self.windows_per_series and self.loop == "compiled":
+            raise ValueError(
+                "`train.windows_per_series` draws each epoch's windows in the "
+                "streamed pipeline: use `train.loop: fit` or `auto`"
+            )
+        return self
 
 
 class BacktestSpec(_Strict):

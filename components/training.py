@@ -217,6 +217,8 @@ def use_compiled_loop(
     rows per split) fit in `compiled_loop.MEMORY_BUDGET_BYTES`."""
     if spec.loop != "auto":
         return spec.loop == "compiled"
+    if spec.windows_per_series:  # each epoch draws its windows in the pipeline
+        return False
     needed = sum(
         compiled_loop.window_bytes(sizes.get(name, 0), window, n_inputs, n_targets)
         for name in ("train", "val")

@@ -77,6 +77,7 @@ def make_dataset(
     seed: int | None = None,
     start_epoch: int = 0,
     bounds: np.ndarray | None = None,
+    per_series: int | None = None,
 ):
     """Stream windows of one split as a `tf.data.Dataset` of (x, y) batches.
 
@@ -87,6 +88,10 @@ def make_dataset(
     split only (pass it for training, never for validation or test); each epoch
     gets a new order, the same for the same `seed`; a training resumed after
     `start_epoch` epochs gets the orders an uninterrupted one would have seen.
+
+    With `per_series` (a panel, shuffled), each epoch draws at most that many
+    windows of each series (`bounds`), anew every epoch, uniformly within
+    the series: every series weighs about the same however long it is.
     """
     import tensorflow as tf  # heavy; imported where needed
 
@@ -95,7 +100,12 @@ def make_dataset(
     offsets_x = tf.range(spec.input_width, dtype=tf.int64)  # (L,)
     offsets_y = _target_shift(spec) + tf.range(spec.horizon, dtype=tf.int64)  # (T,)
     starts = tf.constant(window_starts(len(inputs), spec, bounds))  # (W,)
-    n_batches = -(-len(starts) // batch_size)
+    capped = bool(shuffle and per_series and bounds is not None)
+    owners = window_series(len(inputs), spec, bounds)
+    n_windows = len(owners)
+    if capped:
+        n_windows = int(np.minimum(np.bincount(owners), per_series).sum())
+    n_batches = -(-n_windows // batch_size)
 
     def batches(order):  # (W,) -> dataset of (B,) slices, the last one partial
         return tf.data.Dataset.range(n_batches).map(
@@ -117,9 +127,14 @@ def make_dataset(
         epoch_seeds = tf.data.Dataset.from_tensors(np.int64(0)).map(
             lambda _: epoch.assign_add(1)
         )
-        dataset = epoch_seeds.flat_map(
-            lambda e: batches(epoch_order(starts, tf.constant(base, tf.int64), e))
-        )
+        def order_of(e):
+            seed = tf.constant(base, tf.int64)
+            if capped:
+                drawn = capped_draw(starts, owners, per_series, seed, e)
+                return epoch_order(drawn, seed, e)
+            return epoch_order(starts, seed, e)
+
+        dataset = epoch_seeds.flat_map(lambda e: batches(order_of(e)))
     else:
         dataset = batches(starts)
     # flat_map hides the length; Keras needs it to know where an epoch ends.
@@ -143,6 +158,22 @@ def epoch_order(items, base, epoch):
     import tensorflow as tf
 
     return tf.random.experimental.stateless_shuffle(items, seed=tf.stack([base, epoch]))
+
+
+def capped_draw(items, owners: np.ndarray, cap: int, base, epoch):
+    """At most `cap` of `items` (a tensor, (W,)) per series, uniformly at
+    random within each series, different every epoch: `owners` (W,) is each
+    item's series index, sorted (as `window_series` gives it)."""
+    import tensorflow as tf
+
+    owners = tf.constant(owners, tf.int64)
+    first = tf.searchsorted(owners, owners, side="left", out_type=tf.int64)  # per series
+    noise = tf.random.stateless_uniform(
+        tf.shape(owners), seed=tf.stack([base, epoch + (1 << 40)]), dtype=tf.float64
+    )
+    ranked = tf.cast(tf.argsort(tf.cast(owners, tf.float64) + noise, stable=True), tf.int64)
+    rank = tf.range(tf.size(owners, out_type=tf.int64)) - tf.gather(first, ranked)
+    return tf.gather(items, tf.boolean_mask(ranked, rank < cap))
 
 
 def shuffle_base(seed: int | None) -> int:

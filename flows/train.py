@@ -288,6 +288,7 @@ def make_datasets(
             seed,
             start_epoch,
             part.bounds,
+            train.windows_per_series,
         )
 
     datasets = {"train": windows("train", train.shuffle, train.seed)}

@@ -459,3 +459,32 @@ def test_panel_intervals_scale_with_each_series():
     _, one = intervals.conformal_intervals(errors, zeros, test_errors, zeros, [0.8])
     assert np.mean(small <= one[0.8][0, 0]) == 1.0
     assert np.mean(large <= one[0.8][0, 0]) < 0.7
+
+
+def test_windows_per_series_draws_a_capped_sample_every_epoch():
+    window = WindowSpec(input_width=2, horizon=1)
+    # series 0: 102 rows (100 windows), series 1: 7 rows (5 windows)
+    bounds = np.array([0, 102, 109])
+    rows = np.concatenate([np.zeros(102), np.ones(7)])[:, None]
+    index = np.arange(109.0)[:, None]  # which row a target came from
+    data = np.hstack([rows, index])
+    dataset = make_dataset(data, data, window, batch_size=4, shuffle=True, seed=1,
+                           bounds=bounds, per_series=5)  # fmt: skip
+    epochs = []
+    for _ in range(2):
+        targets = np.concatenate([y.numpy()[:, 0, :] for _, y in dataset])
+        assert len(targets) == 10  # 5 from each series
+        assert (targets[:, 0] == 0).sum() == 5 and (targets[:, 0] == 1).sum() == 5
+        epochs.append(set(targets[targets[:, 0] == 0, 1]))
+    assert epochs[0] != epochs[1]  # a new draw of the long series every epoch
+    assert len(dataset) == 3  # ceil(10 / 4) batches, known to Keras
+
+
+def test_windows_per_series_needs_the_streamed_loop():
+    with pytest.raises(ConfigError, match="`train.windows_per_series` draws"):
+        load_experiment("fertility", ["train.windows_per_series=5", "train.loop=compiled"])
+    from components import training
+
+    spec = load_experiment("fertility", ["train.windows_per_series=5"]).train
+    window = WindowSpec(input_width=10, horizon=3)
+    assert not training.use_compiled_loop(spec, {"train": 100, "val": 10}, window, 1, 1)
