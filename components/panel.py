@@ -62,9 +62,7 @@ def index_panel(
             f"{source}: `data.id_column` {id_columns} is empty at row "
             f"{int(blank.argmax())}; every row needs its series key."
         )
-    key = frame[id_columns[0]].astype(str)
-    for column in id_columns[1:]:
-        key = key + "/" + frame[column].astype(str)
+    key = series_keys(frame, id_columns)
     time = _as_time(frame[time_column], time_column, source)
     codes, ids = pd.factorize(key.to_numpy(), sort=True)
     order = np.lexsort((time_keys(time), codes))
@@ -85,6 +83,14 @@ def index_panel(
     rest = frame.drop(columns=[*id_columns, time_column, *spec.static])
     index = pd.Index(time, name=time_column)
     return rest.set_axis(index), layout, static.set_axis(index)
+
+
+def series_keys(frame: pd.DataFrame, id_columns: list[str]) -> pd.Series:
+    """Each row's series key: its id columns as text, joined with "/"."""
+    key = frame[id_columns[0]].astype(str)
+    for column in id_columns[1:]:
+        key = key + "/" + frame[column].astype(str)
+    return key
 
 
 def static_channels(

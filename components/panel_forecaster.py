@@ -23,6 +23,7 @@ from components.config import DataSpec, WindowSpec
 from components.errors import DataError
 from components.forecaster import Backtest, lead_known, split_future
 from components.models import predict
+from components.panel import series_keys
 from components.windowing import make_windows, target_rows
 
 FORMAT_VERSION = 1
@@ -103,9 +104,7 @@ class PanelForecaster:
             return frame, {}
         ids = self.data.id_columns
         frame = frame.sort_values([*ids, self.data.time_column], kind="stable")
-        key = frame[ids[0]].astype(str)
-        for column in ids[1:]:
-            key = key + "/" + frame[column].astype(str)
+        key = series_keys(frame, ids)
         history, ahead = [], {}
         for series, rows in frame.groupby(key.to_numpy(), sort=False):
             past, future = split_future(
@@ -123,10 +122,7 @@ class PanelForecaster:
             time = self.data.time_column
             stray = [c for c in raw.columns if c != time and str(c) not in known]
             return raw.drop(columns=stray), list(map(str, stray))
-        ids = self.data.id_columns
-        key = raw[ids[0]].astype(str)
-        for column in ids[1:]:
-            key = key + "/" + raw[column].astype(str)
+        key = series_keys(raw, self.data.id_columns)
         stray = sorted(set(key) - known)
         return raw[key.isin(known).to_numpy()], stray
 
