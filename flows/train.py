@@ -594,10 +594,13 @@ class PreparedData:
         return cut_time(index, time_cut(index, split).test_from)
 
 
-def prepare_data(config: ExperimentConfig) -> PreparedData:
+def prepare_data(
+    config: ExperimentConfig, series: ingest.LoadedSeries | None = None
+) -> PreparedData:
     """ingest -> split -> normalize (and plan the backtest folds): every check
-    that can fail before training."""
-    series = load_data(config.data)
+    that can fail before training. `series`: already loaded (the split and
+    the statistics are redone for `config`, e.g. another window)."""
+    series = series or load_data(config.data)
     positions = target_positions(series.features, series.targets, config.model)
     prepared = split_data(series, config.data, config.split, config.window)
     normalizer, scaled = normalize(prepared, series, config.data.scale)

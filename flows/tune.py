@@ -13,8 +13,10 @@ Example:
     'conf/experiments/gas_furnace_gru_tuned.yaml'
 """
 
+import math
 from pathlib import Path
 
+import numpy as np
 import optuna
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
@@ -152,6 +154,10 @@ def _train_trial(config, data, tracking_uri, run_id, trial, number) -> float | N
     tracking.log_params(
         tracking_uri, run_id, {**flatten(config), "trial.number": number}
     )
+    if data.series.layout is not None:
+        # A panel's validation and test parts carry `input_width` rows of
+        # context before their cut: a trial's own width needs its own split.
+        data = prepare_data(config, data.series)
     datasets = make_datasets.fn(data.scaled, config.window, config.train)
     spec, _ = choose_settings.fn(
         config.model, config.window, data.scaled, data.target_positions
@@ -177,6 +183,11 @@ def _train_trial(config, data, tracking_uri, run_id, trial, number) -> float | N
         raise
     epochs.close()
     value = min(result.history["val_loss"])
+    if not math.isfinite(value):
+        raise TrainingError(
+            f"trial {number}: the validation loss is not finite ({value}); "
+            "the trial cannot be ranked"
+        )
     tracking.log_metrics(
         tracking_uri,
         run_id,
@@ -193,7 +204,12 @@ def _train_trial(config, data, tracking_uri, run_id, trial, number) -> float | N
 
 def _max_input_width(data: PreparedData, config: ExperimentConfig) -> int:
     """The widest window every split still holds (a window spans
-    input_width + offset + horizon rows)."""
+    input_width + offset + horizon rows); on a panel, the widest the longest
+    series' training rows hold (validation and test windows read their
+    inputs from before the cut)."""
+    if data.series.layout is not None:
+        longest = int(np.max(np.diff(data.scaled["train"].bounds)))
+        return longest - config.window.offset - config.window.horizon
     shortest = min(len(part.inputs) for part in data.scaled.values())
     return shortest - config.window.offset - config.window.horizon
 

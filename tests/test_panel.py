@@ -488,3 +488,23 @@ def test_windows_per_series_needs_the_streamed_loop():
     spec = load_experiment("fertility", ["train.windows_per_series=5"]).train
     window = WindowSpec(input_width=10, horizon=3)
     assert not training.use_compiled_loop(spec, {"train": 100, "val": 10}, window, 1, 1)
+
+
+def test_tuning_a_panel_splits_it_again_for_each_trials_window(fertility_run, tmp_path):
+    from flows.tune import tune_flow
+
+    uri, _ = fertility_run
+    config = load_experiment(
+        "fertility",
+        [f"tracking.uri={uri}", "train.epochs=2", "tracking.experiment=fertility-tune"],
+    )
+    result = tune_flow(config, "mlp", trials=3, output=str(tmp_path / "best.yaml"))
+    client = MlflowClient(uri)
+    widths = set()
+    for outcome in result["trials"]:
+        run = client.get_run(outcome["run_id"])
+        widths.add(run.data.params["window.input_width"])
+        if outcome["state"] == "complete":
+            # every trial scores validation windows, whatever its width
+            assert np.isfinite(run.data.metrics["best_val_loss"])
+    assert len(widths) > 1
