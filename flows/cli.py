@@ -293,6 +293,14 @@ def _show(args) -> int:
 
 def _snapshot(args) -> int:
     config = _load(args)
+    if config.data.is_panel:
+        from components.errors import ConfigError
+
+        raise ConfigError(
+            f"{config.name}: `rnnflow data snapshot` writes one series; a panel "
+            "(`data.id_column` / `data.layout: panel`) is not supported yet. "
+            "Keep its Parquet folder or file as the versioned source."
+        )
     _quiet_tensorflow()
     from components import ingest, snapshot, tracking
 

@@ -508,3 +508,11 @@ def test_tuning_a_panel_splits_it_again_for_each_trials_window(fertility_run, tm
             # every trial scores validation windows, whatever its width
             assert np.isfinite(run.data.metrics["best_val_loss"])
     assert len(widths) > 1
+
+
+def test_a_panel_snapshot_is_refused_with_the_reason():
+    from conftest import run_cli_here
+
+    done = run_cli_here(["data", "snapshot", "fertility"])
+    assert done.returncode != 0
+    assert "writes one series; a panel" in done.stdout + done.stderr
