@@ -202,88 +202,6 @@ def test_series_scale_is_each_series_naive_error():
     np.testing.assert_allclose(scale[:, 0], [1.5, 1.5])
 
 
-@pytest.fixture(scope="module")
-def fertility_run(prefect_api, tmp_path_factory, _empty_mlflow_db):
-    from flows.train import train_flow
-
-    folder = tmp_path_factory.mktemp("fertility") / "mlruns"
-    folder.mkdir()
-    (folder / "mlflow.db").write_bytes(_empty_mlflow_db.read_bytes())
-    uri = f"sqlite:///{folder / 'mlflow.db'}"
-    config = load_experiment(
-        "fertility",
-        [f"tracking.uri={uri}", "train.epochs=4", "model.units=[8]"],
-    )
-    return uri, train_flow(config)
-
-
-def test_fertility_panel_trains_one_model_scored_per_series(fertility_run):
-    uri, result = fertility_run
-    assert result["status"] == "FINISHED"
-    client = MlflowClient(uri)
-    run = client.get_run(result["run_id"])
-    assert run.data.params["series.total"] == "210"
-    assert int(run.data.params["series.test"]) > 150
-    metrics = run.data.metrics
-    for prefix in ("test_", "baseline_persistence_test_", "baseline_linear_test_"):
-        for name in ("mase", "smape", "nd", "mse_raw"):
-            assert np.isfinite(metrics[f"{prefix}{name}"]), prefix + name
-    assert 0 <= metrics["test_series_beating_persistence"] <= 1
-    assert 0.5 < metrics["test_coverage_95"] <= 1  # per-series scaled intervals
-    paths = {a.path for a in client.list_artifacts(result["run_id"])}
-    assert {"series_metrics.parquet", "series_scaling.parquet"} <= paths
-    plots = {a.path for a in client.list_artifacts(result["run_id"], "plots")}
-    assert {"plots/series_skill.png", "plots/series_fertility.png",
-            "plots/calibration.png"} <= plots  # fmt: skip
-    local = client.download_artifacts(result["run_id"], "series_metrics.parquet")
-    table = pd.read_parquet(local)
-    assert set(table["model"]) == {"model", "persistence", "linear"}
-    assert table.groupby("model").size().nunique() == 1  # every series, every model
-    mean_mase = table[table["model"] == "model"]["mase"].mean()
-    assert mean_mase == pytest.approx(metrics["test_mase"])
-
-
-def test_served_panel_model_forecasts_every_series_like_the_evaluation(fertility_run):
-    from components import packaging
-    from components.ingest import read_raw
-
-    uri, result = fertility_run
-    model = packaging.load_model(result["forecaster_uri"], uri)
-    raw = read_raw(DataSpec(path="statsmodels:fertility"))
-    # The evaluation's last test window of a series ends at the series' end:
-    # served on the rows before its targets, the model gives the same numbers.
-    report, config = result["evaluation"], load_experiment("fertility")
-    horizon = config.window.horizon
-    chosen = ["FRA", "NER", "JPN"]
-    history = raw[raw["country"].isin(chosen)]
-    cut = history.groupby("country")["year"].transform("max") - horizon
-    served = model.predict(history[history["year"] <= cut])
-    assert list(served.columns[:3]) == ["series", "step", "time"]
-    assert sorted(served["series"].unique()) == sorted(chosen)
-    for country in chosen:
-        j = report.series.index(country)
-        last = np.flatnonzero(report.window_series == j)[-1]
-        mine = served[served["series"] == country]
-        np.testing.assert_allclose(
-            mine["fertility"], report.forecasts["model"][last, :, 0], rtol=1e-4
-        )
-        assert list(mine["time"]) == [2009, 2010, 2011]
-        assert (mine["fertility_q0.025"] < mine["fertility"]).all()
-        assert (mine["fertility_q0.975"] > mine["fertility_q0.9"]).all()
-    with pytest.raises(Exception, match=r"series \['ATLANTIS'\] were not trained on"):
-        model.predict(pd.concat([history, history.head(12).assign(country="ATLANTIS")]))
-    # The whole source: series too short to train on are set apart by name,
-    # and those whose last rows are missing are refused, or skipped when asked.
-    forecaster = packaging.forecaster_of(model)
-    known, stray = forecaster.known_part(raw)
-    assert "AND" in stray and "FRA" not in stray and len(stray) == 9
-    with pytest.raises(DataError, match="series 'DMA' needs its last 10 rows"):
-        forecaster.forecast(known)
-    everything = forecaster.forecast(known, skip_short=True)
-    assert "DMA" in everything.attrs["skipped"]
-    assert everything["series"].nunique() == 201 - len(everything.attrs["skipped"])
-
-
 def test_retraining_a_panel_gates_per_series(prefect_api, mlflow_uri, tmp_path):
     from components import model_registry
     from components.ingest import read_raw
@@ -416,28 +334,6 @@ def test_a_folder_partitioned_by_series_reads_like_the_long_table(tmp_path):
         ingest.load_series(_spec(path=str(tmp_path / "panel"), targets=["z"], features=["y"]))
 
 
-def test_compare_ranks_a_panel_by_mase(fertility_run):
-    from flows.compare import compare_flow
-
-    uri, _ = fertility_run
-    config = load_experiment(
-        "fertility",
-        [f"tracking.uri={uri}", "train.epochs=2", "model.units=[8]",
-         "tracking.experiment=fertility-compare"],
-    )  # fmt: skip
-    result = compare_flow(config, ["mlp", "gru"], seeds=1)
-    assert result["ranked_by"] == "test_mase"
-    board = result["leaderboard"]
-    mase = [row["test_mase_mean"] for row in board]
-    assert mase == sorted(mase)
-    assert {"mlp", "gru", "persistence", "linear"} <= {row["model"] for row in board}
-    client = MlflowClient(uri)
-    plots = {a.path for a in client.list_artifacts(result["parent_run_id"], "plots")}
-    assert "plots/forecasts_fertility.png" in plots
-    parent = client.get_run(result["parent_run_id"]).data.metrics
-    assert parent["best_test_mase"] == mase[0]
-
-
 def test_panel_intervals_scale_with_each_series():
     from components import intervals
 
@@ -488,26 +384,6 @@ def test_windows_per_series_needs_the_streamed_loop():
     spec = load_experiment("fertility", ["train.windows_per_series=5"]).train
     window = WindowSpec(input_width=10, horizon=3)
     assert not training.use_compiled_loop(spec, {"train": 100, "val": 10}, window, 1, 1)
-
-
-def test_tuning_a_panel_splits_it_again_for_each_trials_window(fertility_run, tmp_path):
-    from flows.tune import tune_flow
-
-    uri, _ = fertility_run
-    config = load_experiment(
-        "fertility",
-        [f"tracking.uri={uri}", "train.epochs=2", "tracking.experiment=fertility-tune"],
-    )
-    result = tune_flow(config, "mlp", trials=3, output=str(tmp_path / "best.yaml"))
-    client = MlflowClient(uri)
-    widths = set()
-    for outcome in result["trials"]:
-        run = client.get_run(outcome["run_id"])
-        widths.add(run.data.params["window.input_width"])
-        if outcome["state"] == "complete":
-            # every trial scores validation windows, whatever its width
-            assert np.isfinite(run.data.metrics["best_val_loss"])
-    assert len(widths) > 1
 
 
 def test_a_panel_snapshot_is_refused_with_the_reason():
