@@ -42,18 +42,30 @@ def champion(tracking_uri: str, name: str) -> Version | None:
 
 
 def register(
-    tracking_uri: str, name: str, model_uri: str, run_id: str, tags: dict[str, str]
+    tracking_uri: str,
+    name: str,
+    model_uri: str,
+    run_id: str,
+    tags: dict[str, str],
+    description: str | None = None,
+    model_description: str | None = None,
 ) -> Version:
-    """Add `model_uri` as a new version of `name` (created if missing)."""
+    """Add `model_uri` as a new version of `name` (created if missing), with
+    the version's `description`; `model_description` (what the registered
+    model forecasts) is set on the model, replacing an older one."""
     client = _client(tracking_uri)
     try:
-        client.create_registered_model(name)
+        client.create_registered_model(name, description=model_description)
     except MlflowException as exc:
         if exc.error_code != "RESOURCE_ALREADY_EXISTS":
             raise
+        if model_description:
+            client.update_registered_model(name, description=model_description)
     tags = {k: str(v) for k, v in tags.items()}
     with fluent_store(tracking_uri):  # the store resolves `models:/m-...` globally
-        created = client.create_model_version(name, model_uri, run_id=run_id, tags=tags)
+        created = client.create_model_version(
+            name, model_uri, run_id=run_id, tags=tags, description=description
+        )
     return Version(name, str(created.version), run_id, tags)
 
 

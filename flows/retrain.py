@@ -115,10 +115,14 @@ def register_and_decide(
     decision: gate.Decision,
     metrics: dict[str, float],
     data_digest: str,
+    about: dict[str, str] | None = None,
 ) -> model_registry.Version:
-    """Register the challenger with its evidence; move `champion` last, and only
-    on a promotion."""
+    """Register the challenger with its evidence and what it forecasts
+    (`about`: kind, data source, targets, window); move `champion` last, and
+    only on a promotion."""
+    about = about or {}
     tags = {
+        **about,
         **{k: f"{v:.6g}" for k, v in metrics.items()},
         "data_digest": data_digest,
         "decision": decision.decision,
@@ -126,7 +130,20 @@ def register_and_decide(
     }
     if not decision.promote:
         tags["rejected"] = "true"
-    version = model_registry.register(tracking_uri, name, forecaster_uri, run_id, tags)
+    what = (
+        f"{about.get('model_kind', 'a network')} forecasting "
+        f"{about.get('targets', 'its targets')} of {about.get('data_source', 'its data')}, "
+        f"{about.get('horizon', '?')} step(s) ahead from {about.get('input_width', '?')}"
+    )
+    version = model_registry.register(
+        tracking_uri, name, forecaster_uri, run_id, tags,
+        description=f"{what}. {decision.decision}: {decision.reason}",
+        model_description=(
+            f"`rnnflow retrain` versions of {what}. The alias `champion` is the "
+            "version in use; every version's tags hold its holdout scores and "
+            "the gate's decision."
+        ),
+    )  # fmt: skip
     if decision.promote:
         model_registry.promote(tracking_uri, version)
     get_run_logger().info(
@@ -185,6 +202,13 @@ def retrain_flow(config: ExperimentConfig) -> dict:
                 decision,
                 metrics,
                 data.series.digest,
+                {
+                    "model_kind": config.model.kind,
+                    "data_source": data.series.source,
+                    "targets": ", ".join(data.series.targets),
+                    "horizon": str(config.window.horizon),
+                    "input_width": str(config.window.input_width),
+                },
             )
             current = version if decision.promote else champion
             _close(tracking_uri, run_id, decision, metrics, version, current)

@@ -101,6 +101,15 @@ def test_first_promotes_same_data_skips_worse_is_rejected_better_moves_the_alias
         float(version.tags["holdout_mse_raw"]), rel=1e-5
     )
     assert str(client.get_model_version_by_alias("furnace", "champion").version) == "3"
+    # The registry says what the model forecasts, on the model and each version
+    config = load_experiment(path)
+    assert version.tags["model_kind"] == config.model.kind
+    assert version.tags["targets"] and version.tags["targets"] in version.description
+    assert version.tags["horizon"] == str(config.window.horizon)
+    assert version.description.startswith(f"{config.model.kind} forecasting ")
+    assert "promoted: holdout mse" in version.description
+    registered = client.get_registered_model("furnace")
+    assert "alias `champion`" in registered.description
 
 
 def _overflowing(build_model):
