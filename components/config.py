@@ -443,6 +443,14 @@ class RetrainSpec(_Strict):
         "registered model to finish before it is skipped (at least 1 s: one "
         "request to the Prefect API).",
     )
+    max_coverage_error: float | None = Field(
+        None,
+        gt=0.0,
+        lt=1.0,
+        description="Refuse a challenger whose calibrated intervals miss their "
+        "level on the holdout by more than this (0.1: the 80 % interval must "
+        "cover 70-90 % of the holdout). Unset: coverage is logged, not gated.",
+    )
 
 
 class ExperimentConfig(_Strict):

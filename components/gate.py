@@ -90,6 +90,32 @@ def judge(
     return decision, metrics
 
 
+def holdout_coverage(
+    backtest: Backtest, radii: dict, max_error: float | None
+) -> tuple[dict[str, float], str | None]:
+    """Coverage of the challenger's calibrated intervals (level -> (T, K)
+    radius, in the backtest's units) on the holdout, as metrics
+    `holdout_coverage_<L>`, and the reason to refuse it when a level misses
+    by more than `max_error` (None: no gate, or every level within it)."""
+    metrics, misses = {}, []
+    for level, radius in sorted(radii.items()):
+        radius = np.asarray(radius, np.float64)[None]  # (1, T, K)
+        inside = np.abs(backtest.actual - backtest.forecast) <= radius
+        coverage = float(inside.mean())
+        metrics[f"holdout_coverage_{100 * float(level):g}"] = coverage
+        if max_error is not None and abs(coverage - float(level)) > max_error:
+            misses.append(
+                f"the {100 * float(level):g} % interval covers {coverage:.0%} of the "
+                f"holdout"
+            )
+    if not misses:
+        return metrics, None
+    return metrics, (
+        f"{'; '.join(misses)}: off by more than `retrain.max_coverage_error` "
+        f"{max_error:g}"
+    )
+
+
 def series_record(challenger: Backtest, champion: Backtest) -> dict[str, float]:
     """A panel holdout (index `series@time`) per series: on how many series
     the challenger's mean absolute error is below, and above, the champion's."""

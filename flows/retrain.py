@@ -49,15 +49,34 @@ def score_holdout(
     tracking_uri: str,
     min_improvement: float,
     panel: tuple | None = None,
+    max_coverage_error: float | None = None,
 ) -> tuple[gate.Decision, dict[str, float]]:
     """Champion, challenger and persistence on the newest holdout (the test
     split of the new data, which neither model trained on), original units;
     a panel's in units of each series' scale (`_score_panel_holdout`; `panel`:
-    the source's raw rows and the split)."""
+    the source's raw rows and the split). The challenger's calibrated
+    intervals are scored there too (`holdout_coverage_<L>`); with
+    `max_coverage_error`, one that misses its level by more is rejected."""
     if isinstance(challenger, PanelForecaster):
-        return _score_panel_holdout(
+        ours, decision, metrics = _score_panel_holdout(
             challenger, champion, data, tracking_uri, min_improvement, *panel
         )
+    else:
+        ours, decision, metrics = _score_series_holdout(
+            challenger, champion, data, tracking_uri, min_improvement
+        )
+    coverage, miss = gate.holdout_coverage(
+        ours, challenger.interval_radii, max_coverage_error
+    )
+    metrics.update(coverage)
+    if miss and decision.promote:
+        decision = gate.Decision(gate.REJECTED, f"challenger {miss}")
+    return decision, metrics
+
+
+def _score_series_holdout(challenger, champion, data, tracking_uri, min_improvement):
+    """(the challenger's holdout backtest, the decision, its metrics), in
+    original units."""
     since = data.scaled["test"].index[0]
     frame = data.series.frame
     theirs = None
@@ -68,12 +87,11 @@ def score_holdout(
             )
         except DataError as exc:
             theirs = str(exc)
-    return gate.judge(
-        challenger.backtest(frame, since),
-        theirs,
-        min_improvement,
-        champion.version if champion else None,
+    ours = challenger.backtest(frame, since)
+    decision, metrics = gate.judge(
+        ours, theirs, min_improvement, champion.version if champion else None
     )
+    return ours, decision, metrics
 
 
 def _score_panel_holdout(
@@ -103,7 +121,7 @@ def _score_panel_holdout(
     )  # fmt: skip
     if isinstance(theirs, Backtest) and ours.index.equals(theirs.index):
         metrics.update(gate.series_record(ours, theirs))
-    return decision, metrics
+    return ours, decision, metrics
 
 
 @_task
@@ -193,6 +211,7 @@ def retrain_flow(config: ExperimentConfig) -> dict:
                 config.retrain.min_improvement,
                 (ingest.read_raw(config.data), config.split)
                 if config.data.is_panel else None,
+                config.retrain.max_coverage_error,
             )  # fmt: skip
             version = register_and_decide(
                 tracking_uri,

@@ -196,3 +196,34 @@ def test_cli_retrain_prints_the_decision_as_json(prefect_api, mlflow_uri, tmp_pa
         "champion_version",
     }
     assert result["decision"] == "promoted" and result["version"] == "1"
+
+
+def test_holdout_coverage_by_hand():
+    actual = np.zeros((10, 1, 1))
+    forecast = np.arange(10.0).reshape(10, 1, 1) / 10  # errors 0.0 .. 0.9
+    test = Backtest(pd.Index(range(10)), actual, forecast, actual)
+    metrics, miss = gate.holdout_coverage(test, {0.8: [[0.45]]}, None)
+    assert metrics == {"holdout_coverage_80": 0.5} and miss is None
+    _, miss = gate.holdout_coverage(test, {0.8: [[0.45]]}, 0.2)
+    assert "the 80 % interval covers 50% of the holdout" in miss
+    assert "`retrain.max_coverage_error` 0.2" in miss
+    _, miss = gate.holdout_coverage(test, {0.8: [[0.75]]}, 0.2)  # 80 %: within
+    assert miss is None
+
+
+def test_a_challenger_whose_intervals_miss_is_not_promoted(
+    prefect_api, mlflow_uri, tmp_path
+):
+    from flows.retrain import retrain_flow
+
+    path = _experiment(tmp_path, mlflow_uri, rows=220)
+    outcome = retrain_flow(load_experiment(path, ["retrain.max_coverage_error=0.001"]))
+    run = _registry(mlflow_uri).get_run(outcome["run_id"])
+    coverage = {
+        level: run.data.metrics[f"holdout_coverage_{name}"]
+        for level, name in ((0.8, "80"), (0.95, "95"))
+    }
+    missed = any(abs(c - level) > 0.001 for level, c in coverage.items())
+    assert missed == (outcome["decision"] == "rejected"), (coverage, outcome)
+    if missed:
+        assert "`retrain.max_coverage_error` 0.001" in outcome["reason"]
