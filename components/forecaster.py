@@ -161,17 +161,19 @@ class Forecaster:
         levels = self._to_original(self._predict(x), base)[0]  # (T, K)
         steps = np.arange(1, self.window.horizon + 1)
         out = pd.DataFrame({"step": steps})
-        index = series.frame.index
-        if isinstance(index, pd.DatetimeIndex) and self.data.frequency:
-            step = pd.tseries.frequencies.to_offset(self.data.frequency)
-            ahead = self.window.offset + steps  # steps after the last observed row
-            out["time"] = _naive_utc(
-                pd.DatetimeIndex([index[-1] + step * int(a) for a in ahead])
-            )
+        times = datetime_steps(
+            series.frame.index, self.data.frequency, self.window.offset + steps
+        )
+        if times is not None:
+            out["time"] = times
         for k, target in enumerate(self.targets):
             out[target] = levels[:, k]
         for k, target in enumerate(self.targets):
-            for q, column in self._quantile_columns(levels[:, k], k):
+            halves = {
+                level: np.asarray(radius, np.float64)[:, k]
+                for level, radius in self.interval_radii.items()
+            }
+            for q, column in quantile_columns(levels[:, k], halves):
                 out[f"{target}_q{q:g}"] = column
         return out
 
@@ -187,29 +189,16 @@ class Forecaster:
             raise DataError(f"no rows at or after {since!r} to score forecasts on.")
         start = max(first - self.window.offset - self.history_rows, 0)
         prepared = self._prepare(series.frame.iloc[start:], self.lead)
-        scaled = preprocess.scale_split(
-            prepared, self.normalizer, self.features, self.targets
-        )
-        x, _ = make_windows(scaled.inputs, scaled.targets, self.window)
-        actual, base = evaluation.level_windows(scaled.levels, self.window)
-        forecast = self._to_original(self._predict(x), base)
-        persistence = evaluation.persistence_forecast(scaled.levels, self.window)
-        index = scaled.index[target_rows(len(scaled.inputs), self.window)]
-        keep = np.asarray(index >= since)
-        if not keep.any():
+        found = windows_since(
+            self.model, prepared, self.normalizer, self.features, self.targets,
+            self.window, self.data.transform, since,
+        )  # fmt: skip
+        if found is None:
             raise DataError(
                 f"no whole window has its targets at or after {since!r} "
                 f"(window span {self.window.span} rows)."
             )
-        return Backtest(index[keep], actual[keep], forecast[keep], persistence[keep])
-
-    def _quantile_columns(self, point: np.ndarray, k: int) -> list:
-        """(quantile, values (T,)) of target `k`, lowest quantile first."""
-        columns = []
-        for level, radius in self.interval_radii.items():
-            half = np.asarray(radius, np.float64)[:, k]
-            columns += [((1 - level) / 2, point - half), ((1 + level) / 2, point + half)]
-        return sorted(columns, key=lambda pair: pair[0])
+        return found
 
     def save(self, directory: Path) -> Path:
         """Write `model.keras` and `forecaster.json` into `directory`."""
@@ -279,6 +268,45 @@ class Forecaster:
         return evaluation.to_original(
             values, base, self.normalizer, self.targets, self.data.transform
         )
+
+
+def windows_since(
+    model, prepared, normalizer, features, targets, window, transform, since
+) -> Backtest | None:
+    """The model's forecasts, the actual values and persistence's, original
+    units, for every window of `prepared` (one series, cleaned) whose first
+    target label is at or after `since`; None when there is none."""
+    scaled = preprocess.scale_split(prepared, normalizer, features, targets)
+    x, _ = make_windows(scaled.inputs, scaled.targets, window)
+    if not len(x):
+        return None
+    actual, base = evaluation.level_windows(scaled.levels, window)
+    forecast = evaluation.to_original(predict(model, x), base, normalizer, targets,
+                                      transform)  # fmt: skip
+    persistence = evaluation.persistence_forecast(scaled.levels, window)
+    index = scaled.index[target_rows(len(scaled.inputs), window)]
+    keep = np.asarray(index >= since)
+    if not keep.any():
+        return None
+    return Backtest(index[keep], actual[keep], forecast[keep], persistence[keep])
+
+
+def quantile_columns(point: np.ndarray, halves: dict) -> list:
+    """(quantile, values) of each central interval (level -> half-width,
+    shaped like `point`) around `point`, lowest quantile first."""
+    columns = []
+    for level, half in halves.items():
+        columns += [((1 - level) / 2, point - half), ((1 + level) / 2, point + half)]
+    return sorted(columns, key=lambda pair: pair[0])
+
+
+def datetime_steps(index: pd.Index, frequency: str | None, ahead: np.ndarray):
+    """UTC times (zone-less) `ahead` steps of `frequency` after the last of
+    `index`, or None when the index is not datetime or has no frequency."""
+    if not (isinstance(index, pd.DatetimeIndex) and frequency):
+        return None
+    step = pd.tseries.frequencies.to_offset(frequency)
+    return _naive_utc(pd.DatetimeIndex([index[-1] + step * int(a) for a in ahead]))
 
 
 def split_future(

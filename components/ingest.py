@@ -118,13 +118,11 @@ def series_from_frame(
     if missing and spec.missing == "error":
         raise DataError(_missing_message(selected, missing, source))
     calendar = calendar_features(selected.index, spec.calendar, source)
-    digest = frame_digest(selected)
+    hashed = selected
     if layout is not None:  # the same values under other series keys differ
-        lengths = layout.lengths()
-        keys = pd.DataFrame({"series": np.repeat(layout.ids, lengths)})
-        digest = frame_digest(
-            pd.concat([selected, static], axis=1).assign(_series=keys["series"].values)
-        )
+        series = np.repeat(layout.ids, layout.lengths())
+        hashed = pd.concat([selected, static], axis=1).assign(_series=series)
+    digest = frame_digest(hashed)
     return LoadedSeries(
         frame=pd.concat([selected, static, calendar], axis=1),
         features=features + list(static.columns) + list(calendar.columns),

@@ -12,7 +12,7 @@ them. Saved like a `Forecaster` (`model.keras` + `forecaster.json`, with
 """
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -21,10 +21,16 @@ import pandas as pd
 from components import evaluation, ingest, preprocess
 from components.config import DataSpec, WindowSpec
 from components.errors import DataError
-from components.forecaster import Backtest, lead_known, split_future
+from components.forecaster import (
+    Backtest,
+    datetime_steps,
+    lead_known,
+    quantile_columns,
+    split_future,
+    windows_since,
+)
 from components.models import predict
-from components.panel import series_keys
-from components.windowing import make_windows, target_rows
+from components.panel import PanelLayout, series_keys
 
 FORMAT_VERSION = 1
 KIND = "panel"
@@ -141,8 +147,7 @@ class PanelForecaster:
         frame, ahead = self._split_future(frame)
         loaded = self._validated(frame)
         rows = self._series_rows(loaded)
-        features = [*self._own_features(loaded), *self.static_columns,
-                    *self.calendar_columns]  # fmt: skip
+        features = self._input_columns(loaded)
         inputs, bases, skipped = [], [], []
         for j, (a, b) in list(rows.items()):
             tail = loaded.frame.iloc[max(a, b - self.history_rows) : b]
@@ -159,13 +164,11 @@ class PanelForecaster:
                     f"last {self.history_rows} rows without gaps, got "
                     f"{len(part.frame)} usable rows."
                 )
-            stats = preprocess.Normalizer(
-                self.normalizer.columns, self.normalizer.mean[j], self.normalizer.std[j]
-            )
             series_key = self.normalizer.series[j]
             led = lead_known(part.frame, ahead.get(series_key), self.data.known, self.lead)
-            inputs.append(stats.transform(led.iloc[-self.window.input_width :],
-                                          features))  # fmt: skip
+            inputs.append(self.normalizer.of_series(j).transform(
+                led.iloc[-self.window.input_width :], features
+            ))  # fmt: skip
             bases.append(part.levels.to_numpy(np.float64)[-1])
         if not rows:
             raise DataError(
@@ -214,29 +217,19 @@ class PanelForecaster:
                 loaded.frame.iloc[start:b], self.data, loaded.targets,
                 keep=loaded.shared_columns, lead=self.lead,
             )  # fmt: skip
-            stats = preprocess.Normalizer(
-                self.normalizer.columns, self.normalizer.mean[j], self.normalizer.std[j]
-            )
-            features = [*self._own_features(loaded), *self.static_columns,
-                        *self.calendar_columns]  # fmt: skip
-            scaled = preprocess.scale_split(part, stats, features, loaded.targets)
-            x, _ = make_windows(scaled.inputs, scaled.targets, self.window)
-            if not len(x):
+            found = windows_since(
+                self.model, part, self.normalizer.of_series(j),
+                self._input_columns(loaded), loaded.targets, self.window,
+                self.data.transform, since,
+            )  # fmt: skip
+            if found is None:
                 continue
-            actual, base = evaluation.level_windows(scaled.levels, self.window)
-            forecast = evaluation.to_original(
-                predict(self.model, x), base, stats, loaded.targets, self.data.transform
-            )
-            persistence = evaluation.persistence_forecast(scaled.levels, self.window)
-            index = scaled.index[target_rows(len(scaled.inputs), self.window)]
-            keep = np.asarray(index >= since)
             unit = np.asarray(
                 (scale or {}).get(series, self.series_scale[j]), np.float64
             )
-            for name, values in (("actual", actual), ("forecast", forecast),
-                                 ("persistence", persistence)):  # fmt: skip
-                parts[name].append(values[keep] / unit)
-            labels += [f"{series}@{t}" for t in index[keep]]
+            for name in parts:
+                parts[name].append(getattr(found, name) / unit)
+            labels += [f"{series}@{t}" for t in found.index]
         if not labels:
             raise DataError(
                 f"no series has a whole window with its targets at or after {since!r}."
@@ -265,25 +258,22 @@ class PanelForecaster:
             out[target] = flat[:, k]
         scale = self.series_scale[np.fromiter(rows, np.int64)]  # (S_in, K)
         for k, target in enumerate(loaded.targets):
-            columns = []
-            for level, radius in self.interval_radii.items():
-                half = (np.asarray(radius)[None, :, k] * scale[:, None, k]).ravel()
-                columns += [((1 - level) / 2, -half), ((1 + level) / 2, half)]
-            for q, offset in sorted(columns, key=lambda pair: pair[0]):
-                out[f"{target}_q{q:g}"] = flat[:, k] + offset
+            halves = {  # each series' radius in its own scale, (S_in * T,)
+                level: (np.asarray(radius)[None, :, k] * scale[:, None, k]).ravel()
+                for level, radius in self.interval_radii.items()
+            }
+            for q, column in quantile_columns(flat[:, k], halves):
+                out[f"{target}_q{q:g}"] = column
         return out
 
     def _times(self, index: pd.Index, steps: np.ndarray):
         """The time of each step after the series' last row, or None when it
         cannot be stepped (no frequency, a single row)."""
         ahead = self.window.offset + steps
-        if isinstance(index, pd.DatetimeIndex) and self.data.frequency:
-            step = pd.tseries.frequencies.to_offset(self.data.frequency)
-            stamps = pd.DatetimeIndex([index[-1] + step * int(a) for a in ahead])
-            return stamps.tz_convert("UTC").tz_localize(None).to_numpy()
-        if pd.api.types.is_numeric_dtype(index) and len(index) > 1:
+        if pd.api.types.is_numeric_dtype(index) and len(index) > 1:  # e.g. years
             return index[-1] + ahead * (index[-1] - index[-2])
-        return None
+        stamps = datetime_steps(index, self.data.frequency, ahead)
+        return None if stamps is None else stamps.to_numpy()
 
     def _validated(self, frame: pd.DataFrame) -> ingest.LoadedSeries:
         loaded = ingest.series_from_frame(frame, self.data, "model input")
@@ -297,7 +287,7 @@ class PanelForecaster:
         if missing:  # a category none of these series has: its one-hot is 0
             extra = pd.DataFrame(0.0, index=loaded.frame.index, columns=missing)
             frame = pd.concat([loaded.frame, extra], axis=1)
-            loaded = _replace(loaded, frame)
+            loaded = replace(loaded, frame=frame)
         return loaded
 
     def _series_rows(self, loaded) -> dict[int, tuple[int, int]]:
@@ -316,9 +306,12 @@ class PanelForecaster:
             for i, s in enumerate(loaded.layout.ids)
         }
 
-    def _own_features(self, loaded) -> list[str]:
+    def _input_columns(self, loaded) -> list[str]:
+        """The network's input columns in training's order: the series' own
+        features, then the static and calendar channels training built."""
         shared = set(loaded.shared_columns)
-        return [f for f in loaded.features if f not in shared]
+        own = [f for f in loaded.features if f not in shared]
+        return [*own, *self.static_columns, *self.calendar_columns]
 
     def save(self, directory: Path) -> Path:
         directory = Path(directory)
@@ -369,9 +362,6 @@ class PanelForecaster:
 
 def _only(loaded: ingest.LoadedSeries, keep: set) -> ingest.LoadedSeries:
     """`loaded` with only the series in `keep`."""
-    from dataclasses import replace
-
-    from components.panel import PanelLayout
 
     layout = loaded.layout
     chosen = [j for j, s in enumerate(layout.ids) if s in keep]
@@ -386,8 +376,3 @@ def _only(loaded: ingest.LoadedSeries, keep: set) -> ingest.LoadedSeries:
         layout=PanelLayout(tuple(layout.ids[j] for j in chosen), bounds),
     )  # fmt: skip
 
-
-def _replace(loaded: ingest.LoadedSeries, frame: pd.DataFrame) -> ingest.LoadedSeries:
-    from dataclasses import replace
-
-    return replace(loaded, frame=frame)

@@ -322,6 +322,10 @@ class SeriesNormalizer:
             self.columns, self.mean[rows][:, None, :], self.std[rows][:, None, :]
         )
 
+    def of_series(self, j: int) -> Normalizer:
+        """Series `j`'s statistics as a plain `Normalizer`."""
+        return Normalizer(self.columns, self.mean[j], self.std[j])
+
     def table(self) -> pd.DataFrame:
         """One row per series and column: the statistics artifact."""
         n_series, n_columns = self.mean.shape
