@@ -81,6 +81,20 @@ def check_window_fits(sizes: dict[str, int], spec: WindowSpec) -> None:
         )
 
 
+def check_panel_windows(windows: dict[str, int], spec: WindowSpec) -> None:
+    """A panel's training and test splits must hold at least one whole window
+    (`windows`: count per split; validation may hold none)."""
+    empty = [name for name in ("train", "test") if not windows.get(name)]
+    if empty:
+        raise DataError(
+            f"no series has a whole window in the {' and '.join(empty)} split: "
+            f"`window.input_width` ({spec.input_width}) + `window.offset` "
+            f"({spec.offset}) + `window.horizon` ({spec.horizon}) needs "
+            f"{spec.span} rows (windows per split: {windows}). Shorten the window "
+            "or change `split`."
+        )
+
+
 @dataclass(frozen=True)
 class Normalizer:
     """Per-column z-score: (x - mean) / std, with statistics from training rows."""

@@ -460,27 +460,28 @@ def _predict(args) -> int:
     from components import packaging
 
     model = packaging.load_model(model_uri, uri)
-    if frame is None:
-        forecaster = packaging.forecaster_of(model)
-        if forecaster.data.is_panel:  # every series of the source it knows
-            frame, stray = forecaster.known_part(ingest.read_raw(config.data))
-            if stray:
-                shown = ", ".join(stray[:5]) + (" ..." if len(stray) > 5 else "")
-                print(
-                    f"left out {len(stray)} series the model was not trained on "
-                    f"(too short for a window then, or new): {shown}"
-                )
-        else:
-            frame = forecaster.input_frame(ingest.load_series(config.data).frame)
+    forecaster = packaging.forecaster_of(model)
+    whole_panel = frame is None and forecaster.data.is_panel
+    if whole_panel:  # every series of the source it knows
+        frame, stray = forecaster.known_part(ingest.read_raw(config.data))
+        if stray:
+            shown = ", ".join(stray[:5]) + (" ..." if len(stray) > 5 else "")
+            print(
+                f"left out {len(stray)} series the model was not trained on "
+                f"(too short for a window then, or new): {shown}"
+            )
+    elif frame is None:
+        frame = forecaster.input_frame(ingest.load_series(config.data).frame)
     try:
-        if args.input or not packaging.forecaster_of(model).data.is_panel:
+        if not whole_panel:
             forecast = model.predict(frame)  # MLflow's signature check, then ours
         else:  # the source itself: forecast every series that can be
-            forecast = packaging.forecaster_of(model).forecast(frame, skip_short=True)
-            if forecast.attrs["skipped"]:
+            forecast = forecaster.forecast(frame, skip_short=True)
+            skipped = forecast.attrs["skipped"]
+            if skipped:
                 print(
-                    f"left out {len(forecast.attrs['skipped'])} series without "
-                    f"enough usable rows at the end: {', '.join(forecast.attrs['skipped'][:5])}"
+                    f"left out {len(skipped)} series without enough usable rows "
+                    f"at the end: {', '.join(skipped[:5])}"
                 )
     except MlflowException as exc:
         raise DataError(f"{args.input or 'input'}: {exc.message}") from None

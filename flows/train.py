@@ -135,9 +135,7 @@ def _split_panel(series, data, split, window) -> dict[str, preprocess.PreparedSp
         "panel of %d series cut at val %s, test %s: %s",
         len(series.layout.ids), *found.cut, counts,
     )  # fmt: skip
-    preprocess.check_window_fits(
-        {n: window.span if w else 0 for n, w in windows.items()}, window
-    )
+    preprocess.check_panel_windows(windows, window)
     return found.parts
 
 
