@@ -276,6 +276,29 @@ class ModelSpec(_Strict):
         "against 1.19 without).",
     )
 
+    quantiles: list[float] | None = Field(
+        None,
+        description="Forecast these quantile levels (e.g. `[0.1, 0.5, 0.9]`, "
+        "increasing, in (0, 1)) with a head that cannot cross, trained on the "
+        "pinball loss; the median (always forecast) is the point forecast. "
+        "Central intervals are the symmetric pairs (0.1 and 0.9: 80 %). Unset: "
+        "a point forecast, with conformal intervals (`evaluate.intervals`).",
+    )
+
+    @field_validator("quantiles")
+    @classmethod
+    def _quantile_levels(cls, value: list[float] | None) -> list[float] | None:
+        if value is None:
+            return value
+        if not value:
+            raise ValueError("expected at least one level (unset it for none)")
+        outside = [v for v in value if not 0 < v < 1]
+        if outside:
+            raise ValueError(f"expected levels strictly between 0 and 1 ({outside} are not)")
+        if any(b <= a for a, b in zip(value, value[1:])):
+            raise ValueError("expected strictly increasing levels")
+        return value
+
     @field_validator("kind")
     @classmethod
     def _known_kind(cls, value: str) -> str:
@@ -387,6 +410,14 @@ class EvaluateSpec(_Strict):
         "the validation split's errors per horizon step and target; the test "
         "split reports coverage, width and interval score for each. `[]`: none.",
     )
+    calibration: Literal["conformal", "none"] = Field(
+        "conformal",
+        description="`conformal`: intervals calibrated on the validation "
+        "split's windows, per horizon step and target (a point model's from its "
+        "errors; a quantile model's pairs widened or narrowed until they cover "
+        "their level there). `none`: a quantile model's own quantiles as they "
+        "are, and no intervals for a point model.",
+    )
     backtest: BacktestSpec = Field(default_factory=BacktestSpec)
     rank_by: Literal["mse", "mae", "mse_raw", "mae_raw", "mase", "smape", "nd"] | None = (
         Field(
@@ -443,6 +474,13 @@ class RetrainSpec(_Strict):
         "registered model to finish before it is skipped (at least 1 s: one "
         "request to the Prefect API).",
     )
+    metric: Literal["mse", "wql", "interval_score"] = Field(
+        "mse",
+        description="What the challenger must beat the champion on, on the "
+        "holdout: `mse` of the point forecasts, or `wql` (weighted quantile "
+        "loss) / `interval_score` (mean over the central intervals) of the "
+        "quantiles both serve. It must beat persistence on MSE in every case.",
+    )
     max_coverage_error: float | None = Field(
         None,
         gt=0.0,
@@ -473,6 +511,30 @@ class ExperimentConfig(_Strict):
                 f"`data.transform: {self.data.transform}` needs `window.offset: 0` "
                 f"(got {self.window.offset}): levels are re-integrated from the "
                 "last input row"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _quantiles_of_levels(self) -> "ExperimentConfig":
+        if self.model.quantiles and self.data.transform != "none":
+            raise ValueError(
+                f"`model.quantiles` cannot be combined with `data.transform: "
+                f"{self.data.transform}`: quantiles of the step changes do not add "
+                "up to quantiles of the levels. Use `model.window_norm: last` for "
+                "a drifting series instead"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _gate_metric_needs_quantiles(self) -> "ExperimentConfig":
+        served = self.model.quantiles or (
+            self.evaluate.intervals and self.evaluate.calibration == "conformal"
+        )
+        if self.retrain.metric != "mse" and not served:
+            raise ValueError(
+                f"`retrain.metric: {self.retrain.metric}` scores the quantiles a "
+                "model serves: set `model.quantiles`, or `evaluate.intervals` with "
+                "`evaluate.calibration: conformal`"
             )
         return self
 

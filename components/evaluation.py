@@ -13,7 +13,7 @@ from components.metrics import mase_scale, regression_metrics, scale_free
 from components.classical import forecast_windows as classical_forecast
 from components.config import WindowSpec
 from components.errors import TrainingError
-from components.models import predict
+from components.models import point_of, predict_all, quantile_levels
 from components.preprocess import Normalizer, ScaledSplit
 from components.windowing import make_windows, target_rows, window_series, window_starts
 
@@ -24,7 +24,7 @@ def require_finite(forecasts: np.ndarray, who: str) -> np.ndarray:
     be NaN, and a NaN is never reported, ranked or gated on as a result."""
     bad = ~np.isfinite(forecasts)
     if bad.any():
-        window, step, _ = np.argwhere(bad)[0]
+        window, step = np.argwhere(bad)[0][:2]
         raise TrainingError(
             f"{who}: {int(bad.sum())} of {bad.size} forecasts are not finite "
             f"(first: window {int(window)}, step {int(step) + 1}); the network "
@@ -93,6 +93,15 @@ def to_original(
     if transform == "diff":
         return base_levels[:, None, :] + steps
     return np.exp(np.log(base_levels)[:, None, :] + steps)
+
+
+def quantiles_to_original(outputs: np.ndarray, *args) -> np.ndarray:
+    """A quantile model's outputs (W, T, K, Q) -> original units, level by
+    level (`to_original`'s other arguments follow)."""
+    return np.stack(
+        [to_original(outputs[..., j], *args) for j in range(outputs.shape[-1])],
+        axis=-1,
+    )
 
 
 def to_model_space(
@@ -224,6 +233,9 @@ class Evaluation:
     # each window's: the units a panel's intervals are calibrated in
     series_scale: np.ndarray | None = None
     window_scale: np.ndarray | None = None
+    # A quantile model: its levels and forecasts (W, T, K, Q), original units
+    levels: tuple[float, ...] = ()
+    quantiles: np.ndarray | None = None
 
 
 def evaluate_on_test(
@@ -269,8 +281,10 @@ def evaluate_on_test(
     owners = window_series(len(test.inputs), spec, bounds)
     normalizer = normalizer.for_windows(owners)
     coef = fit_linear_baseline(x_train, y_train)
+    outputs = require_finite(predict_all(model, x_test), who)  # (W, T, K[, Q])
+    levels = quantile_levels(model)
     predictions = {
-        "model": require_finite(predict(model, x_test), who),
+        "model": point_of(outputs, levels),
         "linear": predict_linear_baseline(coef, x_test, y_test.shape[1:]),
     }
     forecasts = {
@@ -302,6 +316,9 @@ def evaluate_on_test(
             metrics.update(
                 per_step_mae(prefix, y_test, predictions[name], actual, forecasts[name])
             )
+    quantiles = None
+    if levels:
+        quantiles = quantiles_to_original(outputs, base, normalizer, targets, transform)
     table = series_scale = None
     if bounds is not None:
         per_series = panel_metrics.series_scale(train.levels, train.bounds, season)
@@ -320,6 +337,8 @@ def evaluate_on_test(
         series_table=table,
         series_scale=series_scale,
         window_scale=None if series_scale is None else series_scale[owners],
+        levels=tuple(levels or ()),
+        quantiles=quantiles,
     )
 
 

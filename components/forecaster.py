@@ -21,7 +21,8 @@ import pandas as pd
 from components import evaluation, ingest, preprocess
 from components.config import DataSpec, WindowSpec
 from components.errors import DataError
-from components.models import predict
+from components.intervals import Calibration
+from components.models import point_of, predict_all, quantile_levels
 from components.windowing import make_windows, target_rows
 
 FORMAT_VERSION = 1
@@ -38,12 +39,14 @@ class Backtest:
         actual: (W, T, K) true targets, original units.
         forecast: (W, T, K) the network's forecasts, original units.
         persistence: (W, T, K) the last observed value repeated.
+        quantiles: served quantile level -> (W, T, K), original units.
     """
 
     index: pd.Index
     actual: np.ndarray
     forecast: np.ndarray
     persistence: np.ndarray
+    quantiles: dict = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -62,16 +65,16 @@ class Forecaster:
     data: DataSpec
     window: WindowSpec
     calendar_columns: list[str]
-    # Central interval level -> (T, K) conformal half-widths, original units
-    # (`components.intervals`); each level adds two quantile columns per target.
-    interval_radii: dict[float, list] = field(default_factory=dict)
+    # How the served quantile columns come from the model's outputs
+    # (`components.intervals.Calibration`), original units.
+    calibration: Calibration = field(default_factory=Calibration)
 
     @classmethod
     def from_training(
-        cls, model, normalizer, config, series: ingest.LoadedSeries, radii=None
+        cls, model, normalizer, config, series: ingest.LoadedSeries, calibration=None
     ) -> "Forecaster":
-        """Package what a training run used, from its config and loaded series;
-        `radii`: level -> (T, K) interval half-widths, if calibrated."""
+        """Package what a training run used, from its config and loaded series,
+        and its intervals' `calibration`."""
         raw_features = [f for f in series.features if f not in series.calendar_columns]
         data = config.data.model_copy(
             update={
@@ -82,10 +85,9 @@ class Forecaster:
                 "frequency": config.data.frequency or series.frequency,
             }
         )
-        radii = {float(k): np.asarray(v).tolist() for k, v in (radii or {}).items()}
         return cls(
             model, normalizer, data, config.window, list(series.calendar_columns),
-            radii,
+            calibration or Calibration(),
         )  # fmt: skip
 
     @property
@@ -142,8 +144,10 @@ class Forecaster:
         Returns:
             one row per horizon step: `step` (1..T), `time` (UTC) when the
             series has a time index and a frequency, one column per target,
-            then with calibrated intervals the quantile columns of each target
-            (`{target}_q0.1` and `{target}_q0.9` for the 80 % interval).
+            then the quantile columns of each target (`{target}_q0.1`, ...):
+            a quantile model's levels, or a point model's calibrated intervals
+            (`_q0.1` and `_q0.9` for the 80 % interval); with quantiles, the
+            target's own column is the median.
         """
         frame, future = split_future(frame, self.data, self.lead)
         series = self._validated(frame)
@@ -158,7 +162,8 @@ class Forecaster:
         inputs = lead_known(prepared.frame, future, self.data.known, self.lead)
         x = self.normalizer.transform(inputs, self.features)[None]  # (1, L, C)
         base = prepared.levels.to_numpy(np.float64)[-1:]  # (1, K)
-        levels = self._to_original(self._predict(x), base)[0]  # (T, K)
+        point, quantiles = self._original_forecasts(x, base)
+        levels = point[0]  # (T, K)
         steps = np.arange(1, self.window.horizon + 1)
         out = pd.DataFrame({"step": steps})
         times = datetime_steps(
@@ -169,12 +174,8 @@ class Forecaster:
         for k, target in enumerate(self.targets):
             out[target] = levels[:, k]
         for k, target in enumerate(self.targets):
-            halves = {
-                level: np.asarray(radius, np.float64)[:, k]
-                for level, radius in self.interval_radii.items()
-            }
-            for q, column in quantile_columns(levels[:, k], halves):
-                out[f"{target}_q{q:g}"] = column
+            for q, values in quantiles.items():
+                out[f"{target}_q{q:g}"] = values[0, :, k]
         return out
 
     def backtest(self, frame: pd.DataFrame, since) -> Backtest:
@@ -191,7 +192,7 @@ class Forecaster:
         prepared = self._prepare(series.frame.iloc[start:], self.lead)
         found = windows_since(
             self.model, prepared, self.normalizer, self.features, self.targets,
-            self.window, self.data.transform, since,
+            self.window, self.data.transform, since, self.calibration,
         )  # fmt: skip
         if found is None:
             raise DataError(
@@ -211,7 +212,7 @@ class Forecaster:
             "window": self.window.model_dump(mode="json"),
             "calendar_columns": self.calendar_columns,
             "normalizer": self.normalizer.to_dict(),
-            "interval_radii": {str(k): v for k, v in self.interval_radii.items()},
+            **self.calibration.to_dict(),
         }
         (directory / _META_FILE).write_text(json.dumps(meta, indent=2))
         return directory
@@ -221,9 +222,7 @@ class Forecaster:
         """Inverse of `save`; the network loads with `safe_mode=True`."""
         import keras
 
-        import components.models.layers  # noqa: F401  (registers custom layers)
-        import components.models.skip  # noqa: F401
-        import components.models.window_norm  # noqa: F401
+        import components.models.custom  # noqa: F401  (registers custom layers)
 
         directory = Path(directory)
         meta = json.loads((directory / _META_FILE).read_text())
@@ -238,9 +237,7 @@ class Forecaster:
             data=DataSpec.model_validate(meta["data"]),
             window=WindowSpec.model_validate(meta["window"]),
             calendar_columns=meta["calendar_columns"],
-            interval_radii={
-                float(k): v for k, v in meta.get("interval_radii", {}).items()
-            },
+            calibration=Calibration.from_dict(meta),
         )
 
     def _validated(self, frame: pd.DataFrame) -> ingest.LoadedSeries:
@@ -261,43 +258,62 @@ class Forecaster:
             frame, self.data, self.targets, keep=self.calendar_columns, lead=lead
         )
 
-    def _predict(self, x: np.ndarray) -> np.ndarray:
-        return predict(self.model, x)
+    def _original_forecasts(self, x: np.ndarray, base: np.ndarray):
+        """(point (W, T, K), served quantile level -> (W, T, K)), original
+        units, for windows x with last levels `base` (W, K)."""
+        return original_forecasts(
+            self.model, x, base, self.normalizer, self.targets,
+            self.data.transform, self.calibration,
+        )  # fmt: skip
 
-    def _to_original(self, values: np.ndarray, base: np.ndarray) -> np.ndarray:
-        return evaluation.to_original(
-            values, base, self.normalizer, self.targets, self.data.transform
+
+def original_forecasts(
+    model, x, base, normalizer, targets, transform, calibration, scale=None
+):
+    """`model`'s forecasts for windows x (W, L, C) in original units: the
+    point forecast (W, T, K) and the served quantiles (level -> (W, T, K))
+    of `calibration`; `scale` (W, K): each window's series scale (a panel)."""
+    outputs = predict_all(model, x)
+    levels = quantile_levels(model)
+    point = evaluation.to_original(
+        point_of(outputs, levels), base, normalizer, targets, transform
+    )
+    quantiles = None
+    if levels:
+        quantiles = evaluation.quantiles_to_original(
+            outputs, base, normalizer, targets, transform
         )
+    return point, calibration.quantiles(point, quantiles, scale)
 
 
 def windows_since(
-    model, prepared, normalizer, features, targets, window, transform, since
+    model, prepared, normalizer, features, targets, window, transform, since,
+    calibration=None, scale=None,
 ) -> Backtest | None:
-    """The model's forecasts, the actual values and persistence's, original
-    units, for every window of `prepared` (one series, cleaned) whose first
-    target label is at or after `since`; None when there is none."""
+    """The model's forecasts (and its served quantiles), the actual values
+    and persistence's, original units, for every window of `prepared` (one
+    series, cleaned) whose first target label is at or after `since`; None
+    when there is none. `scale` (K,): the series' scale (a panel)."""
     scaled = preprocess.scale_split(prepared, normalizer, features, targets)
     x, _ = make_windows(scaled.inputs, scaled.targets, window)
     if not len(x):
         return None
     actual, base = evaluation.level_windows(scaled.levels, window)
-    forecast = evaluation.to_original(predict(model, x), base, normalizer, targets,
-                                      transform)  # fmt: skip
+    if scale is not None:
+        scale = np.broadcast_to(np.asarray(scale, np.float64), (len(x), len(targets)))
+    forecast, quantiles = original_forecasts(
+        model, x, base, normalizer, targets, transform, calibration or Calibration(),
+        scale,
+    )  # fmt: skip
     persistence = evaluation.persistence_forecast(scaled.levels, window)
     index = scaled.index[target_rows(len(scaled.inputs), window)]
     keep = np.asarray(index >= since)
     if not keep.any():
         return None
-    return Backtest(index[keep], actual[keep], forecast[keep], persistence[keep])
-
-
-def quantile_columns(point: np.ndarray, halves: dict) -> list:
-    """(quantile, values) of each central interval (level -> half-width,
-    shaped like `point`) around `point`, lowest quantile first."""
-    columns = []
-    for level, half in halves.items():
-        columns += [((1 - level) / 2, point - half), ((1 + level) / 2, point + half)]
-    return sorted(columns, key=lambda pair: pair[0])
+    return Backtest(
+        index[keep], actual[keep], forecast[keep], persistence[keep],
+        {q: values[keep] for q, values in quantiles.items()},
+    )  # fmt: skip
 
 
 def datetime_steps(index: pd.Index, frequency: str | None, ahead: np.ndarray):

@@ -11,9 +11,10 @@ formula as Keras' Adam: `m += (g - m)(1 - b1)`, `v += (g^2 - v)(1 - b2)`,
 was traced with, so the next seed of a compare, the next backtest fold or the
 next training on an `rnnflow server` calls the same graph.
 
-Used for plain Adam on MSE (what `training.compile_model` sets up). Anything
-else (loss scaling under `mixed_float16`, schedules, weight decay, another
-loss) goes through Keras' own `train_step` in `compiled_loop`.
+Used for plain Adam on MSE or the pinball loss of a quantile model (what
+`training.compile_model` sets up). Anything else (loss scaling under
+`mixed_float16`, schedules, weight decay, another loss) goes through Keras'
+own `train_step` in `compiled_loop`.
 
 Recurrent layers are unrolled while tracing on a CPU when windows are short:
 the per-step `while` loop costs more than the math there (LSTM epoch on gas
@@ -49,8 +50,11 @@ _lock = threading.Lock()
 
 
 def supports(model) -> bool:
-    """Whether `model` trains here: Adam without extras, MSE, float32 weights."""
+    """Whether `model` trains here: Adam without extras, MSE or pinball loss,
+    float32 weights."""
     import keras
+
+    from components.models.quantiles import PinballLoss
 
     opt = model.optimizer
     return (
@@ -63,7 +67,10 @@ def supports(model) -> bool:
         and not isinstance(
             opt._learning_rate, keras.optimizers.schedules.LearningRateSchedule
         )
-        and model.loss in ("mse", "mean_squared_error")
+        and (
+            isinstance(model.loss, PinballLoss)
+            or model.loss in ("mse", "mean_squared_error")
+        )
         and all(v.dtype == "float32" for v in model.trainable_variables)
     )
 
@@ -196,6 +203,7 @@ def _key(model, batch_size: int, shuffle: bool, has_val: bool, xla: bool) -> str
                 [list(v.shape), str(v.dtype)] for v in model.variables
             ],
             "adam": [opt.beta_1, opt.beta_2, opt.epsilon, opt.clipnorm, opt.clipvalue],
+            "loss": getattr(model.loss, "levels", model.loss),
             "batch": batch_size,
             "shuffle": shuffle,
             "val": has_val,
@@ -219,8 +227,17 @@ def _trace(model, batch_size: int, shuffle: bool, xla: bool, state: list, data: 
     """Trace the epoch for `model`'s architecture; inputs of any length."""
     import tensorflow as tf
 
+    from components.models.quantiles import PinballLoss, pinball
+
     opt = model.optimizer
     beta_1, beta_2, epsilon = float(opt.beta_1), float(opt.beta_2), float(opt.epsilon)
+    levels = model.loss.levels if isinstance(model.loss, PinballLoss) else None
+
+    def batch_loss(y_pred, y):
+        """The compiled loss of one batch: MSE, or the mean pinball loss."""
+        if levels is None:
+            return tf.reduce_mean(tf.square(y_pred - y))
+        return tf.reduce_mean(pinball(y, y_pred, levels))
 
     def forward(trainable, non_trainable, x, training):
         """Loss terms of one batch: (mse, regularization or None, new state)."""
@@ -238,7 +255,7 @@ def _trace(model, batch_size: int, shuffle: bool, xla: bool, state: list, data: 
             y_pred, extra, updated = forward(
                 values, [s.read_value() for s in non_trainable], x, True
             )
-            loss = tf.reduce_mean(tf.square(y_pred - y))
+            loss = batch_loss(y_pred, y)
             if extra is not None:
                 loss += extra
         grads = opt._clip_gradients(tape.gradient(loss, values))
@@ -287,7 +304,7 @@ def _trace(model, batch_size: int, shuffle: bool, xla: bool, state: list, data: 
         def step(b):
             rows = slice(b * batch_size, (b + 1) * batch_size)
             y_pred, extra, _ = forward(values, frozen, x[rows], False)
-            loss = tf.reduce_mean(tf.square(y_pred - y[rows]))
+            loss = batch_loss(y_pred, y[rows])
             return (loss if extra is None else loss + extra), tf.shape(y_pred)[0]
 
         return batch_losses(tf.shape(x, out_type=tf.int64)[0], step)

@@ -12,6 +12,7 @@ import pandas as pd
 
 from components.evaluation import regression_metrics, require_finite
 from components.forecaster import Backtest
+from components.intervals import bands, central_pairs, level_name, quantile_metrics
 
 PROMOTED, REJECTED, SKIPPED = "promoted", "rejected", "skipped"
 
@@ -42,12 +43,16 @@ def judge(
     min_improvement: float = 0.0,
     champion_version: str | None = None,
     unit: str = "raw",
+    metric: str = "mse",
 ) -> tuple[Decision, dict[str, float]]:
     """Decide on holdout backtests; return the decision and the holdout metrics.
 
     Args:
         unit: what the backtests' values are in, for the metric names
             (`holdout_mse_raw`; a panel's are `scaled` by each series' scale).
+        metric: what challenger and champion are compared on (`retrain.metric`):
+            `mse`, or `wql` / `interval_score` of the quantiles both serve.
+            The challenger must beat persistence on MSE in every case.
         champion: the champion's backtest on the same rows; None when there is
             no champion; a string when it could not be scored (the reason).
 
@@ -79,6 +84,11 @@ def judge(
             "move the alias yourself"
         )
         return Decision(REJECTED, reason), metrics
+    if metric != "mse":
+        return _judge_quantiles(
+            challenger, champion, scores, metrics, min_improvement,
+            champion_version, unit, metric,
+        )  # fmt: skip
     theirs = None
     if champion is not None:
         theirs = holdout_mse(champion)["model"]
@@ -90,22 +100,69 @@ def judge(
     return decision, metrics
 
 
+def _judge_quantiles(
+    challenger, champion, scores, metrics, min_improvement, champion_version, unit,
+    metric,
+):
+    """`judge` on `wql` or `interval_score`: beat persistence on MSE first,
+    then the champion on `metric` over the quantile levels both serve."""
+    against_persistence = decide(scores["model"], scores["persistence"], None)
+    if not against_persistence.promote:
+        return against_persistence, metrics
+    shared = sorted(set(challenger.quantiles) & set(getattr(champion, "quantiles", {})))
+    if champion is None:
+        shared = sorted(challenger.quantiles)
+    ours = quantile_score(challenger, metric, shared)
+    theirs = None if champion is None else quantile_score(champion, metric, shared)
+    if ours is None or (champion is not None and theirs is None):
+        return Decision(
+            REJECTED,
+            f"retrain.metric={metric} needs quantiles both models serve "
+            f"({'central pairs' if metric == 'interval_score' else 'levels'}); "
+            f"challenger {sorted(challenger.quantiles)}, champion "
+            f"v{champion_version} {sorted(champion.quantiles)}",
+        ), metrics
+    metrics[f"holdout_{metric}_{unit}"] = ours
+    if theirs is not None:
+        metrics[f"champion_holdout_{metric}_{unit}"] = theirs
+    decision = decide(ours, None, theirs, min_improvement, champion_version, metric)
+    return Decision(
+        decision.decision,
+        f"{decision.reason}; holdout mse {scores['model']:.6g} beats persistence "
+        f"{scores['persistence']:.6g}",
+    ), metrics
+
+
+def quantile_score(backtest: Backtest, metric: str, levels: list[float]):
+    """`wql` over `levels` of the backtest's quantiles, or the mean interval
+    score of their central pairs; None when there is nothing to score."""
+    if not levels or (metric == "interval_score" and not central_pairs(levels)):
+        return None
+    stacked = np.stack([backtest.quantiles[q] for q in levels], axis=-1)
+    found = quantile_metrics(backtest.actual, stacked, levels, prefix="")
+    if metric == "wql":
+        return found["wql"]
+    return float(np.mean([
+        found[f"interval_score_{level_name(level)}_raw"]
+        for level, _, _ in central_pairs(levels)
+    ]))  # fmt: skip
+
+
 def holdout_coverage(
-    backtest: Backtest, radii: dict, max_error: float | None
+    backtest: Backtest, max_error: float | None
 ) -> tuple[dict[str, float], str | None]:
-    """Coverage of the challenger's calibrated intervals (level -> (T, K)
-    radius, in the backtest's units) on the holdout, as metrics
-    `holdout_coverage_<L>`, and the reason to refuse it when a level misses
-    by more than `max_error` (None: no gate, or every level within it)."""
+    """Coverage of the challenger's served intervals (the central pairs of
+    `backtest.quantiles`) on the holdout, as metrics `holdout_coverage_<L>`,
+    and the reason to refuse it when a level misses by more than `max_error`
+    (None: no gate, or every level within it)."""
     metrics, misses = {}, []
-    for level, radius in sorted(radii.items()):
-        radius = np.asarray(radius, np.float64)[None]  # (1, T, K)
-        inside = np.abs(backtest.actual - backtest.forecast) <= radius
+    for level, (lower, upper) in sorted(bands(backtest.quantiles).items()):
+        inside = (backtest.actual >= lower) & (backtest.actual <= upper)
         coverage = float(inside.mean())
-        metrics[f"holdout_coverage_{100 * float(level):g}"] = coverage
-        if max_error is not None and abs(coverage - float(level)) > max_error:
+        metrics[f"holdout_coverage_{level_name(level)}"] = coverage
+        if max_error is not None and abs(coverage - level) > max_error:
             misses.append(
-                f"the {100 * float(level):g} % interval covers {coverage:.0%} of the "
+                f"the {level_name(level)} % interval covers {coverage:.0%} of the "
                 f"holdout"
             )
     if not misses:
@@ -140,35 +197,37 @@ def decide(
     champion: float | None,
     min_improvement: float = 0.0,
     champion_version: str | None = None,
+    metric: str = "mse",
 ) -> Decision:
     """Promote when the challenger beats persistence and, if there is a champion,
-    beats it by at least `min_improvement` (relative: 0.05 means 5 % lower MSE).
+    beats it by at least `min_improvement` (relative: 0.05 means 5 % lower).
 
     Args:
-        challenger, persistence, champion: holdout MSE in original units.
+        challenger, persistence, champion: holdout `metric` (lower is
+            better) in original units; `persistence` None: not compared.
     """
-    if not challenger < persistence:
+    if persistence is not None and not challenger < persistence:
         return Decision(
             REJECTED,
-            f"challenger holdout mse {challenger:.6g} does not beat persistence "
-            f"{persistence:.6g}",
+            f"challenger holdout {metric} {challenger:.6g} does not beat "
+            f"persistence {persistence:.6g}",
         )
+    beats = "" if persistence is None else f" beats persistence {persistence:.6g}"
     if champion is None:
         return Decision(
-            PROMOTED,
-            f"first champion: holdout mse {challenger:.6g} beats persistence "
-            f"{persistence:.6g}",
+            PROMOTED, f"first champion: holdout {metric} {challenger:.6g}{beats}"
         )
     bar = champion * (1.0 - min_improvement)
     who = f"champion v{champion_version}" if champion_version else "champion"
     if challenger < bar:
+        also = "" if persistence is None else f" and persistence {persistence:.6g}"
         return Decision(
             PROMOTED,
-            f"holdout mse {challenger:.6g} beats {who} {champion:.6g} "
-            f"(needed < {bar:.6g}) and persistence {persistence:.6g}",
+            f"holdout {metric} {challenger:.6g} beats {who} {champion:.6g} "
+            f"(needed < {bar:.6g}){also}",
         )
     return Decision(
         REJECTED,
-        f"holdout mse {challenger:.6g} does not beat {who} {champion:.6g} "
+        f"holdout {metric} {challenger:.6g} does not beat {who} {champion:.6g} "
         f"by retrain.min_improvement={min_improvement:g} (needed < {bar:.6g})",
     )

@@ -127,12 +127,15 @@ def _by_model(children: list[dict]) -> dict[str, list[dict]]:
 
 
 def interval_metrics_in(metrics: dict[str, float]) -> list[str]:
-    """The run's prediction-interval scores on the test split (coverage, width,
-    interval score per level; not the per-lead ones), for leaderboard columns."""
+    """The run's uncertainty scores on the test split (coverage, width,
+    interval score per level, and a quantile model's wQL and mean pinball
+    loss; not the per-lead ones), for leaderboard columns."""
     return sorted(m for m in metrics if _INTERVAL_METRIC.match(m))
 
 
-_INTERVAL_METRIC = re.compile(r"^test_(coverage|width|interval_score)_[\d.]+(_raw)?$")
+_INTERVAL_METRIC = re.compile(
+    r"^test_((coverage|width|interval_score)_[\d.]+(_raw)?|wql|pinball_raw)$"
+)
 
 
 def _model_row(model: str, runs: list[dict]) -> dict:

@@ -18,18 +18,18 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from components import evaluation, ingest, preprocess
+from components import ingest, preprocess
 from components.config import DataSpec, WindowSpec
 from components.errors import DataError
 from components.forecaster import (
     Backtest,
     datetime_steps,
     lead_known,
-    quantile_columns,
+    original_forecasts,
     split_future,
     windows_since,
 )
-from components.models import predict
+from components.intervals import Calibration
 from components.panel import PanelLayout, series_keys
 
 FORMAT_VERSION = 1
@@ -44,8 +44,8 @@ class PanelForecaster:
     Attributes:
         normalizer: every training series' statistics.
         static_columns: the static input channels training built (`region=a`).
-        series_scale: (S, K) each series' scale its interval radii are in.
-        interval_radii: level -> (T, K) radii in units of `series_scale`.
+        series_scale: (S, K) each series' scale: the units of the
+            calibration's radii and shifts.
     """
 
     model: object  # keras.Model
@@ -55,11 +55,12 @@ class PanelForecaster:
     calendar_columns: list[str]
     static_columns: list[str]
     series_scale: np.ndarray
-    interval_radii: dict[float, list] = field(default_factory=dict)
+    calibration: Calibration = field(default_factory=Calibration)
 
     @classmethod
     def from_training(
-        cls, model, normalizer, config, series: ingest.LoadedSeries, report, radii
+        cls, model, normalizer, config, series: ingest.LoadedSeries, report,
+        calibration=None,
     ) -> "PanelForecaster":
         """Package a panel training run: its settings, statistics and the
         series scales of its evaluation (`report.series_scale`)."""
@@ -72,10 +73,10 @@ class PanelForecaster:
                     "targets": config.data.targets if wide else list(series.targets),
                     "frequency": config.data.frequency or series.frequency}
         )  # fmt: skip
-        radii = {float(k): np.asarray(v).tolist() for k, v in (radii or {}).items()}
         return cls(
             model, normalizer, data, config.window, list(series.calendar_columns),
-            list(series.static_columns), np.asarray(report.series_scale), radii,
+            list(series.static_columns), np.asarray(report.series_scale),
+            calibration or Calibration(),
         )  # fmt: skip
 
     @property
@@ -176,11 +177,12 @@ class PanelForecaster:
                 "without gaps."
             )
         index = np.fromiter(rows, np.int64)
-        levels = evaluation.to_original(
-            predict(self.model, np.stack(inputs)), np.stack(bases),
+        levels, quantiles = original_forecasts(
+            self.model, np.stack(inputs), np.stack(bases),
             self.normalizer.for_windows(index), loaded.targets, self.data.transform,
-        )  # (S_in, T, K)  # fmt: skip
-        out = self._long(loaded, rows, levels)
+            self.calibration, self.series_scale[index],
+        )  # (S_in, T, K) each  # fmt: skip
+        out = self._long(loaded, rows, levels, quantiles)
         out.attrs["skipped"] = skipped
         return out
 
@@ -206,6 +208,7 @@ class PanelForecaster:
             loaded = _only(loaded, set(only))
         rows = self._series_rows(loaded)
         labels, parts = [], {"actual": [], "forecast": [], "persistence": []}
+        quantiles = {}
         for j, (a, b) in rows.items():
             series = self.normalizer.series[j]
             times = loaded.frame.index[a:b]
@@ -220,7 +223,7 @@ class PanelForecaster:
             found = windows_since(
                 self.model, part, self.normalizer.of_series(j),
                 self._input_columns(loaded), loaded.targets, self.window,
-                self.data.transform, since,
+                self.data.transform, since, self.calibration, self.series_scale[j],
             )  # fmt: skip
             if found is None:
                 continue
@@ -229,20 +232,23 @@ class PanelForecaster:
             )
             for name in parts:
                 parts[name].append(getattr(found, name) / unit)
+            for q, values in found.quantiles.items():
+                quantiles.setdefault(q, []).append(values / unit)
             labels += [f"{series}@{t}" for t in found.index]
         if not labels:
             raise DataError(
                 f"no series has a whole window with its targets at or after {since!r}."
             )
         return Backtest(
-            pd.Index(labels), *(np.concatenate(parts[n]) for n in parts)
-        )
+            pd.Index(labels), *(np.concatenate(parts[n]) for n in parts),
+            {q: np.concatenate(values) for q, values in quantiles.items()},
+        )  # fmt: skip
 
     def scale_of(self) -> dict:
         """series -> (K,) its scale: the units `backtest` divides by."""
         return dict(zip(self.normalizer.series, self.series_scale))
 
-    def _long(self, loaded, rows, levels) -> pd.DataFrame:
+    def _long(self, loaded, rows, levels, quantiles) -> pd.DataFrame:
         steps = np.arange(1, self.window.horizon + 1)
         out = pd.DataFrame(
             {
@@ -256,14 +262,9 @@ class PanelForecaster:
         flat = levels.reshape(-1, levels.shape[2])
         for k, target in enumerate(loaded.targets):
             out[target] = flat[:, k]
-        scale = self.series_scale[np.fromiter(rows, np.int64)]  # (S_in, K)
         for k, target in enumerate(loaded.targets):
-            halves = {  # each series' radius in its own scale, (S_in * T,)
-                level: (np.asarray(radius)[None, :, k] * scale[:, None, k]).ravel()
-                for level, radius in self.interval_radii.items()
-            }
-            for q, column in quantile_columns(flat[:, k], halves):
-                out[f"{target}_q{q:g}"] = column
+            for q, values in quantiles.items():  # (S_in, T, K) -> (S_in * T,)
+                out[f"{target}_q{q:g}"] = values[:, :, k].ravel()
         return out
 
     def _times(self, index: pd.Index, steps: np.ndarray):
@@ -329,7 +330,7 @@ class PanelForecaster:
             "mean": self.normalizer.mean.tolist(),
             "std": self.normalizer.std.tolist(),
             "series_scale": self.series_scale.tolist(),
-            "interval_radii": {str(k): v for k, v in self.interval_radii.items()},
+            **self.calibration.to_dict(),
         }
         (directory / "forecaster.json").write_text(json.dumps(meta))
         return directory
@@ -340,9 +341,7 @@ class PanelForecaster:
         caller); the network loads with `safe_mode=True`."""
         import keras
 
-        import components.models.layers  # noqa: F401  (registers custom layers)
-        import components.models.skip  # noqa: F401
-        import components.models.window_norm  # noqa: F401
+        import components.models.custom  # noqa: F401  (registers custom layers)
 
         directory = Path(directory)
         return cls(
@@ -356,7 +355,7 @@ class PanelForecaster:
             calendar_columns=meta["calendar_columns"],
             static_columns=meta["static_columns"],
             series_scale=np.asarray(meta["series_scale"]),
-            interval_radii={float(k): v for k, v in meta["interval_radii"].items()},
+            calibration=Calibration.from_dict(meta),
         )
 
 

@@ -429,7 +429,7 @@ def log_keras_model(tracking_uri: str, run_id: str, model, name: str = "model") 
     import numpy as np
     from mlflow.models import infer_signature
 
-    from components.models import predict
+    from components.models import predict_all
     from components.provenance import pinned
 
     example = np.zeros((1, *model.input_shape[1:]), dtype=np.float32)  # (1, L, C)
@@ -439,7 +439,7 @@ def log_keras_model(tracking_uri: str, run_id: str, model, name: str = "model") 
         name,
         mlflow.keras,
         model=model,
-        signature=infer_signature(example, predict(model, example).astype("float32")),
+        signature=infer_signature(example, predict_all(model, example).astype("float32")),
         pip_requirements=pinned(["tensorflow", "keras"]),
     )
 

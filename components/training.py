@@ -80,11 +80,16 @@ def precision_policy(policy: str) -> Iterator[str]:
 
 
 def compile_model(model: keras.Model, spec: TrainSpec) -> keras.Model:
-    """Attach Adam(learning_rate, optional clipping) and MSE loss."""
+    """Attach Adam(learning_rate, optional clipping) and the loss: MSE, or
+    for a quantile model the pinball loss over its levels."""
+    from components.models import quantile_levels
+    from components.models.quantiles import PinballLoss
+
     optimizer = keras.optimizers.Adam(
         spec.learning_rate, clipnorm=spec.clipnorm, clipvalue=spec.clipvalue
     )
-    model.compile(optimizer=optimizer, loss="mse")
+    levels = quantile_levels(model)
+    model.compile(optimizer=optimizer, loss=PinballLoss(levels) if levels else "mse")
     return model
 
 

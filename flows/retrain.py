@@ -22,7 +22,7 @@ from prefect.cache_policies import NO_CACHE
 from prefect.logging import get_run_logger
 
 from components import gate, ingest, model_registry, packaging, tracking
-from components.config import ExperimentConfig
+from components.config import ExperimentConfig, RetrainSpec
 from components.errors import DataError
 from components.forecaster import Backtest, Forecaster
 from components.panel_forecaster import PanelForecaster
@@ -47,34 +47,35 @@ def score_holdout(
     champion: model_registry.Version | None,
     data: PreparedData,
     tracking_uri: str,
-    min_improvement: float,
+    retrain: RetrainSpec,
     panel: tuple | None = None,
-    max_coverage_error: float | None = None,
 ) -> tuple[gate.Decision, dict[str, float]]:
     """Champion, challenger and persistence on the newest holdout (the test
     split of the new data, which neither model trained on), original units;
     a panel's in units of each series' scale (`_score_panel_holdout`; `panel`:
-    the source's raw rows and the split). The challenger's calibrated
-    intervals are scored there too (`holdout_coverage_<L>`); with
-    `max_coverage_error`, one that misses its level by more is rejected."""
+    the source's raw rows and the split), compared on `retrain.metric`. The
+    challenger's served intervals are scored there too
+    (`holdout_coverage_<L>`); with `retrain.max_coverage_error`, one that
+    misses its level by more is rejected."""
+    bar, metric = retrain.min_improvement, retrain.metric
     if isinstance(challenger, PanelForecaster):
         ours, decision, metrics = _score_panel_holdout(
-            challenger, champion, data, tracking_uri, min_improvement, *panel
+            challenger, champion, data, tracking_uri, bar, metric, *panel
         )
     else:
         ours, decision, metrics = _score_series_holdout(
-            challenger, champion, data, tracking_uri, min_improvement
+            challenger, champion, data, tracking_uri, bar, metric
         )
-    coverage, miss = gate.holdout_coverage(
-        ours, challenger.interval_radii, max_coverage_error
-    )
+    coverage, miss = gate.holdout_coverage(ours, retrain.max_coverage_error)
     metrics.update(coverage)
     if miss and decision.promote:
         decision = gate.Decision(gate.REJECTED, f"challenger {miss}")
     return decision, metrics
 
 
-def _score_series_holdout(challenger, champion, data, tracking_uri, min_improvement):
+def _score_series_holdout(
+    challenger, champion, data, tracking_uri, min_improvement, metric
+):
     """(the challenger's holdout backtest, the decision, its metrics), in
     original units."""
     since = data.scaled["test"].index[0]
@@ -89,26 +90,28 @@ def _score_series_holdout(challenger, champion, data, tracking_uri, min_improvem
             theirs = str(exc)
     ours = challenger.backtest(frame, since)
     decision, metrics = gate.judge(
-        ours, theirs, min_improvement, champion.version if champion else None
-    )
+        ours, theirs, min_improvement, champion.version if champion else None,
+        metric=metric,
+    )  # fmt: skip
     return ours, decision, metrics
 
 
 def _score_panel_holdout(
-    challenger, champion, data, tracking_uri, min_improvement, raw, split
+    challenger, champion, data, tracking_uri, min_improvement, metric, raw, split
 ):
     """The gate on a panel: both models forecast the test period of the
     series they both know, every error divided by the challenger's scale of
     its series (so both are judged in the same units and each series counts
     alike); the per-series wins and losses go with the metrics."""
     since = data.holdout_from(split)
-    scale, theirs, only = challenger.scale_of(), None, None
+    # the series it trained on (a series too short to train on has no statistics)
+    scale, theirs, only = challenger.scale_of(), None, set(challenger.normalizer.series)
     if champion is not None:
         try:
             model = packaging.load_forecaster(champion.uri, tracking_uri)
             if not isinstance(model, PanelForecaster):
                 raise DataError("it forecasts one series, not a panel")
-            only = set(challenger.normalizer.series) & set(model.normalizer.series)
+            only &= set(model.normalizer.series)
             if not only:
                 raise DataError("it knows none of the new data's series")
             theirs = model.backtest(raw, since, scale, only)
@@ -117,7 +120,7 @@ def _score_panel_holdout(
     ours = challenger.backtest(raw, since, scale, only)
     decision, metrics = gate.judge(
         ours, theirs, min_improvement, champion.version if champion else None,
-        unit="scaled",
+        unit="scaled", metric=metric,
     )  # fmt: skip
     if isinstance(theirs, Backtest) and ours.index.equals(theirs.index):
         metrics.update(gate.series_record(ours, theirs))
@@ -208,10 +211,9 @@ def retrain_flow(config: ExperimentConfig) -> dict:
                 champion,
                 data,
                 tracking_uri,
-                config.retrain.min_improvement,
+                config.retrain,
                 (ingest.read_raw(config.data), config.split)
                 if config.data.is_panel else None,
-                config.retrain.max_coverage_error,
             )  # fmt: skip
             version = register_and_decide(
                 tracking_uri,

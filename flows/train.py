@@ -441,44 +441,79 @@ def check_quality(val_report: evaluation.Evaluation, kind: str) -> quality.Quali
 
 @_task
 def calibrate_intervals(
-    val_report: evaluation.Evaluation,
+    val_report: evaluation.Evaluation | None,
     report: evaluation.Evaluation,
-    levels: list[float],
+    config: ExperimentConfig,
     targets: list[str],
     tracking_uri: str,
     run_id: str,
-) -> tuple[dict[str, float], dict]:
-    """Conformal intervals from the validation errors, scored on the test
-    split; logs the metrics, the forecast bands and the calibration plot.
-    Returns the metrics and each level's radius (T, K) for serving. A panel
-    calibrates errors in units of each series' scale (`window_scale`)."""
-    metrics, radii = intervals.conformal_intervals(
-        val_report.actual,
-        val_report.forecasts["model"],
-        report.actual,
-        report.forecasts["model"],
-        levels,
-        val_report.window_scale,
-        report.window_scale,
-    )
-    short = [v for v in levels if len(val_report.actual) < intervals.windows_needed(v)]
+) -> tuple[dict[str, float], intervals.Calibration]:
+    """The served intervals, calibrated on the validation windows
+    (`evaluate.calibration`) and scored on the test split: a point model's
+    conformal radii, or a quantile model's pairs moved to cover their level.
+    Logs the metrics, the forecast bands and the calibration plot; returns
+    the metrics and the `Calibration` for serving. A panel calibrates in
+    units of each series' scale (`window_scale`)."""
+    conformal = config.evaluate.calibration == "conformal" and val_report is not None
+    if report.quantiles is not None:
+        levels = list(report.levels)
+        shifts = np.zeros((len(levels), *report.actual.shape[1:]))
+        if conformal:
+            shifts = intervals.conformal_shifts(
+                val_report.actual, val_report.quantiles, levels,
+                val_report.window_scale,
+            )  # fmt: skip
+        calibration = intervals.Calibration(
+            levels=tuple(levels), served=tuple(config.model.quantiles), shifts=shifts
+        )
+        served = intervals.shifted_quantiles(
+            report.quantiles, shifts, levels, report.window_scale
+        )
+        metrics = intervals.quantile_metrics(report.actual, served, levels)
+        central = [level for level, _, _ in intervals.central_pairs(levels)]
+    else:
+        central = config.evaluate.intervals
+        metrics, radii = intervals.conformal_intervals(
+            val_report.actual, val_report.forecasts["model"], report.actual,
+            report.forecasts["model"], central, val_report.window_scale,
+            report.window_scale,
+        )  # fmt: skip
+        calibration = intervals.Calibration(radii=radii)
+    if conformal:
+        _warn_short_calibration(len(val_report.actual), central)
+    tracking.log_metrics(tracking_uri, run_id, metrics)
+    if report.window_series is None:
+        quantiles = calibration.quantiles(report.forecasts["model"], report.quantiles)
+        _log_interval_figures(tracking_uri, run_id, report, targets, quantiles)
+    coverage = [metrics[f"test_coverage_{intervals.level_name(v)}"] for v in central]
+    if central:
+        figure = plots.calibration(central, coverage)
+        tracking.log_figure(tracking_uri, run_id, figure, "plots/calibration.png")
+        plots.close(figure)
+    return metrics, calibration
+
+
+def _warn_short_calibration(windows: int, levels: list[float]) -> None:
+    short = [v for v in levels if windows < intervals.windows_needed(v)]
     if short:
         get_run_logger().warning(
             "the validation split has %d windows: too few to calibrate the %s "
             "interval(s), which are the largest validation error (a longer "
             "`split.val` gives them their coverage)",
-            len(val_report.actual),
+            windows,
             ", ".join(f"{intervals.level_name(v)} %" for v in short),
         )
-    tracking.log_metrics(tracking_uri, run_id, metrics)
+
+
+def _log_interval_figures(tracking_uri, run_id, report, targets, quantiles) -> None:
+    """Each target's first-step forecast with its interval bands, widest
+    drawn first."""
     forecast = report.forecasts["model"]
-    for k, target in enumerate(targets if report.window_series is None else ()):
+    pairs = intervals.bands(quantiles)
+    for k, target in enumerate(targets):
         bands = {
-            f"{intervals.level_name(level)} % interval": (
-                forecast[:, 0, k] - radii[level][0, k],
-                forecast[:, 0, k] + radii[level][0, k],
-            )
-            for level in reversed(levels)
+            f"{intervals.level_name(level)} % interval": (low[:, 0, k], high[:, 0, k])
+            for level, (low, high) in sorted(pairs.items(), reverse=True)
         }
         figure = plots.forecast_vs_actual(
             report.time_index, report.actual[:, 0, k], {"model": forecast[:, 0, k]},
@@ -487,11 +522,6 @@ def calibrate_intervals(
         name = tracking.safe_name(target)
         tracking.log_figure(tracking_uri, run_id, figure, f"plots/intervals_{name}.png")
         plots.close(figure)
-    coverage = [metrics[f"test_coverage_{intervals.level_name(v)}"] for v in levels]
-    figure = plots.calibration(levels, coverage)
-    tracking.log_figure(tracking_uri, run_id, figure, "plots/calibration.png")
-    plots.close(figure)
-    return metrics, radii
 
 
 @_task
@@ -640,7 +670,7 @@ def train_in_run(
             model, datasets, config.train, tracking_uri, run_id, folder, resume
         )
         report = evaluate(model, scaled, config, normalizer, series.targets)
-        checked, radii, warnings = _validation_checks(
+        checked, calibration, warnings = _validation_checks(
             model, data, config, report, tracking_uri, run_id
         )
         model_uri = track(
@@ -656,11 +686,11 @@ def train_in_run(
         )
         if series.layout is None:
             forecaster = Forecaster.from_training(
-                model, normalizer, config, series, radii
+                model, normalizer, config, series, calibration
             )
         else:
             forecaster = PanelForecaster.from_training(
-                model, normalizer, config, series, report, radii
+                model, normalizer, config, series, report, calibration
             )
         forecaster_uri = package(
             forecaster, series, tracking_uri, run_id, config.data
@@ -695,24 +725,31 @@ def train_in_run(
 
 
 def _validation_checks(model, data, config, report, tracking_uri, run_id):
-    """The guard rail and the conformal intervals, which both read the
-    validation split: (their metrics, each level's radius, warnings), logged
-    and tagged on the run; nothing without validation windows."""
+    """The guard rail and the intervals, which both read the validation
+    split: (their metrics, the intervals' `Calibration`, warnings), logged
+    and tagged on the run. Without validation windows: no guard rail, no
+    point-model intervals, and a quantile model's quantiles uncalibrated."""
     scaled, targets = data.scaled, data.series.targets
-    if not len(scaled["val"].inputs):
-        return {}, {}, []
-    val_report = evaluate(model, scaled, config, data.normalizer, targets, "val")
-    checked = check_quality(val_report, config.model.kind)
-    tracking.log_metrics(tracking_uri, run_id, checked.metrics)
-    tracking.set_tags(tracking_uri, run_id, checked.tags)
-    metrics, radii = dict(checked.metrics), {}
-    if config.evaluate.intervals:
-        scores, radii = calibrate_intervals(
-            val_report, report, config.evaluate.intervals, targets, tracking_uri,
-            run_id,
-        )  # fmt: skip
+    metrics, warnings, val_report = {}, [], None
+    if len(scaled["val"].inputs):
+        val_report = evaluate(model, scaled, config, data.normalizer, targets, "val")
+        checked = check_quality(val_report, config.model.kind)
+        tracking.log_metrics(tracking_uri, run_id, checked.metrics)
+        tracking.set_tags(tracking_uri, run_id, checked.tags)
+        metrics.update(checked.metrics)
+        warnings += [checked.message] if checked.message else []
+    point_intervals = (
+        val_report is not None
+        and config.evaluate.intervals
+        and config.evaluate.calibration == "conformal"
+    )
+    calibration = intervals.Calibration()
+    if report.quantiles is not None or point_intervals:
+        scores, calibration = calibrate_intervals(
+            val_report, report, config, targets, tracking_uri, run_id
+        )
         metrics.update(scores)
-    return metrics, radii, [checked.message] if checked.message else []
+    return metrics, calibration, warnings
 
 
 def run_description(config: ExperimentConfig, series, metrics: dict) -> str:

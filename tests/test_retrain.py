@@ -1,6 +1,7 @@
 """Champion/challenger retraining against a real MLflow registry and Prefect API."""
 
 import json
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
@@ -9,7 +10,7 @@ from conftest import make_series, run_cli_here, write_experiment
 
 from components import gate
 from components.config import load_experiment
-from components.errors import TrainingError
+from components.errors import ConfigError, TrainingError
 from components.forecaster import Backtest
 
 
@@ -198,17 +199,55 @@ def test_cli_retrain_prints_the_decision_as_json(prefect_api, mlflow_uri, tmp_pa
     assert result["decision"] == "promoted" and result["version"] == "1"
 
 
+def _with_interval(backtest: Backtest, half: float) -> Backtest:
+    """`backtest` serving the 80 % interval forecast +- half."""
+    quantiles = {0.1: backtest.forecast - half, 0.9: backtest.forecast + half}
+    return replace(backtest, quantiles=quantiles)
+
+
 def test_holdout_coverage_by_hand():
     actual = np.zeros((10, 1, 1))
     forecast = np.arange(10.0).reshape(10, 1, 1) / 10  # errors 0.0 .. 0.9
     test = Backtest(pd.Index(range(10)), actual, forecast, actual)
-    metrics, miss = gate.holdout_coverage(test, {0.8: [[0.45]]}, None)
+    metrics, miss = gate.holdout_coverage(_with_interval(test, 0.45), None)
     assert metrics == {"holdout_coverage_80": 0.5} and miss is None
-    _, miss = gate.holdout_coverage(test, {0.8: [[0.45]]}, 0.2)
+    _, miss = gate.holdout_coverage(_with_interval(test, 0.45), 0.2)
     assert "the 80 % interval covers 50% of the holdout" in miss
     assert "`retrain.max_coverage_error` 0.2" in miss
-    _, miss = gate.holdout_coverage(test, {0.8: [[0.75]]}, 0.2)  # 80 %: within
+    _, miss = gate.holdout_coverage(_with_interval(test, 0.75), 0.2)  # 80 %: within
     assert miss is None
+
+
+def test_the_gate_can_compare_quantiles_instead_of_point_errors():
+    """Same point forecasts, so MSE ties; the champion's 80 % interval is
+    far too wide, so the challenger wins on interval score and wQL."""
+    rng = np.random.default_rng(0)
+    actual = rng.normal(size=(200, 1, 1))
+    point = Backtest(pd.RangeIndex(200), actual, np.zeros_like(actual), actual + 1.0)
+    ours, theirs = _with_interval(point, 1.3), _with_interval(point, 6.0)
+    tie, _ = gate.judge(ours, theirs, champion_version="2")
+    assert tie.decision == gate.REJECTED  # a tie on mse keeps the champion
+    for metric in ("interval_score", "wql"):
+        decision, metrics = gate.judge(ours, theirs, champion_version="2", metric=metric)
+        assert decision.promote, decision.reason
+        assert metrics[f"holdout_{metric}_raw"] < metrics[f"champion_holdout_{metric}_raw"]
+        assert f"holdout {metric}" in decision.reason and "persistence" in decision.reason
+        backwards, _ = gate.judge(theirs, ours, champion_version="2", metric=metric)
+        assert backwards.decision == gate.REJECTED
+    no_levels = replace(point, quantiles={0.25: point.forecast, 0.75: point.forecast})
+    refused, _ = gate.judge(ours, no_levels, champion_version="2", metric="wql")
+    assert refused.decision == gate.REJECTED
+    assert "retrain.metric=wql needs quantiles both models serve" in refused.reason
+    worse_than_persistence = replace(ours, persistence=actual)
+    decision, _ = gate.judge(worse_than_persistence, None, metric="wql")
+    assert decision.decision == gate.REJECTED and "persistence" in decision.reason
+
+
+def test_a_quantile_gate_metric_needs_served_quantiles():
+    with pytest.raises(ConfigError, match="retrain.metric: wql"):
+        load_experiment("default", ["retrain.metric=wql", "evaluate.intervals=[]"])
+    chosen = load_experiment("default", ["retrain.metric=interval_score"])
+    assert chosen.retrain.metric == "interval_score"  # the conformal intervals
 
 
 def test_a_challenger_whose_intervals_miss_is_not_promoted(

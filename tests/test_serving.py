@@ -81,7 +81,7 @@ def test_registered_model_forecasts_like_the_flow_in_a_fresh_process_and_over_ht
     quantiles = [f"{t}_q{q}" for t in "ab" for q in ("0.025", "0.1", "0.9", "0.975")]
     assert list(forecast.columns) == ["step", "time", "a", "b", *quantiles]
     np.testing.assert_allclose(forecast[["a", "b"]].to_numpy(), expected, rtol=1e-5)
-    radii = result["forecaster"].interval_radii  # the 80 % and 95 % intervals
+    radii = result["forecaster"].calibration.radii  # the 80 % and 95 % intervals
     for k, t in enumerate("ab"):
         for level, low, high in ((0.8, "0.1", "0.9"), (0.95, "0.025", "0.975")):
             half = np.asarray(radii[level])[:, k]  # (T,)

@@ -2,7 +2,9 @@
 
 Every builder is `build(spec, input_shape, output_shape) -> keras.Model`
 (uncompiled), taking inputs (B, L, C) and returning (B, T, K) for
-input_shape = (L, C) and output_shape = (T, K). `model.skip: linear` adds a
+input_shape = (L, C) and output_shape = (T, K). `model.quantiles` asks the
+builder for Q outputs per step and target and puts a non-crossing quantile
+head on them, (B, T, K, Q) (`components.models.quantiles`). `model.skip: linear` adds a
 linear autoregression on the window to any of them (`components.models.skip`),
 and `model.window_norm` wraps the result so it forecasts each window relative
 to its own level (`components.models.window_norm`).
@@ -35,7 +37,17 @@ def build_model(
 
 
 def _build(spec, input_shape, output_shape, target_positions):
-    model = get_builder(spec.kind)(spec, input_shape, output_shape)
+    if spec.quantiles:  # Q outputs per step and target, read by a quantile head
+        from components.models.quantiles import add_quantile_head
+
+        levels = head_levels(spec.quantiles)
+        horizon, n_targets = output_shape
+        model = get_builder(spec.kind)(
+            spec, input_shape, (horizon, n_targets * len(levels))
+        )
+        model = add_quantile_head(model, levels, n_targets)
+    else:
+        model = get_builder(spec.kind)(spec, input_shape, output_shape)
     if spec.skip != "none":  # an unresolved `auto` builds the full `linear` map
         from components.models.skip import add_linear_skip
 
@@ -50,8 +62,35 @@ def _build(spec, input_shape, output_shape, target_positions):
     return model
 
 
+def head_levels(quantiles) -> list[float]:
+    """The levels a head forecasts: the configured ones plus the median."""
+    return sorted({float(q) for q in quantiles} | {0.5})
+
+
+def quantile_levels(model) -> list[float] | None:
+    """The levels of a quantile model's head (`quantiles.QuantileHead`), or
+    None for a point model."""
+    for layer in model._flatten_layers(include_self=False, recursive=True):
+        if type(layer).__name__ == "QuantileHead":
+            return list(layer.levels)
+    return None
+
+
+def point_of(forecasts, levels: list[float] | None):
+    """The point forecast (W, T, K): the median of quantile forecasts
+    (W, T, K, Q), or the forecasts themselves for a point model."""
+    return forecasts if levels is None else forecasts[..., levels.index(0.5)]
+
+
 def predict(model, x, batch_size: int = 4096):
-    """Forecasts (float64) for windows `x` (W, L, C), by calling the model.
+    """Point forecasts (W, T, K) for windows `x` (W, L, C): a quantile
+    model's median."""
+    return point_of(predict_all(model, x, batch_size), quantile_levels(model))
+
+
+def predict_all(model, x, batch_size: int = 4096):
+    """What the model outputs (float64) for windows `x` (W, L, C): (W, T, K),
+    or (W, T, K, Q) for a quantile model, by calling the model.
 
     `model.predict` builds and traces a new predict function for every model
     (about 0.25 s on 2 CPU cores, each time a run evaluates or packages);
@@ -68,4 +107,12 @@ def predict(model, x, batch_size: int = 4096):
     return np.concatenate(parts)
 
 
-__all__ = ["build_model", "model_kinds", "predict"]
+__all__ = [
+    "build_model",
+    "head_levels",
+    "model_kinds",
+    "point_of",
+    "predict",
+    "predict_all",
+    "quantile_levels",
+]

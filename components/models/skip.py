@@ -68,7 +68,8 @@ def add_linear_skip(
     flat (no nested model: layers keep their names): Dense(flatten(window)),
     or with `shared_positions` (the input column of each target) the shared
     per-column map. The network's last Dense (its head) is zeroed so the sum
-    starts as the linear part alone."""
+    starts as the linear part alone; a quantile network's levels all move
+    with the linear part, so its median starts at the least-squares fit."""
     heads = [layer for layer in network.layers if isinstance(layer, layers.Dense)]
     heads[-1].set_weights([np.zeros_like(w) for w in heads[-1].get_weights()])
     horizon, n_targets = output_shape
@@ -85,6 +86,10 @@ def add_linear_skip(
         linear = layers.Reshape(
             output_shape, dtype="float32", name="linear_forecast"
         )(linear)  # -> (B, T, K)
+    if len(network.outputs[0].shape) == 4:  # quantiles: shift every level
+        linear = layers.Reshape(
+            (*output_shape, 1), dtype="float32", name="linear_per_level"
+        )(linear)  # -> (B, T, K, 1)
     total = layers.Add(dtype="float32", name="forecast_plus_linear")(
         [network.outputs[0], linear]
     )

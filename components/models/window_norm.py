@@ -81,10 +81,13 @@ class WindowNormalization(keras.layers.Layer):
 @keras.saving.register_keras_serializable(package="rnnflow")
 class WindowDenormalization(keras.layers.Layer):
     """(forecast (B, T, K), loc (B, 1, K), scale (B, 1, K)) -> forecast * scale
-    + loc: the inverse of `WindowNormalization` on the forecast."""
+    + loc: the inverse of `WindowNormalization` on the forecast (on every
+    level of a quantile forecast (B, T, K, Q))."""
 
     def call(self, inputs):
         forecast, loc, scale = inputs
+        if len(forecast.shape) == 4:
+            loc, scale = ops.expand_dims(loc, -1), ops.expand_dims(scale, -1)
         return forecast * ops.cast(scale, forecast.dtype) + ops.cast(
             loc, forecast.dtype
         )
