@@ -16,12 +16,24 @@ per-series scaling, then windows streamed by `make_dataset`, and a few
 epochs of a GRU. Prints seconds per stage, windows per second and peak RSS
 (ratios against the rows' own size, measured in the same run).
 
+Side by side (`--part nf`): the same synthetic panel written as
+hive-partitioned Parquet, the last 6 rows of every series held out; rnnflow's
+GRU and LSTM (read from the folder, per-series scaling, window norm) and
+NeuralForecast's LSTM (`bench/neuralforecast_lstm.py`, run by the Python of
+an environment that has neuralforecast) train for the same steps of the same
+number of windows, with the same window, horizon, hidden size and learning
+rate. Prints MAE and MASE of the held-out rows, training windows/s, seconds
+and each side's peak RSS.
+
     python bench/panel.py                       # both parts, defaults
     python bench/panel.py --part scale --series 10000 --rows 1000
+    python bench/panel.py --part nf --series 10000 --rows 1000 --steps 2000 \
+        --nf-python /tmp/nf/bin/python
 """
 
 import argparse
 import os
+from dataclasses import replace
 import resource
 import sys
 import tempfile
@@ -140,31 +152,37 @@ def _val_start(config, series):
     return time_cut(series.frame.index, config.split).val_from
 
 
-def scale(n_series: int, n_rows: int, epochs: int) -> None:
-    from components import ingest, preprocess
-    from components.config import DataSpec, SplitSpec, WindowSpec
-    from components.windowing import make_dataset, window_starts
-
-    rng = np.random.default_rng(0)
-    stamps = {}
-
-    def stage(name, start):
-        stamps[name] = time.perf_counter() - start
-
-    start = time.perf_counter()
+def synthetic_panel(n_series: int, n_rows: int, seed: int = 0) -> pd.DataFrame:
+    """A long frame (id, t, y) of AR(1) series with random coefficient,
+    level and scale."""
+    rng = np.random.default_rng(seed)
     phi = rng.uniform(-0.9, 0.95, n_series)[:, None]
     noise = rng.normal(size=(n_series, n_rows)).astype(np.float32)
     values = np.zeros_like(noise)
     for t in range(1, n_rows):
         values[:, t] = phi[:, 0] * values[:, t - 1] + noise[:, t]
     values = values * rng.uniform(1, 100, (n_series, 1)) + rng.uniform(-50, 50, (n_series, 1))
-    frame = pd.DataFrame(
+    return pd.DataFrame(
         {
             "id": np.repeat([f"s{i:05d}" for i in range(n_series)], n_rows),
             "t": np.tile(np.arange(n_rows), n_series),
             "y": values.ravel().astype(np.float64),
         }
     )
+
+
+def scale(n_series: int, n_rows: int, epochs: int) -> None:
+    from components import ingest, panel, preprocess
+    from components.config import DataSpec, SplitSpec, WindowSpec
+    from components.windowing import make_dataset, window_starts
+
+    stamps = {}
+
+    def stage(name, start):
+        stamps[name] = time.perf_counter() - start
+
+    start = time.perf_counter()
+    frame = synthetic_panel(n_series, n_rows)
     stage("make the long frame", start)
     row_bytes = n_series * n_rows * 4  # the values alone, float32
     spec = DataSpec(path="synthetic", id_column="id", time_column="t", targets=["y"])
@@ -173,7 +191,7 @@ def scale(n_series: int, n_rows: int, epochs: int) -> None:
     series = ingest.series_from_frame(frame, spec, "synthetic")
     stage("ingest (sort, check keys)", start)
     start = time.perf_counter()
-    found = preprocess.split_panel(
+    found = panel.split_panel(
         series.frame, series.layout, SplitSpec(val=0.1, test=0.1), spec, window,
         series.targets, series.shared_columns,
     )  # fmt: skip
@@ -224,9 +242,145 @@ def _train_gru(dataset, window, epochs: int) -> float:
     return time.perf_counter() - start
 
 
+# The side-by-side run: the same window, horizon, hidden size, learning rate,
+# windows per step and steps for both libraries.
+NF_SETTINGS = {
+    "input_width": 24, "horizon": 6, "units": 32, "learning_rate": 1e-3,
+    "windows_per_step": 256, "series_per_step": 256,
+}  # fmt: skip
+
+
+def versus_neuralforecast(
+    n_series: int, n_rows: int, steps: int, nf_python: str | None
+) -> None:
+    """rnnflow's GRU and LSTM and NeuralForecast's LSTM (`bench/
+    neuralforecast_lstm.py`, in its own environment) on one synthetic panel
+    written as hive-partitioned Parquet, the last `horizon` rows of every
+    series held out: training windows/s, seconds, peak RSS, and MAE / MASE
+    of the forecast of the held-out rows (with persistence's for scale)."""
+    import json
+    import subprocess
+
+    settings = {**NF_SETTINGS, "steps": steps}
+    horizon = settings["horizon"]
+    folder = Path(tempfile.mkdtemp(prefix="rnnflow-vs-nf-"))
+    (folder / "settings.json").write_text(json.dumps(settings))
+    # Written by a child process, so this one's peak memory is rnnflow's alone.
+    subprocess.run(
+        [sys.executable, __file__, "--part", "write", "--series", str(n_series),
+         "--rows", str(n_rows), "--folder", str(folder)],
+        check=True,
+    )  # fmt: skip
+    truth = np.load(folder / "truth.npz")
+    actual, naive = truth["actual"], truth["naive"]  # (S, T), (S,) MASE scale
+    results = {"persistence": (np.repeat(truth["last"][:, None], horizon, axis=1), None)}
+    for kind in ("gru", "lstm"):
+        results[f"rnnflow {kind}"] = _rnnflow_side(folder, kind, settings)
+    if nf_python:
+        run = subprocess.run(
+            [nf_python, str(Path(__file__).with_name("neuralforecast_lstm.py")),
+             str(folder)],
+            capture_output=True, text=True,
+        )  # fmt: skip
+        if run.returncode:
+            sys.exit(f"neuralforecast failed:\n{run.stderr[-3000:]}")
+        timing = json.loads((folder / "neuralforecast.json").read_text())
+        theirs = pd.read_parquet(folder / "neuralforecast.parquet")
+        theirs = theirs.sort_values(["id", "step"])["y_hat"].to_numpy()
+        label = f"neuralforecast lstm {timing['versions']['neuralforecast']}"
+        results[label] = (
+            theirs.reshape(n_series, horizon),
+            {"seconds": timing["train_seconds"], "windows": timing["windows"],
+             "rss": timing["peak_rss"]},
+        )  # fmt: skip
+    print(f"\n{n_series} series x {n_rows} rows, window {settings['input_width']} "
+          f"-> {horizon}, {steps} steps of {settings['windows_per_step']} windows, "
+          f"hidden {settings['units']}")  # fmt: skip
+    print(f"{'':<28}{'MAE':>10}{'MASE':>8}{'windows/s':>11}{'train s':>9}{'RSS GiB':>9}")
+    for name, (forecast, cost) in results.items():
+        error = np.abs(forecast - actual)
+        mase = float(np.mean(error.mean(axis=1) / naive))
+        speed = seconds = rss = ""
+        if cost:
+            speed = f"{cost['windows'] / cost['seconds']:,.0f}"
+            seconds, rss = f"{cost['seconds']:.1f}", f"{cost['rss'] / 2**30:.2f}"
+        print(f"{name:<28}{error.mean():>10.4f}{mase:>8.3f}{speed:>11}{seconds:>9}"
+              f"{rss:>9}")  # fmt: skip
+
+
+def write_panel(n_series: int, n_rows: int, folder: Path, horizon: int) -> None:
+    """The side-by-side panel: its training rows as hive-partitioned Parquet
+    (FOLDER/panel), and in FOLDER/truth.npz each series' held-out last
+    `horizon` values, its last training value and its in-sample naive MAE."""
+    frame = synthetic_panel(n_series, n_rows)
+    held_out = (frame["t"] >= n_rows - horizon).to_numpy()
+    values = frame["y"].to_numpy().reshape(n_series, n_rows)
+    history = values[:, : n_rows - horizon]
+    np.savez(
+        folder / "truth.npz", actual=values[:, n_rows - horizon :],
+        last=history[:, -1], naive=np.abs(np.diff(history, axis=1)).mean(axis=1),
+    )  # fmt: skip
+    start = time.perf_counter()
+    frame[~held_out].to_parquet(folder / "panel", partition_cols=["id"])
+    print(f"wrote {n_series} x {n_rows - horizon} training rows as partitioned "
+          f"Parquet in {time.perf_counter() - start:.1f} s: {folder / 'panel'}")
+
+
+def _rnnflow_side(folder: Path, kind: str, settings: dict):
+    """Read the partitioned panel, scale each series by its rows, train
+    `kind` (window norm revin, as on a real panel) for the step budget with
+    the streamed pipeline; forecast each series' next `horizon` values."""
+    from components import ingest, preprocess, seeds, training
+    from components.config import DataSpec, ModelSpec, TrainSpec, WindowSpec
+    from components.models import build_model, predict
+    from components.windowing import make_dataset
+
+    spec = DataSpec(path=str(folder / "panel"), id_column="id", time_column="t",
+                    targets=["y"])  # fmt: skip
+    window = WindowSpec(input_width=settings["input_width"], horizon=settings["horizon"])
+    series = ingest.load_series(spec)
+    prepared = replace(
+        preprocess.prepare_split(series.frame, spec, ["y"]),
+        bounds=series.layout.bounds, series=series.layout.ids,
+    )  # every row trains: the held-out rows are not in the files
+    normalizer = preprocess.fit_series_normalizer(prepared, [])
+    scaled = preprocess.scale_split(prepared, normalizer, ["y"], ["y"])
+    dataset = make_dataset(
+        scaled.inputs, scaled.targets, window, settings["windows_per_step"],
+        shuffle=True, seed=0, bounds=scaled.bounds,
+    ).repeat()  # fmt: skip
+    seeds.seed_everything(0)
+    model = build_model(
+        ModelSpec(kind=kind, units=[settings["units"]], skip="none",
+                  window_norm="revin"),
+        (window.input_width, 1), (window.horizon, 1), 0, (0,),
+    )  # fmt: skip
+    training.compile_model(model, TrainSpec(learning_rate=settings["learning_rate"]))
+    model.fit(dataset.take(2), epochs=1, verbose=0)  # trace outside the clock
+    start = time.perf_counter()
+    model.fit(dataset, epochs=1, steps_per_epoch=settings["steps"], verbose=0)
+    seconds = time.perf_counter() - start
+    ends = scaled.bounds[1:]
+    x = np.stack([scaled.inputs[e - window.input_width : e] for e in ends])
+    owners = np.arange(len(ends))
+    forecast = normalizer.for_windows(owners).inverse(predict(model, x), ["y"])[..., 0]
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    windows = settings["steps"] * settings["windows_per_step"]
+    return forecast, {"seconds": seconds, "windows": windows, "rss": rss}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--part", choices=["real", "scale", "both"], default="both")
+    parser.add_argument(
+        "--part", choices=["real", "scale", "both", "nf", "write"], default="both",
+        help="nf: rnnflow against NeuralForecast's LSTM (needs --nf-python)",
+    )  # fmt: skip
+    parser.add_argument("--steps", type=int, default=1000, help="nf part")
+    parser.add_argument("--folder", default=None, help="write part: where to")
+    parser.add_argument(
+        "--nf-python", default=None,
+        help="python of an environment with neuralforecast (nf part)",
+    )  # fmt: skip
     parser.add_argument("--kinds", default="gru,lstm,mlp")
     parser.add_argument("--epochs", type=int, default=None, help="real part")
     parser.add_argument("--series", type=int, default=2000)
@@ -237,6 +391,10 @@ def main() -> None:
         real(args.kinds.split(","), args.epochs)
     if args.part in ("scale", "both"):
         scale(args.series, args.rows, args.train_epochs)
+    if args.part == "write":
+        write_panel(args.series, args.rows, Path(args.folder), NF_SETTINGS["horizon"])
+    if args.part == "nf":
+        versus_neuralforecast(args.series, args.rows, args.steps, args.nf_python)
 
 
 if __name__ == "__main__":

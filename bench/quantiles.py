@@ -44,7 +44,7 @@ def scores(actual, quantiles) -> dict[str, float]:
 def arima_quantiles(config, report) -> np.ndarray:
     """ARIMA's Gaussian quantiles (W, T, K, Q) on the run's test windows."""
     from components import classical
-    from flows.train import prepare_data
+    from flows.steps import prepare_data
 
     data = prepare_data(config)
     found = classical.forecast_windows(

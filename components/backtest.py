@@ -11,15 +11,22 @@ Example (296 rows, split val=30 test=100, 3 folds, step 50, expanding):
     fold 0: train [0, 66)   val [66, 96)   test [96, 196)
     fold 1: train [0, 116)  val [116, 146) test [146, 246)
     fold 2: train [0, 166)  val [166, 196) test [196, 296)   (the test split)
+
+A panel's folds are positions on its time axis (every distinct time stamp of
+any series), cut for every series at once, as its main split is.
 """
 
 import hashlib
 import json
 import statistics
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
+import numpy as np
+
+from components import panel
 from components.config import BacktestSpec, SplitSpec, WindowSpec
 from components.errors import DataError
+from components.ingest import LoadedSeries
 from components.preprocess import split_rows
 
 
@@ -84,6 +91,32 @@ def plan_folds(
         start = k * step if spec.window == "sliding" else 0
         folds.append(Fold(k, start, stop, n_val, n_test))
     return folds
+
+
+def axis_length(series: LoadedSeries) -> int:
+    """What folds are positions on: a series' rows, a panel's time stamps."""
+    if series.layout is None:
+        return len(series.frame)
+    return len(panel.time_axis(series.frame.index))
+
+
+def fold_rows(series: LoadedSeries, fold: Fold) -> LoadedSeries:
+    """The rows a fold trains and scores on: rows [start, stop) of a series;
+    of a panel, each series' rows at the fold's time stamps [start, stop) of
+    the panel's time axis (a series with none there is left out)."""
+    if series.layout is None:
+        return replace(series, frame=series.frame.iloc[fold.start : fold.stop])
+    axis = panel.time_axis(series.frame.index)
+    times = panel.time_keys(series.frame.index)
+    keep = (times >= axis[fold.start]) & (times <= axis[fold.stop - 1])
+    layout = series.layout
+    counts = np.diff(np.concatenate([[0], np.cumsum(keep)])[layout.bounds])  # (S,)
+    kept = counts > 0
+    bounds = np.concatenate([[0], np.cumsum(counts[kept])]).astype(np.int64)
+    ids = tuple(s for s, k in zip(layout.ids, kept, strict=True) if k)
+    return replace(
+        series, frame=series.frame[keep], layout=panel.PanelLayout(ids, bounds)
+    )
 
 
 def summarize(fold_metrics: list[dict[str, float]]) -> dict[str, float]:

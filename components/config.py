@@ -201,8 +201,18 @@ class SplitSpec(_Strict):
     Values >= 1 are row counts, values < 1 are fractions of all rows.
     """
 
-    val: int | float = Field(0.15, ge=0)
-    test: int | float = Field(0.2, gt=0)
+    val: int | float = Field(
+        0.15,
+        ge=0,
+        description="Validation rows (>= 1) or fraction of all rows (< 1), just "
+        "before the test split: early stopping, guard rails, interval calibration.",
+    )
+    test: int | float = Field(
+        0.2,
+        gt=0,
+        description="Test rows (>= 1) or fraction of all rows (< 1), at the end; "
+        "a panel cuts every series at the same times.",
+    )
 
     @field_validator("val", "test")
     @classmethod
@@ -219,8 +229,8 @@ class WindowSpec(_Strict):
     starting `offset` rows after its last input row + 1.
     """
 
-    input_width: PositiveInt = 10
-    horizon: PositiveInt = 1
+    input_width: PositiveInt = Field(10, description="Past steps each window reads.")
+    horizon: PositiveInt = Field(1, description="Future steps each window predicts.")
     stride: PositiveInt = Field(1, description="Rows between window starts.")
     offset: int = Field(0, ge=0, description="Gap between inputs and targets.")
 
@@ -237,17 +247,33 @@ class ModelSpec(_Strict):
     stacked kinds (`simple_rnn`, `lstm`, `gru`) are their own cell.
     """
 
-    kind: str = "lstm"
-    units: list[PositiveInt] = Field(default_factory=lambda: [32], min_length=1)
-    cell: Literal["simple_rnn", "lstm", "gru"] = "lstm"
+    kind: str = Field(
+        "lstm",
+        description="The architecture: `mlp`, `simple_rnn`, `lstm`, `gru`, "
+        "`bidirectional` or `seq2seq`.",
+    )
+    units: list[PositiveInt] = Field(
+        default_factory=lambda: [32],
+        min_length=1,
+        description="Units of each stacked layer (`seq2seq`: the encoder; its "
+        "decoder has `units[-1]`).",
+    )
+    cell: Literal["simple_rnn", "lstm", "gru"] = Field(
+        "lstm", description="The recurrent layer of `bidirectional` and `seq2seq`."
+    )
     merge_mode: Literal["concat", "sum", "mul", "ave"] = Field(
         "concat", description="How `bidirectional` joins its two directions."
     )
     attention: Literal["none", "dot", "additive"] = Field(
         "none", description="`seq2seq` decoder attention: Luong (dot), Bahdanau."
     )
-    dropout: float = Field(0.0, ge=0, lt=1)
-    recurrent_dropout: float = Field(0.0, ge=0, lt=1)
+    dropout: float = Field(0.0, ge=0, lt=1, description="Dropout on layer inputs.")
+    recurrent_dropout: float = Field(
+        0.0,
+        ge=0,
+        lt=1,
+        description="Dropout on the recurrent state (keeps LSTM/GRU off cuDNN).",
+    )
     layer_norm: bool = Field(
         False, description="LayerNormalization after each recurrent layer."
     )
@@ -310,14 +336,20 @@ class ModelSpec(_Strict):
 class TrainSpec(_Strict):
     """Optimisation: Adam on MSE, early stopping on validation loss."""
 
-    epochs: PositiveInt = 200
-    batch_size: PositiveInt = 32
-    learning_rate: float = Field(1e-3, gt=0)
-    seed: int = 42
+    epochs: PositiveInt = Field(
+        200, description="Most epochs; early stopping usually ends sooner."
+    )
+    batch_size: PositiveInt = Field(32, description="Windows per training step.")
+    learning_rate: float = Field(1e-3, gt=0, description="Adam's learning rate.")
+    seed: int = Field(
+        42, description="Seeds Python, NumPy, TensorFlow and the window shuffle."
+    )
     patience: int = Field(
         20, ge=0, description="Epochs without val_loss improvement; 0 disables."
     )
-    shuffle: bool = True
+    shuffle: bool = Field(
+        True, description="Shuffle the training windows every epoch."
+    )
     clipnorm: float | None = Field(None, gt=0, description="Clip each gradient's norm.")
     clipvalue: float | None = Field(None, gt=0, description="Clip gradient values.")
     precision: Literal["auto", "float32", "mixed_float16", "mixed_bfloat16"] = Field(
@@ -387,7 +419,11 @@ class BacktestSpec(_Strict):
         description="Rows between fold origins; default the test split's length "
         "(back-to-back test blocks).",
     )
-    window: Literal["expanding", "sliding"] = "expanding"
+    window: Literal["expanding", "sliding"] = Field(
+        "expanding",
+        description="`expanding`: every fold trains from row 0; `sliding`: on as "
+        "many rows as the first fold.",
+    )
 
 
 class EvaluateSpec(_Strict):
@@ -441,7 +477,11 @@ class EvaluateSpec(_Strict):
 class TrackingSpec(_Strict):
     """Where runs go. `uri` falls back to MLFLOW_TRACKING_URI, then mlruns/."""
 
-    uri: str | None = None
+    uri: str | None = Field(
+        None,
+        description="MLflow tracking URI. Unset: `MLFLOW_TRACKING_URI`, else the "
+        "project's `mlruns/mlflow.db`.",
+    )
     experiment: str | None = Field(
         None, description="MLflow experiment name; default the experiment's name."
     )
@@ -494,7 +534,11 @@ class RetrainSpec(_Strict):
 class ExperimentConfig(_Strict):
     """One complete, validated experiment."""
 
-    name: str = "default"
+    name: str = Field(
+        "default",
+        description="The experiment's name: its MLflow experiment and registered "
+        "model unless `tracking` says otherwise.",
+    )
     data: DataSpec = Field(default_factory=DataSpec)
     split: SplitSpec = Field(default_factory=SplitSpec)
     window: WindowSpec = Field(default_factory=WindowSpec)
@@ -545,15 +589,6 @@ class ExperimentConfig(_Strict):
         # (see bench/README.md, "Panels"), and `auto` checks it on validation.
         if self.data.is_panel and "window_norm" not in self.model.model_fields_set:
             self.model.window_norm = "auto"
-        return self
-
-    @model_validator(mode="after")
-    def _panels_score_on_one_split(self) -> "ExperimentConfig":
-        if self.data.is_panel and self.evaluate.backtest.folds >= 2:
-            raise ValueError(
-                "`evaluate.backtest.folds` is not supported with `data.id_column` "
-                "yet: a panel is scored on its test split (per series)"
-            )
         return self
 
     @model_validator(mode="after")

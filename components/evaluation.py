@@ -13,6 +13,7 @@ from components.metrics import mase_scale, regression_metrics, scale_free
 from components.classical import forecast_windows as classical_forecast
 from components.config import WindowSpec
 from components.errors import TrainingError
+from components.linear import fit_linear_baseline, predict_linear_baseline
 from components.models import point_of, predict_all, quantile_levels
 from components.preprocess import Normalizer, ScaledSplit
 from components.windowing import make_windows, target_rows, window_series, window_starts
@@ -176,36 +177,6 @@ def _last_input_rows(
 ) -> np.ndarray:
     """Row of each window's last input step: the base a forecast starts from."""
     return window_starts(n_rows, spec, bounds) + spec.input_width - 1
-
-
-def fit_linear_baseline(
-    x: np.ndarray, y: np.ndarray, ridge: float = 1e-3
-) -> np.ndarray:
-    """Ridge least squares from the flattened window to all horizon steps.
-
-    Args:
-        x: (W, L, C) training windows; y: (W, T, K) their targets.
-
-    Returns:
-        coefficients of shape (L*C + 1, T*K); the last row is the intercept.
-    """
-    design = _design(x)  # (W, L*C + 1)
-    penalty = ridge * np.eye(design.shape[1])
-    penalty[-1, -1] = 0.0  # never shrink the intercept
-    gram = design.T @ design + penalty
-    return np.linalg.solve(gram, design.T @ y.reshape(len(y), -1))
-
-
-def predict_linear_baseline(
-    coef: np.ndarray, x: np.ndarray, output_shape
-) -> np.ndarray:
-    """(W, L, C) -> (W, T, K) with coefficients from `fit_linear_baseline`."""
-    return (_design(x) @ coef).reshape(len(x), *output_shape)
-
-
-def _design(x: np.ndarray) -> np.ndarray:
-    flat = np.asarray(x, np.float64).reshape(len(x), -1)
-    return np.hstack([flat, np.ones((len(x), 1))])
 
 
 @dataclass(frozen=True)

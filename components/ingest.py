@@ -118,11 +118,12 @@ def series_from_frame(
     if missing and spec.missing == "error":
         raise DataError(_missing_message(selected, missing, source))
     calendar = calendar_features(selected.index, spec.calendar, source)
-    hashed = selected
+    digest = frame_digest(selected)
     if layout is not None:  # the same values under other series keys differ
-        series = np.repeat(layout.ids, layout.lengths())
+        series = np.repeat(np.arange(len(layout.ids)), layout.lengths())
         hashed = pd.concat([selected, static], axis=1).assign(_series=series)
-    digest = frame_digest(hashed)
+        keys = "\n".join(layout.ids).encode()
+        digest = hashlib.sha256(frame_digest(hashed).encode() + keys).hexdigest()
     return LoadedSeries(
         frame=pd.concat([selected, static, calendar], axis=1),
         features=features + list(static.columns) + list(calendar.columns),
@@ -356,9 +357,10 @@ def read_parquet_dir(path: Path, spec: DataSpec) -> pd.DataFrame:
                 f"Parquet files; available: {dataset.schema.names}."
             )
     frame = dataset.to_table(columns=wanted).to_pandas()
-    for column in frame.columns:  # partition keys arrive as categories
-        if isinstance(frame[column].dtype, pd.CategoricalDtype):
-            frame[column] = frame[column].astype(str)
+    for column in frame.columns:  # partition keys arrive as categories: of text
+        if isinstance(frame[column].dtype, pd.CategoricalDtype):  # (10M rows: kept
+            categories = frame[column].cat.categories  # codes, not 10M strings)
+            frame[column] = frame[column].cat.rename_categories(categories.astype(str))
     return frame
 
 

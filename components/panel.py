@@ -16,8 +16,9 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from components.config import DataSpec
+from components.config import DataSpec, SplitSpec, WindowSpec
 from components.errors import DataError
+from components.preprocess import PreparedSplit, known_lead, prepare_split, split_rows
 
 
 @dataclass(frozen=True)
@@ -62,11 +63,11 @@ def index_panel(
             f"{source}: `data.id_column` {id_columns} is empty at row "
             f"{int(blank.argmax())}; every row needs its series key."
         )
-    key = series_keys(frame, id_columns)
+    codes, ids = _factorize_keys(frame, id_columns)
     time = _as_time(frame[time_column], time_column, source)
-    codes, ids = pd.factorize(key.to_numpy(), sort=True)
     order = np.lexsort((time_keys(time), codes))
     codes, time = codes[order], time.iloc[order].reset_index(drop=True)
+    frame = frame.drop(columns=[*id_columns, time_column])  # not copied below
     frame = frame.iloc[order].reset_index(drop=True)
     stamps = time_keys(time)
     same = (codes[1:] == codes[:-1]) & (stamps[1:] == stamps[:-1])
@@ -80,9 +81,24 @@ def index_panel(
     bounds = np.searchsorted(codes, np.arange(len(ids) + 1)).astype(np.int64)
     layout = PanelLayout(tuple(map(str, ids)), bounds)
     static = static_channels(frame, spec.static, layout, source)
-    rest = frame.drop(columns=[*id_columns, time_column, *spec.static])
+    rest = frame.drop(columns=spec.static)
     index = pd.Index(time, name=time_column)
     return rest.set_axis(index), layout, static.set_axis(index)
+
+
+def _factorize_keys(frame: pd.DataFrame, id_columns: list[str]):
+    """(each row's series code, the sorted series keys as text). One id
+    column is factorized as it is (a category or text column of 10M rows
+    costs its codes, not 10M new strings); several are joined first."""
+    if len(id_columns) == 1:
+        codes, uniques = pd.factorize(frame[id_columns[0]], sort=True)
+        ids = np.asarray([str(u) for u in uniques], dtype=object)
+        order = np.argsort(ids, kind="stable")  # text order, also for numeric ids
+        if (order != np.arange(len(ids))).any():
+            codes = np.argsort(order)[codes]
+            ids = ids[order]
+        return codes, ids
+    return pd.factorize(series_keys(frame, id_columns).to_numpy(), sort=True)
 
 
 def series_keys(frame: pd.DataFrame, id_columns: list[str]) -> pd.Series:
@@ -165,12 +181,16 @@ class PanelCut:
     test_from: object
 
 
+def time_axis(index: pd.Index) -> np.ndarray:
+    """The panel's time axis: every distinct time stamp of any series, sorted
+    (as `time_keys`)."""
+    return np.unique(time_keys(index))
+
+
 def time_cut(index: pd.Index, split) -> PanelCut:
     """Cut the panel's time axis (every distinct time stamp of any series) by
     `split` as a single series of that length would be cut."""
-    from components.preprocess import split_rows
-
-    axis = np.unique(time_keys(index))
+    axis = time_axis(index)
     n_train, n_val, n_test = split_rows(len(axis), split)
     if n_test == 0:
         raise DataError(
@@ -223,3 +243,76 @@ def _with_context(first: int, start: int, end: int, context: int) -> tuple[int, 
     if end <= start:
         return (start, start)
     return (max(int(first), start - context), end)
+
+
+@dataclass(frozen=True)
+class PanelSplits:
+    """A panel cut at one time for every series, each split prepared.
+
+    Attributes:
+        parts: train, val and test, each holding every kept series (a series
+            may have no rows in val or test).
+        cut: the first time stamp of val and of test, as text.
+        skipped: series left out: too few training rows for one window.
+    """
+
+    parts: dict[str, PreparedSplit]
+    cut: tuple[str, str]
+    skipped: tuple[str, ...]
+
+
+def split_panel(
+    frame: pd.DataFrame,
+    layout,
+    split: SplitSpec,
+    data: DataSpec,
+    window: WindowSpec,
+    targets: list[str],
+    keep: list[str] = (),
+) -> PanelSplits:
+    """Cut every series at the same times (`time_cut`), then fill and
+    transform each series' part of each split on its own (`prepare_split`),
+    so nothing crosses a series boundary and no statistic sees a later
+    split; validation and test parts carry the rows their first window
+    reads before the cut (`split_bounds`). A series with fewer
+    training rows than one window is left out (`data.short_series: skip`) or
+    refused (`error`)."""
+    cut = time_cut(frame.index, split)
+    context = window.input_width + window.offset + (data.transform != "none")
+    ranges = split_bounds(frame.index, layout, cut, context)
+    pieces = {name: [] for name in ranges}
+    kept, skipped = [], []
+    for j, series in enumerate(layout.ids):
+        lead = known_lead(data, window)
+        parts = {
+            name: prepare_split(frame.iloc[a:b], data, targets, keep, lead)
+            for name, (a, b) in ((n, r[j]) for n, r in ranges.items())
+        }
+        if len(parts["train"].frame) < window.span:
+            skipped.append(series)
+            continue
+        kept.append(series)
+        for name, part in parts.items():
+            pieces[name].append(part)
+    if skipped and data.short_series == "error":
+        raise DataError(
+            f"{len(skipped)} series have fewer training rows than one window "
+            f"needs ({window.span}), first {skipped[0]!r}; set "
+            "`data.short_series: skip` to leave them out, or shorten the window."
+        )
+    if not kept:
+        raise DataError(
+            f"no series has the {window.span} training rows one window needs "
+            f"(training ends before {cut_labels(frame.index, cut)[0]}); "
+            "shorten the window or change `split`."
+        )
+    out = {}
+    for name, found in pieces.items():
+        lengths = [len(part.frame) for part in found]
+        out[name] = PreparedSplit(
+            pd.concat([part.frame for part in found]),
+            pd.concat([part.levels for part in found]),
+            np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64),
+            tuple(kept),
+        )
+    return PanelSplits(out, cut_labels(frame.index, cut), tuple(skipped))

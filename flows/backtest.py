@@ -7,7 +7,6 @@ is 2 or more. The run's own training on the test split is the last fold of an
 expanding backtest, so that fold is not trained twice.
 """
 
-import dataclasses
 import re
 from pathlib import Path
 
@@ -19,7 +18,7 @@ from components import backtest, plots, provenance, tracking, training
 from components.backtest import Fold
 from components.config import ExperimentConfig
 from components.models.common import target_positions
-from flows.train import (
+from flows.steps import (
     PreparedData,
     build,
     choose_settings,
@@ -60,11 +59,9 @@ def backtest_fold(config: ExperimentConfig, series, fold: Fold) -> dict:
     fold's training rows only), train from scratch, score its test block."""
     logger = get_run_logger()
     logger.info("backtest fold %d: %s", fold.index, fold.ranges())
-    fold_series = dataclasses.replace(
-        series, frame=series.frame.iloc[fold.start : fold.stop]
-    )
+    fold_series = backtest.fold_rows(series, fold)
     prepared = split_data.fn(fold_series, config.data, fold.split, config.window)
-    normalizer, scaled = normalize.fn(prepared, fold_series)
+    normalizer, scaled = normalize.fn(prepared, fold_series, config.data.scale)
     datasets = make_datasets.fn(scaled, config.window, config.train)
     positions = target_positions(series.features, series.targets, config.model)
     spec, _ = choose_settings.fn(config.model, config.window, scaled, positions)
@@ -87,10 +84,11 @@ def backtest_fold(config: ExperimentConfig, series, fold: Fold) -> dict:
 
 
 def fold_record(fold: Fold, normalizer, metrics: dict) -> dict:
-    """What a fold leaves behind, JSON-ready (it is also the cached result)."""
+    """What a fold leaves behind, JSON-ready (it is also the cached result);
+    a panel's per-series statistics stay out (one row per fold)."""
     return {
         **fold.ranges(),
-        "normalizer": normalizer.to_dict(),
+        "normalizer": {} if hasattr(normalizer, "series") else normalizer.to_dict(),
         "metrics": {k: float(v) for k, v in metrics.items()},
     }
 
@@ -105,7 +103,7 @@ def run_backtest(
     """Every fold of `data.folds` (the main training's metrics stand in for
     the fold that equals the test split); log the summary, per-fold metrics,
     the fold table and chart on `run_id`. Returns the summary metrics."""
-    n_rows = len(data.series.frame)
+    n_rows = backtest.axis_length(data.series)
     fold_task = backtest_fold.with_options(
         result_storage=Path(tracking.local_state_dir(tracking_uri, "backtest-cache"))
     )

@@ -563,7 +563,9 @@ def _server(args) -> int:
     _quiet_tensorflow()
     from flows.server import serve
 
-    return serve("127.0.0.1", args.port, args.prefect_port, args.ui_port)
+    return serve(
+        "127.0.0.1", args.port, args.prefect_port, args.ui_port, main, ui_command
+    )
 
 
 def ui_command(host: str, port: int) -> list[str]:

@@ -25,7 +25,8 @@ from prefect.logging import get_run_logger
 from components import leaderboard, plots, quality, tracking
 from components.config import ExperimentConfig, flatten, to_yaml
 from components.errors import ConfigError, TrainingError
-from flows.train import PreparedData, open_run, prepare_data, train_in_run
+from flows.steps import PreparedData, prepare_data
+from flows.train import open_run, train_in_run
 
 
 EXECUTORS = ("sequential", "dask")

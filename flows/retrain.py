@@ -26,7 +26,8 @@ from components.config import ExperimentConfig, RetrainSpec
 from components.errors import DataError
 from components.forecaster import Backtest, Forecaster
 from components.panel_forecaster import PanelForecaster
-from flows.train import PreparedData, open_run, prepare_data, train_in_run
+from flows.steps import PreparedData, prepare_data
+from flows.train import open_run, train_in_run
 
 _task = task(cache_policy=NO_CACHE)
 

@@ -115,6 +115,7 @@ class _Stream(io.TextIOBase):
 class _Handler(http.server.BaseHTTPRequestHandler):
     token = ""
     lock = threading.Lock()
+    run_cli = None  # `rnnflow`'s entry point, `(argv) -> exit code`; set by `serve`
 
     def log_message(self, format, *args):  # keep the server's terminal quiet
         pass
@@ -146,15 +147,14 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                 self.wfile.flush()
 
         with self.lock:  # one command at a time: one TensorFlow, one cwd
-            code = _run_command(request, send)
+            code = _run_command(self.run_cli, request, send)
         send({"exit": code})
 
 
-def _run_command(request: dict, send) -> int:
-    """`rnnflow <argv>` in this process, in the client's directory and with
-    its MLFLOW_*/RNNFLOW_* variables; output goes to `send`."""
-    from flows.cli import main
-
+def _run_command(main, request: dict, send) -> int:
+    """`main(argv)` (`rnnflow <argv>`) in this process, in the client's
+    directory and with its MLFLOW_*/RNNFLOW_* variables; output goes to
+    `send`."""
     stdout, stderr = _Stream("stdout", send), _Stream("stderr", send)
     logs = logging.StreamHandler(stderr)
     logs.setFormatter(logging.Formatter("%(asctime)s | %(levelname)s | %(message)s"))
@@ -185,9 +185,19 @@ def _run_command(request: dict, send) -> int:
         os.environ.update(saved_env)
 
 
-def serve(host: str, port: int, prefect_port: int, ui_port: int | None) -> int:
+def serve(
+    host: str,
+    port: int,
+    prefect_port: int,
+    ui_port: int | None,
+    main,
+    ui_command=None,
+) -> int:
     """Start (or reuse) a Prefect server, warm up, write server.json, and
-    answer commands until SIGINT/SIGTERM; stop what it started."""
+    answer commands (`main(argv)`: the CLI's entry point, passed in so this
+    module never imports the CLI that imports it) until SIGINT/SIGTERM; stop
+    what it started. `ui_command(host, port)`: the MLflow UI's command line,
+    started beside it when `ui_port` is set."""
     children: list[subprocess.Popen] = []
     if not os.environ.get("PREFECT_API_URL"):
         url = f"http://127.0.0.1:{prefect_port}/api"
@@ -198,12 +208,11 @@ def serve(host: str, port: int, prefect_port: int, ui_port: int | None) -> int:
         os.environ["PREFECT_API_URL"] = url
     print(f"Prefect API {os.environ['PREFECT_API_URL']}", flush=True)
     if ui_port:
-        from flows.cli import ui_command
-
         children.append(_start(ui_command("127.0.0.1", ui_port)))
         print(f"MLflow UI http://127.0.0.1:{ui_port}", flush=True)
     _warm_up()
     _Handler.token = secrets.token_hex(16)
+    _Handler.run_cli = staticmethod(main)
     httpd = http.server.ThreadingHTTPServer((host, port), _Handler)
     address = f"http://{host}:{httpd.server_address[1]}"
     path = state_dir() / "server.json"
@@ -241,6 +250,7 @@ def _warm_up() -> None:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     import flows.compare  # noqa: F401  (TensorFlow, Keras, MLflow, Prefect)
     import flows.retrain  # noqa: F401
+    import flows.steps  # noqa: F401
     import flows.train  # noqa: F401
     import flows.tune  # noqa: F401
 

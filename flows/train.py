@@ -1,5 +1,7 @@
 """The training flow: ingest -> split -> normalize -> window -> build -> train ->
-evaluate -> track. Each task is a thin wrapper over one component function.
+evaluate -> track -> package. The data and model steps are `flows.steps`;
+this module opens the MLflow run around them, trains, calibrates, logs and
+packages. Each task is a thin wrapper over component functions.
 
 Data is validated (ingest, split, normalize) before the MLflow run is opened, so
 bad input leaves nothing behind. Once the run is open, any failure ends it
@@ -15,7 +17,6 @@ Example:
 import contextlib
 import os
 import socket
-from dataclasses import dataclass
 
 import numpy as np
 
@@ -25,9 +26,7 @@ from prefect.logging import get_run_logger
 from prefect.runtime import flow_run
 
 from components import (
-    backtest,
     checkpoint,
-    compiled_loop,
     evaluation,
     ingest,
     intervals,
@@ -36,128 +35,26 @@ from components import (
     preprocess,
     provenance,
     quality,
-    seeds,
     tracking,
     training,
 )
-from components.config import (
-    DataSpec,
-    ExperimentConfig,
-    ModelSpec,
-    SplitSpec,
-    TrainSpec,
-    WindowSpec,
-    flatten,
-    to_yaml,
-)
+from components.config import DataSpec, ExperimentConfig, TrainSpec, flatten, to_yaml
 from components.forecaster import Forecaster
 from components.panel_forecaster import PanelForecaster
-from components.models import build_model
-from components.models.selection import resolve_auto
-from components.models.skip import fit_linear_skip
-from components.models.common import target_positions
-from components.models.registry import cudnn_blockers
 from components.redact import redact_url
-from components.windowing import make_dataset, make_windows, window_starts
+from flows.backtest import run_backtest
+from flows.steps import (
+    PreparedData,
+    build,
+    choose_settings,
+    evaluate,
+    fit_summary,
+    make_datasets,
+    prepare_data,
+)
 
 # Tasks pass arrays, datasets and models in memory; nothing here is worth caching.
 _task = task(cache_policy=NO_CACHE)
-
-
-@_task
-def load_data(spec: DataSpec) -> ingest.LoadedSeries:
-    """Read and validate the series."""
-    series = ingest.load_series(spec)
-    logger = get_run_logger()
-    logger.info(
-        "loaded %s: %d rows, features %s, targets %s, frequency %s",
-        series.source,
-        len(series.frame),
-        series.features,
-        series.targets,
-        series.frequency or "irregular/unknown",
-    )
-    if series.missing_counts:
-        logger.warning(
-            "missing values per column %s, filled by data.missing=%s per split",
-            series.missing_counts,
-            spec.missing,
-        )
-    return series
-
-
-@_task
-def split_data(
-    series: ingest.LoadedSeries, data: DataSpec, split: SplitSpec, window: WindowSpec
-) -> dict[str, preprocess.PreparedSplit]:
-    """Chronological train/val/test, each cleaned and transformed on its own and
-    long enough for one window; a panel is cut at the same time for every
-    series."""
-    if series.layout is not None:
-        return _split_panel(series, data, split, window)
-    splits = preprocess.split_chronologically(series.frame, split)
-    prepared = {
-        name: preprocess.prepare_split(
-            frame, data, series.targets, keep=series.calendar_columns,
-            lead=preprocess.known_lead(data, window),
-        )  # fmt: skip
-        for name, frame in vars(splits).items()
-    }
-    sizes = {name: len(part.frame) for name, part in prepared.items()}
-    preprocess.check_window_fits(sizes, window)
-    get_run_logger().info("split sizes %s", sizes)
-    return prepared
-
-
-def _split_panel(series, data, split, window) -> dict[str, preprocess.PreparedSplit]:
-    found = preprocess.split_panel(
-        series.frame, series.layout, split, data, window, series.targets,
-        keep=series.shared_columns,
-    )  # fmt: skip
-    logger = get_run_logger()
-    if found.skipped:
-        shown = ", ".join(map(repr, found.skipped[:5]))
-        more = f" and {len(found.skipped) - 5} more" if len(found.skipped) > 5 else ""
-        logger.warning(
-            "left out %d series with fewer training rows than one window (%d): "
-            "%s%s", len(found.skipped), window.span, shown, more,
-        )  # fmt: skip
-    windows = {
-        name: len(window_starts(len(part.frame), window, part.bounds))
-        for name, part in found.parts.items()
-    }
-    counts = {
-        name: f"{int(np.sum(np.diff(part.bounds) >= window.span))} series, "
-        f"{windows[name]} windows"
-        for name, part in found.parts.items()
-    }
-    logger.info(
-        "panel of %d series cut at val %s, test %s: %s",
-        len(series.layout.ids), *found.cut, counts,
-    )  # fmt: skip
-    preprocess.check_panel_windows(windows, window)
-    return found.parts
-
-
-@_task
-def normalize(
-    prepared: dict[str, preprocess.PreparedSplit],
-    series: ingest.LoadedSeries,
-    scale: str = "series",
-) -> tuple[preprocess.Normalizer, dict[str, preprocess.ScaledSplit]]:
-    """Fit on train only (a panel: each series on its own training rows, by
-    `data.scale`); scale every split with those statistics."""
-    if series.layout is not None:
-        normalizer = preprocess.fit_series_normalizer(
-            prepared["train"], series.shared_columns, scale
-        )
-    else:
-        normalizer = preprocess.fit_normalizer(prepared["train"].frame)
-    scaled = {
-        name: preprocess.scale_split(part, normalizer, series.features, series.targets)
-        for name, part in prepared.items()
-    }
-    return normalizer, scaled
 
 
 @_task
@@ -252,121 +149,6 @@ def take_over(
 
 
 @_task
-def make_datasets(
-    scaled: dict[str, preprocess.ScaledSplit],
-    window: WindowSpec,
-    train: TrainSpec,
-    start_epoch: int = 0,
-) -> dict:
-    """The training and validation windows, shuffled per epoch for training
-    (in the order an uninterrupted training sees from `start_epoch` on): held
-    in memory for the compiled loop, or streamed tf.data pipelines for `fit`."""
-    sizes = {name: len(scaled[name].inputs) for name in ("train", "val")}
-    n_inputs, n_targets = (
-        scaled["train"].inputs.shape[1],
-        scaled["train"].targets.shape[1],
-    )
-    compiled = training.use_compiled_loop(train, sizes, window, n_inputs, n_targets)
-    get_run_logger().info(
-        "training loop: %s", "compiled (windows in memory)" if compiled else "fit"
-    )
-
-    def windows(split: str, shuffle: bool = False, seed: int | None = None):
-        part = scaled[split]
-        if compiled:  # each epoch's order comes from its number, not a counter
-            return compiled_loop.materialize(
-                part.inputs, part.targets, window, shuffle, seed, part.bounds
-            )
-        return make_dataset(
-            part.inputs,
-            part.targets,
-            window,
-            train.batch_size,
-            shuffle,
-            seed,
-            start_epoch,
-            part.bounds,
-            train.windows_per_series,
-        )
-
-    datasets = {"train": windows("train", train.shuffle, train.seed)}
-    if sizes["val"]:
-        datasets["val"] = windows("val")
-    return datasets
-
-
-@_task
-def choose_settings(
-    spec: ModelSpec,
-    window: WindowSpec,
-    scaled: dict[str, preprocess.ScaledSplit],
-    positions: tuple[int, ...] = (),
-) -> tuple[ModelSpec, dict[str, str]]:
-    """Resolve `auto` in `model.window_norm` / `model.skip` by the validation
-    MSE of the linear fit in each setting; return the spec to build and the
-    run tags that record the choice (none when nothing was `auto`)."""
-    if "auto" not in (spec.window_norm, spec.skip):
-        return spec, {}
-    windows = {
-        name: make_windows(
-            scaled[name].inputs, scaled[name].targets, window, scaled[name].bounds
-        )
-        for name in ("train", "val")
-    }
-    resolved, choice = resolve_auto(spec, windows["train"], windows["val"], positions)
-    get_run_logger().info("auto: %s", choice.describe())
-    tags = {
-        "auto_window_norm": resolved.window_norm,
-        "auto_skip": resolved.skip,
-        "auto_choice": choice.describe(),
-    }
-    return resolved, tags
-
-
-@_task
-def build(
-    spec: ModelSpec,
-    train: TrainSpec,
-    window: WindowSpec,
-    train_split: preprocess.ScaledSplit,
-    positions: tuple[int, ...] = (),
-):
-    """Seed, then build and compile the registered architecture under its
-    policy; start a linear skip at the least-squares fit of the training split."""
-    logger = get_run_logger()
-    for option in cudnn_blockers(spec):
-        logger.warning("%s keeps LSTM/GRU off the fused cuDNN kernel on a GPU", option)
-    seeds.seed_everything(train.seed, train.deterministic)
-    input_shape = (window.input_width, train_split.inputs.shape[1])
-    output_shape = (window.horizon, train_split.targets.shape[1])
-    with training.precision_policy(
-        training.resolve_precision(train.precision)
-    ) as policy:
-        model = build_model(
-            spec, input_shape, output_shape, train.seed, positions
-        )
-        training.compile_model(model, train)
-    skip = ""
-    if spec.skip != "none":  # windows materialized only for the fit
-        x, y = make_windows(
-            train_split.inputs, train_split.targets, window, train_split.bounds
-        )
-        fitted = fit_linear_skip(model, x, y)
-        shared = "shared " if spec.skip == "shared" else ""
-        skip = f" + {shared}linear skip" if fitted else ""
-    if spec.window_norm != "none":
-        skip += f", window norm {spec.window_norm}"
-    logger.info(
-        "built %s%s (%s): %d parameters",
-        spec.kind,
-        skip,
-        policy,
-        model.count_params(),
-    )
-    return model
-
-
-@_task
 def fit(
     model,
     datasets: dict,
@@ -397,36 +179,6 @@ def fit(
         raise
     epoch_logger.close()
     return result
-
-
-@_task
-def evaluate(
-    model,
-    scaled,
-    config: ExperimentConfig,
-    normalizer,
-    targets,
-    split: str = "test",
-    where: str = "",
-):
-    """Model and baselines on the windows of one split (`test`, `val`), both
-    units; `where` names the split in errors when the name does not say it.
-    The classical baselines score the test split only."""
-    test = split == "test"
-    return evaluation.evaluate_on_test(
-        model,
-        scaled["train"],
-        scaled[split],
-        config.window,
-        normalizer,
-        targets,
-        config.data.transform,
-        config.evaluate.season,
-        who=f"{config.model.kind} on the {where or split + ' split'}",
-        split=split,
-        between=scaled["val"].levels if test else None,
-        classical=tuple(config.evaluate.classical) if test else (),
-    )
 
 
 @_task
@@ -601,43 +353,6 @@ def train_flow(config: ExperimentConfig) -> dict:
     return train_in_run(config, data, tracking_uri, run_id)
 
 
-@dataclass(frozen=True)
-class PreparedData:
-    """Validated, split and scaled data, shared by every model trained on it."""
-
-    series: ingest.LoadedSeries
-    normalizer: preprocess.Normalizer
-    scaled: dict[str, preprocess.ScaledSplit]
-    folds: tuple[backtest.Fold, ...] = ()
-    target_positions: tuple[int, ...] = ()  # window_norm, shared skip, auto
-
-    def holdout_from(self, split: SplitSpec):
-        """Time of the first test target: where the retrain gate's holdout
-        starts (a panel's test split begins with its windows' inputs)."""
-        index = self.series.frame.index
-        if self.series.layout is None:
-            return self.scaled["test"].index[0]
-        from components.panel import cut_time, time_cut
-
-        return cut_time(index, time_cut(index, split).test_from)
-
-
-def prepare_data(
-    config: ExperimentConfig, series: ingest.LoadedSeries | None = None
-) -> PreparedData:
-    """ingest -> split -> normalize (and plan the backtest folds): every check
-    that can fail before training. `series`: already loaded (the split and
-    the statistics are redone for `config`, e.g. another window)."""
-    series = series or load_data(config.data)
-    positions = target_positions(series.features, series.targets, config.model)
-    prepared = split_data(series, config.data, config.split, config.window)
-    normalizer, scaled = normalize(prepared, series, config.data.scale)
-    folds = backtest.plan_folds(
-        len(series.frame), config.split, config.evaluate.backtest, config.window
-    )
-    return PreparedData(series, normalizer, scaled, tuple(folds), positions)
-
-
 def train_in_run(
     config: ExperimentConfig,
     data: PreparedData,
@@ -701,8 +416,6 @@ def train_in_run(
             {"mlflow.note.content": run_description(config, series, metrics)},
         )  # fmt: skip
         if data.folds:
-            from flows.backtest import run_backtest  # builds on this module's tasks
-
             metrics.update(run_backtest(config, data, tracking_uri, run_id, metrics))
         if folder:
             folder.clear()  # complete: a rerun trains anew
@@ -755,9 +468,9 @@ def _validation_checks(model, data, config, report, tracking_uri, run_id):
 def run_description(config: ExperimentConfig, series, metrics: dict) -> str:
     """The run's one-paragraph description in the MLflow UI: what was trained
     on what, and its test error next to the baselines'."""
-    panel = f", {len(series.layout.ids)} series" if series.layout is not None else ""
+    many = f", {len(series.layout.ids)} series" if series.layout is not None else ""
     parts = [
-        f"**{config.model.kind}** on `{series.source}`{panel} → "
+        f"**{config.model.kind}** on `{series.source}`{many} → "
         f"{', '.join(series.targets)} ({config.window.input_width} steps in, "
         f"{config.window.horizon} out)."
     ]
@@ -775,21 +488,6 @@ def run_description(config: ExperimentConfig, series, metrics: dict) -> str:
             f"{int(metrics['epochs_trained'])} epochs, best {int(metrics['best_epoch'])}."
         )
     return " ".join(parts)
-
-
-def fit_summary(fit_result: training.FitResult) -> dict[str, float]:
-    summary = {
-        "train_seconds": fit_result.seconds,
-        "epochs_trained": fit_result.epochs_trained,
-        "best_epoch": fit_result.best_epoch,
-    }
-    val_loss = fit_result.history.get("val_loss") or []
-    if fit_result.best_epoch and len(val_loss) >= fit_result.best_epoch:
-        # the kept weights' validation loss (`val_loss` is the last epoch's)
-        summary["best_val_loss"] = float(val_loss[fit_result.best_epoch - 1])
-    if fit_result.resumed_from_epoch is not None:
-        summary["resumed_from_epoch"] = fit_result.resumed_from_epoch
-    return summary
 
 
 @contextlib.contextmanager

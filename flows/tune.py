@@ -31,14 +31,14 @@ from components.config import (
     with_settings,
 )
 from components.errors import ConfigError, TrainingError
-from flows.train import (
+from flows.steps import (
     PreparedData,
     build,
     choose_settings,
     make_datasets,
-    open_run,
     prepare_data,
 )
+from flows.train import open_run
 
 
 @flow(name="rnnflow-tune", flow_run_name="{config.name}-tune-{kind}")

@@ -178,3 +178,20 @@ def wait_for(url: str, seconds: float) -> str:
             if time.monotonic() > deadline:
                 raise
             time.sleep(0.5)
+
+
+# Tests that run flows (a Prefect API), CLI subprocesses or servers are `slow`:
+# `python -m pytest -m "not slow"` runs the rest, the unit tests, in a few minutes.
+SLOW_FIXTURES = {"prefect_api", "fertility_run"}
+SLOW_CALLS = ("run_cli", "subprocess", "mlflow server", "Popen")
+
+
+def pytest_collection_modifyitems(config, items):
+    import inspect
+
+    for item in items:
+        source = inspect.getsource(item.function) if hasattr(item, "function") else ""
+        if SLOW_FIXTURES & set(getattr(item, "fixturenames", ())) or any(
+            call in source for call in SLOW_CALLS
+        ):
+            item.add_marker(pytest.mark.slow)

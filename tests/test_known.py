@@ -9,7 +9,6 @@ import pytest
 
 from components import preprocess
 from components.config import DataSpec, load_experiment
-from components.errors import DataError
 from components.windowing import make_windows
 from conftest import write_experiment
 

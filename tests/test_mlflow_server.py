@@ -11,7 +11,6 @@ import threading
 import time
 
 import numpy as np
-import pytest
 from mlflow import MlflowClient
 
 from components.config import load_experiment

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 from mlflow import MlflowClient
 
-from components import ingest, panel_metrics, preprocess
+from components import ingest, panel, panel_metrics, preprocess
 from components.config import DataSpec, SplitSpec, WindowSpec, load_experiment
 from components.errors import ConfigError, DataError
 from components.windowing import make_dataset, make_windows, window_series, window_starts
@@ -105,7 +105,7 @@ def test_panel_keys_without_an_id_or_time_are_config_errors():
 
 def _split(frame, spec, split=SplitSpec(val=3, test=3), window=WINDOW):
     series = ingest.series_from_frame(frame, spec, "panel.csv")
-    found = preprocess.split_panel(
+    found = panel.split_panel(
         series.frame, series.layout, split, spec, window, series.targets,
         series.shared_columns,
     )  # fmt: skip
@@ -265,7 +265,7 @@ def _static_test_mse(frame: pd.DataFrame, static: list[str]) -> float:
                     targets=["x"])  # fmt: skip
     window = WindowSpec(input_width=1, horizon=1)
     series = ingest.series_from_frame(frame, spec, "groups")
-    found = preprocess.split_panel(
+    found = panel.split_panel(
         series.frame, series.layout, SplitSpec(val=0, test=40), spec, window,
         series.targets, series.shared_columns,
     )  # fmt: skip
@@ -392,3 +392,18 @@ def test_a_panel_snapshot_is_refused_with_the_reason():
     done = run_cli_here(["data", "snapshot", "fertility"])
     assert done.returncode != 0
     assert "writes one series; a panel" in done.stdout + done.stderr
+
+
+def test_a_panel_fold_cuts_every_series_on_the_shared_time_axis():
+    from components.backtest import Fold, axis_length, fold_rows
+
+    frame = _long(n_series=3, n_rows=12)
+    late = _long(n_series=1, n_rows=4, start=2010).assign(id="late")  # 2010-2013
+    series = ingest.series_from_frame(pd.concat([frame, late]), _spec(), "panel.csv")
+    assert axis_length(series) == 14  # 2000-2013
+    fold = Fold(index=0, start=2, stop=10, val_rows=2, test_rows=2)  # 2002-2009
+    rows = fold_rows(series, fold)
+    assert rows.layout.ids == ("s0", "s1", "s2")  # "late" has no row before 2010
+    assert list(rows.layout.bounds) == [0, 8, 16, 24]
+    times = rows.frame.index
+    assert times.min() == 2002 and times.max() == 2009

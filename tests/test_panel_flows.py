@@ -133,3 +133,27 @@ def test_tuning_a_panel_splits_it_again_for_each_trials_window(fertility_run, tm
             # every trial scores validation windows, whatever its width
             assert np.isfinite(run.data.metrics["best_val_loss"])
     assert len(widths) > 1
+
+
+def test_a_panel_backtests_every_series_at_each_origin(fertility_run):
+    """Two folds on the fertility panel: the first ends three years before the
+    test split, every series cut at the same years; the summary ranks by MASE."""
+    from flows.train import train_flow
+
+    uri, _ = fertility_run
+    config = load_experiment(
+        "fertility",
+        [f"tracking.uri={uri}", "train.epochs=2", "model.units=[8]",
+         "evaluate.backtest.folds=2", "evaluate.backtest.step=3",
+         "tracking.experiment=fertility-backtest"],
+    )  # fmt: skip
+    result = train_flow(config)
+    metrics = result["metrics"]
+    assert metrics["backtest_folds"] == 2
+    assert np.isfinite(metrics["backtest_test_mase_mean"])
+    assert metrics["backtest_test_mase_std"] > 0  # two folds, two scores
+    client = MlflowClient(uri)
+    table = pd.read_csv(client.download_artifacts(result["run_id"], "backtest.csv"))
+    assert list(table["test_stop"]) == [52 - 3, 52]  # 1960-2011: 52 years
+    assert (table["test_start"] == table["test_stop"] - 8).all()  # 8 test years
+    assert "test_mase" in table.columns

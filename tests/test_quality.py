@@ -79,7 +79,7 @@ def test_the_guard_rail_fires_on_a_random_walk_and_stays_silent_on_a_sine(
             assert tags["quality_check"] == "fail"
             assert tags["quality_warning"] == warning
             summary = run_cli_here(["train", str(path), "train.epochs=3"])
-            assert f"! mlp (val mse" in summary.stdout
+            assert "! mlp (val mse" in summary.stdout
         else:
             assert result["warnings"] == [], result["warnings"]
             assert tags["quality_check"] == "pass" and "quality_warning" not in tags

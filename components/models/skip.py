@@ -21,6 +21,7 @@ import keras
 import numpy as np
 from keras import layers, ops
 
+from components.linear import fit_linear_baseline
 from components.models.window_norm import inner_network, normalize_arrays
 
 SKIP_LAYER = "linear_skip"
@@ -100,8 +101,6 @@ def fit_linear_skip(model: keras.Model, x: np.ndarray, y: np.ndarray) -> bool:
     """Set the skip to the ridge least-squares fit of y (W, T, K) on the
     windows x (W, L, C), both as the network sees them (after window
     normalization, if any); False (and nothing changed) without a skip."""
-    from components.evaluation import fit_linear_baseline
-
     network = inner_network(model)
     names = [layer.name for layer in network.layers]
     if SKIP_LAYER not in names and SHARED_SKIP_LAYER not in names:
@@ -121,8 +120,6 @@ def fit_shared_linear(x: np.ndarray, y: np.ndarray, positions) -> np.ndarray:
     """Ridge least squares of every target's horizon (T) on its own window
     (L), one map for all targets: windows x (W, L, C), targets y (W, T, K)
     -> coefficients (L + 1, T), the intercept last."""
-    from components.evaluation import fit_linear_baseline
-
     series = np.asarray(x, np.float64)[:, :, list(positions)]  # (W, L, K)
     inputs = np.moveaxis(series, 2, 1).reshape(-1, x.shape[1], 1)  # (W*K, L, 1)
     outputs = np.moveaxis(np.asarray(y, np.float64), 2, 1).reshape(-1, y.shape[1], 1)

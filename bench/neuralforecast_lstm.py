@@ -1,0 +1,80 @@
+"""NeuralForecast's LSTM on a panel written by `bench/panel.py --part nf`:
+the reference it compares rnnflow with. Runs in its own environment (torch
+and neuralforecast, which rnnflow does not depend on):
+
+    python -m venv /tmp/nf && /tmp/nf/bin/pip install "torch==2.13.0+cpu" neuralforecast
+    /tmp/nf/bin/python bench/neuralforecast_lstm.py FOLDER
+
+Reads FOLDER/panel (hive-partitioned Parquet, columns id, t, y: the training
+rows) and FOLDER/settings.json (window, horizon, hidden units, steps,
+windows per step, learning rate); trains for exactly that many steps; writes
+FOLDER/neuralforecast.parquet (id, step, y_hat: the next `horizon` values
+of every series) and FOLDER/neuralforecast.json (seconds, windows trained).
+"""
+
+import json
+import logging
+import os
+import resource
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+
+
+def main(folder: Path) -> None:
+    import torch
+    from neuralforecast import NeuralForecast
+    from neuralforecast.losses.pytorch import MSE
+    from neuralforecast.models import LSTM
+
+    logging.getLogger("pytorch_lightning").setLevel(logging.ERROR)
+    logging.getLogger("lightning").setLevel(logging.ERROR)
+    torch.set_num_threads(os.cpu_count() or 1)
+    settings = json.loads((folder / "settings.json").read_text())
+    frame = pd.read_parquet(folder / "panel")
+    frame = frame.rename(columns={"id": "unique_id", "t": "ds"})
+    frame["unique_id"] = frame["unique_id"].astype(str)
+    frame = frame.sort_values(["unique_id", "ds"]).reset_index(drop=True)
+    model = LSTM(
+        h=settings["horizon"],
+        input_size=settings["input_width"],
+        encoder_n_layers=1,
+        encoder_hidden_size=settings["units"],
+        decoder_hidden_size=settings["units"],
+        decoder_layers=1,
+        loss=MSE(),
+        max_steps=settings["steps"],
+        batch_size=settings["series_per_step"],
+        windows_batch_size=settings["windows_per_step"],
+        learning_rate=settings["learning_rate"],
+        scaler_type="standard",
+        random_seed=0,
+        accelerator="cpu",
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        logger=False,
+    )
+    forecaster = NeuralForecast(models=[model], freq=1)
+    start = time.perf_counter()
+    forecaster.fit(frame)
+    seconds = time.perf_counter() - start
+    start = time.perf_counter()
+    predicted = forecaster.predict().reset_index()
+    predict_seconds = time.perf_counter() - start
+    predicted["step"] = predicted.groupby("unique_id").cumcount() + 1
+    predicted = predicted.rename(columns={"unique_id": "id", "LSTM": "y_hat"})
+    predicted[["id", "step", "y_hat"]].to_parquet(folder / "neuralforecast.parquet")
+    (folder / "neuralforecast.json").write_text(json.dumps({
+        "train_seconds": seconds,
+        "predict_seconds": predict_seconds,
+        "windows": settings["steps"] * settings["windows_per_step"],
+        "peak_rss": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
+        "versions": {"neuralforecast": __import__("neuralforecast").__version__,
+                     "torch": torch.__version__},
+    }))  # fmt: skip
+
+
+if __name__ == "__main__":
+    main(Path(sys.argv[1]))
