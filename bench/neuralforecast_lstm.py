@@ -15,12 +15,20 @@ of every series) and FOLDER/neuralforecast.json (seconds, windows trained).
 import json
 import logging
 import os
-import resource
 import sys
 import time
 from pathlib import Path
 
 import pandas as pd
+
+
+def _peak_rss() -> int:
+    """This process's own peak resident memory, bytes: VmHWM, which starts
+    anew at exec (`ru_maxrss` keeps the forking parent's size)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) * 1024
+    return 0
 
 
 def main(folder: Path) -> None:
@@ -70,7 +78,7 @@ def main(folder: Path) -> None:
         "train_seconds": seconds,
         "predict_seconds": predict_seconds,
         "windows": settings["steps"] * settings["windows_per_step"],
-        "peak_rss": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
+        "peak_rss": _peak_rss(),
         "versions": {"neuralforecast": __import__("neuralforecast").__version__,
                      "torch": torch.__version__},
     }))  # fmt: skip
