@@ -12,6 +12,8 @@ import statistics
 
 import pandas as pd
 
+from components.metrics import BASELINES
+
 METRICS = (
     "test_mse",
     "test_mae",
@@ -23,7 +25,6 @@ METRICS = (
     "test_smape",
     "test_nd",
 )
-BASELINES = ("persistence", "seasonal_naive", "linear", "ets", "arima")
 
 
 def build_leaderboard(children: list[dict], sort_by: str = "test_mse") -> pd.DataFrame:
@@ -117,6 +118,23 @@ def baselines_in(metrics: dict[str, float]) -> list[str]:
 def winner(board: pd.DataFrame) -> str:
     """The best network (baselines excluded); the board is sorted already."""
     return board.loc[~board["model"].isin(BASELINES), "model"].iloc[0]
+
+
+def per_model_metrics(board: pd.DataFrame) -> dict[str, float]:
+    """Every leaderboard number as a metric of the compare parent:
+    `gru/test_mse_mean`, ... (a baseline's `baseline_persistence_test_mse_mean`,
+    which MLflow shows as `baseline/persistence/test_mse_mean`), so the parent
+    alone compares the models in the MLflow UI. Missing (NaN) values are left
+    out."""
+    out = {}
+    columns = [c for c in board.columns if c.endswith(("_mean", "_std"))]
+    for _, row in board.iterrows():
+        model = row["model"]
+        prefix = f"{model}/" if row["kind"] == "model" else f"baseline_{model}_"
+        out.update(
+            {f"{prefix}{c}": float(row[c]) for c in columns if not _missing(row[c])}
+        )
+    return out
 
 
 def _by_model(children: list[dict]) -> dict[str, list[dict]]:

@@ -4,6 +4,10 @@ shape is (W, T, K)."""
 
 import numpy as np
 
+# Every baseline a model is scored beside, in the order tables show them
+# (`evaluation`: the first three; `classical`: ETS and ARIMA).
+BASELINES = ("persistence", "seasonal_naive", "linear", "ets", "arima")
+
 
 def regression_metrics(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, float]:
     """MSE, MAE and RMSE over every window, step and target."""

@@ -25,6 +25,7 @@ from mlflow.entities import Metric, Param
 from mlflow.exceptions import MlflowException
 
 from components.config import project_root
+from components.metrics import BASELINES
 
 _MAX_PARAMS_PER_BATCH = 100
 _MAX_METRICS_PER_BATCH = 1000
@@ -232,10 +233,43 @@ def log_params(tracking_uri: str, run_id: str, params: dict[str, object]) -> Non
 def log_metrics(
     tracking_uri: str, run_id: str, metrics: dict[str, float], step: int = 0
 ) -> None:
-    """Log final metrics in one batch."""
+    """Log final metrics in one batch, under their MLflow names
+    (`mlflow_metric_name`)."""
     now = int(time.time() * 1000)
-    batch = [Metric(k, float(v), now, step) for k, v in metrics.items()]
+    batch = [
+        Metric(mlflow_metric_name(k), float(v), now, step) for k, v in metrics.items()
+    ]
     _log_metric_batch(MlflowClient(tracking_uri), run_id, batch)
+
+
+_BASELINE_METRIC = re.compile(rf"^(.*?)baseline_({'|'.join(BASELINES)})_(.+)$")
+_MLFLOW_BASELINE = re.compile(rf"^baseline/({'|'.join(BASELINES)})/(.+)$")
+_PREFIXES = ("backtest_fold_", "backtest_")  # what may stand before `baseline_`
+
+
+def mlflow_metric_name(name: str) -> str:
+    """A metric's name in MLflow: a baseline's metrics fold under
+    `baseline/<name>/` (`baseline_persistence_test_mse` ->
+    `baseline/persistence/test_mse`, `backtest_baseline_linear_test_mse_mean`
+    -> `baseline/linear/backtest_test_mse_mean`), so the UI draws them in their
+    own chart sections after the model's metrics and loss curves. Everything
+    else, and every key of `--json` and of flow results, is unchanged."""
+    found = _BASELINE_METRIC.match(name)
+    if not found:
+        return name
+    before, baseline, rest = found.groups()
+    return f"baseline/{baseline}/{before}{rest}"
+
+
+def result_metric_name(name: str) -> str:
+    """Inverse of `mlflow_metric_name`: an MLflow metric name as flow results
+    and `--json` spell it."""
+    found = _MLFLOW_BASELINE.match(name)
+    if not found:
+        return name
+    baseline, rest = found.groups()
+    before = next((p for p in _PREFIXES if rest.startswith(p)), "")
+    return f"{before}baseline_{baseline}_{rest[len(before):]}"
 
 
 class EpochMetricLogger:

@@ -210,6 +210,7 @@ def rank(
             "best_test_mse": float(best["test_mse_mean"]),
             "best_test_mse_raw": float(best["test_mse_raw_mean"]),
             f"best_{sort_by}": float(best[f"{sort_by}_mean"]),
+            **leaderboard.per_model_metrics(board),
         },
     )
     tracking.set_tags(tracking_uri, parent, {"winner": leaderboard.winner(board)})

@@ -114,6 +114,12 @@ def test_compare_flow_nests_children_and_logs_the_leaderboard(
     assert parent.data.tags["winner"] == next(
         r["model"] for r in board if r["kind"] == "model"
     )
+    # the parent alone compares the models in the UI: one metric per model and number
+    for row in board:
+        name = row["model"] if row["kind"] == "model" else f"baseline/{row['model']}"
+        assert parent.data.metrics[f"{name}/test_mse_mean"] == pytest.approx(
+            row["test_mse_mean"]
+        )
     artifacts = {a.path for a in client.list_artifacts(parent.info.run_id)}
     artifacts |= {a.path for a in client.list_artifacts(parent.info.run_id, "plots")}
     assert {
@@ -131,7 +137,7 @@ def test_compare_flow_nests_children_and_logs_the_leaderboard(
         "test_mae_h2",
         "test_mae_h3",
         "test_mae_raw_h3",
-        "baseline_persistence_test_mae_h3",
+        "baseline/persistence/test_mae_h3",
     } <= set(child)
     assert "test_mae_h4" not in child
     # What the MLflow UI shows: roles, names that start with what differs, the

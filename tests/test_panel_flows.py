@@ -34,7 +34,7 @@ def test_fertility_panel_trains_one_model_scored_per_series(fertility_run):
     assert run.data.params["series.total"] == "210"
     assert int(run.data.params["series.test"]) > 150
     metrics = run.data.metrics
-    for prefix in ("test_", "baseline_persistence_test_", "baseline_linear_test_"):
+    for prefix in ("test_", "baseline/persistence/test_", "baseline/linear/test_"):
         for name in ("mase", "smape", "nd", "mse_raw"):
             assert np.isfinite(metrics[f"{prefix}{name}"]), prefix + name
     assert 0 <= metrics["test_series_beating_persistence"] <= 1
