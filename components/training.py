@@ -242,6 +242,38 @@ def progress_printer(emit: Callable[[str], None], every: int, epochs: int) -> Ep
     return hook
 
 
+class LiveProgress:
+    """An epoch hook that keeps one terminal line up to date: the epoch, the
+    losses and the time left if training runs every epoch (early stopping
+    may end it sooner), timed from the second epoch on (the first also
+    traces the graph). `close()` ends the line."""
+
+    def __init__(self, stream, epochs: int, clock: Callable[[], float] = time.monotonic):
+        self._stream, self._epochs, self._clock = stream, epochs, clock
+        self._first: tuple[int, float] | None = None  # first epoch here, its end
+
+    def __call__(self, epoch: int, logs: dict[str, float]) -> None:
+        now = self._clock()
+        if self._first is None:
+            self._first = (epoch, now)
+        first, since = self._first
+        left = ""
+        if epoch > first:
+            per_epoch = (now - since) / (epoch - first)
+            left = f"  at most {per_epoch * (self._epochs - epoch):.0f} s left"
+        values = "  ".join(f"{k} {v:.4f}" for k, v in sorted(logs.items()))
+        width = len(str(self._epochs))
+        self._stream.write(
+            f"\r\x1b[2Kepoch {epoch:>{width}}/{self._epochs}  {values}{left}"
+        )
+        self._stream.flush()
+
+    def close(self) -> None:
+        if self._first is not None:
+            self._stream.write("\n")
+            self._stream.flush()
+
+
 class _HookCallback(keras.callbacks.Callback):
     """Calls each hook with the 1-based epoch and plain-float logs."""
 

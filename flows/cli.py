@@ -39,6 +39,12 @@ def main(argv: list[str] | None = None) -> int:
             os.environ["PREFECT_API_URL"] = api  # no temporary server to start
     from components.errors import RnnflowError
 
+    if getattr(args, "servable", False):  # a flow runs here
+        from flows import terminal
+
+        terminal.prepare(
+            args.verbose or bool(os.environ.get(terminal.VERBOSE)), sys.stderr.isatty()
+        )
     try:
         return args.handler(args)
     except RnnflowError as exc:
@@ -83,6 +89,11 @@ def _parser() -> argparse.ArgumentParser:
         "--local",
         action="store_true",
         help="run here even when an `rnnflow server` is running (also RNNFLOW_LOCAL=1)",
+    )
+    parser.add_argument(
+        "--verbose",
+        action="store_true",
+        help="show Prefect's and MLflow's full logs (also RNNFLOW_VERBOSE=1)",
     )
     commands = parser.add_subparsers(title="commands", metavar="COMMAND")
 

@@ -17,6 +17,7 @@ Example:
 import contextlib
 import os
 import socket
+import sys
 
 import numpy as np
 
@@ -43,6 +44,7 @@ from components.forecaster import Forecaster
 from components.panel_forecaster import PanelForecaster
 from components.redact import redact_url
 from flows.backtest import run_backtest
+from flows.terminal import LIVE_PROGRESS
 from flows.steps import (
     PreparedData,
     build,
@@ -161,9 +163,13 @@ def fit(
     """Train with per-epoch metrics streamed to MLflow, progress to the log and
     the state saved to `folder` after every epoch."""
     epoch_logger = tracking.EpochMetricLogger(tracking_uri, run_id)
-    progress = training.progress_printer(
-        get_run_logger().info, spec.verbose_every, spec.epochs
-    )
+    live = os.environ.get(LIVE_PROGRESS) and spec.verbose_every
+    if live:  # the CLI on a terminal: one line that updates
+        progress = training.LiveProgress(sys.stderr, spec.epochs)
+    else:
+        progress = training.progress_printer(
+            get_run_logger().info, spec.verbose_every, spec.epochs
+        )
     try:
         result = training.fit_model(
             model,
@@ -177,6 +183,9 @@ def fit(
     except BaseException:
         epoch_logger.close(raise_errors=False)  # keep the training's own error
         raise
+    finally:
+        if live:
+            progress.close()
     epoch_logger.close()
     return result
 

@@ -260,9 +260,14 @@ def test_default_experiment_runs_offline_from_any_directory(
         cwd=elsewhere,
     )
     assert done.returncode == 0, done.stderr[-3000:]
-    # TensorFlow's C++ start-up notices stay off the terminal
-    for notice in ("absl::InitializeLog", "oneDNN custom operations", "cudart_stub"):
-        assert notice not in done.stderr + done.stdout
+    # TensorFlow's C++ start-up notices and Prefect's engine notices stay off
+    # the terminal; what was loaded, the model and its training stay on it
+    printed = done.stderr + done.stdout
+    for notice in ("absl::InitializeLog", "oneDNN custom operations", "cudart_stub",
+                   "Finished in state", "temporary server", "| INFO", "ERROR"):  # fmt: skip
+        assert notice not in printed, notice
+    for line in ("loaded statsmodels:sunspots: 309 rows", "built gru", "epoch 2/2"):
+        assert line in printed, line
     result = json.loads(done.stdout.strip().splitlines()[-1])  # --json: last line
     assert result["experiment"] == "default" and result["status"] == "FINISHED"
     assert set(METRICS) <= set(result["metrics"])
@@ -279,6 +284,17 @@ def test_default_experiment_runs_offline_from_any_directory(
     assert (
         not (elsewhere / "mlruns").exists() and not (elsewhere / "mlflow.db").exists()
     )
+
+
+def test_verbose_shows_prefects_own_log(prefect_api, tmp_path, mlflow_uri):
+    done = run_cli(
+        ["train", "train.epochs=1", "evaluate.classical=[]"],
+        env={"PREFECT_API_URL": prefect_api, "MLFLOW_TRACKING_URI": mlflow_uri,
+             "RNNFLOW_VERBOSE": "1"},  # fmt: skip
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "Finished in state Completed()" in done.stderr
+    assert "| INFO    | Task run 'load_data" in done.stderr
 
 
 def test_differenced_run_reports_original_units(prefect_api, tmp_path, mlflow_uri):
@@ -397,3 +413,19 @@ def test_sigterm_during_training_ends_the_run_killed_with_its_metrics(
     (state_file,) = tracking.checkpoint_root(mlflow_uri).glob("*/state.json")
     state = json.loads(state_file.read_text())
     assert state["epoch"] >= 2 and state["run_id"] == run.info.run_id
+
+
+def test_live_progress_keeps_one_line_and_times_from_the_second_epoch():
+    import io
+
+    from components.training import LiveProgress
+
+    now, out = [0.0], io.StringIO()
+    progress = LiveProgress(out, 10, clock=lambda: now[0])
+    for epoch, seconds in ((1, 5.0), (2, 1.0), (3, 1.0)):  # the first traces
+        now[0] += seconds
+        progress(epoch, {"loss": 0.5, "val_loss": 0.25})
+    progress.close()
+    lines = out.getvalue().split("\r\x1b[2K")[1:]
+    assert lines[0] == "epoch  1/10  loss 0.5000  val_loss 0.2500"
+    assert lines[2] == "epoch  3/10  loss 0.5000  val_loss 0.2500  at most 7 s left\n"

@@ -1,0 +1,66 @@
+"""What `rnnflow` prints while a flow runs. By default: the lines about the
+user's data, split and model, training as one line that updates (on a
+terminal; plain lines every `train.verbose_every` epochs otherwise),
+warnings and errors, and the summary. Prefect's engine notices (task
+finished, flow run began, temporary server started and stopped) and MLflow's
+info lines are left out; `--verbose` (or RNNFLOW_VERBOSE=1) shows them all,
+in Prefect's own format.
+"""
+
+import logging
+import os
+import re
+
+VERBOSE = "RNNFLOW_VERBOSE"
+# Set on a terminal: `flows.train` shows training as one updating line.
+LIVE_PROGRESS = "RNNFLOW_LIVE_PROGRESS"
+# Prefect's per-run notices that say nothing about the user's data or model
+_ENGINE_NOTICE = re.compile(
+    r"^(Finished in state Completed|Beginning (flow|subflow) run|View at |"
+    r"Created (task|flow) run|Executing )"
+)
+
+
+class _Quiet(logging.Filter):
+    """Keep warnings and errors, and the flows' own info lines."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno >= logging.WARNING:
+            return True
+        if record.name.startswith(("prefect.flow_runs", "prefect.task_runs")):
+            return not _ENGINE_NOTICE.match(record.getMessage())
+        return not record.name.startswith("prefect")  # server start/stop, etc.
+
+
+class _Plain(logging.Formatter):
+    """The message alone; a warning or an error says which it is."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        text = record.getMessage()
+        if record.levelno >= logging.WARNING:
+            return f"{record.levelname.lower()}: {text}"
+        return text
+
+
+def prepare(verbose: bool, on_terminal: bool) -> None:
+    """Set up the terminal for the flow runs of this command. A process that
+    runs several commands (`rnnflow server`) may switch back and forth."""
+    from prefect.logging.configuration import setup_logging
+
+    import mlflow  # noqa: F401  (configures its loggers on import: set them after)
+
+    setup_logging()  # Prefect's handlers now, so the filter sits on them
+    for handler in logging.getLogger().handlers:
+        quiet = [f for f in handler.filters if isinstance(f, _Quiet)]
+        if verbose and quiet:
+            handler.removeFilter(quiet[0])
+            handler.setFormatter(handler.rnnflow_formatter)
+        elif not verbose and not quiet:
+            handler.rnnflow_formatter = handler.formatter
+            handler.addFilter(_Quiet())
+            handler.setFormatter(_Plain())
+    logging.getLogger("mlflow").setLevel(logging.INFO if verbose else logging.WARNING)
+    if on_terminal and not verbose:
+        os.environ[LIVE_PROGRESS] = "1"
+    else:
+        os.environ.pop(LIVE_PROGRESS, None)
