@@ -273,7 +273,8 @@ def versus_neuralforecast(
     )  # fmt: skip
     truth = np.load(folder / "truth.npz")
     actual, naive = truth["actual"], truth["naive"]  # (S, T), (S,) MASE scale
-    results = {"persistence": (np.repeat(truth["last"][:, None], horizon, axis=1), None)}
+    last = np.repeat(truth["last"][:, None], horizon, axis=1)
+    results = {"persistence": (last, None)}
     for kind in ("gru", "lstm"):
         results[f"rnnflow {kind}"] = _rnnflow_side(folder, kind, settings)
     if nf_python:
@@ -296,7 +297,8 @@ def versus_neuralforecast(
     print(f"\n{n_series} series x {n_rows} rows, window {settings['input_width']} "
           f"-> {horizon}, {steps} steps of {settings['windows_per_step']} windows, "
           f"hidden {settings['units']}")  # fmt: skip
-    print(f"{'':<28}{'MAE':>10}{'MASE':>8}{'windows/s':>11}{'train s':>9}{'RSS GiB':>9}")
+    print(f"{'':<28}{'MAE':>10}{'MASE':>8}{'windows/s':>11}{'train s':>9}"
+          f"{'RSS GiB':>9}")  # fmt: skip
     for name, (forecast, cost) in results.items():
         error = np.abs(forecast - actual)
         mase = float(np.mean(error.mean(axis=1) / naive))
@@ -337,7 +339,9 @@ def _rnnflow_side(folder: Path, kind: str, settings: dict):
 
     spec = DataSpec(path=str(folder / "panel"), id_column="id", time_column="t",
                     targets=["y"])  # fmt: skip
-    window = WindowSpec(input_width=settings["input_width"], horizon=settings["horizon"])
+    window = WindowSpec(
+        input_width=settings["input_width"], horizon=settings["horizon"]
+    )
     series = ingest.load_series(spec)
     prepared = replace(
         preprocess.prepare_split(series.frame, spec, ["y"]),

@@ -29,8 +29,9 @@ errors. How the settings play together: [training.md](training.md),
 def fields(model: type[BaseModel], prefix: str = ""):
     """(dotted key, field) of every leaf setting, in schema order."""
     for name, field in model.model_fields.items():
-        if isinstance(field.annotation, type) and issubclass(field.annotation, BaseModel):
-            yield from fields(field.annotation, f"{prefix}{name}.")
+        kind = field.annotation
+        if isinstance(kind, type) and issubclass(kind, BaseModel):
+            yield from fields(kind, f"{prefix}{name}.")
         else:
             yield f"{prefix}{name}", field
 

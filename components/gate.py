@@ -109,18 +109,22 @@ def _judge_quantiles(
     against_persistence = decide(scores["model"], scores["persistence"], None)
     if not against_persistence.promote:
         return against_persistence, metrics
-    shared = sorted(set(challenger.quantiles) & set(getattr(champion, "quantiles", {})))
-    if champion is None:
-        shared = sorted(challenger.quantiles)
-    ours = quantile_score(challenger, metric, shared)
-    theirs = None if champion is None else quantile_score(champion, metric, shared)
+    served = set(challenger.quantiles)
+    if champion is not None:
+        served &= set(champion.quantiles)
+    levels = sorted(served)
+    ours = quantile_score(challenger, metric, levels)
+    theirs = None if champion is None else quantile_score(champion, metric, levels)
     if ours is None or (champion is not None and theirs is None):
+        kind = "central pairs" if metric == "interval_score" else "levels"
+        theirs_text = (
+            "" if champion is None
+            else f", champion v{champion_version} {sorted(champion.quantiles)}"
+        )  # fmt: skip
         return Decision(
             REJECTED,
-            f"retrain.metric={metric} needs quantiles both models serve "
-            f"({'central pairs' if metric == 'interval_score' else 'levels'}); "
-            f"challenger {sorted(challenger.quantiles)}, champion "
-            f"v{champion_version} {sorted(champion.quantiles)}",
+            f"retrain.metric={metric} needs quantile {kind} that the models "
+            f"serve; challenger {sorted(challenger.quantiles)}{theirs_text}",
         ), metrics
     metrics[f"holdout_{metric}_{unit}"] = ours
     if theirs is not None:

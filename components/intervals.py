@@ -47,10 +47,16 @@ def conformal_radius(errors: np.ndarray, level: float) -> np.ndarray:
     The finite-sample quantile ceil((n + 1) level) / n of the absolute errors;
     with too few windows for it (n < 1 / (1 - level) - 1) the largest error.
     """
-    absolute = np.abs(np.asarray(errors, np.float64))
-    n = absolute.shape[0]
+    return finite_sample_quantile(np.abs(np.asarray(errors, np.float64)), level)
+
+
+def finite_sample_quantile(scores: np.ndarray, level: float) -> np.ndarray:
+    """Split conformal's quantile of calibration scores (W, ...) along the
+    windows: the ceil((n + 1) level)-th smallest, the largest when n is too
+    small for that rank."""
+    n = scores.shape[0]
     rank = min(math.ceil((n + 1) * level), n)  # 1-based
-    return np.sort(absolute, axis=0)[rank - 1]
+    return np.sort(scores, axis=0)[rank - 1]
 
 
 def windows_needed(level: float) -> int:
@@ -214,11 +220,10 @@ def conformal_shifts(
         actual = actual / scale[:, None, :]
         quantiles = quantiles / scale[:, None, :, None]
     shifts = np.zeros((len(levels), *actual.shape[1:]))
-    n = len(actual)
     for level, low, high in central_pairs(levels):
-        outside = np.maximum(quantiles[..., low] - actual, actual - quantiles[..., high])
-        rank = min(math.ceil((n + 1) * level), n)
-        margin = np.sort(outside, axis=0)[rank - 1]  # (T, K)
+        lower, upper = quantiles[..., low], quantiles[..., high]
+        outside = np.maximum(lower - actual, actual - upper)
+        margin = finite_sample_quantile(outside, level)  # (T, K)
         shifts[low], shifts[high] = -margin, margin
     return shifts
 

@@ -248,7 +248,9 @@ class LiveProgress:
     may end it sooner), timed from the second epoch on (the first also
     traces the graph). `close()` ends the line."""
 
-    def __init__(self, stream, epochs: int, clock: Callable[[], float] = time.monotonic):
+    def __init__(
+        self, stream, epochs: int, clock: Callable[[], float] = time.monotonic
+    ):
         self._stream, self._epochs, self._clock = stream, epochs, clock
         self._first: tuple[int, float] | None = None  # first epoch here, its end
 

@@ -237,7 +237,12 @@ def test_the_gate_can_compare_quantiles_instead_of_point_errors():
     no_levels = replace(point, quantiles={0.25: point.forecast, 0.75: point.forecast})
     refused, _ = gate.judge(ours, no_levels, champion_version="2", metric="wql")
     assert refused.decision == gate.REJECTED
-    assert "retrain.metric=wql needs quantiles both models serve" in refused.reason
+    assert "retrain.metric=wql needs quantile levels that the models serve" in (
+        refused.reason
+    )
+    serves_nothing = replace(ours, quantiles={})
+    alone, _ = gate.judge(serves_nothing, None, metric="interval_score")
+    assert alone.decision == gate.REJECTED and "challenger []" in alone.reason
     worse_than_persistence = replace(ours, persistence=actual)
     decision, _ = gate.judge(worse_than_persistence, None, metric="wql")
     assert decision.decision == gate.REJECTED and "persistence" in decision.reason
