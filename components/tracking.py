@@ -20,6 +20,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import mlflow
+import numpy as np
 from mlflow import MlflowClient
 from mlflow.entities import Metric, Param
 from mlflow.exceptions import MlflowException
@@ -390,9 +391,19 @@ def log_table(tracking_uri: str, run_id: str, frame, artifact_file: str) -> None
         )
 
 
-def log_figure(tracking_uri: str, run_id: str, figure, artifact_file: str) -> None:
-    """Store a matplotlib figure as a PNG artifact."""
-    MlflowClient(tracking_uri).log_figure(run_id, figure, artifact_file)
+def log_figure(
+    tracking_uri: str, run_id: str, figure, artifact_file: str, image_key: bool = False
+) -> None:
+    """Store a matplotlib figure as a PNG artifact. With `image_key`, also
+    as an image under its file's stem (`plots/loss.png`: key `loss`): the
+    MLflow UI's run comparison shows such images side by side for runs that
+    share the key, which it never does for files in an artifact folder."""
+    client = MlflowClient(tracking_uri)
+    client.log_figure(run_id, figure, artifact_file)
+    if image_key:
+        figure.canvas.draw()
+        pixels = np.asarray(figure.canvas.buffer_rgba())[..., :3]  # (H, W, 3) uint8
+        client.log_image(run_id, pixels, key=Path(artifact_file).stem, step=0)
 
 
 _FLUENT = threading.Lock()  # one block at a time owns MLflow's global store
@@ -460,7 +471,6 @@ def log_keras_model(tracking_uri: str, run_id: str, model, name: str = "model") 
     Requirements are pinned from the running versions instead of MLflow's
     inference, which would load the model again in a subprocess.
     """
-    import numpy as np
     from mlflow.models import infer_signature
 
     from components.models import predict_all

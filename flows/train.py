@@ -321,7 +321,9 @@ def track(
     summary = fit_summary(fit_result)
     tracking.log_metrics(tracking_uri, run_id, {**report.metrics, **summary})
     figure = plots.loss_curve(fit_result.history, fit_result.best_epoch)
-    tracking.log_figure(tracking_uri, run_id, figure, "plots/loss.png")
+    tracking.log_figure(
+        tracking_uri, run_id, figure, "plots/loss.png", image_key=True
+    )
     plots.close(figure)
     if series.layout is None:
         tracking.log_dict(tracking_uri, run_id, normalizer.to_dict(), "normalizer.json")
@@ -520,7 +522,9 @@ def _log_panel_results(tracking_uri, run_id, report, targets) -> None:
     table = report.series_table
     tracking.log_table(tracking_uri, run_id, table, "series_metrics.parquet")
     figure = plots.skill_distribution(table)
-    tracking.log_figure(tracking_uri, run_id, figure, "plots/series_skill.png")
+    tracking.log_figure(
+        tracking_uri, run_id, figure, "plots/series_skill.png", image_key=True
+    )
     plots.close(figure)
     picks = plots.pick_series(table)
     for k, target in enumerate(targets if picks else ()):
@@ -539,5 +543,7 @@ def _log_forecast_figures(tracking_uri, run_id, report, targets) -> None:
             target,
         )
         name = tracking.safe_name(target)
-        tracking.log_figure(tracking_uri, run_id, figure, f"plots/forecast_{name}.png")
+        tracking.log_figure(
+            tracking_uri, run_id, figure, f"plots/forecast_{name}.png", image_key=True
+        )
         plots.close(figure)

@@ -81,6 +81,11 @@ def test_the_run_explains_itself_in_the_mlflow_ui(finished):
     assert metrics["best_val_loss"] == pytest.approx(
         sorted(history, key=lambda m: m.step)[best - 1].value
     )
+    # the run comparison page shows images logged under a key, the same for
+    # every run (files in plots/ it never shows)
+    images = {a.path.split("/")[1].split("+")[0]
+              for a in client.list_artifacts(result["run_id"], "images")}  # fmt: skip
+    assert {"loss", "forecast_a", "forecast_b"} <= images
     experiment = client.get_experiment(run.info.experiment_id)
     assert experiment.tags["mlflow.experimentKind"] == "forecasting"
     assert "rnnflow.role" in experiment.tags["mlflow.note.content"]
