@@ -726,8 +726,22 @@ def to_yaml(config: ExperimentConfig) -> str:
     )  # URLs redacted
 
 
-def flatten(config: ExperimentConfig) -> dict[str, Any]:
-    """Dotted `section.key -> value` pairs, as MLflow params (URLs redacted)."""
+# Model settings only some kinds read; the others ignore them.
+_RECURRENT = ("simple_rnn", "lstm", "gru", "bidirectional", "seq2seq")
+_KINDS_READING = {
+    "model.cell": ("bidirectional", "seq2seq"),
+    "model.merge_mode": ("bidirectional",),
+    "model.attention": ("seq2seq",),
+    "model.recurrent_dropout": _RECURRENT,
+    "model.layer_norm": _RECURRENT,
+    "model.activation": _RECURRENT,
+}
+
+
+def flatten(config: ExperimentConfig, for_kind: bool = True) -> dict[str, Any]:
+    """Dotted `section.key -> value` pairs, as MLflow params (URLs redacted).
+    With `for_kind`, without the model settings `model.kind` ignores (a GRU
+    run shows no `model.merge_mode`); `config.yaml` keeps them all."""
     out: dict[str, Any] = {}
 
     def walk(prefix: str, value: Any) -> None:
@@ -738,6 +752,10 @@ def flatten(config: ExperimentConfig) -> dict[str, Any]:
             out[prefix] = value
 
     walk("", config.model_dump(mode="json"))  # URLs redacted
+    if for_kind:
+        for key, kinds in _KINDS_READING.items():
+            if config.model.kind not in kinds:
+                out.pop(key)
     return out
 
 

@@ -88,7 +88,7 @@ def compare_flow(
             tracking_uri,
             parent,
             {
-                **{k: v for k, v in flatten(config).items()
+                **{k: v for k, v in flatten(config, for_kind=False).items()
                    if k not in ("model.kind", "train.seed")},  # one per child
                 "compare.models": models,
                 "compare.seeds": seeds,

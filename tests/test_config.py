@@ -131,3 +131,18 @@ def test_interval_levels_are_refused_by_name(levels, expected):
     assert "`evaluate.intervals`" in message and expected in message
     assert levels.replace(" ", "") in message.replace(" ", "")
     assert load_experiment("gas_furnace", ["evaluate.intervals=[]"]).evaluate.intervals == []
+
+
+def test_run_params_leave_out_the_settings_the_kind_ignores():
+    from components.config import flatten
+
+    gru = flatten(load_experiment("default", ["model.kind=gru"]))
+    assert "model.merge_mode" not in gru and "model.attention" not in gru
+    assert "model.cell" not in gru and gru["model.recurrent_dropout"] == 0.0
+    mlp = flatten(load_experiment("default", ["model.kind=mlp"]))
+    assert "model.activation" not in mlp and "model.layer_norm" not in mlp
+    seq2seq = flatten(load_experiment("default", ["model.kind=seq2seq"]))
+    assert {"model.cell", "model.attention"} <= set(seq2seq)
+    assert "model.merge_mode" not in seq2seq
+    every = flatten(load_experiment("default", ["model.kind=gru"]), for_kind=False)
+    assert "model.merge_mode" in every
