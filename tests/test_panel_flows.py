@@ -157,3 +157,21 @@ def test_a_panel_backtests_every_series_at_each_origin(fertility_run):
     assert list(table["test_stop"]) == [52 - 3, 52]  # 1960-2011: 52 years
     assert (table["test_start"] == table["test_stop"] - 8).all()  # 8 test years
     assert "test_mase" in table.columns
+
+
+def test_a_panel_trains_under_mixed_precision(fertility_run):
+    """The GPU path (mixed precision), run on a CPU with bfloat16: the
+    per-series windows, revin and the float32 head work together."""
+    from flows.train import train_flow
+
+    uri, _ = fertility_run
+    config = load_experiment(
+        "fertility",
+        [f"tracking.uri={uri}", "train.epochs=2", "model.units=[8]",
+         "train.precision=mixed_bfloat16", "tracking.experiment=fertility-bf16"],
+    )  # fmt: skip
+    result = train_flow(config)
+    run = MlflowClient(uri).get_run(result["run_id"])
+    assert run.data.params["precision_policy"] == "mixed_bfloat16"
+    assert np.isfinite(result["metrics"]["test_mase"])
+    assert result["metrics"]["test_mase"] < result["metrics"]["baseline_persistence_test_mase"]
