@@ -23,6 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from components import functional_epoch as functional
+from components import private_api
 from components.config import WindowSpec
 from components.windowing import (
     epoch_order,
@@ -156,6 +157,6 @@ def _keras_epoch(model, train: Windows, val: Windows | None, batch_size: int):
 def _build(model, x, y) -> None:
     """Create the compiled loss, metrics and optimizer variables before tracing
     (a `tf.function` may not create variables after its first trace)."""
-    model._symbolic_build(data_batch=(x, y))  # what `fit` does first, too
+    private_api.symbolic_build(model, x, y)  # what `fit` does first, too
     if not model.optimizer.built:
         model.optimizer.build(model.trainable_variables)

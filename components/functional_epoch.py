@@ -34,6 +34,7 @@ import json
 import threading
 from collections import OrderedDict
 
+from components import private_api
 from components.windowing import epoch_order, shuffle_base
 
 # Windows (and horizons) up to this many steps are unrolled on a CPU.
@@ -65,7 +66,8 @@ def supports(model) -> bool:
         and not opt.gradient_accumulation_steps
         and opt.global_clipnorm is None
         and not isinstance(
-            opt._learning_rate, keras.optimizers.schedules.LearningRateSchedule
+            private_api.learning_rate_setting(opt),
+            keras.optimizers.schedules.LearningRateSchedule,
         )
         and (
             isinstance(model.loss, PinballLoss)
@@ -94,7 +96,7 @@ def use_xla(model, setting: str, windows: int) -> bool:
         return setting == "on"
     if windows < XLA_MIN_WINDOWS or tf.config.list_physical_devices("GPU"):
         return False
-    kinds = {type(layer).__name__ for layer in model._flatten_layers()}
+    kinds = private_api.layer_kinds(model)
     return not kinds.intersection(XLA_SLOWER)
 
 
@@ -106,7 +108,7 @@ def unrolled(model, allowed: bool = True):
 
     cells = [
         layer
-        for layer in model._flatten_layers(include_self=False, recursive=True)
+        for layer in private_api.nested_layers(model)
         if isinstance(layer, keras.layers.RNN)
     ]
     before = [layer.unroll for layer in cells]
@@ -169,12 +171,12 @@ def _state(model) -> list:
     optimizer's step counter."""
     opt = model.optimizer
     trainable = model.trainable_variables
-    slots = [opt._get_variable_index(v) for v in trainable]
+    momentums, velocities = private_api.adam_slots(opt, trainable)
     return [
         [v.value for v in trainable],
         [v.value for v in model.non_trainable_variables],
-        [opt._momentums[i].value for i in slots],
-        [opt._velocities[i].value for i in slots],
+        [v.value for v in momentums],
+        [v.value for v in velocities],
         opt.iterations.value,
     ]
 
@@ -258,7 +260,7 @@ def _trace(model, batch_size: int, shuffle: bool, xla: bool, state: list, data: 
             loss = batch_loss(y_pred, y)
             if extra is not None:
                 loss += extra
-        grads = opt._clip_gradients(tape.gradient(loss, values))
+        grads = private_api.clip_gradients(opt, tape.gradient(loss, values))
         step = tf.cast(iterations.read_value() + 1, tf.float32)
         beta_1_power, beta_2_power = tf.pow(beta_1, step), tf.pow(beta_2, step)
         for weight, m_slot, v_slot, grad in zip(weights, m, v, grads, strict=True):

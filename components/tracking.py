@@ -25,6 +25,7 @@ from mlflow import MlflowClient
 from mlflow.entities import Metric, Param
 from mlflow.exceptions import MlflowException
 
+from components import private_api
 from components.config import project_root
 from components.metrics import BASELINES
 
@@ -351,7 +352,7 @@ def log_dataset(
         frame, source=origin, name=name, digest=digest[:32]
     )
     entry = DatasetInput(
-        dataset._to_mlflow_entity(),
+        private_api.dataset_entity(dataset),
         tags=[InputTag("mlflow.data.context", context)],
     )
     client = MlflowClient(tracking_uri)
@@ -420,19 +421,16 @@ def fluent_store(tracking_uri: str) -> Iterator[None]:
     next `mlflow` command to the store of the last run. Both the globals and
     the environment are put back afterwards.
     """
-    from mlflow.tracking._model_registry import utils as registry_utils
-    from mlflow.tracking._tracking_service import utils as tracking_utils
-
     names = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
     with _FLUENT:
         saved_env = {name: os.environ.get(name) for name in names}
-        saved = (tracking_utils._tracking_uri, registry_utils._registry_uri)
+        saved = private_api.global_uris()
         mlflow.set_tracking_uri(tracking_uri)
         mlflow.set_registry_uri(tracking_uri)
         try:
             yield
         finally:
-            tracking_utils._tracking_uri, registry_utils._registry_uri = saved
+            private_api.set_global_uris(saved)
             for name, value in saved_env.items():
                 if value is None:
                     os.environ.pop(name, None)

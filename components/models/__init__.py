@@ -70,7 +70,9 @@ def head_levels(quantiles) -> list[float]:
 def quantile_levels(model) -> list[float] | None:
     """The levels of a quantile model's head (`quantiles.QuantileHead`), or
     None for a point model."""
-    for layer in model._flatten_layers(include_self=False, recursive=True):
+    from components.private_api import nested_layers
+
+    for layer in nested_layers(model):
         if type(layer).__name__ == "QuantileHead":
             return list(layer.levels)
     return None
