@@ -105,12 +105,16 @@ def compare_flow(
                 train_child.submit(config, kind, seed, data, tracking_uri, parent)
                 for kind, seed in plan
             ]
-            results = [future.result() for future in futures]
+            outcomes = (future.result() for future in futures)
         else:
-            results = [
+            outcomes = (
                 train_child(config, kind, seed, data, tracking_uri, parent)
                 for kind, seed in plan
-            ]
+            )
+        results = []
+        for done, child in enumerate(outcomes, start=1):
+            _report_child(done, plan, child, config.rank_metric)
+            results.append(child)
         children = [child for child in results if child]
         if not children:
             raise TrainingError("every child training failed; see the child runs")
@@ -129,6 +133,21 @@ def compare_flow(
         "leaderboard": _as_records(board),
         "warnings": warnings,
     }
+
+
+def _report_child(done: int, plan: list, child: dict | None, metric: str) -> None:
+    """One line per finished child: `[3/8] gru · seed 43: test_mse 0.0150
+    (4.2 s)`, so a long comparison shows where it is."""
+    kind, seed = plan[done - 1]
+    head = f"[{done}/{len(plan)}] {kind} · seed {seed}"
+    if child is None:
+        get_run_logger().info("%s: failed (see its run)", head)
+        return
+    metrics = child["metrics"]
+    get_run_logger().info(
+        "%s: %s %.4f (%.1f s)", head, metric, leaderboard.score(metrics, metric),
+        metrics.get("train_seconds", float("nan")),
+    )  # fmt: skip
 
 
 def _check_quality(children: list[dict], tracking_uri: str, parent: str) -> dict:

@@ -1,6 +1,7 @@
 """Compare: the leaderboard math, and the real flow's parent and child runs."""
 
 import json
+import logging
 
 import numpy as np
 import pytest
@@ -86,7 +87,20 @@ def test_compare_flow_nests_children_and_logs_the_leaderboard(
     config = load_experiment(
         str(_experiment(tmp_path, series_csv, mlflow_uri)), ["window.horizon=3"]
     )
-    result = compare_flow(config, ["mlp", "gru"], seeds=2)
+    seen = logging.Handler()
+    seen.emit = lambda record: lines.append(record.getMessage())
+    lines, flow_log = [], logging.getLogger("prefect.flow_runs")
+    flow_log.addHandler(seen)
+    try:
+        result = compare_flow(config, ["mlp", "gru"], seeds=2)
+    finally:
+        flow_log.removeHandler(seen)
+    progress = [line for line in lines if line.startswith("[")]
+    assert [p.split(":")[0] for p in progress] == [
+        "[1/4] mlp · seed 42", "[2/4] mlp · seed 43", "[3/4] gru · seed 42",
+        "[4/4] gru · seed 43",
+    ]  # fmt: skip
+    assert all(" test_mse " in p for p in progress)
     client = MlflowClient(mlflow_uri)
     parent = client.get_run(result["parent_run_id"])
     assert parent.info.status == "FINISHED"
