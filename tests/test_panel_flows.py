@@ -175,3 +175,31 @@ def test_a_panel_trains_under_mixed_precision(fertility_run):
     assert run.data.params["precision_policy"] == "mixed_bfloat16"
     assert np.isfinite(result["metrics"]["test_mase"])
     assert result["metrics"]["test_mase"] < result["metrics"]["baseline_persistence_test_mase"]
+
+
+def test_a_panel_compare_trains_its_children_on_dask_workers(fertility_run):
+    """The panel (its layout, per-series statistics and scores) travels to
+    Dask workers and back: each child trains in another process."""
+    import os
+
+    from flows.compare import run_compare
+
+    uri, _ = fertility_run
+    config = load_experiment(
+        "fertility",
+        [f"tracking.uri={uri}", "train.epochs=2", "model.units=[8]",
+         "tracking.experiment=fertility-dask"],
+    )  # fmt: skip
+    result = run_compare(config, ["mlp"], seeds=2, executor="dask")
+    client = MlflowClient(uri)
+    parent = client.get_run(result["parent_run_id"])
+    children = client.search_runs(
+        [parent.info.experiment_id],
+        f"tags.mlflow.parentRunId = '{parent.info.run_id}'",
+    )
+    assert len(children) == 2 and all(c.info.status == "FINISHED" for c in children)
+    here = f":{os.getpid()}"
+    assert not any(c.data.tags["rnnflow_worker"].endswith(here) for c in children)
+    assert result["ranked_by"] == "test_mase"
+    mlp = next(row for row in result["leaderboard"] if row["model"] == "mlp")
+    assert mlp["runs"] == 2 and np.isfinite(mlp["test_mase_mean"])
