@@ -274,10 +274,7 @@ class Calibration:
         point forecasts (W, T, K) or a quantile model's outputs (W, T, K, Q),
         original units; `scale` (W, K): each window's series scale."""
         if self.levels:
-            shifts = self.shifts
-            if shifts is None:
-                shifts = np.zeros((len(self.levels), *np.shape(outputs)[1:3]))
-            moved = shifted_quantiles(outputs, shifts, list(self.levels), scale)
+            moved = self.moved(outputs, scale)
             return {q: moved[..., self.levels.index(q)] for q in self.served}
         out = {}
         for level, radius in self.radii.items():
@@ -287,6 +284,14 @@ class Calibration:
             low, high = round((1 - level) / 2, 9), round((1 + level) / 2, 9)
             out[low], out[high] = point - half, point + half
         return dict(sorted(out.items()))
+
+    def moved(self, outputs: np.ndarray, scale: np.ndarray | None = None):
+        """A quantile model's outputs (W, T, K, Q) at every head level, moved
+        by the calibration's shifts (unmoved when it has none)."""
+        shifts = self.shifts
+        if shifts is None:
+            shifts = np.zeros((len(self.levels), *np.shape(outputs)[1:3]))
+        return shifted_quantiles(outputs, shifts, list(self.levels), scale)
 
     def to_dict(self) -> dict:
         """JSON-ready (the forecaster's metadata)."""

@@ -245,8 +245,6 @@ def log_metrics(
 
 
 _BASELINE_METRIC = re.compile(rf"^(.*?)baseline_({'|'.join(BASELINES)})_(.+)$")
-_MLFLOW_BASELINE = re.compile(rf"^baseline/({'|'.join(BASELINES)})/(.+)$")
-_PREFIXES = ("backtest_fold_", "backtest_")  # what may stand before `baseline_`
 
 
 def mlflow_metric_name(name: str) -> str:
@@ -261,17 +259,6 @@ def mlflow_metric_name(name: str) -> str:
         return name
     before, baseline, rest = found.groups()
     return f"baseline/{baseline}/{before}{rest}"
-
-
-def result_metric_name(name: str) -> str:
-    """Inverse of `mlflow_metric_name`: an MLflow metric name as flow results
-    and `--json` spell it."""
-    found = _MLFLOW_BASELINE.match(name)
-    if not found:
-        return name
-    baseline, rest = found.groups()
-    before = next((p for p in _PREFIXES if rest.startswith(p)), "")
-    return f"{before}baseline_{baseline}_{rest[len(before):]}"
 
 
 class EpochMetricLogger:

@@ -39,12 +39,6 @@ def main(argv: list[str] | None = None) -> int:
             os.environ["PREFECT_API_URL"] = api  # no temporary server to start
     from components.errors import RnnflowError
 
-    if getattr(args, "servable", False):  # a flow runs here
-        from flows import terminal
-
-        terminal.prepare(
-            args.verbose or bool(os.environ.get(terminal.VERBOSE)), sys.stderr.isatty()
-        )
     try:
         return args.handler(args)
     except RnnflowError as exc:
@@ -333,7 +327,7 @@ def _snapshot(args) -> int:
 
 def _train(args) -> int:
     config = _load(args)  # validated at the door, before anything heavy loads
-    _quiet_tensorflow()
+    _start_flow(args)
     from flows.train import train_flow
 
     _hide_user_error_tracebacks()
@@ -360,7 +354,7 @@ def _compare(args) -> int:
         )
     if args.dask_address and args.executor != "dask":
         raise ConfigError("`--dask-address` needs `--executor dask`.")
-    _quiet_tensorflow()
+    _start_flow(args)
     from flows.compare import run_compare
 
     _hide_user_error_tracebacks()
@@ -413,7 +407,7 @@ def _tune(args) -> int:
     _kinds("--model", [args.model])
     if args.trials < 1:
         raise ConfigError(f"`--trials` expected a positive integer, got {args.trials}.")
-    _quiet_tensorflow()
+    _start_flow(args)
     from flows.tune import tune_flow
 
     _hide_user_error_tracebacks()
@@ -435,7 +429,7 @@ def _tune(args) -> int:
 
 def _retrain(args) -> int:
     config = _load(args)
-    _quiet_tensorflow()
+    _start_flow(args)
     from flows.retrain import retrain_flow
 
     _hide_user_error_tracebacks()
@@ -683,6 +677,17 @@ _TF_NOTICE = re.compile(
     r"absl::InitializeLog|oneDNN custom operations|cudart_stub|Could not find cuda "
     r"drivers|Unable to register cu(DNN|FFT|BLAS) factory|TF-TRT Warning"
 )
+
+
+def _start_flow(args) -> None:
+    """Before a flow runs here, once its config is valid: TensorFlow imported
+    quietly, then the terminal set up (`flows.terminal`; both import the heavy
+    libraries, so a bad config is refused before either)."""
+    _quiet_tensorflow()
+    from flows import terminal
+
+    verbose = args.verbose or bool(os.environ.get(terminal.VERBOSE))
+    terminal.prepare(verbose, sys.stderr.isatty())
 
 
 def _quiet_tensorflow() -> None:

@@ -218,7 +218,7 @@ def calibrate_intervals(
     conformal = config.evaluate.calibration == "conformal" and val_report is not None
     if report.quantiles is not None:
         levels = list(report.levels)
-        shifts = np.zeros((len(levels), *report.actual.shape[1:]))
+        shifts = None
         if conformal:
             shifts = intervals.conformal_shifts(
                 val_report.actual, val_report.quantiles, levels,
@@ -227,9 +227,7 @@ def calibrate_intervals(
         calibration = intervals.Calibration(
             levels=tuple(levels), served=tuple(config.model.quantiles), shifts=shifts
         )
-        served = intervals.shifted_quantiles(
-            report.quantiles, shifts, levels, report.window_scale
-        )
+        served = calibration.moved(report.quantiles, report.window_scale)
         metrics = intervals.quantile_metrics(report.actual, served, levels)
         central = [level for level, _, _ in intervals.central_pairs(levels)]
     else:
