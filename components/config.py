@@ -33,6 +33,7 @@ from components.models.registry import model_kinds
 from components.redact import redact_url
 
 PositiveInt = Annotated[int, Field(gt=0)]
+NonNegativeInt = Annotated[int, Field(ge=0)]
 SECTIONS = (
     "data",
     "split",
@@ -300,6 +301,14 @@ class ModelSpec(_Strict):
         "when a target is not a feature). Unset on a panel (`data.id_column`): "
         "`auto` (measured on the fertility panel: revin chosen, MASE 0.59 "
         "against 1.19 without).",
+    )
+
+    id_embedding: NonNegativeInt = Field(
+        0,
+        description="A panel: learn this many numbers per series (a series-id "
+        "embedding), given to the network beside its window at every step, so "
+        "series that look alike after scaling can still behave differently. "
+        "0: none. Only series seen in training can be forecast (as always).",
     )
 
     quantiles: list[float] | None = Field(
@@ -589,6 +598,16 @@ class ExperimentConfig(_Strict):
         # (see bench/README.md, "Panels"), and `auto` checks it on validation.
         if self.data.is_panel and "window_norm" not in self.model.model_fields_set:
             self.model.window_norm = "auto"
+        return self
+
+    @model_validator(mode="after")
+    def _series_embedding_needs_a_panel(self) -> "ExperimentConfig":
+        if self.model.id_embedding and not self.data.is_panel:
+            raise ValueError(
+                f"`model.id_embedding: {self.model.id_embedding}` embeds each "
+                "series of a panel: set `data.id_column` (a long table) or "
+                "`data.layout: panel` (a wide one), or unset it"
+            )
         return self
 
     @model_validator(mode="after")

@@ -246,13 +246,15 @@ def evaluate_on_test(
             model and split).
     """
     bounds = test.bounds
-    x_train, y_train = make_windows(train.inputs, train.targets, spec, train.bounds)
+    x_train, y_train = make_windows(train.features, train.targets, spec, train.bounds)
     x_test, y_test = make_windows(test.inputs, test.targets, spec, bounds)
     actual, base = level_windows(test.levels, spec, bounds)
     owners = window_series(len(test.inputs), spec, bounds)
     normalizer = normalizer.for_windows(owners)
     coef = fit_linear_baseline(x_train, y_train)
     outputs = require_finite(predict_all(model, x_test), who)  # (W, T, K[, Q])
+    if test.id_channel:  # the baselines read the features alone
+        x_test = x_test[:, :, :-1]
     levels = quantile_levels(model)
     predictions = {
         "model": point_of(outputs, levels),

@@ -288,14 +288,18 @@ def original_forecasts(
 
 def windows_since(
     model, prepared, normalizer, features, targets, window, transform, since,
-    calibration=None, scale=None,
+    calibration=None, scale=None, series_index=None,
 ) -> Backtest | None:
     """The model's forecasts (and its served quantiles), the actual values
     and persistence's, original units, for every window of `prepared` (one
     series, cleaned) whose first target label is at or after `since`; None
-    when there is none. `scale` (K,): the series' scale (a panel)."""
+    when there is none. `scale` (K,): the series' scale (a panel);
+    `series_index`: its training index, for a model that embeds it."""
     scaled = preprocess.scale_split(prepared, normalizer, features, targets)
-    x, _ = make_windows(scaled.inputs, scaled.targets, window)
+    inputs = scaled.inputs
+    if series_index is not None:
+        inputs = preprocess.with_series_index(inputs, [len(inputs)], series_index)
+    x, _ = make_windows(inputs, scaled.targets, window)
     if not len(x):
         return None
     actual, base = evaluation.level_windows(scaled.levels, window)

@@ -167,9 +167,12 @@ class PanelForecaster:
                 )
             series_key = self.normalizer.series[j]
             led = lead_known(part.frame, ahead.get(series_key), self.data.known, self.lead)
-            inputs.append(self.normalizer.of_series(j).transform(
+            scaled = self.normalizer.of_series(j).transform(
                 led.iloc[-self.window.input_width :], features
-            ))  # fmt: skip
+            )
+            if self._embeds_series:
+                scaled = preprocess.with_series_index(scaled, [len(scaled)], j)
+            inputs.append(scaled)
             bases.append(part.levels.to_numpy(np.float64)[-1])
         if not rows:
             raise DataError(
@@ -224,6 +227,7 @@ class PanelForecaster:
                 self.model, part, self.normalizer.of_series(j),
                 self._input_columns(loaded), loaded.targets, self.window,
                 self.data.transform, since, self.calibration, self.series_scale[j],
+                j if self._embeds_series else None,
             )  # fmt: skip
             if found is None:
                 continue
@@ -243,6 +247,13 @@ class PanelForecaster:
             pd.Index(labels), *(np.concatenate(parts[n]) for n in parts),
             {q: np.concatenate(values) for q, values in quantiles.items()},
         )  # fmt: skip
+
+    @property
+    def _embeds_series(self) -> bool:
+        """The network reads each series' training index (`model.id_embedding`)."""
+        from components.models.series_id import takes_series_index
+
+        return takes_series_index(self.model)
 
     def scale_of(self) -> dict:
         """series -> (K,) its scale: the units `backtest` divides by."""

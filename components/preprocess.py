@@ -277,6 +277,8 @@ class ScaledSplit:
         targets: (N, K) target columns, float32.
         levels: (N, K) target columns in original units, float64.
         index: the N time stamps (or row numbers) of the split.
+        id_channel: the last input column is each row's series index
+            (`model.id_embedding`), not a feature.
     """
 
     inputs: np.ndarray
@@ -285,6 +287,12 @@ class ScaledSplit:
     index: pd.Index
     bounds: np.ndarray | None = None  # a panel's series offsets (windowing)
     series: tuple[str, ...] = ()  # a panel's series keys
+    id_channel: bool = False
+
+    @property
+    def features(self) -> np.ndarray:
+        """(N, C) the feature columns alone: what a baseline reads."""
+        return self.inputs[:, :-1] if self.id_channel else self.inputs
 
 
 def scale_split(
@@ -292,17 +300,32 @@ def scale_split(
     normalizer: Normalizer,
     features: list[str],
     targets: list[str],
+    id_channel: bool = False,
 ) -> ScaledSplit:
-    """Normalize one split with statistics fitted elsewhere (on train)."""
+    """Normalize one split with statistics fitted elsewhere (on train).
+    `id_channel`: append each row's series index (its position in
+    `split.series`, the training series) as the last input column."""
     rows = normalizer.for_rows(split.bounds)
+    inputs = rows.transform(split.frame, features)
+    if id_channel:
+        inputs = with_series_index(inputs, np.diff(split.bounds))
     return ScaledSplit(
-        rows.transform(split.frame, features),
+        inputs,
         rows.transform(split.frame, targets),
         split.levels.to_numpy(dtype=np.float64),
         split.frame.index,
         split.bounds,
         split.series,
+        id_channel,
     )
+
+
+def with_series_index(inputs: np.ndarray, lengths, first: int = 0) -> np.ndarray:
+    """`inputs` (N, C) with a last column holding each row's series index:
+    `first` for the first `lengths[0]` rows, `first + 1` for the next, ...
+    (float32 holds every index below 2**24 exactly)."""
+    index = np.repeat(np.arange(first, first + len(lengths)), lengths)
+    return np.concatenate([inputs, index[:, None].astype(inputs.dtype)], axis=1)
 
 
 @dataclass(frozen=True)

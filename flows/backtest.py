@@ -61,7 +61,9 @@ def backtest_fold(config: ExperimentConfig, series, fold: Fold) -> dict:
     logger.info("backtest fold %d: %s", fold.index, fold.ranges())
     fold_series = backtest.fold_rows(series, fold)
     prepared = split_data.fn(fold_series, config.data, fold.split, config.window)
-    normalizer, scaled = normalize.fn(prepared, fold_series, config.data.scale)
+    normalizer, scaled = normalize.fn(
+        prepared, fold_series, config.data.scale, config.model.id_embedding > 0
+    )
     datasets = make_datasets.fn(scaled, config.window, config.train)
     positions = target_positions(series.features, series.targets, config.model)
     spec, _ = choose_settings.fn(config.model, config.window, scaled, positions)

@@ -125,9 +125,11 @@ def normalize(
     prepared: dict[str, preprocess.PreparedSplit],
     series: ingest.LoadedSeries,
     scale: str = "series",
+    id_channel: bool = False,
 ) -> tuple[preprocess.Normalizer, dict[str, preprocess.ScaledSplit]]:
     """Fit on train only (a panel: each series on its own training rows, by
-    `data.scale`); scale every split with those statistics."""
+    `data.scale`); scale every split with those statistics. `id_channel`:
+    each row's series index as the last input (`model.id_embedding`)."""
     if series.layout is not None:
         normalizer = preprocess.fit_series_normalizer(
             prepared["train"], series.shared_columns, scale
@@ -135,7 +137,9 @@ def normalize(
     else:
         normalizer = preprocess.fit_normalizer(prepared["train"].frame)
     scaled = {
-        name: preprocess.scale_split(part, normalizer, series.features, series.targets)
+        name: preprocess.scale_split(
+            part, normalizer, series.features, series.targets, id_channel
+        )
         for name, part in prepared.items()
     }
     return normalizer, scaled
@@ -199,7 +203,7 @@ def choose_settings(
         return spec, {}
     windows = {
         name: make_windows(
-            scaled[name].inputs, scaled[name].targets, window, scaled[name].bounds
+            scaled[name].features, scaled[name].targets, window, scaled[name].bounds
         )
         for name in ("train", "val")
     }
@@ -233,8 +237,9 @@ def build(
         training.resolve_precision(train.precision)
     ) as policy:
         model = build_model(
-            spec, input_shape, output_shape, train.seed, positions
-        )
+            spec, input_shape, output_shape, train.seed, positions,
+            n_series=len(train_split.series),
+        )  # fmt: skip
         training.compile_model(model, train)
     skip = ""
     if spec.skip != "none":  # windows materialized only for the fit
@@ -246,6 +251,8 @@ def build(
         skip = f" + {shared}linear skip" if fitted else ""
     if spec.window_norm != "none":
         skip += f", window norm {spec.window_norm}"
+    if spec.id_embedding:
+        skip += f", {spec.id_embedding}-number embedding of each series"
     logger.info(
         "built %s%s (%s): %d parameters",
         spec.kind,
@@ -314,7 +321,9 @@ def prepare_data(
     series = series or load_data(config.data)
     positions = target_positions(series.features, series.targets, config.model)
     prepared = split_data(series, config.data, config.split, config.window)
-    normalizer, scaled = normalize(prepared, series, config.data.scale)
+    normalizer, scaled = normalize(
+        prepared, series, config.data.scale, config.model.id_embedding > 0
+    )
     folds = backtest.plan_folds(
         backtest.axis_length(series), config.split, config.evaluate.backtest,
         config.window,

@@ -7,7 +7,9 @@ builder for Q outputs per step and target and puts a non-crossing quantile
 head on them, (B, T, K, Q) (`components.models.quantiles`). `model.skip: linear` adds a
 linear autoregression on the window to any of them (`components.models.skip`),
 and `model.window_norm` wraps the result so it forecasts each window relative
-to its own level (`components.models.window_norm`).
+to its own level (`components.models.window_norm`). `model.id_embedding` puts
+a learned embedding of each panel series in front of all of that
+(`components.models.series_id`).
 """
 
 from components.models.registry import get_builder, model_kinds
@@ -19,6 +21,7 @@ def build_model(
     output_shape: tuple[int, int],
     seed: int | None = None,
     target_positions: tuple[int, ...] = (),
+    n_series: int = 0,
 ):
     """Build the `spec.kind` architecture for these data shapes.
 
@@ -26,14 +29,31 @@ def build_model(
     seed alone, whatever other threads do with Python's `random` meanwhile.
     `target_positions` (the input column of each target,
     `common.target_positions`) is needed by `model.window_norm` and
-    `model.skip: shared`.
+    `model.skip: shared`. `n_series`: the panel's training series, whose
+    index is the last input channel under `model.id_embedding`.
     """
     if seed is None:
-        return _build(spec, input_shape, output_shape, target_positions)
+        return _with_series(spec, input_shape, output_shape, target_positions, n_series)
     from components.seeds import keras_seeds  # imports Keras
 
     with keras_seeds(seed):
+        return _with_series(spec, input_shape, output_shape, target_positions, n_series)
+
+
+def _with_series(spec, input_shape, output_shape, target_positions, n_series):
+    if not spec.id_embedding:
         return _build(spec, input_shape, output_shape, target_positions)
+    from components.models.series_id import add_series_embedding
+
+    if n_series < 1:
+        raise ValueError(
+            f"Received an invalid value for argument `n_series`, expected the "
+            f"number of training series for `model.id_embedding`, got {n_series!r}."
+        )
+    length, channels = input_shape
+    wider = (length, channels - 1 + spec.id_embedding)
+    network = _build(spec, wider, output_shape, target_positions)
+    return add_series_embedding(network, n_series, spec.id_embedding, input_shape)
 
 
 def _build(spec, input_shape, output_shape, target_positions):

@@ -22,6 +22,7 @@ import numpy as np
 from keras import layers, ops
 
 from components.linear import fit_linear_baseline
+from components.models.series_id import embedded_windows
 from components.models.window_norm import inner_network, normalize_arrays
 
 SKIP_LAYER = "linear_skip"
@@ -101,6 +102,7 @@ def fit_linear_skip(model: keras.Model, x: np.ndarray, y: np.ndarray) -> bool:
     """Set the skip to the ridge least-squares fit of y (W, T, K) on the
     windows x (W, L, C), both as the network sees them (after window
     normalization, if any); False (and nothing changed) without a skip."""
+    model, x = embedded_windows(model, x)
     network = inner_network(model)
     names = [layer.name for layer in network.layers]
     if SKIP_LAYER not in names and SHARED_SKIP_LAYER not in names:
