@@ -222,19 +222,19 @@ def test_retraining_a_panel_gates_per_series(prefect_api, mlflow_uri, tmp_path):
         return retrain_flow(config)
 
     initial = retrain(first)  # beats persistence on 2002-2005: the first champion
-    assert initial["decision"] == "promoted", initial["reason"]
+    assert initial.decision == "promoted", initial.reason
     again = retrain(later)
     client = MlflowClient(mlflow_uri)
-    metrics = client.get_run(again["run_id"]).data.metrics
+    metrics = client.get_run(again.run_id).data.metrics
     # judged against the champion on the same windows, every error in units
     # of the challenger's scale of its series; wins and losses per series
     assert {"holdout_mse_scaled", "persistence_holdout_mse_scaled",
             "champion_holdout_mse_scaled"} <= set(metrics)  # fmt: skip
     assert metrics["holdout_series_won"] + metrics["holdout_series_lost"] == 6
-    version = client.get_model_version("fertility", again["version"])
+    version = client.get_model_version("fertility", again.version)
     assert version.tags["holdout_series_won"] == f"{metrics['holdout_series_won']:g}"
     champion = model_registry.champion(mlflow_uri, "fertility")
-    expected = again["version"] if again["decision"] == "promoted" else initial["version"]
+    expected = again.version if again.decision == "promoted" else initial.version
     assert champion.version == expected
 
 
@@ -254,15 +254,17 @@ def _opposite_groups(n_series=16, n_rows=160, seed=0) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True)
 
 
-def _static_test_mse(frame: pd.DataFrame, static: list[str]) -> float:
+def _panel_test_mse(frame: pd.DataFrame, static=(), id_embedding=0) -> float:
+    """Test MSE (z-scored units) of a small MLP that sees one past value,
+    trained on the panel `frame` with these static columns / embedding."""
     import keras
 
     from components import seeds, training
     from components.config import ModelSpec, TrainSpec
     from components.models import build_model, predict
 
-    spec = DataSpec(path="groups", id_column="id", time_column="t", static=static,
-                    targets=["x"])  # fmt: skip
+    spec = DataSpec(path="groups", id_column="id", time_column="t",
+                    static=list(static), targets=["x"])  # fmt: skip
     window = WindowSpec(input_width=1, horizon=1)
     series = ingest.series_from_frame(frame, spec, "groups")
     found = panel.split_panel(
@@ -273,15 +275,18 @@ def _static_test_mse(frame: pd.DataFrame, static: list[str]) -> float:
         found.parts["train"], series.shared_columns
     )
     scaled = {
-        name: preprocess.scale_split(part, normalizer, series.features, series.targets)
+        name: preprocess.scale_split(
+            part, normalizer, series.features, series.targets, id_embedding > 0
+        )
         for name, part in found.parts.items()
     }
     x, y = make_windows(scaled["train"].inputs, scaled["train"].targets, window,
                         scaled["train"].bounds)  # fmt: skip
     seeds.seed_everything(3)
     model = build_model(
-        ModelSpec(kind="mlp", units=[16], skip="none"), x.shape[1:], y.shape[1:], 3
-    )
+        ModelSpec(kind="mlp", units=[16], skip="none", id_embedding=id_embedding),
+        x.shape[1:], y.shape[1:], 3, n_series=len(scaled["train"].series),
+    )  # fmt: skip
     training.compile_model(model, TrainSpec(learning_rate=0.01))
     model.fit(x, y, batch_size=64, epochs=30, verbose=0, shuffle=True)
     x_test, y_test = make_windows(scaled["test"].inputs, scaled["test"].targets,
@@ -292,12 +297,103 @@ def _static_test_mse(frame: pd.DataFrame, static: list[str]) -> float:
 
 def test_a_static_category_that_matters_is_learned():
     frame = _opposite_groups()
-    without = _static_test_mse(frame, [])
-    with_group = _static_test_mse(frame, ["group"])
+    without = _panel_test_mse(frame)
+    with_group = _panel_test_mse(frame, ["group"])
     # Without the group the best guess from one value is about 0 (MSE near
     # 1 on z-scored series); with it, 0.8 x either way (noise only, ~0.36).
     assert without > 0.8
     assert with_group < 0.6 * without
+
+
+def test_a_series_id_embedding_learns_what_no_column_says():
+    """The same panel without its `group` column: a learned embedding of
+    each series finds which way each one goes."""
+    frame = _opposite_groups().drop(columns="group")
+    without = _panel_test_mse(frame)
+    embedded = _panel_test_mse(frame, id_embedding=2)
+    assert without > 0.8
+    assert embedded < 0.6 * without
+
+
+def test_a_series_embedding_outside_a_panel_is_refused():
+    with pytest.raises(ConfigError, match="`model.id_embedding: 4` embeds each series"):
+        load_experiment("default", ["model.id_embedding=4"])
+    with pytest.raises(ConfigError, match="model.id_embedding"):
+        load_experiment("fertility", ["model.id_embedding=-1"])
+    assert load_experiment("fertility", ["model.id_embedding=4"]).model.id_embedding == 4
+
+
+def test_the_series_index_channel_is_each_windows_own_series():
+    frame = _long(n_series=3, n_rows=12)
+    series = ingest.series_from_frame(frame, _spec(targets=["y"]), "panel.csv")
+    found = panel.split_panel(series.frame, series.layout, SplitSpec(val=2, test=2),
+                              _spec(targets=["y"]), WINDOW, series.targets)  # fmt: skip
+    normalizer = preprocess.fit_series_normalizer(found.parts["train"], [])
+    plain, indexed = (
+        preprocess.scale_split(found.parts["test"], normalizer, ["y"], ["y"], flag)
+        for flag in (False, True)
+    )
+    assert indexed.inputs.shape == (plain.inputs.shape[0], 2)
+    np.testing.assert_array_equal(indexed.features, plain.inputs)
+    # each series' test part: 2 rows of context + 2 test rows
+    np.testing.assert_array_equal(indexed.inputs[:, 1], [0] * 4 + [1] * 4 + [2] * 4)
+    x, _ = make_windows(indexed.inputs, indexed.targets, WINDOW, indexed.bounds)
+    owners = window_series(len(indexed.inputs), WINDOW, indexed.bounds)
+    np.testing.assert_array_equal(x[:, :, 1], np.repeat(owners[:, None], 2, axis=1))
+
+
+def test_a_panel_training_resumed_with_drawn_windows_equals_one_straight_through(
+    tmp_path,
+):
+    """Resume on a panel: each epoch's per-series draw
+    (`train.windows_per_series`) comes from its number, and the series
+    embedding's weights come back with the rest."""
+    from components import checkpoint, training
+    from components.config import ModelSpec, TrainSpec
+    from components.models import build_model
+
+    frame = _opposite_groups(n_series=6, n_rows=60).drop(columns="group")
+    spec = DataSpec(path="groups", id_column="id", time_column="t", targets=["x"])
+    window = WindowSpec(input_width=4, horizon=1)
+    series = ingest.series_from_frame(frame, spec, "groups")
+    found = panel.split_panel(series.frame, series.layout, SplitSpec(val=10, test=0.1),
+                              spec, window, series.targets)  # fmt: skip
+    normalizer = preprocess.fit_series_normalizer(found.parts["train"], [])
+    scaled = {name: preprocess.scale_split(part, normalizer, ["x"], ["x"], True)
+              for name, part in found.parts.items()}  # fmt: skip
+    fit = TrainSpec(epochs=10, patience=0, learning_rate=0.02, windows_per_series=8)
+
+    def train(folder=None, resume=None, stop_after=None):
+        start = resume.epoch if resume else 0
+        part = scaled["train"]
+        train_ds = make_dataset(part.inputs, part.targets, window, 8, True, 5, start,
+                                part.bounds, per_series=8)  # fmt: skip
+        val = scaled["val"]
+        val_ds = make_dataset(val.inputs, val.targets, window, 8, bounds=val.bounds)
+        model = build_model(ModelSpec(kind="gru", units=[4], id_embedding=2),
+                            (4, 2), (1, 1), seed=3, n_series=6)  # fmt: skip
+        training.compile_model(model, fit)
+
+        def interrupt(epoch, logs):
+            if epoch == stop_after:
+                raise KeyboardInterrupt
+
+        hooks = [interrupt] if stop_after else []
+        return model, training.fit_model(model, train_ds, val_ds, fit, hooks, folder,
+                                         resume)  # fmt: skip
+
+    straight, expected = train()
+    with checkpoint.claim(tmp_path, "key", "run-1") as folder:
+        with pytest.raises(KeyboardInterrupt):
+            train(folder, stop_after=5)
+    with checkpoint.claim(tmp_path, "key", "run-2") as folder:
+        state = folder.load()
+        resumed, result = train(folder, resume=state)
+    assert result.resumed_from_epoch == state.epoch + 1 > 1
+    np.testing.assert_allclose(result.history["loss"], expected.history["loss"],
+                               rtol=1e-5)  # fmt: skip
+    for a, b in zip(resumed.get_weights(), straight.get_weights(), strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7)
 
 
 def test_a_wide_table_read_as_a_panel_has_one_series_per_column():

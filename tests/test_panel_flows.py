@@ -28,9 +28,9 @@ def fertility_run(prefect_api, tmp_path_factory, _empty_mlflow_db):
 
 def test_fertility_panel_trains_one_model_scored_per_series(fertility_run):
     uri, result = fertility_run
-    assert result["status"] == "FINISHED"
+    assert result.status == "FINISHED"
     client = MlflowClient(uri)
-    run = client.get_run(result["run_id"])
+    run = client.get_run(result.run_id)
     assert run.data.params["series.total"] == "210"
     assert int(run.data.params["series.test"]) > 150
     metrics = run.data.metrics
@@ -39,12 +39,12 @@ def test_fertility_panel_trains_one_model_scored_per_series(fertility_run):
             assert np.isfinite(metrics[f"{prefix}{name}"]), prefix + name
     assert 0 <= metrics["test_series_beating_persistence"] <= 1
     assert 0.5 < metrics["test_coverage_95"] <= 1  # per-series scaled intervals
-    paths = {a.path for a in client.list_artifacts(result["run_id"])}
+    paths = {a.path for a in client.list_artifacts(result.run_id)}
     assert {"series_metrics.parquet", "series_scaling.parquet"} <= paths
-    plots = {a.path for a in client.list_artifacts(result["run_id"], "plots")}
+    plots = {a.path for a in client.list_artifacts(result.run_id, "plots")}
     assert {"plots/series_skill.png", "plots/series_fertility.png",
             "plots/calibration.png"} <= plots  # fmt: skip
-    local = client.download_artifacts(result["run_id"], "series_metrics.parquet")
+    local = client.download_artifacts(result.run_id, "series_metrics.parquet")
     table = pd.read_parquet(local)
     assert set(table["model"]) == {"model", "persistence", "linear"}
     assert table.groupby("model").size().nunique() == 1  # every series, every model
@@ -52,20 +52,19 @@ def test_fertility_panel_trains_one_model_scored_per_series(fertility_run):
     assert mean_mase == pytest.approx(metrics["test_mase"])
 
 
-def test_served_panel_model_forecasts_every_series_like_the_evaluation(fertility_run):
+def _served_like_the_evaluation(uri, result, chosen):
+    """Serve `chosen` series on the rows before their evaluation's last test
+    window (which ends at each series' end) and check the model gives the
+    evaluation's numbers; returns (the served model, the raw source, the
+    chosen series' rows)."""
     from components import packaging
     from components.ingest import read_raw
 
-    uri, result = fertility_run
-    model = packaging.load_model(result["forecaster_uri"], uri)
+    model = packaging.load_model(result.forecaster_uri, uri)
     raw = read_raw(DataSpec(path="statsmodels:fertility"))
-    # The evaluation's last test window of a series ends at the series' end:
-    # served on the rows before its targets, the model gives the same numbers.
-    report, config = result["evaluation"], load_experiment("fertility")
-    horizon = config.window.horizon
-    chosen = ["FRA", "NER", "JPN"]
+    report, config = result.evaluation, load_experiment("fertility")
     history = raw[raw["country"].isin(chosen)]
-    cut = history.groupby("country")["year"].transform("max") - horizon
+    cut = history.groupby("country")["year"].transform("max") - config.window.horizon
     served = model.predict(history[history["year"] <= cut])
     assert list(served.columns[:3]) == ["series", "step", "time"]
     assert sorted(served["series"].unique()) == sorted(chosen)
@@ -79,6 +78,14 @@ def test_served_panel_model_forecasts_every_series_like_the_evaluation(fertility
         assert list(mine["time"]) == [2009, 2010, 2011]
         assert (mine["fertility_q0.025"] < mine["fertility"]).all()
         assert (mine["fertility_q0.975"] > mine["fertility_q0.9"]).all()
+    return model, raw, history
+
+
+def test_served_panel_model_forecasts_every_series_like_the_evaluation(fertility_run):
+    from components import packaging
+
+    uri, result = fertility_run
+    model, raw, history = _served_like_the_evaluation(uri, result, ["FRA", "NER", "JPN"])
     with pytest.raises(Exception, match=r"series \['ATLANTIS'\] were not trained on"):
         model.predict(pd.concat([history, history.head(12).assign(country="ATLANTIS")]))
     # The whole source: series too short to train on are set apart by name,
@@ -93,6 +100,26 @@ def test_served_panel_model_forecasts_every_series_like_the_evaluation(fertility
     assert everything["series"].nunique() == 201 - len(everything.attrs["skipped"])
 
 
+def test_a_series_embedding_model_serves_each_series_with_its_own_index(
+    fertility_run,
+):
+    """`model.id_embedding`: served series are looked up by their training
+    index whatever rows (and in whatever order) the request holds."""
+    from flows.train import train_flow
+
+    uri, _ = fertility_run
+    config = load_experiment(
+        "fertility",
+        [f"tracking.uri={uri}", "train.epochs=2", "model.units=[8]",
+         "model.id_embedding=3", "tracking.experiment=fertility-embedding"],
+    )  # fmt: skip
+    result = train_flow(config)
+    run = MlflowClient(uri).get_run(result.run_id)
+    assert run.data.params["model.id_embedding"] == "3"
+    assert result.metrics["test_mase"] < result.metrics["baseline_persistence_test_mase"]
+    _served_like_the_evaluation(uri, result, ["ZWE", "FRA", "NER"])
+
+
 def test_compare_ranks_a_panel_by_mase(fertility_run):
     from flows.compare import compare_flow
 
@@ -103,15 +130,15 @@ def test_compare_ranks_a_panel_by_mase(fertility_run):
          "tracking.experiment=fertility-compare"],
     )  # fmt: skip
     result = compare_flow(config, ["mlp", "gru"], seeds=1)
-    assert result["ranked_by"] == "test_mase"
-    board = result["leaderboard"]
+    assert result.ranked_by == "test_mase"
+    board = result.leaderboard
     mase = [row["test_mase_mean"] for row in board]
     assert mase == sorted(mase)
     assert {"mlp", "gru", "persistence", "linear"} <= {row["model"] for row in board}
     client = MlflowClient(uri)
-    plots = {a.path for a in client.list_artifacts(result["parent_run_id"], "plots")}
+    plots = {a.path for a in client.list_artifacts(result.parent_run_id, "plots")}
     assert "plots/forecasts_fertility.png" in plots
-    parent = client.get_run(result["parent_run_id"]).data.metrics
+    parent = client.get_run(result.parent_run_id).data.metrics
     assert parent["best_test_mase"] == mase[0]
 
 
@@ -126,7 +153,7 @@ def test_tuning_a_panel_splits_it_again_for_each_trials_window(fertility_run, tm
     result = tune_flow(config, "mlp", trials=3, output=str(tmp_path / "best.yaml"))
     client = MlflowClient(uri)
     widths = set()
-    for outcome in result["trials"]:
+    for outcome in result.trials:
         run = client.get_run(outcome["run_id"])
         widths.add(run.data.params["window.input_width"])
         if outcome["state"] == "complete":
@@ -148,12 +175,12 @@ def test_a_panel_backtests_every_series_at_each_origin(fertility_run):
          "tracking.experiment=fertility-backtest"],
     )  # fmt: skip
     result = train_flow(config)
-    metrics = result["metrics"]
+    metrics = result.metrics
     assert metrics["backtest_folds"] == 2
     assert np.isfinite(metrics["backtest_test_mase_mean"])
     assert metrics["backtest_test_mase_std"] > 0  # two folds, two scores
     client = MlflowClient(uri)
-    table = pd.read_csv(client.download_artifacts(result["run_id"], "backtest.csv"))
+    table = pd.read_csv(client.download_artifacts(result.run_id, "backtest.csv"))
     assert list(table["test_stop"]) == [52 - 3, 52]  # 1960-2011: 52 years
     assert (table["test_start"] == table["test_stop"] - 8).all()  # 8 test years
     assert "test_mase" in table.columns
@@ -171,10 +198,10 @@ def test_a_panel_trains_under_mixed_precision(fertility_run):
          "train.precision=mixed_bfloat16", "tracking.experiment=fertility-bf16"],
     )  # fmt: skip
     result = train_flow(config)
-    run = MlflowClient(uri).get_run(result["run_id"])
+    run = MlflowClient(uri).get_run(result.run_id)
     assert run.data.params["precision_policy"] == "mixed_bfloat16"
-    assert np.isfinite(result["metrics"]["test_mase"])
-    assert result["metrics"]["test_mase"] < result["metrics"]["baseline_persistence_test_mase"]
+    assert np.isfinite(result.metrics["test_mase"])
+    assert result.metrics["test_mase"] < result.metrics["baseline_persistence_test_mase"]
 
 
 def test_a_panel_compare_trains_its_children_on_dask_workers(fertility_run):
@@ -192,7 +219,7 @@ def test_a_panel_compare_trains_its_children_on_dask_workers(fertility_run):
     )  # fmt: skip
     result = run_compare(config, ["mlp"], seeds=2, executor="dask")
     client = MlflowClient(uri)
-    parent = client.get_run(result["parent_run_id"])
+    parent = client.get_run(result.parent_run_id)
     children = client.search_runs(
         [parent.info.experiment_id],
         f"tags.mlflow.parentRunId = '{parent.info.run_id}'",
@@ -200,6 +227,6 @@ def test_a_panel_compare_trains_its_children_on_dask_workers(fertility_run):
     assert len(children) == 2 and all(c.info.status == "FINISHED" for c in children)
     here = f":{os.getpid()}"
     assert not any(c.data.tags["rnnflow_worker"].endswith(here) for c in children)
-    assert result["ranked_by"] == "test_mase"
-    mlp = next(row for row in result["leaderboard"] if row["model"] == "mlp")
+    assert result.ranked_by == "test_mase"
+    mlp = next(row for row in result.leaderboard if row["model"] == "mlp")
     assert mlp["runs"] == 2 and np.isfinite(mlp["test_mase_mean"])
