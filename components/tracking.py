@@ -142,16 +142,35 @@ def ensure_experiment(tracking_uri: str, name: str) -> str:
         "its leaderboard in its description, its children are nested under it."
     )
     try:
-        return client.create_experiment(
+        created = client.create_experiment(
             name, artifact_location=location,
             tags={"mlflow.note.content": description, EXPERIMENT_KIND: "forecasting"},
         )  # fmt: skip
+        _describe_default_experiment(client)
+        return created
     except mlflow.exceptions.MlflowException:
         # Another process created it between our lookup and create.
         found = client.get_experiment_by_name(name)
         if found is None:
             raise
         return found.experiment_id
+
+
+DEFAULT_EXPERIMENT_NOTE = (
+    "MLflow's own default experiment. rnnflow logs nothing here: each rnnflow "
+    "experiment (`default`, `fertility`, ...) has its own, listed beside this one."
+)
+
+
+def _describe_default_experiment(client: MlflowClient) -> None:
+    """Say on MLflow's `Default` experiment (made with every store, listed
+    first in the UI) that rnnflow's runs are elsewhere, unless someone
+    already described it."""
+    default = client.get_experiment_by_name("Default")
+    if default is not None and "mlflow.note.content" not in default.tags:
+        client.set_experiment_tag(
+            default.experiment_id, "mlflow.note.content", DEFAULT_EXPERIMENT_NOTE
+        )
 
 
 def start_run(
@@ -251,8 +270,9 @@ def mlflow_metric_name(name: str) -> str:
     """A metric's name in MLflow: a baseline's metrics fold under
     `baseline/<name>/` (`baseline_persistence_test_mse` ->
     `baseline/persistence/test_mse`, `backtest_baseline_linear_test_mse_mean`
-    -> `baseline/linear/backtest_test_mse_mean`), so the UI draws them in their
-    own chart sections after the model's metrics and loss curves. Everything
+    -> `baseline/linear/backtest_test_mse_mean`), so the UI draws them in
+    their own chart sections, apart from the model's metrics and loss curves
+    ("Model metrics"; MLflow 3.17 lists prefixed sections before it). Everything
     else, and every key of `--json` and of flow results, is unchanged."""
     found = _BASELINE_METRIC.match(name)
     if not found:

@@ -22,3 +22,19 @@ def test_every_setting_says_what_it_means():
     keys = [key for key, _ in fields(ExperimentConfig)]
     assert "evaluate.backtest.folds" in keys and "model.quantiles" in keys
     assert len(keys) == len(set(keys))
+
+
+def test_every_picture_and_relative_link_in_the_docs_exists():
+    import re
+
+    pages = [DOCS.parent / "README.md", *DOCS.glob("*.md")]
+    missing = []
+    for page in pages:
+        for target in re.findall(r"\]\(([^)#\s]+)(?:#[^)]*)?\)", page.read_text()):
+            if "://" in target or target.startswith("mailto:"):
+                continue
+            if not (page.parent / target).exists():
+                missing.append(f"{page.name} -> {target}")
+    assert missing == [], missing
+    readme = (DOCS.parent / "README.md").read_text()
+    assert "](docs/images/runs.png)" in readme.replace("\n", " ")

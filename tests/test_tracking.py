@@ -32,6 +32,18 @@ def test_experiment_artifacts_do_not_depend_on_the_current_directory(
     assert location == (tmp_path / "mlruns" / "artifacts" / "a_.._b_name").as_uri()
 
 
+def test_mlflows_default_experiment_says_where_the_runs_are(mlflow_uri):
+    client = MlflowClient(mlflow_uri)
+    client.set_experiment_tag("0", "mlflow.note.content", "")
+    client.delete_experiment_tag("0", "mlflow.note.content")
+    tracking.ensure_experiment(mlflow_uri, "described")
+    default = client.get_experiment_by_name("Default")
+    assert default.tags["mlflow.note.content"] == tracking.DEFAULT_EXPERIMENT_NOTE
+    client.set_experiment_tag("0", "mlflow.note.content", "ours")  # the user's own
+    tracking.ensure_experiment(mlflow_uri, "described too")
+    assert client.get_experiment("0").tags["mlflow.note.content"] == "ours"
+
+
 def test_epoch_logger_batches_and_flushes(mlflow_uri):
     run_id = tracking.start_run(mlflow_uri, "e", "r", {})
     hook = tracking.EpochMetricLogger(mlflow_uri, run_id, flush_seconds=3600)
