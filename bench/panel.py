@@ -61,9 +61,9 @@ def real(kinds: list[str], epochs: int | None) -> None:
             overrides.append(f"train.epochs={epochs}")
         config = load_experiment("fertility", overrides)
         result = train_flow(config)
-        m = result["metrics"]
+        m = result.metrics
         rows[kind] = _row(m, "test_", m["train_seconds"])
-        report = report or (config, result["evaluation"])
+        report = report or (config, result.evaluation)
         if "linear" not in rows:
             rows["persistence"] = _row(m, "baseline_persistence_test_")
             rows["linear"] = _row(m, "baseline_linear_test_")

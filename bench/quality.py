@@ -223,7 +223,7 @@ def run_series(name, folder, uri, kinds, variants, epochs) -> dict:
     config = load_experiment(path)
     rows, start = {}, time.perf_counter()
     result = compare_flow(config, kinds, seeds=1)
-    for row in result["leaderboard"]:
+    for row in result.leaderboard:
         rows[row["model"]] = {
             "mse_raw": row["test_mse_raw_mean"],
             "mae_raw": row["test_mae_raw_mean"],
@@ -231,23 +231,23 @@ def run_series(name, folder, uri, kinds, variants, epochs) -> dict:
             "kind": row["kind"],
             "seconds": row.get("train_seconds_mean"),
         }
-    run_id = next(r["run_ids"][0] for r in result["leaderboard"] if r["run_ids"])
+    run_id = next(r["run_ids"][0] for r in result.leaderboard if r["run_ids"])
     child = MlflowClient(uri).get_run(run_id)  # baseline fit times
     for b in ("ets", "arima"):
         if b in rows:
             rows[b]["seconds"] = child.data.metrics.get(f"baseline_{b}_seconds")
     for variant in variants:
         trained = train_flow(load_experiment(path, VARIANTS[variant]))
-        m = trained["metrics"]
+        m = trained.metrics
         rows[f"{config.model.kind}+{variant}"] = {
             "mse_raw": m["test_mse_raw"],
             "mae_raw": m["test_mae_raw"],
             "mase": m["test_mase"],
             "kind": "model",
             "seconds": m["train_seconds"],
-            "warnings": trained["warnings"],
+            "warnings": trained.warnings,
         }
-    warnings = result.get("warnings", {})
+    warnings = result.warnings
     return {
         "series": name,
         "about": SERIES[name][0],

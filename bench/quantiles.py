@@ -62,7 +62,7 @@ def arima_quantiles(config, report) -> np.ndarray:
 def served(result) -> np.ndarray:
     """The quantiles (W, T, K, Q) a run's forecaster serves on its test
     windows (the median: its point forecast)."""
-    report, calibration = result["evaluation"], result["forecaster"].calibration
+    report, calibration = result.evaluation, result.forecaster.calibration
     point = report.forecasts["model"]
     found = calibration.quantiles(point, report.quantiles, report.window_scale)
     found[0.5] = point
@@ -90,13 +90,13 @@ def main() -> None:
         quantile = train_flow(
             load_experiment(path, [f"model.quantiles={quantiles}"])
         )
-        report = quantile["evaluation"]
+        report = quantile.evaluation
         rows = {
             "gru + conformal": scores(report.actual, served(point)),
             "quantile gru, own": scores(report.actual, report.quantiles),
             "quantile gru, calibrated": scores(report.actual, served(quantile)),
             "ARIMA, Gaussian": scores(
-                report.actual, arima_quantiles(point_config, point["evaluation"])
+                report.actual, arima_quantiles(point_config, point.evaluation)
             ),
         }
         for label, m in rows.items():

@@ -333,7 +333,7 @@ def _train(args) -> int:
     _hide_user_error_tracebacks()
     result = train_flow(config)
     if args.json:
-        print(json.dumps(_json_result(result)))
+        print(json.dumps(result.to_json()))
     else:
         print(_summary(result))
     return 0
@@ -368,20 +368,7 @@ def _compare(args) -> int:
     )
     print(_leaderboard_text(result))
     if args.json:
-        print(
-            json.dumps(
-                {
-                    k: result[k]
-                    for k in (
-                        "parent_run_id",
-                        "experiment",
-                        "scored_on",
-                        "leaderboard",
-                        "warnings",
-                    )
-                }
-            )
-        )
+        print(json.dumps(result.to_json()))
     return 0
 
 
@@ -412,18 +399,18 @@ def _tune(args) -> int:
 
     _hide_user_error_tracebacks()
     result = tune_flow(config, args.model, args.trials, args.output)
-    best = result["best"]
-    states = [t["state"] for t in result["trials"]]
+    best = result.best
+    states = [t["state"] for t in result.trials]
     print(
-        f"parent run {result['parent_run_id']} in experiment {result['experiment']!r}: "
+        f"parent run {result.parent_run_id} in experiment {result.experiment!r}: "
         f"{states.count('complete')} trials complete, {states.count('pruned')} "
         f"pruned, {states.count('fail')} failed\n"
         f"best trial {best['number']}: val_loss {best['value']:.4f} {best['settings']}\n"
-        f"wrote {result['experiment_file']}; next: rnnflow train "
-        f"{result['experiment_file']}"
+        f"wrote {result.experiment_file}; next: rnnflow train "
+        f"{result.experiment_file}"
     )
     if args.json:
-        print(json.dumps({k: v for k, v in result.items() if k != "tracking_uri"}))
+        print(json.dumps(result.to_json()))
     return 0
 
 
@@ -435,12 +422,12 @@ def _retrain(args) -> int:
     _hide_user_error_tracebacks()
     result = retrain_flow(config)
     print(
-        f"{result['decision']}: {result['reason']}\n"
-        f"registered version {result['version'] or '-'}, champion "
-        f"{result['champion_version'] or '-'}, run {result['run_id'] or '-'}"
+        f"{result.decision}: {result.reason}\n"
+        f"registered version {result.version or '-'}, champion "
+        f"{result.champion_version or '-'}, run {result.run_id or '-'}"
     )
     if args.json:
-        print(json.dumps(result))
+        print(json.dumps(result.to_json()))
     return 0
 
 
@@ -533,14 +520,15 @@ def _deploy(args) -> int:
     return 0
 
 
-def _leaderboard_text(result: dict) -> str:
-    rows = result["leaderboard"]
-    ranked = result.get("ranked_by", "test_mse")
+def _leaderboard_text(result) -> str:
+    """The terminal leaderboard of a `CompareResult`."""
+    rows = result.leaderboard
+    ranked = result.ranked_by
     best = next(r["model"] for r in rows if r["kind"] == "model")
     lines = [
         (
-            f"parent run {result['parent_run_id']} in experiment "
-            f"{result['experiment']!r}, scored on the {result['scored_on']}, "
+            f"parent run {result.parent_run_id} in experiment "
+            f"{result.experiment!r}, scored on the {result.scored_on}, "
             f"ranked by {ranked}"
         ),
         f"   {'model':<16}{'runs':>5}{'test_mse':>20}{'test_mse_raw':>22}{'skill':>9}"
@@ -560,7 +548,7 @@ def _leaderboard_text(result: dict) -> str:
     lines.append(
         f"* best network: {best}. skill = 1 - mse / persistence mse. See it: rnnflow ui"
     )
-    lines += [f"! {warning}" for warning in result.get("warnings", {}).values()]
+    lines += [f"! {warning}" for warning in result.warnings.values()]
     return "\n".join(lines)
 
 
@@ -612,28 +600,19 @@ def _ui_plan(args, uri: str) -> tuple[list[str], str | None]:
     return command, warning
 
 
-def _json_result(result: dict) -> dict:
-    from components.redact import redact_url
-
-    keys = ("run_id", "experiment", "status", "metrics", "model_uri", "warnings")
-    return {
-        **{k: result[k] for k in keys},
-        "tracking_uri": redact_url(result["tracking_uri"]),
-    }
-
-
-def _summary(result: dict) -> str:
+def _summary(result) -> str:
+    """The terminal summary of a `TrainResult`."""
     from components.tracking import ui_link
 
-    metrics = result["metrics"]
+    metrics = result.metrics
     rows = [("model", "test_"), ("persistence", "baseline_persistence_test_")]
     rows.append(("linear AR", "baseline_linear_test_"))
     for name, label in (("seasonal_naive", "seasonal"), ("ets", "ETS"), ("arima", "ARIMA")):
         if f"baseline_{name}_test_mse" in metrics:
             rows.append((label, f"baseline_{name}_test_"))
     lines = [
-        f"run {result['run_id']} ({result['status']}) in experiment "
-        f"{result['experiment']!r}",
+        f"run {result.run_id} ({result.status}) in experiment "
+        f"{result.experiment!r}",
         f"{'':<12}{'mse':>10}{'mae':>10}{'mse_raw':>12}{'mae_raw':>12}{'mase':>8}"
         f"{'smape':>8}",
     ]
@@ -665,9 +644,9 @@ def _summary(result: dict) -> str:
     lines.append(
         f"trained {metrics['epochs_trained']} epochs in "
         f"{metrics['train_seconds']:.1f} s. See it: rnnflow ui, then "
-        + ui_link("http://127.0.0.1:5000", result.get("experiment_id", "0"))
+        + ui_link("http://127.0.0.1:5000", result.experiment_id)
     )
-    lines += [f"! {warning}" for warning in result.get("warnings", [])]
+    lines += [f"! {warning}" for warning in result.warnings]
     return "\n".join(lines)
 
 

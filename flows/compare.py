@@ -14,7 +14,7 @@ trains in its own Dask worker process (a local cluster, or an existing one at
 Example:
     >>> from components.config import load_experiment
     >>> result = run_compare(load_experiment("gas_furnace"), ["mlp", "gru"], seeds=3)
-    >>> result["leaderboard"][0]["model"]
+    >>> result.leaderboard[0]["model"]
     'gru'
 """
 
@@ -25,6 +25,7 @@ from prefect.logging import get_run_logger
 from components import leaderboard, plots, quality, tracking
 from components.config import ExperimentConfig, flatten, to_yaml
 from components.errors import ConfigError, TrainingError
+from flows.results import CompareResult
 from flows.steps import PreparedData, prepare_data
 from flows.train import open_run, train_in_run
 
@@ -70,7 +71,7 @@ def run_compare(
 @flow(name="rnnflow-compare", flow_run_name="{config.name}-compare")
 def compare_flow(
     config: ExperimentConfig, models: list[str], seeds: int = 1, fan_out: bool = False
-) -> dict:
+) -> CompareResult:
     """Train every model in `models` with `seeds` seeds; rank them with baselines.
 
     With `fan_out`, children are submitted to the flow's task runner (all at
@@ -124,15 +125,15 @@ def compare_flow(
         )
         warnings = _check_quality(children, tracking_uri, parent)
         tracking.finish_run(tracking_uri, parent)
-    return {
-        "parent_run_id": parent,
-        "scored_on": scored_on,
-        "ranked_by": config.rank_metric,
-        "experiment": config.experiment_name,
-        "tracking_uri": tracking_uri,
-        "leaderboard": _as_records(board),
-        "warnings": warnings,
-    }
+    return CompareResult(
+        parent_run_id=parent,
+        scored_on=scored_on,
+        ranked_by=config.rank_metric,
+        experiment=config.experiment_name,
+        tracking_uri=tracking_uri,
+        leaderboard=_as_records(board),
+        warnings=warnings,
+    )
 
 
 def _report_child(done: int, plan: list, child: dict | None, metric: str) -> None:
@@ -193,7 +194,7 @@ def train_child(
         get_run_logger().warning("%s failed: %s", name, exc)
         return None
     keep = ("run_id", "status", "parameters", "metrics", "evaluation")
-    return {**{k: result[k] for k in keep}, "model": kind, "seed": seed}
+    return {**{k: getattr(result, k) for k in keep}, "model": kind, "seed": seed}
 
 
 SCORED_ON = {"test": "test split", "backtest": "mean over backtest folds"}

@@ -36,7 +36,7 @@ def _run_name(prefix: str):
 @flow(name="rnnflow-retrain-experiment", flow_run_name=_run_name("retrain"))
 def retrain_experiment(experiment: str = "default", overrides: list[str] | None = None):
     """Load the experiment now, then retrain it once (see `retrain_flow`)."""
-    return retrain_flow(load_experiment(experiment, overrides))
+    return retrain_flow(load_experiment(experiment, overrides)).to_json()
 
 
 @flow(name="rnnflow-train-experiment", flow_run_name=_run_name("train"))
@@ -44,7 +44,7 @@ def train_experiment(experiment: str = "default", overrides: list[str] | None = 
     """Load the experiment now, then train it once; returns run id and metrics."""
     result = train_flow(load_experiment(experiment, overrides))
     keys = ("run_id", "experiment", "status", "metrics", "model_uri", "forecaster_uri")
-    return {k: result[k] for k in keys}
+    return {k: getattr(result, k) for k in keys}
 
 
 def deployments(

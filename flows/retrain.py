@@ -26,6 +26,7 @@ from components.config import ExperimentConfig, RetrainSpec
 from components.errors import DataError
 from components.forecaster import Backtest, Forecaster
 from components.panel_forecaster import PanelForecaster
+from flows.results import RetrainResult
 from flows.steps import PreparedData, prepare_data
 from flows.train import open_run, train_in_run
 
@@ -176,7 +177,7 @@ def register_and_decide(
 
 
 @flow(name="rnnflow-retrain", flow_run_name="retrain-{config.name}")
-def retrain_flow(config: ExperimentConfig) -> dict:
+def retrain_flow(config: ExperimentConfig) -> RetrainResult:
     """Retrain once; return the decision (promoted | rejected | skipped)."""
     tracking_uri = tracking.resolve_tracking_uri(config.tracking.uri)
     tracking.open_store(tracking_uri)
@@ -208,7 +209,7 @@ def retrain_flow(config: ExperimentConfig) -> dict:
         with tracking.failing_marks_run(tracking_uri, run_id):
             result = train_in_run(config, data, tracking_uri, run_id, finish=False)
             decision, metrics = score_holdout(
-                result["forecaster"],
+                result.forecaster,
                 champion,
                 data,
                 tracking_uri,
@@ -220,7 +221,7 @@ def retrain_flow(config: ExperimentConfig) -> dict:
                 tracking_uri,
                 name,
                 run_id,
-                result["forecaster_uri"],
+                result.forecaster_uri,
                 decision,
                 metrics,
                 data.series.digest,
@@ -291,11 +292,7 @@ def _close(tracking_uri, run_id, decision, metrics, version, champion) -> None:
     tracking.finish_run(tracking_uri, run_id)
 
 
-def _outcome(run_id, decision: gate.Decision, version, champion_version) -> dict:
-    return {
-        "run_id": run_id,
-        "decision": decision.decision,
-        "reason": decision.reason,
-        "version": version,
-        "champion_version": champion_version,
-    }
+def _outcome(run_id, decision: gate.Decision, version, champion_version) -> RetrainResult:
+    return RetrainResult(
+        run_id, decision.decision, decision.reason, version, champion_version
+    )

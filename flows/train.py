@@ -10,7 +10,7 @@ FAILED with the reason; it is never left RUNNING.
 Example:
     >>> from components.config import load_experiment
     >>> result = train_flow(load_experiment("gas_furnace", ["train.epochs=5"]))
-    >>> result["status"], sorted(result["metrics"])[:2]
+    >>> result.status, sorted(result.metrics)[:2]
     ('FINISHED', ['baseline_linear_test_mae', 'baseline_linear_test_mae_raw'])
 """
 
@@ -44,6 +44,7 @@ from components.forecaster import Forecaster
 from components.panel_forecaster import PanelForecaster
 from components.redact import redact_url
 from flows.backtest import run_backtest
+from flows.results import TrainResult
 from flows.terminal import LIVE_PROGRESS
 from flows.steps import (
     PreparedData,
@@ -353,7 +354,7 @@ def package(
 
 
 @flow(name="rnnflow-train", flow_run_name="{config.name}-{config.model.kind}")
-def train_flow(config: ExperimentConfig) -> dict:
+def train_flow(config: ExperimentConfig) -> TrainResult:
     """Train and evaluate one experiment; return its run id, status and metrics."""
     tracking_uri = tracking.resolve_tracking_uri(config.tracking.uri)
     tracking.open_store(tracking_uri)
@@ -368,7 +369,7 @@ def train_in_run(
     tracking_uri: str,
     run_id: str,
     finish: bool = True,
-) -> dict:
+) -> TrainResult:
     """window -> build -> train -> evaluate -> track -> package, in an open run.
 
     The run ends FINISHED (unless `finish` is False: the caller goes on logging
@@ -430,20 +431,20 @@ def train_in_run(
             folder.clear()  # complete: a rerun trains anew
         if finish:
             tracking.finish_run(tracking_uri, run_id)
-    return {
-        "run_id": run_id,
-        "experiment": config.experiment_name,
-        "experiment_id": tracking.ensure_experiment(tracking_uri, config.experiment_name),
-        "status": "FINISHED",
-        "tracking_uri": tracking_uri,
-        "model_uri": model_uri,
-        "forecaster_uri": forecaster_uri,
-        "forecaster": forecaster,
-        "parameters": model.count_params(),
-        "metrics": metrics,
-        "evaluation": report,
-        "warnings": warnings,
-    }
+    return TrainResult(
+        run_id=run_id,
+        experiment=config.experiment_name,
+        experiment_id=tracking.ensure_experiment(tracking_uri, config.experiment_name),
+        status="FINISHED",
+        tracking_uri=tracking_uri,
+        model_uri=model_uri,
+        forecaster_uri=forecaster_uri,
+        parameters=model.count_params(),
+        metrics=metrics,
+        warnings=warnings,
+        forecaster=forecaster,
+        evaluation=report,
+    )
 
 
 def _validation_checks(model, data, config, report, tracking_uri, run_id):

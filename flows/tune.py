@@ -9,7 +9,7 @@ stopping and pruning read it too). The test split is never evaluated here: run
 Example:
     >>> from components.config import load_experiment
     >>> result = tune_flow(load_experiment("gas_furnace"), "gru", trials=20)
-    >>> result["experiment_file"]
+    >>> result.experiment_file
     'conf/experiments/gas_furnace_gru_tuned.yaml'
 """
 
@@ -38,13 +38,14 @@ from flows.steps import (
     make_datasets,
     prepare_data,
 )
+from flows.results import TuneResult
 from flows.train import open_run
 
 
 @flow(name="rnnflow-tune", flow_run_name="{config.name}-tune-{kind}")
 def tune_flow(
     config: ExperimentConfig, kind: str, trials: int, output: str | None = None
-) -> dict:
+) -> TuneResult:
     """Search `kind`'s space for `trials` trials; write the best as an experiment."""
     config = with_settings(config, {"model.kind": kind, "evaluate.backtest.folds": 0})
     if trials < 1:
@@ -109,16 +110,16 @@ def tune_flow(
     logger.info(
         "best trial %d: val_loss %.4f -> %s", best["number"], best["value"], path
     )
-    return {
-        "parent_run_id": parent,
-        "experiment": config.experiment_name,
-        "tracking_uri": tracking_uri,
-        "best": {k: best[k] for k in ("number", "run_id", "value", "settings")},
-        "trials": [
+    return TuneResult(
+        parent_run_id=parent,
+        experiment=config.experiment_name,
+        tracking_uri=tracking_uri,
+        best={k: best[k] for k in ("number", "run_id", "value", "settings")},
+        trials=[
             {k: o[k] for k in ("number", "run_id", "state", "value")} for o in outcomes
         ],
-        "experiment_file": str(path),
-    }
+        experiment_file=str(path),
+    )
 
 
 @task(cache_policy=NO_CACHE, task_run_name="trial-{number}")

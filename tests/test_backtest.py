@@ -140,7 +140,7 @@ tracking: {{uri: "{mlflow_uri}", experiment: bt}}
     config = load_experiment(str(experiment))
     result = train_flow(config)
     client = MlflowClient(mlflow_uri)
-    table = _artifact_csv(client, result["run_id"], "backtest.csv")
+    table = _artifact_csv(client, result.run_id, "backtest.csv")
 
     assert list(table["fold"]) == [0, 1, 2]
     assert list(table["test_stop"]) == [180, 210, 240]
@@ -151,17 +151,17 @@ tracking: {{uri: "{mlflow_uri}", experiment: bt}}
         assert row["std.a"] == pytest.approx(rows["a"].std(ddof=0))
     assert table["mean.a"].is_monotonic_increasing and table["mean.a"].nunique() == 3
     # The last fold is the run's own split: same statistics and test MSE.
-    normalizer = client.download_artifacts(result["run_id"], "normalizer.json")
+    normalizer = client.download_artifacts(result.run_id, "normalizer.json")
     assert pd.read_json(normalizer)["a"]["mean"] == pytest.approx(
         table["mean.a"].iloc[-1]
     )
-    metrics = result["metrics"]
+    metrics = result.metrics
     assert table["test_mse"].iloc[-1] == pytest.approx(metrics["test_mse"])
     assert metrics["backtest_test_mse_mean"] == pytest.approx(table["test_mse"].mean())
     assert metrics["backtest_folds"] == 3
-    history = client.get_metric_history(result["run_id"], "backtest_fold_test_mse")
+    history = client.get_metric_history(result.run_id, "backtest_fold_test_mse")
     assert sorted(m.step for m in history) == [0, 1, 2]
-    plots = [a.path for a in client.list_artifacts(result["run_id"], "plots")]
+    plots = [a.path for a in client.list_artifacts(result.run_id, "plots")]
     assert "plots/backtest.png" in plots
 
     done = run_cli_here(["train", str(experiment)])  # the same settings again

@@ -8,6 +8,7 @@ import pytest
 
 from conftest import REPO, free_port, wait_for
 from flows.cli import _summary
+from flows.results import TrainResult
 
 
 @pytest.mark.parametrize("args", [["--help"], ["train", "--help"], ["ui", "--help"]])
@@ -71,13 +72,16 @@ def test_human_summary_puts_baselines_beside_the_model():
     }
     metrics.update(epochs_trained=12, train_seconds=3.5)
     text = _summary(
-        {"run_id": "abc", "status": "FINISHED", "experiment": "x", "metrics": metrics}
-    )
+        TrainResult(run_id="abc", experiment="x", experiment_id="3", status="FINISHED",
+                    tracking_uri="sqlite:///m.db", model_uri=None, forecaster_uri=None,
+                    parameters=10, metrics=metrics, warnings=["odd"])
+    )  # fmt: skip
     lines = text.splitlines()
     assert lines[0] == "run abc (FINISHED) in experiment 'x'"
     assert lines[2].split()[0] == "model" and lines[2].split()[1] == "0.1000"
     assert lines[3].startswith("persistence") and lines[4].startswith("linear AR")
-    assert "rnnflow ui" in lines[-1] and "12 epochs" in lines[-1]
+    assert "rnnflow ui" in lines[-2] and "12 epochs" in lines[-2]
+    assert "#/experiments/3?" in lines[-2] and lines[-1] == "! odd"
 
 
 def test_overrides_may_follow_options():

@@ -102,7 +102,7 @@ def test_compare_flow_nests_children_and_logs_the_leaderboard(
     ]  # fmt: skip
     assert all(" test_mse " in p for p in progress)
     client = MlflowClient(mlflow_uri)
-    parent = client.get_run(result["parent_run_id"])
+    parent = client.get_run(result.parent_run_id)
     assert parent.info.status == "FINISHED"
     children = child_runs(client, parent)
     assert sorted(
@@ -114,7 +114,7 @@ def test_compare_flow_nests_children_and_logs_the_leaderboard(
         by_model.setdefault(child.data.tags["model_kind"], []).append(
             child.data.metrics["test_mse"]
         )
-    board = result["leaderboard"]
+    board = result.leaderboard
     for row in board:
         if row["kind"] == "model":
             assert row["test_mse_mean"] == pytest.approx(
@@ -266,7 +266,7 @@ def test_compare_on_a_local_dask_cluster_trains_every_child_in_a_worker(
     config = load_experiment(str(_experiment(tmp_path, series_csv, mlflow_uri)))
     result = run_compare(config, ["mlp", "gru"], seeds=2, executor="dask")
     client = MlflowClient(mlflow_uri)
-    parent = client.get_run(result["parent_run_id"])
+    parent = client.get_run(result.parent_run_id)
     children = child_runs(client, parent)
     assert parent.info.status == "FINISHED"
     assert sorted(
@@ -279,7 +279,7 @@ def test_compare_on_a_local_dask_cluster_trains_every_child_in_a_worker(
     assert parent.data.tags["rnnflow_worker"].endswith(here)
     workers = {c.data.tags["rnnflow_worker"] for c in children}
     assert not any(w.endswith(here) for w in workers), workers
-    board = {row["model"]: row for row in result["leaderboard"]}
+    board = {row["model"]: row for row in result.leaderboard}
     assert board["mlp"]["runs"] == 2 and board["gru"]["runs"] == 2
     assert sorted(board["gru"]["run_ids"] + board["mlp"]["run_ids"]) == sorted(
         c.info.run_id for c in children

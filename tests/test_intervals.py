@@ -74,7 +74,7 @@ tracking: {{uri: "{mlflow_uri}", experiment: iv}}
 """,
     )
     result = train_flow(load_experiment(path))
-    metrics = MlflowClient(mlflow_uri).get_run(result["run_id"]).data.metrics
+    metrics = MlflowClient(mlflow_uri).get_run(result.run_id).data.metrics
     for level in ("50", "90"):
         assert 0.0 < metrics[f"test_coverage_{level}"] <= 1.0
         assert {f"test_width_{level}_raw", f"test_interval_score_{level}_raw",
@@ -83,6 +83,6 @@ tracking: {{uri: "{mlflow_uri}", experiment: iv}}
     assert abs(metrics["test_coverage_90"] - 0.9) < 0.15  # 71 windows, noisy
     artifacts = {
         a.path
-        for a in MlflowClient(mlflow_uri).list_artifacts(result["run_id"], "plots")
+        for a in MlflowClient(mlflow_uri).list_artifacts(result.run_id, "plots")
     }
     assert {"plots/calibration.png", "plots/intervals_a.png"} <= artifacts

@@ -77,8 +77,8 @@ tracking: {{uri: "{uri}", experiment: known}}
 
 def test_a_planned_promotion_is_learned_only_as_a_known_column(promo_runs):
     _, runs = promo_runs
-    past = runs["past only"]["metrics"]["test_mae_raw"]
-    known = runs["known"]["metrics"]["test_mae_raw"]
+    past = runs["past only"].metrics["test_mae_raw"]
+    known = runs["known"].metrics["test_mae_raw"]
     # without the plan a promotion day is a surprise worth about 3 * 0.3 on
     # average; with it only the AR level and the noise are left
     assert known < 0.5 * past
@@ -89,9 +89,9 @@ def test_a_forecast_reads_the_planned_values_for_the_rows_ahead(promo_runs):
 
     csv, runs = promo_runs
     result = runs["known"]
-    model = packaging.load_model(result["forecaster_uri"], result["tracking_uri"])
+    model = packaging.load_model(result.forecaster_uri, result.tracking_uri)
     frame = pd.read_csv(csv)
-    report = result["evaluation"]
+    report = result.evaluation
     # the last test window: inputs end 2 rows before the data does
     request = frame.copy()
     request.loc[request.index[-2:], "sales"] = np.nan  # the rows ahead
@@ -135,13 +135,13 @@ tracking: {{uri: "{mlflow_uri}", experiment: stores}}
 """))
     )  # fmt: skip
     result = train_flow(config)
-    assert result["metrics"]["test_mae_raw"] < 0.6  # the plan is read
-    model = packaging.load_model(result["forecaster_uri"], mlflow_uri)
+    assert result.metrics["test_mae_raw"] < 0.6  # the plan is read
+    model = packaging.load_model(result.forecaster_uri, mlflow_uri)
     request = frame.copy()
     last_two = request.groupby("store").cumcount(ascending=False) < 2
     request.loc[last_two, "sales"] = np.nan  # each store's rows ahead
     served = model.predict(request)
-    report = result["evaluation"]
+    report = result.evaluation
     for store in ("s0", "s3"):
         j = report.series.index(store)
         last = np.flatnonzero(report.window_series == j)[-1]

@@ -105,7 +105,7 @@ tracking: {{uri: "{uri}", experiment: restarted}}
         restarter.join(timeout=180)
         assert "up" in outage, "the server was never restarted"
         client = MlflowClient(uri)
-        run = client.get_run(result["run_id"])
+        run = client.get_run(result.run_id)
         assert run.info.status == "FINISHED"
         steps = sorted(
             m.step for m in client.get_metric_history(run.info.run_id, "loss")
@@ -119,7 +119,7 @@ tracking: {{uri: "{uri}", experiment: restarted}}
         # Artifacts are proxied into the server's store; the model loads back.
         assert any((tmp_path / "server-artifacts").rglob("MLmodel"))
         with fluent_store(uri):
-            model = mlflow.keras.load_model(result["model_uri"])
+            model = mlflow.keras.load_model(result.model_uri)
         assert model.predict(np.zeros((1, 8, 2), "float32"), verbose=0).shape == (
             1,
             1,

@@ -209,17 +209,17 @@ tracking: {{uri: "{mlflow_uri}", experiment: q}}
 """,
     )
     result = train_flow(load_experiment(path))
-    metrics = MlflowClient(mlflow_uri).get_run(result["run_id"]).data.metrics
+    metrics = MlflowClient(mlflow_uri).get_run(result.run_id).data.metrics
     assert {"test_wql", "test_wql_h2", "test_pinball_q0.05_raw", "test_pinball_raw",
             "test_coverage_80", "test_coverage_90", "test_interval_score_90_raw",
             "test_mse"} <= set(metrics)  # fmt: skip
     assert metrics["test_width_90_raw"] > metrics["test_width_80_raw"]
-    forecaster = result["forecaster"]
+    forecaster = result.forecaster
     assert isinstance(forecaster.calibration, Calibration)
     assert forecaster.calibration.served == (0.05, 0.1, 0.9, 0.95)
 
     mlflow.set_tracking_uri(mlflow_uri)
-    served = mlflow.pyfunc.load_model(result["forecaster_uri"])
+    served = mlflow.pyfunc.load_model(result.forecaster_uri)
     frame = make_series(300)
     out = served.predict(frame)
     columns = ["a_q0.05", "a_q0.1", "a", "a_q0.9", "a_q0.95"]
@@ -244,12 +244,12 @@ def test_a_quantile_panel_retrains_on_wql_and_serves_per_series_quantiles(
          "model.quantiles=[0.1, 0.9]", "retrain.metric=wql"],
     )  # fmt: skip
     outcome = retrain_flow(config)
-    assert outcome["decision"] == "promoted", outcome["reason"]
-    assert "holdout wql" in outcome["reason"]
+    assert outcome.decision == "promoted", outcome.reason
+    assert "holdout wql" in outcome.reason
     client = MlflowClient(mlflow_uri)
-    version = client.get_model_version(config.registered_model_name, outcome["version"])
+    version = client.get_model_version(config.registered_model_name, outcome.version)
     assert {"holdout_wql_scaled", "holdout_coverage_80"} <= set(version.tags)
-    run = client.get_run(outcome["run_id"]).data.metrics
+    run = client.get_run(outcome.run_id).data.metrics
     assert 0.5 < run["test_coverage_80"] <= 1 and run["test_wql"] > 0
 
     model = packaging.load_model(f"models:/{config.registered_model_name}/1", mlflow_uri)

@@ -151,12 +151,12 @@ tracking: {{uri: "{mlflow_uri}", experiment: resume-test}}
     assert killed.info.run_id == saved["run_id"]
 
     resumed = train_flow(load_experiment(path, ["train.verbose_every=0"]))
-    assert resumed["metrics"]["resumed_from_epoch"] == saved["epoch"] + 1
+    assert resumed.metrics["resumed_from_epoch"] == saved["epoch"] + 1
     killed = client.get_run(killed.info.run_id)
     assert killed.info.status == "KILLED" and killed.info.end_time is not None
     assert "stale" in killed.data.tags["error"]
-    assert resumed["run_id"] in killed.data.tags["error"]
-    run = client.get_run(resumed["run_id"])
+    assert resumed.run_id in killed.data.tags["error"]
+    run = client.get_run(resumed.run_id)
     assert run.data.tags["resumed_from_run"] == killed.info.run_id
     assert run.data.metrics["resumed_from_epoch"] == saved["epoch"] + 1
     steps = [m.step for m in client.get_metric_history(run.info.run_id, "loss")]

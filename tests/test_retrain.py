@@ -65,23 +65,23 @@ def test_first_promotes_same_data_skips_worse_is_rejected_better_moves_the_alias
         "train.learning_rate=0.001",
     ]
     first = retrain_flow(load_experiment(path, weak[:2]))  # a weak champion
-    assert first["decision"] == "promoted", first["reason"]
-    assert (first["version"], first["champion_version"]) == ("1", "1")
+    assert first.decision == "promoted", first.reason
+    assert (first.version, first.champion_version) == ("1", "1")
     client = _registry(mlflow_uri)
     assert str(client.get_model_version_by_alias("furnace", "champion").version) == "1"
 
     again = retrain_flow(load_experiment(path, weak[:2]))
-    assert again["decision"] == "skipped" and "no new data" in again["reason"]
-    assert again["version"] is None
+    assert again.decision == "skipped" and "no new data" in again.reason
+    assert again.version is None
     assert len(client.search_model_versions("name='furnace'")) == 1
-    skipped_run = client.get_run(again["run_id"])
+    skipped_run = client.get_run(again.run_id)
     assert skipped_run.info.status == "FINISHED"
     assert skipped_run.data.tags["retrain_decision"] == "skipped"
 
     path = _experiment(tmp_path, mlflow_uri, rows=260)  # 40 new rows arrive
     worse = retrain_flow(load_experiment(path, weak))
-    assert worse["decision"] == "rejected", worse["reason"]
-    version = client.get_model_version("furnace", worse["version"])
+    assert worse.decision == "rejected", worse.reason
+    version = client.get_model_version("furnace", worse.version)
     assert version.tags["decision"] == "rejected" and version.tags["rejected"] == "true"
     assert float(version.tags["holdout_mse_raw"]) >= float(
         min(version.tags["champion_holdout_mse_raw"],
@@ -90,13 +90,13 @@ def test_first_promotes_same_data_skips_worse_is_rejected_better_moves_the_alias
     assert str(client.get_model_version_by_alias("furnace", "champion").version) == "1"
 
     better = retrain_flow(load_experiment(path))
-    assert better["decision"] == "promoted", better["reason"]
-    assert better["champion_version"] == better["version"] == "3"
+    assert better.decision == "promoted", better.reason
+    assert better.champion_version == better.version == "3"
     version = client.get_model_version("furnace", "3")
     assert float(version.tags["holdout_mse_raw"]) < float(
         version.tags["champion_holdout_mse_raw"]
     )
-    run = client.get_run(better["run_id"])
+    run = client.get_run(better.run_id)
     assert run.data.tags["retrain_decision"] == "promoted"
     assert run.data.metrics["holdout_mse_raw"] == pytest.approx(
         float(version.tags["holdout_mse_raw"]), rel=1e-5
@@ -133,7 +133,7 @@ def test_a_failed_retraining_registers_nothing_and_keeps_the_champion(
     from flows.retrain import retrain_flow
 
     path = _experiment(tmp_path, mlflow_uri, rows=220)
-    assert retrain_flow(load_experiment(path, ["train.epochs=5"]))["decision"] == (
+    assert retrain_flow(load_experiment(path, ["train.epochs=5"])).decision == (
         "promoted"
     )
     path = _experiment(tmp_path, mlflow_uri, rows=260)
@@ -178,8 +178,8 @@ def test_a_second_retraining_of_the_same_model_waits_then_skips(
     with _retraining_slot("furnace", 1) as held:  # a retraining in progress
         assert held
         busy = retrain_flow(load_experiment(path, ["retrain.wait_seconds=1"]))
-    assert busy["decision"] == "skipped" and "is running" in busy["reason"]
-    assert busy["run_id"] is None
+    assert busy.decision == "skipped" and "is running" in busy.reason
+    assert busy.run_id is None
     with _retraining_slot("furnace", 1) as held:  # released again
         assert held
 
@@ -262,12 +262,12 @@ def test_a_challenger_whose_intervals_miss_is_not_promoted(
 
     path = _experiment(tmp_path, mlflow_uri, rows=220)
     outcome = retrain_flow(load_experiment(path, ["retrain.max_coverage_error=0.001"]))
-    run = _registry(mlflow_uri).get_run(outcome["run_id"])
+    run = _registry(mlflow_uri).get_run(outcome.run_id)
     coverage = {
         level: run.data.metrics[f"holdout_coverage_{name}"]
         for level, name in ((0.8, "80"), (0.95, "95"))
     }
     missed = any(abs(c - level) > 0.001 for level, c in coverage.items())
-    assert missed == (outcome["decision"] == "rejected"), (coverage, outcome)
+    assert missed == (outcome.decision == "rejected"), (coverage, outcome)
     if missed:
-        assert "`retrain.max_coverage_error` 0.001" in outcome["reason"]
+        assert "`retrain.max_coverage_error` 0.001" in outcome.reason

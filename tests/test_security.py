@@ -34,7 +34,7 @@ tracking: {{uri: "{mlflow_uri}"}}
     )
     result = train_flow(load_experiment(str(experiment)))
     client = MlflowClient(mlflow_uri)
-    run = client.get_run(result["run_id"])
+    run = client.get_run(result.run_id)
     config_text = open(client.download_artifacts(run.info.run_id, "config.yaml")).read()
     stored = [
         *run.data.params.values(),

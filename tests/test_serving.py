@@ -49,7 +49,7 @@ def trained(prefect_api, daily_experiment, mlflow_uri):
     path, frame = daily_experiment
     result = train_flow(load_experiment(path))
     version = model_registry.register(
-        mlflow_uri, "daily_model", result["forecaster_uri"], result["run_id"], {}
+        mlflow_uri, "daily_model", result.forecaster_uri, result.run_id, {}
     )
     model_registry.promote(mlflow_uri, version)
     return path, frame, result
@@ -57,10 +57,10 @@ def trained(prefect_api, daily_experiment, mlflow_uri):
 
 def _last_test_window(frame, result):
     """Raw rows the flow's last test window reads, and its forecast (T, K)."""
-    forecaster = result["forecaster"]
+    forecaster = result.forecaster
     end = len(frame) - HORIZON  # the last window's targets are the last T rows
     rows = frame.iloc[end - forecaster.history_rows : end]
-    expected = result["evaluation"].forecasts["model"][-1]  # (T, K) original units
+    expected = result.evaluation.forecasts["model"][-1]  # (T, K) original units
     return rows, expected, frame["date"].iloc[end:]
 
 
@@ -81,7 +81,7 @@ def test_registered_model_forecasts_like_the_flow_in_a_fresh_process_and_over_ht
     quantiles = [f"{t}_q{q}" for t in "ab" for q in ("0.025", "0.1", "0.9", "0.975")]
     assert list(forecast.columns) == ["step", "time", "a", "b", *quantiles]
     np.testing.assert_allclose(forecast[["a", "b"]].to_numpy(), expected, rtol=1e-5)
-    radii = result["forecaster"].calibration.radii  # the 80 % and 95 % intervals
+    radii = result.forecaster.calibration.radii  # the 80 % and 95 % intervals
     for k, t in enumerate("ab"):
         for level, low, high in ((0.8, "0.1", "0.9"), (0.95, "0.025", "0.975")):
             half = np.asarray(radii[level])[:, k]  # (T,)
@@ -140,14 +140,14 @@ def test_pyfunc_takes_datetimes_and_bad_input_is_named(trained, mlflow_uri):
     from components.errors import TrackingError
 
     _, frame, result = trained
-    by_run = packaging.load_model(f"runs:/{result['run_id']}/forecaster", mlflow_uri)
+    by_run = packaging.load_model(f"runs:/{result.run_id}/forecaster", mlflow_uri)
     rows = frame.iloc[-20:]  # datetimes this time, not strings
     pd.testing.assert_frame_equal(
-        by_run.predict(rows), result["forecaster"].forecast(rows)
+        by_run.predict(rows), result.forecaster.forecast(rows)
     )
     with pytest.raises(TrackingError, match="models:/missing@champion"):
         packaging.load_model("models:/missing@champion", mlflow_uri)
-    forecaster = result["forecaster"]
+    forecaster = result.forecaster
     with pytest.raises(DataError, match=r"column.*'b'"):
         forecaster.forecast(frame.drop(columns=["b"]).iloc[-20:])
     short = frame.iloc[-3:]

@@ -101,7 +101,7 @@ tracking: {{uri: "{mlflow_uri}"}}
         ],
     )
     result = train_flow(config)
-    run = MlflowClient(mlflow_uri).get_run(result["run_id"])
+    run = MlflowClient(mlflow_uri).get_run(result.run_id)
     (entry,) = run.inputs.dataset_inputs
     assert run.data.tags["data_digest"] == digest
     assert entry.dataset.digest == digest[:32]  # MLflow's 36-character cap

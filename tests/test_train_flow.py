@@ -60,7 +60,7 @@ def finished(prefect_api, tmp_path_factory):
 def test_the_run_explains_itself_in_the_mlflow_ui(finished):
     config, result = finished
     client = MlflowClient(config.tracking.uri)
-    run = client.get_run(result["run_id"])
+    run = client.get_run(result.run_id)
     tags, metrics = run.data.tags, run.data.metrics
     note = tags["mlflow.note.content"]
     assert note.startswith("**lstm** on ")
@@ -69,14 +69,14 @@ def test_the_run_explains_itself_in_the_mlflow_ui(finished):
     # baselines fold into their own chart sections; results keep their keys
     assert not [m for m in metrics if m.startswith("baseline_")]
     assert {"baseline/linear/test_mse", "baseline/arima/seconds"} <= set(metrics)
-    assert "baseline_linear_test_mse" in result["metrics"]
+    assert "baseline_linear_test_mse" in result.metrics
     assert tags["rnnflow.role"] == "train"
     assert tags["rnnflow.seed"] == str(config.train.seed)
     assert tags["mlflow.source.name"] == f"rnnflow train {config.name}"
     assert tags["mlflow.user"]
     assert run.info.run_name == f"lstm · {config.name}"
     # the kept weights' validation loss, not the last epoch's
-    history = client.get_metric_history(result["run_id"], "val_loss")
+    history = client.get_metric_history(result.run_id, "val_loss")
     best = int(metrics["best_epoch"])
     assert metrics["best_val_loss"] == pytest.approx(
         sorted(history, key=lambda m: m.step)[best - 1].value
@@ -84,19 +84,19 @@ def test_the_run_explains_itself_in_the_mlflow_ui(finished):
     # the run comparison page shows images logged under a key, the same for
     # every run (files in plots/ it never shows)
     images = {a.path.split("/")[1].split("+")[0]
-              for a in client.list_artifacts(result["run_id"], "images")}  # fmt: skip
+              for a in client.list_artifacts(result.run_id, "images")}  # fmt: skip
     assert {"loss", "forecast_a", "forecast_b"} <= images
     experiment = client.get_experiment(run.info.experiment_id)
     assert experiment.tags["mlflow.experimentKind"] == "forecasting"
     assert "rnnflow.role" in experiment.tags["mlflow.note.content"]
-    assert result["experiment_id"] == run.info.experiment_id
+    assert result.experiment_id == run.info.experiment_id
 
 
 def test_run_holds_params_metrics_artifacts_and_tags(finished):
     config, result = finished
     client = MlflowClient(config.tracking.uri)
-    run = client.get_run(result["run_id"])
-    assert run.info.status == "FINISHED" and result["status"] == "FINISHED"
+    run = client.get_run(result.run_id)
+    assert run.info.status == "FINISHED" and result.status == "FINISHED"
     assert client.get_experiment(run.info.experiment_id).name == "flow-test"
     params = run.data.params
     assert params["model.kind"] == "lstm" and params["window.input_width"] == "12"
@@ -107,7 +107,7 @@ def test_run_holds_params_metrics_artifacts_and_tags(finished):
     for name in METRICS + ["train_seconds", "epochs_trained"]:
         logged = run.data.metrics[mlflow_metric_name(name)]
         assert math.isfinite(logged), name
-        assert logged == pytest.approx(result["metrics"][name])
+        assert logged == pytest.approx(result.metrics[name])
     loss = client.get_metric_history(run.info.run_id, "loss")
     assert [m.step for m in loss] == [1, 2, 3, 4, 5, 6]
     assert len(client.get_metric_history(run.info.run_id, "val_loss")) == 6
@@ -144,7 +144,7 @@ def test_seasonal_naive_baseline_by_hand(finished):
     starts = np.arange(40 - 12 - 2 + 1)  # input_width 12, horizon 2
     errors = [test[starts + 11 + h] - test[starts + h - 1] for h in (1, 2)]  # season 12
     expected = float(np.mean(np.square(errors)))
-    metrics = result["metrics"]
+    metrics = result.metrics
     assert metrics["baseline_seasonal_naive_test_mse_raw"] == pytest.approx(expected)
     assert "baseline_seasonal_naive_test_mae_h2" in metrics
 
@@ -155,7 +155,7 @@ def test_run_links_to_a_completed_prefect_flow_run(finished):
     config, result = finished
     flow_run_id = (
         MlflowClient(config.tracking.uri)
-        .get_run(result["run_id"])
+        .get_run(result.run_id)
         .data.tags["prefect_flow_run_id"]
     )
     with get_client(sync_client=True) as client:
@@ -167,7 +167,7 @@ def test_run_links_to_a_completed_prefect_flow_run(finished):
 def test_normalizer_artifact_holds_training_statistics(finished):
     config, result = finished
     stats = MlflowClient(config.tracking.uri).download_artifacts(
-        result["run_id"], "normalizer.json"
+        result.run_id, "normalizer.json"
     )
     logged = json.loads(Path(stats).read_text())
     frame = ingest.load_series(config.data).frame
@@ -193,11 +193,11 @@ def test_logged_keras_model_reproduces_the_test_mse(finished):
     )
     x, y = make_windows(test.inputs, test.targets, config.window)
     with fluent_store(config.tracking.uri):  # a fresh process: test_serving.py
-        model = mlflow.keras.load_model(result["model_uri"])
+        model = mlflow.keras.load_model(result.model_uri)
     predictions = model.predict(x, verbose=0)
     assert predictions.shape == y.shape == (len(x), 2, 2)
     mse = float(np.mean((predictions.astype(np.float64) - y) ** 2))
-    assert mse == pytest.approx(result["metrics"]["test_mse"], rel=1e-5)
+    assert mse == pytest.approx(result.metrics["test_mse"], rel=1e-5)
 
 
 def test_failure_after_the_run_opens_marks_it_failed(
@@ -222,7 +222,7 @@ def test_gas_furnace_lstm_beats_the_course_notebook(prefect_api, cache_dir, mlfl
     from flows.train import train_flow
 
     config = load_experiment("gas_furnace", [f"tracking.uri={mlflow_uri}"])
-    metrics = train_flow(config)["metrics"]
+    metrics = train_flow(config).metrics
     # The course notebook's LSTM: 0.583 in original units (trained on raw data).
     assert math.isfinite(metrics["test_mse_raw"]) and metrics["test_mse_raw"] < 0.583
     # Sanity of the baselines on the course split (numbers from the issue).
@@ -316,7 +316,7 @@ def test_differenced_run_reports_original_units(prefect_api, tmp_path, mlflow_ur
             "train.epochs=2",
         ],
     )
-    metrics = train_flow(config)["metrics"]
+    metrics = train_flow(config).metrics
     # persistence in original units, by hand: the last observed level, repeated
     test = trend.iloc[-40:].to_numpy()[1:]  # the test split loses one row to diff
     starts = np.arange(len(test) - 12 - 3 + 1)
@@ -353,7 +353,7 @@ def test_separate_inputs_and_targets_with_calendar_features(
         ],
     )
     result = train_flow(config)
-    run = MlflowClient(mlflow_uri).get_run(result["run_id"])
+    run = MlflowClient(mlflow_uri).get_run(result.run_id)
     assert run.data.params["features"] == "['a', 'hour_sin', 'hour_cos']"
     assert run.data.params["targets"] == "['b']"
     assert run.data.params["data.frequency_found"] == "h"
@@ -372,12 +372,12 @@ def test_same_config_and_seed_twice_gives_identical_weights_and_metrics(
         ["model.kind=gru", "model.dropout=0.1", "train.deterministic=true"],
     )
     first, second = train_flow(config), train_flow(config)
-    assert first["run_id"] != second["run_id"]
-    measured = {k: v for k, v in first["metrics"].items() if k != "train_seconds"}
-    assert measured == {k: second["metrics"][k] for k in measured}  # bit-identical
+    assert first.run_id != second.run_id
+    measured = {k: v for k, v in first.metrics.items() if k != "train_seconds"}
+    assert measured == {k: second.metrics[k] for k in measured}  # bit-identical
     for a, b in zip(
-        first["forecaster"].model.get_weights(),
-        second["forecaster"].model.get_weights(),
+        first.forecaster.model.get_weights(),
+        second.forecaster.model.get_weights(),
         strict=True,
     ):
         np.testing.assert_array_equal(a, b)

@@ -106,8 +106,8 @@ tracking: {{uri: "{mlflow_uri}", experiment: wn}}
 """,
     )
     result = train_flow(load_experiment(path))
-    assert np.isfinite(result["metrics"]["test_mse"])
-    report, forecaster = result["evaluation"], result["forecaster"]
+    assert np.isfinite(result.metrics["test_mse"])
+    report, forecaster = result.evaluation, result.forecaster
     first_window = frame.iloc[len(frame) - 30 : len(frame) - 30 + 8]  # test rows
     served = forecaster.forecast(first_window)
     np.testing.assert_allclose(
