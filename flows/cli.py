@@ -29,12 +29,15 @@ def main(argv: list[str] | None = None) -> int:
     if getattr(args, "servable", False) and not (
         args.local or os.environ.get("RNNFLOW_LOCAL")
     ):
-        from flows.server import find_prefect_api, find_server, submit  # stdlib
+        from flows.server import ServerGone, ensure_server, find_prefect_api, submit
 
-        server = find_server()
+        server = ensure_server()  # stdlib only until here
         if server:
             print(f"(running on rnnflow server {server['url']})", file=sys.stderr)
-            return submit(server, argv)
+            try:
+                return submit(server, argv)
+            except ServerGone as gone:
+                print(f"({gone}; running here)", file=sys.stderr)
         if not os.environ.get("PREFECT_API_URL") and (api := find_prefect_api()):
             os.environ["PREFECT_API_URL"] = api  # no temporary server to start
     from components.errors import RnnflowError
@@ -231,6 +234,16 @@ def _parser() -> argparse.ArgumentParser:
         "Optionally the MLflow UI too. Ctrl-C stops all of it.",
         epilog="example: rnnflow server --ui-port 5000 &  then  rnnflow train gas_furnace",
     )
+    server.add_argument(
+        "action", nargs="?", choices=("start", "status", "stop"), default="start",
+        help="start (default: in the foreground), status, or stop the server of "
+        "this checkout (the one `rnnflow` starts on first use, or yours)",
+    )
+    server.add_argument(
+        "--daemon", action="store_true",
+        help="run as the background server `rnnflow` starts on first use: stop "
+        "after RNNFLOW_SERVER_IDLE seconds (1800) without a command",
+    )  # fmt: skip
     server.add_argument("--port", type=int, default=0, help="default: any free port")
     server.add_argument(
         "--prefect-port", type=int, default=4200, help="Prefect server port (4200)"
@@ -553,12 +566,36 @@ def _leaderboard_text(result) -> str:
 
 
 def _server(args) -> int:
-    _quiet_tensorflow()
-    from flows.server import serve
+    from flows import server
 
-    return serve(
-        "127.0.0.1", args.port, args.prefect_port, args.ui_port, main, ui_command
-    )
+    running = server.find_server()
+    if args.action == "status":
+        print(server.describe(running))
+        return 0
+    if args.action == "stop":
+        if running is None:
+            print("no rnnflow server runs for this checkout")
+            return 0
+        stopped = server.stop_server(running)
+        print(f"stopped the rnnflow server (pid {running['pid']})" if stopped
+              else f"pid {running['pid']} did not stop within 60 s")  # fmt: skip
+        return 0 if stopped else 1
+    if running:
+        print(f"an rnnflow server already runs for this checkout: {running['url']} "
+              f"(pid {running['pid']}); `rnnflow server stop` first", file=sys.stderr)  # fmt: skip
+        return 1
+    _quiet_tensorflow()
+    idle = int(os.environ.get("RNNFLOW_SERVER_IDLE", server.IDLE_SECONDS))
+    code = server.serve(
+        "127.0.0.1", args.port, args.prefect_port, args.ui_port, main, ui_command,
+        idle_seconds=idle if args.daemon else None,
+    )  # fmt: skip
+    # Every command has finished and what the server started is stopped; the
+    # background threads Prefect's clients leave would keep retrying the
+    # stopped Prefect server for minutes before the interpreter could exit.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 def ui_command(host: str, port: int) -> list[str]:

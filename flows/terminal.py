@@ -42,6 +42,15 @@ class _Plain(logging.Formatter):
         return text
 
 
+def quiet(handler: logging.Handler) -> logging.Handler:
+    """`handler` showing what the terminal shows by default (the filter and
+    plain format `prepare` puts on Prefect's handlers): for the lines
+    `rnnflow server` relays to its clients."""
+    handler.addFilter(_Quiet())
+    handler.setFormatter(_Plain())
+    return handler
+
+
 def prepare(verbose: bool, on_terminal: bool) -> None:
     """Set up the terminal for the flow runs of this command. A process that
     runs several commands (`rnnflow server`) may switch back and forth."""

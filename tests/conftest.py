@@ -22,6 +22,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 # CLI calls run where the test says: never on a developer's `rnnflow server`
 # (test_server.py clears this for the calls it sends to its own server).
 os.environ["RNNFLOW_LOCAL"] = "1"
+os.environ["RNNFLOW_AUTOSTART"] = "0"  # no background server unless a test asks
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_GAS_FURNACE = (

@@ -1,6 +1,7 @@
 """`rnnflow server`: a real warm server process runs CLI commands sent by the
 real `rnnflow` client, in the client's directory and with its environment."""
 
+import contextlib
 import json
 import os
 import signal
@@ -10,6 +11,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from pathlib import Path
 
 import pytest
 from mlflow import MlflowClient
@@ -37,13 +39,15 @@ def test_the_client_runs_commands_on_a_running_server_then_it_stops_cleanly(
     )
     try:
         deadline = time.monotonic() + 180
-        while not (state / "server.json").exists():
+        while not list(state.glob("server-*.json")):
             assert server.poll() is None, server.stdout.read()
-            assert time.monotonic() < deadline, "no server.json within 180 s"
+            assert time.monotonic() < deadline, "no server file within 180 s"
             time.sleep(0.5)
-        info = json.loads((state / "server.json").read_text())
+        (path,) = state.glob("server-*.json")  # one per checkout
+        info = json.loads(path.read_text())
         assert info["url"].startswith("http://127.0.0.1:") and info["pid"] == server.pid
-        assert (state / "server.json").stat().st_mode & 0o077 == 0  # token: owner only
+        assert "fingerprint" not in info  # started by hand: never replaced
+        assert path.stat().st_mode & 0o077 == 0  # token: owner only
         with pytest.raises(urllib.error.HTTPError) as refused:
             urllib.request.urlopen(f"{info['url']}/health", timeout=5)  # no token
         assert refused.value.code == 403
@@ -83,7 +87,7 @@ def test_the_client_runs_commands_on_a_running_server_then_it_stops_cleanly(
         server.send_signal(signal.SIGTERM)
         output, _ = server.communicate(timeout=60)
     assert server.returncode == 0, output[-3000:]
-    assert not (state / "server.json").exists()
+    assert not list(state.glob("server-*.json"))
 
 
 def test_a_prefect_server_already_running_is_found_on_its_port(prefect_api):
@@ -96,3 +100,151 @@ def test_a_prefect_server_already_running_is_found_on_its_port(prefect_api):
     with socket.socket() as sock:  # a port nobody answers on
         sock.bind(("127.0.0.1", 0))
         assert find_prefect_api(sock.getsockname()[1]) is None
+
+
+def _daemon_env(tmp_path, prefect_api, mlflow_uri, **extra) -> dict[str, str]:
+    return {
+        "RNNFLOW_LOCAL": "",
+        "RNNFLOW_AUTOSTART": "1",  # also on CI, where it is off by default
+        "RNNFLOW_STATE_DIR": str(tmp_path / "state"),
+        "PREFECT_API_URL": prefect_api,  # the server uses the session's Prefect
+        "MLFLOW_TRACKING_URI": mlflow_uri,
+        **extra,
+    }
+
+
+def _tiny_experiment(folder, series_csv):
+    folder.mkdir(exist_ok=True)
+    write_experiment(
+        folder / "exp.yaml",
+        f"data: {{path: {series_csv}}}\nmodel: {{kind: mlp, units: [4]}}\n"
+        "train: {epochs: 2}\n",
+    )
+
+
+def _server_info(env) -> dict | None:
+    from flows import server
+
+    saved = os.environ.get("RNNFLOW_STATE_DIR")
+    os.environ["RNNFLOW_STATE_DIR"] = env["RNNFLOW_STATE_DIR"]
+    try:
+        return server.find_server()
+    finally:
+        os.environ.pop("RNNFLOW_STATE_DIR")
+        if saved is not None:
+            os.environ["RNNFLOW_STATE_DIR"] = saved
+
+
+def _gone(pid: int, seconds: float = 60) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except OSError:
+            return True
+        time.sleep(0.2)
+    return False
+
+
+def test_the_first_command_starts_a_background_server_the_next_ones_use(
+    prefect_api, tmp_path, series_csv, mlflow_uri
+):
+    from flows.server import code_fingerprint
+
+    env = _daemon_env(tmp_path, prefect_api, mlflow_uri)
+    work = tmp_path / "work"
+    _tiny_experiment(work, series_csv)
+    info = None
+    try:
+        first = run_cli(["train", "exp.yaml", "--json"], env=env, cwd=work)
+        assert first.returncode == 0, first.stderr[-3000:]
+        assert "starting the rnnflow server in the background" in first.stderr
+        info = _server_info(env)
+        assert info is not None and info["fingerprint"] == code_fingerprint()
+        assert f"(running on rnnflow server {info['url']})" in first.stderr
+        second = run_cli(["train", "exp.yaml", "--json"], env=env, cwd=work)
+        assert second.returncode == 0, second.stderr[-3000:]
+        assert "starting the rnnflow server" not in second.stderr
+        assert f"(running on rnnflow server {info['url']})" in second.stderr
+        # what a local run prints: the run's own lines, no engine notices
+        assert "built mlp" in second.stderr and "Finished in state" not in second.stderr
+        result = json.loads(second.stdout.strip().splitlines()[-1])
+        run = MlflowClient(mlflow_uri).get_run(result["run_id"])
+        assert run.data.tags["rnnflow_worker"].endswith(f":{info['pid']}")
+        status = run_cli(["server", "status"], env=env, cwd=work)
+        assert f"pid {info['pid']}" in status.stdout and "current code" in status.stdout
+        stop = run_cli(["server", "stop"], env=env, cwd=work)
+        assert stop.returncode == 0 and "stopped" in stop.stdout, stop.stderr
+        assert _gone(info["pid"]) and _server_info(env) is None
+        # off: the command runs here and starts nothing
+        off = run_cli(["train", "exp.yaml"], env={**env, "RNNFLOW_AUTOSTART": "0"},
+                      cwd=work)  # fmt: skip
+        assert off.returncode == 0 and "rnnflow server" not in off.stderr
+        assert _server_info(env) is None
+    finally:
+        if info:
+            with contextlib.suppress(OSError):
+                os.kill(info["pid"], signal.SIGTERM)
+
+
+def test_a_server_running_other_code_is_replaced_and_an_idle_one_stops(
+    prefect_api, tmp_path, series_csv, mlflow_uri
+):
+    env = _daemon_env(tmp_path, prefect_api, mlflow_uri, RNNFLOW_SERVER_IDLE="6")
+    work = tmp_path / "work"
+    _tiny_experiment(work, series_csv)
+    pids = []
+    try:
+        first = run_cli(["train", "exp.yaml"], env=env, cwd=work)
+        assert first.returncode == 0, first.stderr[-3000:]
+        old = _server_info(env)
+        pids.append(old["pid"])
+        # as if the code changed since it started: the file says which it runs
+        path = Path(env["RNNFLOW_STATE_DIR"]).glob("server-*.json")
+        (path,) = list(path)
+        path.write_text(json.dumps({**old, "fingerprint": "older code"}))
+        second = run_cli(["train", "exp.yaml"], env=env, cwd=work)
+        assert second.returncode == 0, second.stderr[-3000:]
+        assert "the installed code changed: restarting" in second.stderr
+        assert _gone(old["pid"])
+        new = _server_info(env)
+        pids.append(new["pid"])
+        assert new["pid"] != old["pid"]
+        assert f"(running on rnnflow server {new['url']})" in second.stderr
+        assert _gone(new["pid"], 60)  # 6 s without a command
+        assert not path.exists()
+        assert "idle for" in path.with_suffix(".log").read_text()
+    finally:
+        for pid in pids:
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGTERM)
+
+
+def test_the_code_fingerprint_follows_the_checkouts_files(tmp_path, monkeypatch):
+    from flows import server
+
+    for folder in ("components", "flows"):
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / "a.py").write_text("x = 1\n")
+    monkeypatch.setattr(server, "PROJECT", tmp_path)
+    before = server.code_fingerprint()
+    assert server.code_fingerprint() == before
+    (tmp_path / "flows" / "a.py").write_text("x = 22\n")
+    assert server.code_fingerprint() != before
+    file_before = server.server_file()
+    monkeypatch.setattr(server, "PROJECT", tmp_path / "other")
+    assert server.server_file() != file_before  # another checkout, another server
+
+
+@pytest.mark.parametrize(
+    ("autostart", "ci", "expected"),
+    [("", "", True), ("", "true", False), ("1", "true", True), ("0", "", False)],
+)
+def test_autostart_is_on_except_on_ci_or_when_turned_off(
+    monkeypatch, autostart, ci, expected
+):
+    from flows.server import autostart_enabled
+
+    monkeypatch.setenv("RNNFLOW_AUTOSTART", autostart)
+    monkeypatch.setenv("CI", ci)
+    assert autostart_enabled() is expected
