@@ -60,18 +60,18 @@ def backtest_fold(config: ExperimentConfig, series, fold: Fold) -> dict:
     logger = get_run_logger()
     logger.info("backtest fold %d: %s", fold.index, fold.ranges())
     fold_series = backtest.fold_rows(series, fold)
-    prepared = split_data.fn(fold_series, config.data, fold.split, config.window)
-    normalizer, scaled = normalize.fn(
+    prepared = split_data(fold_series, config.data, fold.split, config.window)
+    normalizer, scaled = normalize(
         prepared, fold_series, config.data.scale, config.model.id_embedding > 0
     )
-    datasets = make_datasets.fn(scaled, config.window, config.train)
+    datasets = make_datasets(scaled, config.window, config.train)
     positions = target_positions(series.features, series.targets, config.model)
-    spec, _ = choose_settings.fn(config.model, config.window, scaled, positions)
-    model = build.fn(spec, config.train, config.window, scaled["train"], positions)
+    spec, _ = choose_settings(config.model, config.window, scaled, positions)
+    model = build(spec, config.train, config.window, scaled["train"], positions)
     result = training.fit_model(
         model, datasets["train"], datasets.get("val"), config.train
     )
-    report = evaluate.fn(
+    report = evaluate(
         model, scaled, config, normalizer, series.targets, "test",
         f"test block of backtest fold {fold.index}",
     )  # fmt: skip

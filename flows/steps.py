@@ -18,12 +18,12 @@ from prefect.logging import get_run_logger
 
 from components import (
     backtest,
+    builder,
     compiled_loop,
     evaluation,
     ingest,
     panel,
     preprocess,
-    seeds,
     training,
 )
 from components.config import (
@@ -34,11 +34,9 @@ from components.config import (
     TrainSpec,
     WindowSpec,
 )
-from components.models import build_model
 from components.models.common import target_positions
 from components.models.registry import cudnn_blockers
 from components.models.selection import resolve_auto
-from components.models.skip import fit_linear_skip
 from components.windowing import make_dataset, make_windows, window_starts
 
 # Tasks pass arrays, datasets and models in memory; nothing here is worth caching.
@@ -225,42 +223,14 @@ def build(
     train_split: preprocess.ScaledSplit,
     positions: tuple[int, ...] = (),
 ):
-    """Seed, then build and compile the registered architecture under its
-    policy; start a linear skip at the least-squares fit of the training split."""
+    """Seed, build and compile the registered architecture under its policy,
+    a linear skip at its least-squares start (`builder.build_for_training`)."""
     logger = get_run_logger()
     for option in cudnn_blockers(spec):
         logger.warning("%s keeps LSTM/GRU off the fused cuDNN kernel on a GPU", option)
-    seeds.seed_everything(train.seed, train.deterministic)
-    input_shape = (window.input_width, train_split.inputs.shape[1])
-    output_shape = (window.horizon, train_split.targets.shape[1])
-    with training.precision_policy(
-        training.resolve_precision(train.precision)
-    ) as policy:
-        model = build_model(
-            spec, input_shape, output_shape, train.seed, positions,
-            n_series=len(train_split.series),
-        )  # fmt: skip
-        training.compile_model(model, train)
-    skip = ""
-    if spec.skip != "none":  # windows materialized only for the fit
-        x, y = make_windows(
-            train_split.inputs, train_split.targets, window, train_split.bounds
-        )
-        fitted = fit_linear_skip(model, x, y)
-        shared = "shared " if spec.skip == "shared" else ""
-        skip = f" + {shared}linear skip" if fitted else ""
-    if spec.window_norm != "none":
-        skip += f", window norm {spec.window_norm}"
-    if spec.id_embedding:
-        skip += f", {spec.id_embedding}-number embedding of each series"
-    logger.info(
-        "built %s%s (%s): %d parameters",
-        spec.kind,
-        skip,
-        policy,
-        model.count_params(),
-    )
-    return model
+    built = builder.build_for_training(spec, train, window, train_split, positions)
+    logger.info("built %s", built.describe(spec.kind))
+    return built.model
 
 
 @_task

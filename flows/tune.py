@@ -133,7 +133,7 @@ def run_trial(
 ) -> dict:
     """Train one trial's config in its own nested run; score it by the best
     validation loss. Pruned trials end KILLED, failed ones FAILED."""
-    run_id = open_run.fn(
+    run_id = open_run(
         config, data.series, tracking_uri, f"trial {number} · {config.model.kind}",
         parent, role="trial",
     )  # fmt: skip
@@ -159,11 +159,11 @@ def _train_trial(config, data, tracking_uri, run_id, trial, number) -> float | N
         # A panel's validation and test parts carry `input_width` rows of
         # context before their cut: a trial's own width needs its own split.
         data = prepare_data(config, data.series)
-    datasets = make_datasets.fn(data.scaled, config.window, config.train)
-    spec, _ = choose_settings.fn(
+    datasets = make_datasets(data.scaled, config.window, config.train)
+    spec, _ = choose_settings(
         config.model, config.window, data.scaled, data.target_positions
     )
-    model = build.fn(
+    model = build(
         spec, config.train, config.window, data.scaled["train"], data.target_positions
     )
     epochs = tracking.EpochMetricLogger(tracking_uri, run_id)

@@ -79,3 +79,18 @@ def test_components_run_without_prefect():
         )
     )  # fmt: skip
     assert users == []
+
+
+def test_flows_call_tasks_not_their_bodies():
+    """A task's body (`task.fn`) run inside another task hides it from
+    Prefect and duplicates its contract; shared logic lives in a component
+    function or is called as a (nested) task."""
+    calls = [
+        f"{path.relative_to(ROOT)}:{node.lineno}"
+        for path in (ROOT / "flows").glob("*.py")
+        for node in ast.walk(ast.parse(path.read_text()))
+        if isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Attribute)
+        and node.func.attr == "fn"
+    ]
+    assert calls == [], calls

@@ -6,6 +6,7 @@ import threading
 import time
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from components.config import ModelSpec, TrainSpec, WindowSpec
@@ -169,3 +170,27 @@ def test_same_seed_same_predictions(busy_random):
         fit_model(compile_model(model, settings), data, None, settings)
         outputs.append(model.predict(x, verbose=0))
     np.testing.assert_allclose(outputs[0], outputs[1], rtol=1e-5)
+
+
+def test_a_model_built_for_training_starts_at_the_linear_fit_and_says_so():
+    from components.builder import build_for_training
+    from components.linear import fit_linear_baseline, predict_linear_baseline
+    from components.models import predict
+    from components.preprocess import ScaledSplit
+    from components.windowing import make_windows
+
+    rows = _sine_rows(120).astype(np.float32)
+    split = ScaledSplit(rows, rows, rows.astype(np.float64), pd.RangeIndex(len(rows)))
+    window = WindowSpec(input_width=8, horizon=2)
+    spec = ModelSpec(kind="gru", units=[4], skip="linear", window_norm="none")
+    built = build_for_training(spec, TrainSpec(seed=5), window, split)
+    assert built.describe("gru") == (
+        f"gru + linear skip (float32): {built.model.count_params()} parameters"
+    )
+    assert built.model.optimizer is not None  # compiled
+    x, y = make_windows(rows, rows, window)
+    expected = predict_linear_baseline(fit_linear_baseline(x, y), x, y.shape[1:])
+    np.testing.assert_allclose(predict(built.model, x), expected, atol=1e-4)
+    again = build_for_training(spec, TrainSpec(seed=5), window, split)
+    for a, b in zip(built.model.get_weights(), again.model.get_weights(), strict=True):
+        np.testing.assert_array_equal(a, b)  # the seed alone decides

@@ -1,0 +1,69 @@
+"""A model ready to train: what the `build` task of every flow does, in one
+function, so flows only log it.
+
+Seeding comes first (initial weights and dropout depend on the seed alone),
+the architecture is built and compiled under the precision policy, and a
+linear skip starts at the least-squares fit of the training windows.
+"""
+
+from dataclasses import dataclass
+
+from components import seeds, training
+from components.config import ModelSpec, TrainSpec, WindowSpec
+from components.models import build_model
+from components.models.skip import fit_linear_skip
+from components.preprocess import ScaledSplit
+from components.windowing import make_windows
+
+
+@dataclass(frozen=True)
+class BuiltModel:
+    """A compiled model and what was built, for the log.
+
+    Attributes:
+        policy: the Keras precision policy it was built under.
+        parts: what was added to the architecture (`+ linear skip`, ...).
+    """
+
+    model: object  # keras.Model
+    policy: str
+    parts: tuple[str, ...]
+
+    def describe(self, kind: str) -> str:
+        """`gru + linear skip, window norm revin (float32): 3414 parameters`."""
+        extra = "".join(self.parts)
+        return f"{kind}{extra} ({self.policy}): {self.model.count_params()} parameters"
+
+
+def build_for_training(
+    spec: ModelSpec,
+    train: TrainSpec,
+    window: WindowSpec,
+    train_split: ScaledSplit,
+    positions: tuple[int, ...] = (),
+) -> BuiltModel:
+    """Seed, build and compile `spec` for the training split's shapes under
+    `train.precision`; fit a linear skip (if any) on its windows."""
+    seeds.seed_everything(train.seed, train.deterministic)
+    input_shape = (window.input_width, train_split.inputs.shape[1])
+    output_shape = (window.horizon, train_split.targets.shape[1])
+    with training.precision_policy(
+        training.resolve_precision(train.precision)
+    ) as policy:
+        model = build_model(
+            spec, input_shape, output_shape, train.seed, positions,
+            n_series=len(train_split.series),
+        )  # fmt: skip
+        training.compile_model(model, train)
+    parts = []
+    if spec.skip != "none":  # windows materialized only for the fit
+        x, y = make_windows(
+            train_split.inputs, train_split.targets, window, train_split.bounds
+        )
+        if fit_linear_skip(model, x, y):
+            parts.append(f" + {'shared ' if spec.skip == 'shared' else ''}linear skip")
+    if spec.window_norm != "none":
+        parts.append(f", window norm {spec.window_norm}")
+    if spec.id_embedding:
+        parts.append(f", {spec.id_embedding}-number embedding of each series")
+    return BuiltModel(model, policy, tuple(parts))
