@@ -236,7 +236,9 @@ def submit(server: dict, argv: list[str]) -> int:
         ServerGone: the server did not take the command.
     """
     env = {k: v for k, v in os.environ.items() if k.startswith(_ENV_PREFIXES)}
-    body = json.dumps({"argv": argv, "cwd": os.getcwd(), "env": env}).encode()
+    body = json.dumps(
+        {"argv": argv, "cwd": os.getcwd(), "env": env, "tty": sys.stderr.isatty()}
+    ).encode()
     host, port = server["url"].removeprefix("http://").split(":")
     connection = http.client.HTTPConnection(host, int(port), timeout=None)
     try:
@@ -264,10 +266,14 @@ def submit(server: dict, argv: list[str]) -> int:
 
 
 class _Stream(io.TextIOBase):
-    """A text stream whose writes become NDJSON lines on the HTTP response."""
+    """A text stream whose writes become NDJSON lines on the HTTP response;
+    a terminal when the client's is (training then shows one updating line)."""
 
-    def __init__(self, name: str, send):
-        self._name, self._send = name, send
+    def __init__(self, name: str, send, tty: bool = False):
+        self._name, self._send, self._tty = name, send, tty
+
+    def isatty(self) -> bool:
+        return self._tty
 
     def write(self, text: str) -> int:
         if text:
@@ -331,7 +337,8 @@ def _run_command(main, request: dict, send) -> int:
     `send`."""
     from flows import terminal
 
-    stdout, stderr = _Stream("stdout", send), _Stream("stderr", send)
+    stdout = _Stream("stdout", send)
+    stderr = _Stream("stderr", send, bool(request.get("tty")))
     logs = logging.StreamHandler(stderr)
     verbose = "--verbose" in request["argv"] or request["env"].get(terminal.VERBOSE)
     if verbose:

@@ -135,6 +135,34 @@ def _server_info(env) -> dict | None:
             os.environ["RNNFLOW_STATE_DIR"] = saved
 
 
+def _on_a_terminal(args, env, cwd) -> str:
+    """What `rnnflow ARGS` writes to stderr when stderr is a terminal."""
+    import pty
+    import threading
+
+    leader, follower = pty.openpty()
+    chunks = []
+
+    def read():  # as it comes: a full terminal buffer would block the writer
+        with contextlib.suppress(OSError):  # EIO once the writer is gone
+            while chunk := os.read(leader, 65536):
+                chunks.append(chunk)
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "flows.cli", *args], env={**os.environ, **env},
+            cwd=cwd, stdout=subprocess.DEVNULL, stderr=follower, timeout=300,
+        )  # fmt: skip
+    finally:
+        os.close(follower)
+        reader.join(timeout=30)
+        os.close(leader)
+    assert done.returncode == 0, b"".join(chunks).decode(errors="replace")[-3000:]
+    return b"".join(chunks).decode(errors="replace")
+
+
 def _gone(pid: int, seconds: float = 60) -> bool:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
@@ -171,6 +199,9 @@ def test_the_first_command_starts_a_background_server_the_next_ones_use(
         result = json.loads(second.stdout.strip().splitlines()[-1])
         run = MlflowClient(mlflow_uri).get_run(result["run_id"])
         assert run.data.tags["rnnflow_worker"].endswith(f":{info['pid']}")
+        # on a terminal, training is one line that updates, as in a local run
+        seen = _on_a_terminal(["train", "exp.yaml"], env, work)
+        assert "\r\x1b[2Kepoch 2/2" in seen and "Finished in state" not in seen
         status = run_cli(["server", "status"], env=env, cwd=work)
         assert f"pid {info['pid']}" in status.stdout and "current code" in status.stdout
         stop = run_cli(["server", "stop"], env=env, cwd=work)
