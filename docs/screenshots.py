@@ -125,7 +125,7 @@ class Browser:
             if time.monotonic() > deadline:
                 failed = Path(tempfile.gettempdir()) / "screenshot-failed.png"
                 self.shoot(failed)
-                raise RuntimeError(f"the page never got to {ready!r}; it looked like {failed}")
+                raise RuntimeError(f"the page never got to {ready!r}; see {failed}")
             time.sleep(0.3)
         time.sleep(2)  # tables and charts finish drawing
 

@@ -581,8 +581,10 @@ def _server(args) -> int:
               else f"pid {running['pid']} did not stop within 60 s")  # fmt: skip
         return 0 if stopped else 1
     if running:
-        print(f"an rnnflow server already runs for this checkout: {running['url']} "
-              f"(pid {running['pid']}); `rnnflow server stop` first", file=sys.stderr)  # fmt: skip
+        print(
+            f"an rnnflow server already runs for this checkout: {running['url']} "
+            f"(pid {running['pid']}); `rnnflow server stop` first", file=sys.stderr,
+        )  # fmt: skip
         return 1
     _quiet_tensorflow()
     idle = int(os.environ.get("RNNFLOW_SERVER_IDLE", server.IDLE_SECONDS))

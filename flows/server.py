@@ -79,7 +79,8 @@ def code_fingerprint() -> str:
     for folder in ("components", "flows"):
         for path in sorted((PROJECT / folder).rglob("*.py")):
             stat = path.stat()
-            digest.update(f"{path.relative_to(PROJECT)}:{stat.st_size}:{stat.st_mtime_ns}".encode())
+            name = path.relative_to(PROJECT)
+            digest.update(f"{name}:{stat.st_size}:{stat.st_mtime_ns}".encode())
     for name in _PACKAGES:
         spec = find_spec(name)  # locates without importing
         if spec is not None and spec.origin:
@@ -208,10 +209,10 @@ def describe(server: dict | None) -> str:
         "stale code: the next command restarts it"
     )  # fmt: skip
     idle = server.get("idle_seconds")
+    started = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(server.get("started", 0)))
     return "\n".join([
         f"rnnflow server {server['url']} (pid {server['pid']}) for {PROJECT}",
-        f"started {time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(server.get('started', 0)))}, "
-        f"{state}" + (f", stops after {idle} s idle" if idle else ""),
+        f"started {started}, {state}" + (f", stops after {idle} s idle" if idle else ""),
     ])  # fmt: skip
 
 

@@ -26,6 +26,12 @@ def fertility_run(prefect_api, tmp_path_factory, _empty_mlflow_db):
     return uri, train_flow(config)
 
 
+def _short_fertility(uri: str, *overrides: str):
+    """The fertility experiment, trained briefly (2 epochs, 8 units) into `uri`."""
+    short = [f"tracking.uri={uri}", "train.epochs=2", "model.units=[8]"]
+    return load_experiment("fertility", [*short, *overrides])
+
+
 def test_fertility_panel_trains_one_model_scored_per_series(fertility_run):
     uri, result = fertility_run
     assert result.status == "FINISHED"
@@ -108,11 +114,9 @@ def test_a_series_embedding_model_serves_each_series_with_its_own_index(
     from flows.train import train_flow
 
     uri, _ = fertility_run
-    config = load_experiment(
-        "fertility",
-        [f"tracking.uri={uri}", "train.epochs=2", "model.units=[8]",
-         "model.id_embedding=3", "tracking.experiment=fertility-embedding"],
-    )  # fmt: skip
+    config = _short_fertility(
+        uri, "model.id_embedding=3", "tracking.experiment=fertility-embedding"
+    )
     result = train_flow(config)
     run = MlflowClient(uri).get_run(result.run_id)
     assert run.data.params["model.id_embedding"] == "3"
@@ -124,11 +128,7 @@ def test_compare_ranks_a_panel_by_mase(fertility_run):
     from flows.compare import compare_flow
 
     uri, _ = fertility_run
-    config = load_experiment(
-        "fertility",
-        [f"tracking.uri={uri}", "train.epochs=2", "model.units=[8]",
-         "tracking.experiment=fertility-compare"],
-    )  # fmt: skip
+    config = _short_fertility(uri, "tracking.experiment=fertility-compare")
     result = compare_flow(config, ["mlp", "gru"], seeds=1)
     assert result.ranked_by == "test_mase"
     board = result.leaderboard
@@ -168,11 +168,9 @@ def test_a_panel_backtests_every_series_at_each_origin(fertility_run):
     from flows.train import train_flow
 
     uri, _ = fertility_run
-    config = load_experiment(
-        "fertility",
-        [f"tracking.uri={uri}", "train.epochs=2", "model.units=[8]",
-         "evaluate.backtest.folds=2", "evaluate.backtest.step=3",
-         "tracking.experiment=fertility-backtest"],
+    config = _short_fertility(
+        uri, "evaluate.backtest.folds=2", "evaluate.backtest.step=3",
+        "tracking.experiment=fertility-backtest",
     )  # fmt: skip
     result = train_flow(config)
     metrics = result.metrics
@@ -192,11 +190,9 @@ def test_a_panel_trains_under_mixed_precision(fertility_run):
     from flows.train import train_flow
 
     uri, _ = fertility_run
-    config = load_experiment(
-        "fertility",
-        [f"tracking.uri={uri}", "train.epochs=2", "model.units=[8]",
-         "train.precision=mixed_bfloat16", "tracking.experiment=fertility-bf16"],
-    )  # fmt: skip
+    config = _short_fertility(
+        uri, "train.precision=mixed_bfloat16", "tracking.experiment=fertility-bf16"
+    )
     result = train_flow(config)
     run = MlflowClient(uri).get_run(result.run_id)
     assert run.data.params["precision_policy"] == "mixed_bfloat16"
@@ -212,11 +208,7 @@ def test_a_panel_compare_trains_its_children_on_dask_workers(fertility_run):
     from flows.compare import run_compare
 
     uri, _ = fertility_run
-    config = load_experiment(
-        "fertility",
-        [f"tracking.uri={uri}", "train.epochs=2", "model.units=[8]",
-         "tracking.experiment=fertility-dask"],
-    )  # fmt: skip
+    config = _short_fertility(uri, "tracking.experiment=fertility-dask")
     result = run_compare(config, ["mlp"], seeds=2, executor="dask")
     client = MlflowClient(uri)
     parent = client.get_run(result.parent_run_id)
