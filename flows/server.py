@@ -397,6 +397,9 @@ def serve(
     waiting = None
     if not os.environ.get("PREFECT_API_URL"):
         url = f"http://127.0.0.1:{prefect_port}/api"
+        if not _answers(f"{url}/health") and _taken(prefect_port):
+            prefect_port = _free_port()  # something else listens there
+            url = f"http://127.0.0.1:{prefect_port}/api"
         if not _answers(f"{url}/health"):
             children.append(_start(["prefect", "server", "start", "--host",
                                     "127.0.0.1", "--port", str(prefect_port)]))  # fmt: skip
@@ -480,6 +483,22 @@ def _start(command: list[str]) -> subprocess.Popen:
         command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         start_new_session=True,
     )  # fmt: skip
+
+
+def _taken(port: int) -> bool:
+    """Whether something already listens on 127.0.0.1:`port`."""
+    import socket
+
+    with socket.socket() as sock:
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
 
 
 def _answers(url: str, timeout: float = 1.0) -> bool:
