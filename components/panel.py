@@ -280,20 +280,17 @@ def split_panel(
     cut = time_cut(frame.index, split)
     context = window.input_width + window.offset + (data.transform != "none")
     ranges = split_bounds(frame.index, layout, cut, context)
-    pieces = {name: [] for name in ranges}
-    kept, skipped = [], []
-    for j, series in enumerate(layout.ids):
-        lead = known_lead(data, window)
-        parts = {
-            name: prepare_split(frame.iloc[a:b], data, targets, keep, lead)
-            for name, (a, b) in ((n, r[j]) for n, r in ranges.items())
-        }
-        if len(parts["train"].frame) < window.span:
-            skipped.append(series)
-            continue
-        kept.append(series)
-        for name, part in parts.items():
-            pieces[name].append(part)
+    as_they_are = (
+        data.transform == "none"
+        and not known_lead(data, window)
+        and not frame.isna().to_numpy().any()
+    )
+    if as_they_are:  # nothing to fill, transform or lead: select the rows
+        out, kept, skipped = _select_rows(frame, layout, ranges, targets, window.span)
+    else:
+        out, kept, skipped = _prepare_each_series(
+            frame, layout, ranges, data, window, targets, keep
+        )
     if skipped and data.short_series == "error":
         raise DataError(
             f"{len(skipped)} series have fewer training rows than one window "
@@ -306,13 +303,52 @@ def split_panel(
             f"(training ends before {cut_labels(frame.index, cut)[0]}); "
             "shorten the window or change `split`."
         )
+    return PanelSplits(out, cut_labels(frame.index, cut), tuple(skipped))
+
+
+def _prepare_each_series(frame, layout, ranges, data, window, targets, keep):
+    """Fill, transform and lead each series' part of each split on its own
+    (`prepare_split`): (the splits, kept series, skipped series)."""
+    pieces = {name: [] for name in ranges}
+    kept, skipped = [], []
+    lead = known_lead(data, window)
+    for j, series in enumerate(layout.ids):
+        parts = {
+            name: prepare_split(frame.iloc[a:b], data, targets, keep, lead)
+            for name, (a, b) in ((n, r[j]) for n, r in ranges.items())
+        }
+        if len(parts["train"].frame) < window.span:
+            skipped.append(series)
+            continue
+        kept.append(series)
+        for name, part in parts.items():
+            pieces[name].append(part)
     out = {}
     for name, found in pieces.items():
         lengths = [len(part.frame) for part in found]
         out[name] = PreparedSplit(
-            pd.concat([part.frame for part in found]),
-            pd.concat([part.levels for part in found]),
+            pd.concat([part.frame for part in found]) if found else frame.iloc[:0],
+            pd.concat([part.levels for part in found]) if found else frame[targets].iloc[:0],
             np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64),
             tuple(kept),
         )
-    return PanelSplits(out, cut_labels(frame.index, cut), tuple(skipped))
+    return out, kept, skipped
+
+
+def _select_rows(frame, layout, ranges, targets, span):
+    """What `_prepare_each_series` gives when there is nothing to fill,
+    transform or lead: each split's rows of the kept series, in one
+    selection (10,000 series: one `iloc` instead of 30,000)."""
+    bounds = {name: np.asarray(r, np.int64).reshape(-1, 2) for name, r in ranges.items()}
+    keep = np.diff(bounds["train"], axis=1)[:, 0] >= span
+    kept = [s for s, k in zip(layout.ids, keep) if k]
+    skipped = [s for s, k in zip(layout.ids, keep) if not k]
+    out = {}
+    for name, pairs in bounds.items():
+        starts, ends = pairs[keep, 0], pairs[keep, 1]
+        lengths = ends - starts
+        offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+        rows = np.arange(offsets[-1]) + np.repeat(starts - offsets[:-1], lengths)
+        part = frame.iloc[rows]
+        out[name] = PreparedSplit(part, part[targets], offsets, tuple(kept))
+    return out, kept, skipped

@@ -503,3 +503,28 @@ def test_a_panel_fold_cuts_every_series_on_the_shared_time_axis():
     assert list(rows.layout.bounds) == [0, 8, 16, 24]
     times = rows.frame.index
     assert times.min() == 2002 and times.max() == 2009
+
+
+def test_selecting_rows_equals_preparing_each_series_when_nothing_changes():
+    """The fast path (no gaps, no transform, no known columns) gives what
+    the per-series path gives: ragged series, one too short, context rows."""
+    frame = _long(n_series=4, n_rows=30, extra=[np.arange(30.0) * s for s in range(4)])
+    frame = frame[~((frame["id"] == "s1") & (frame["year"] < 2010))]  # starts late
+    frame = frame[~((frame["id"] == "s2") & (frame["year"] > 2024))]  # ends early
+    frame = frame[~((frame["id"] == "s3") & (frame["year"] > 2002))]  # too short
+    spec = _spec(targets=["y"], features=["y", "extra"])
+    series = ingest.series_from_frame(frame, spec, "panel.csv")
+    window = WindowSpec(input_width=3, horizon=2)
+    cut = panel.time_cut(series.frame.index, SplitSpec(val=5, test=5))
+    ranges = panel.split_bounds(series.frame.index, series.layout, cut, context=3)
+    fast = panel._select_rows(series.frame, series.layout, ranges, ["y"], window.span)
+    slow = panel._prepare_each_series(
+        series.frame, series.layout, ranges, spec, window, ["y"], []
+    )
+    assert fast[1] == slow[1] == ["s0", "s1", "s2"] and fast[2] == slow[2] == ["s3"]
+    for name in ("train", "val", "test"):
+        pd.testing.assert_frame_equal(fast[0][name].frame, slow[0][name].frame)
+        pd.testing.assert_frame_equal(fast[0][name].levels, slow[0][name].levels)
+        np.testing.assert_array_equal(fast[0][name].bounds, slow[0][name].bounds)
+        assert fast[0][name].series == slow[0][name].series
+    assert len(fast[0]["test"].frame) == 2 * (5 + 3)  # s2 ends before the test split
