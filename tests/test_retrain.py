@@ -129,7 +129,7 @@ def _overflowing(build_model):
 def test_a_failed_retraining_registers_nothing_and_keeps_the_champion(
     prefect_api, mlflow_uri, tmp_path, monkeypatch
 ):
-    import flows.steps
+    import components.builder
     from flows.retrain import retrain_flow
 
     path = _experiment(tmp_path, mlflow_uri, rows=220)
@@ -137,7 +137,9 @@ def test_a_failed_retraining_registers_nothing_and_keeps_the_champion(
         "promoted"
     )
     path = _experiment(tmp_path, mlflow_uri, rows=260)
-    monkeypatch.setattr(flows.steps, "build_model", _overflowing(flows.steps.build_model))
+    monkeypatch.setattr(
+        components.builder, "build_model", _overflowing(components.builder.build_model)
+    )
     with pytest.raises(TrainingError, match="non-finite loss at epoch 1"):
         retrain_flow(load_experiment(path, ["model.skip=none"]))
     client = _registry(mlflow_uri)
