@@ -149,6 +149,7 @@ class PanelForecaster:
         loaded = self._validated(frame)
         rows = self._series_rows(loaded)
         features = self._input_columns(loaded)
+        embeds = self._embeds_series
         inputs, bases, skipped = [], [], []
         for j, (a, b) in list(rows.items()):
             tail = loaded.frame.iloc[max(a, b - self.history_rows) : b]
@@ -170,7 +171,7 @@ class PanelForecaster:
             scaled = self.normalizer.of_series(j).transform(
                 led.iloc[-self.window.input_width :], features
             )
-            if self._embeds_series:
+            if embeds:
                 scaled = preprocess.with_series_index(scaled, [len(scaled)], j)
             inputs.append(scaled)
             bases.append(part.levels.to_numpy(np.float64)[-1])
@@ -210,6 +211,7 @@ class PanelForecaster:
         if only is not None:
             loaded = _only(loaded, set(only))
         rows = self._series_rows(loaded)
+        embeds = self._embeds_series
         labels, parts = [], {"actual": [], "forecast": [], "persistence": []}
         quantiles = {}
         for j, (a, b) in rows.items():
@@ -227,7 +229,7 @@ class PanelForecaster:
                 self.model, part, self.normalizer.of_series(j),
                 self._input_columns(loaded), loaded.targets, self.window,
                 self.data.transform, since, self.calibration, self.series_scale[j],
-                j if self._embeds_series else None,
+                j if embeds else None,
             )  # fmt: skip
             if found is None:
                 continue

@@ -121,7 +121,22 @@ def test_a_series_embedding_model_serves_each_series_with_its_own_index(
     run = MlflowClient(uri).get_run(result.run_id)
     assert run.data.params["model.id_embedding"] == "3"
     assert result.metrics["test_mase"] < result.metrics["baseline_persistence_test_mase"]
-    _served_like_the_evaluation(uri, result, ["ZWE", "FRA", "NER"])
+    model, _, history = _served_like_the_evaluation(uri, result, ["ZWE", "FRA", "NER"])
+    # the retrain gate's holdout scoring looks each series up the same way
+    from components import packaging
+
+    forecaster = packaging.forecaster_of(model)
+    scored = forecaster.backtest(history, since=2009)
+    report = result.evaluation
+    for country in ("ZWE", "NER"):
+        j = report.series.index(country)
+        last = np.flatnonzero(report.window_series == j)[-1]
+        (row,) = np.flatnonzero(scored.index == f"{country}@2009")
+        scale = forecaster.scale_of()[country]
+        np.testing.assert_allclose(
+            scored.forecast[row, :, 0] * scale[0], report.forecasts["model"][last, :, 0],
+            rtol=1e-4,
+        )  # fmt: skip
 
 
 def test_compare_ranks_a_panel_by_mase(fertility_run):
