@@ -26,13 +26,14 @@ class BuiltModel:
     """
 
     model: object  # keras.Model
+    kind: str
     policy: str
     parts: tuple[str, ...]
 
-    def describe(self, kind: str) -> str:
+    def describe(self) -> str:
         """`gru + linear skip, window norm revin (float32): 3414 parameters`."""
         extra = "".join(self.parts)
-        return f"{kind}{extra} ({self.policy}): {self.model.count_params()} parameters"
+        return f"{self.kind}{extra} ({self.policy}): {self.model.count_params()} parameters"
 
 
 def build_for_training(
@@ -66,4 +67,4 @@ def build_for_training(
         parts.append(f", window norm {spec.window_norm}")
     if spec.id_embedding:
         parts.append(f", {spec.id_embedding}-number embedding of each series")
-    return BuiltModel(model, policy, tuple(parts))
+    return BuiltModel(model, spec.kind, policy, tuple(parts))

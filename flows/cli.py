@@ -587,10 +587,9 @@ def _server(args) -> int:
         )  # fmt: skip
         return 1
     _quiet_tensorflow()
-    idle = int(os.environ.get("RNNFLOW_SERVER_IDLE", server.IDLE_SECONDS))
     code = server.serve(
         "127.0.0.1", args.port, args.prefect_port, args.ui_port, main, ui_command,
-        idle_seconds=idle if args.daemon else None,
+        idle_seconds=server.idle_seconds() if args.daemon else None,
     )  # fmt: skip
     # Every command has finished and what the server started is stopped; the
     # background threads Prefect's clients leave would keep retrying the

@@ -4,10 +4,14 @@
 with the scripts that read them: add keys, never rename or remove one.
 """
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from components.redact import redact_url
+
+
+def _pick(result, *keys: str) -> dict:
+    return {key: getattr(result, key) for key in keys}
 
 
 @dataclass(frozen=True)
@@ -37,15 +41,8 @@ class TrainResult:
     evaluation: Any = field(default=None, repr=False)
 
     def to_json(self) -> dict:
-        return {
-            "run_id": self.run_id,
-            "experiment": self.experiment,
-            "status": self.status,
-            "metrics": self.metrics,
-            "model_uri": self.model_uri,
-            "warnings": self.warnings,
-            "tracking_uri": redact_url(self.tracking_uri),
-        }
+        keys = ("run_id", "experiment", "status", "metrics", "model_uri", "warnings")
+        return _pick(self, *keys) | {"tracking_uri": redact_url(self.tracking_uri)}
 
 
 @dataclass(frozen=True)
@@ -64,7 +61,7 @@ class CompareResult:
 
     def to_json(self) -> dict:
         keys = ("parent_run_id", "experiment", "scored_on", "leaderboard", "warnings")
-        return {key: getattr(self, key) for key in keys}
+        return _pick(self, *keys)
 
 
 @dataclass(frozen=True)
@@ -80,13 +77,7 @@ class RetrainResult:
     champion_version: str | None
 
     def to_json(self) -> dict:
-        return {
-            "run_id": self.run_id,
-            "decision": self.decision,
-            "reason": self.reason,
-            "version": self.version,
-            "champion_version": self.champion_version,
-        }
+        return asdict(self)
 
 
 @dataclass(frozen=True)
@@ -103,4 +94,4 @@ class TuneResult:
 
     def to_json(self) -> dict:
         keys = ("parent_run_id", "experiment", "best", "trials", "experiment_file")
-        return {key: getattr(self, key) for key in keys}
+        return _pick(self, *keys)

@@ -46,7 +46,6 @@ import time
 import urllib.request
 from pathlib import Path
 
-SERVED_COMMANDS = ("train", "compare", "retrain", "tune")
 _ENV_PREFIXES = ("MLFLOW_", "RNNFLOW_")
 # Set by rnnflow at import in the server; kept unless the client sets them.
 _SERVER_DEFAULTS = ("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR",)
@@ -60,6 +59,11 @@ def state_dir() -> Path:
     """Where the server's discovery file lives."""
     default = Path.home() / ".cache" / "rnnflow"
     return Path(os.environ.get("RNNFLOW_STATE_DIR", default))
+
+
+def idle_seconds() -> int:
+    """How long the background server waits for a command before it stops."""
+    return int(os.environ.get("RNNFLOW_SERVER_IDLE", IDLE_SECONDS))
 
 
 def server_file() -> Path:
@@ -122,10 +126,11 @@ def ensure_server(start_timeout: float = 180) -> dict | None:
     import fcntl
 
     server = find_server()
-    if server and server.get("fingerprint") == code_fingerprint():
-        return server
     if server and server.get("fingerprint") is None:
         return server  # started by hand (`rnnflow server`): the user's choice
+    code = code_fingerprint()
+    if server and server["fingerprint"] == code:
+        return server
     if not autostart_enabled():
         return None
     path = server_file()
@@ -133,7 +138,7 @@ def ensure_server(start_timeout: float = 180) -> dict | None:
     with open(path.with_suffix(".lock"), "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # another client may be starting one
         server = find_server()
-        if server and server.get("fingerprint") == code_fingerprint():
+        if server and server.get("fingerprint") == code:
             return server
         if server:
             print("(the installed code changed: restarting the rnnflow server)",
@@ -144,7 +149,7 @@ def ensure_server(start_timeout: float = 180) -> dict | None:
 
 def _start_daemon(timeout: float) -> dict | None:
     log = server_file().with_suffix(".log")
-    idle = int(os.environ.get("RNNFLOW_SERVER_IDLE", IDLE_SECONDS))
+    idle = idle_seconds()
     print(
         f"(starting the rnnflow server in the background, once: later commands "
         f"skip the start-up. It stops after {idle // 60 or 1} min idle; "

@@ -229,7 +229,7 @@ def build(
     for option in cudnn_blockers(spec):
         logger.warning("%s keeps LSTM/GRU off the fused cuDNN kernel on a GPU", option)
     built = builder.build_for_training(spec, train, window, train_split, positions)
-    logger.info("built %s", built.describe(spec.kind))
+    logger.info("built %s", built.describe())
     return built.model
 
 

@@ -184,7 +184,7 @@ def test_a_model_built_for_training_starts_at_the_linear_fit_and_says_so():
     window = WindowSpec(input_width=8, horizon=2)
     spec = ModelSpec(kind="gru", units=[4], skip="linear", window_norm="none")
     built = build_for_training(spec, TrainSpec(seed=5), window, split)
-    assert built.describe("gru") == (
+    assert built.describe() == (
         f"gru + linear skip (float32): {built.model.count_params()} parameters"
     )
     assert built.model.optimizer is not None  # compiled

@@ -75,15 +75,12 @@ def takes_series_index(model: keras.Model) -> bool:
 
 def embedded_windows(model: keras.Model, x: np.ndarray):
     """(the network inside a series-embedding model, windows `x` as it sees
-    them), or (model, x) unchanged for a model without the embedding: what
-    a linear skip inside is fitted on."""
+    them: `SeriesEmbedding` in NumPy), or (model, x) unchanged for a model
+    without the embedding: what a linear skip inside is fitted on."""
     if not takes_series_index(model):
         return model, x
-    layer = model.get_layer(SERIES_LAYER)
+    table = model.get_layer(SERIES_LAYER).get_weights()[0]  # (S, N)
     inner = next(item for item in model.layers if isinstance(item, keras.Model))
-    parts = [
-        np.asarray(layer(np.asarray(x[i : i + 65536], np.float32)))
-        for i in range(0, len(x), 65536)
-    ]
-    shape = (0, x.shape[1], x.shape[2] - 1 + layer.size)
-    return inner, np.concatenate(parts) if parts else np.zeros(shape, np.float32)
+    vectors = table[np.asarray(x[:, 0, -1]).astype(np.int64)]  # (W, N)
+    repeated = np.broadcast_to(vectors[:, None, :], (*x.shape[:2], table.shape[1]))
+    return inner, np.concatenate([x[:, :, :-1], repeated.astype(x.dtype)], axis=-1)
