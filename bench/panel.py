@@ -49,7 +49,7 @@ sys.path.insert(0, str(ROOT))
 
 
 def real(kinds: list[str], epochs: int | None) -> None:
-    from components.config import load_experiment
+    from components.config.schema import load_experiment
     from flows.train import train_flow
 
     folder = Path(tempfile.mkdtemp(prefix="rnnflow-panel-"))
@@ -105,8 +105,9 @@ def _ets_row(config, evaluation) -> dict:
 
     from statsmodels.tsa.holtwinters import ExponentialSmoothing
 
-    from components import evaluation as scoring
-    from components import ingest, panel_metrics
+    from components.evaluation import evaluate as scoring
+    from components.data import ingest
+    from components.evaluation import panel_metrics
 
     series = ingest.load_series(config.data)
     horizon = config.window.horizon
@@ -147,7 +148,7 @@ def _ets_row(config, evaluation) -> dict:
 
 
 def _val_start(config, series):
-    from components.panel import time_cut
+    from components.data.panel import time_cut
 
     return time_cut(series.frame.index, config.split).val_from
 
@@ -172,9 +173,9 @@ def synthetic_panel(n_series: int, n_rows: int, seed: int = 0) -> pd.DataFrame:
 
 
 def scale(n_series: int, n_rows: int, epochs: int) -> None:
-    from components import ingest, panel, preprocess
-    from components.config import DataSpec, SplitSpec, WindowSpec
-    from components.windowing import make_dataset, window_starts
+    from components.data import ingest, panel, preprocess
+    from components.config.schema import DataSpec, SplitSpec, WindowSpec
+    from components.data.windowing import make_dataset, window_starts
 
     stamps = {}
 
@@ -226,8 +227,9 @@ def scale(n_series: int, n_rows: int, epochs: int) -> None:
 
 
 def _train_gru(dataset, window, epochs: int) -> float:
-    from components import seeds, training
-    from components.config import ModelSpec, TrainSpec
+    from components.common import seeds
+    from components.training import fit as training
+    from components.config.schema import ModelSpec, TrainSpec
     from components.models import build_model
 
     seeds.seed_everything(0)
@@ -332,10 +334,12 @@ def _rnnflow_side(folder: Path, kind: str, settings: dict):
     """Read the partitioned panel, scale each series by its rows, train
     `kind` (window norm revin, as on a real panel) for the step budget with
     the streamed pipeline; forecast each series' next `horizon` values."""
-    from components import ingest, preprocess, seeds, training
-    from components.config import DataSpec, ModelSpec, TrainSpec, WindowSpec
+    from components.data import ingest, preprocess
+    from components.common import seeds
+    from components.training import fit as training
+    from components.config.schema import DataSpec, ModelSpec, TrainSpec, WindowSpec
     from components.models import build_model, predict
-    from components.windowing import make_dataset
+    from components.data.windowing import make_dataset
 
     spec = DataSpec(path=str(folder / "panel"), id_column="id", time_column="t",
                     targets=["y"])  # fmt: skip

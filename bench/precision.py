@@ -29,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
-from components.config import ModelSpec  # noqa: E402
+from components.config.schema import ModelSpec  # noqa: E402
 from components.models import build_model, model_kinds  # noqa: E402
 
 

@@ -4,7 +4,7 @@ point GRU, and ARIMA's Gaussian intervals, on the same test windows.
 
 For each series of `bench/quality.py` asked for: two default training runs
 (a point GRU with `evaluate.intervals`, a quantile GRU with
-`model.quantiles`), and ARIMA (`components.classical`, fitted on the
+`model.quantiles`), and ARIMA (`components.evaluation.classical`, fitted on the
 training rows) with its Gaussian quantiles forecast + z_q * sigma. Printed
 per method: coverage of the 80 % and 90 % intervals (nominal: the level),
 their interval (Winkler) scores, the weighted quantile loss (wQL, the scaled
@@ -34,7 +34,7 @@ INTERVALS = [0.8, 0.9]  # the central pairs of QUANTILES
 def scores(actual, quantiles) -> dict[str, float]:
     """Coverage, interval scores, wQL and the median's MAE of quantile
     forecasts (W, T, K, Q) at `QUANTILES`."""
-    from components.intervals import quantile_metrics
+    from components.evaluation.intervals import quantile_metrics
 
     found = quantile_metrics(actual, quantiles, QUANTILES)
     found["mae"] = float(np.abs(quantiles[..., QUANTILES.index(0.5)] - actual).mean())
@@ -43,7 +43,7 @@ def scores(actual, quantiles) -> dict[str, float]:
 
 def arima_quantiles(config, report) -> np.ndarray:
     """ARIMA's Gaussian quantiles (W, T, K, Q) on the run's test windows."""
-    from components import classical
+    from components.evaluation import classical
     from flows.steps import prepare_data
 
     data = prepare_data(config)
@@ -74,7 +74,7 @@ def main() -> None:
     parser.add_argument("--series", default="sunspots,co2,elnino,airpassengers")
     parser.add_argument("--epochs", type=int, default=None)
     args = parser.parse_args()
-    from components.config import load_experiment
+    from components.config.schema import load_experiment
     from flows.train import train_flow
 
     folder = Path(tempfile.mkdtemp(prefix="rnnflow-quantiles-"))

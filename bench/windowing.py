@@ -31,8 +31,8 @@ def _series(rows: int):
 
 
 def run_rnnflow(rows: int, width: int, batches: int | None) -> dict:
-    from components.config import WindowSpec
-    from components.windowing import make_dataset
+    from components.config.schema import WindowSpec
+    from components.data.windowing import make_dataset
 
     data = _series(rows)
     dataset = make_dataset(

@@ -14,9 +14,13 @@ import pandas as pd
 from prefect import task
 from prefect.logging import get_run_logger
 
-from components import backtest, plots, provenance, tracking, training
-from components.backtest import Fold
-from components.config import ExperimentConfig
+from components.evaluation import backtest, plots
+
+from components.tracking import provenance, runs as tracking
+
+from components.training import fit as training
+from components.evaluation.backtest import Fold
+from components.config.schema import ExperimentConfig
 from components.models.common import target_positions
 from flows.steps import (
     PreparedData,

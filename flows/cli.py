@@ -40,7 +40,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"({gone}; running here)", file=sys.stderr)
         if not os.environ.get("PREFECT_API_URL") and (api := find_prefect_api()):
             os.environ["PREFECT_API_URL"] = api  # no temporary server to start
-    from components.errors import RnnflowError
+    from components.common.errors import RnnflowError
 
     try:
         return args.handler(args)
@@ -288,7 +288,7 @@ def _add_experiment_args(
 
 
 def _load(args):
-    from components.config import load_experiment
+    from components.config.schema import load_experiment
 
     return load_experiment(*_experiment_and_overrides(args))
 
@@ -303,7 +303,7 @@ def _experiment_and_overrides(args) -> tuple[str | None, list[str]]:
 
 
 def _show(args) -> int:
-    from components.config import to_yaml
+    from components.config.schema import to_yaml
 
     print(to_yaml(_load(args)), end="")
     return 0
@@ -312,7 +312,7 @@ def _show(args) -> int:
 def _snapshot(args) -> int:
     config = _load(args)
     if config.data.is_panel:
-        from components.errors import ConfigError
+        from components.common.errors import ConfigError
 
         raise ConfigError(
             f"{config.name}: `rnnflow data snapshot` writes one series; a panel "
@@ -320,7 +320,8 @@ def _snapshot(args) -> int:
             "Keep its Parquet folder or file as the versioned source."
         )
     _quiet_tensorflow()
-    from components import ingest, snapshot, tracking
+    from components.data import ingest, snapshot
+    from components.tracking import runs as tracking
 
     series = ingest.load_series(config.data)
     frame = series.frame.drop(columns=series.calendar_columns)
@@ -353,7 +354,7 @@ def _train(args) -> int:
 
 
 def _compare(args) -> int:
-    from components.errors import ConfigError
+    from components.common.errors import ConfigError
 
     config = _load(args)
     models = _kinds(
@@ -388,7 +389,7 @@ def _compare(args) -> int:
 def _kinds(option: str, kinds: list[str]) -> list[str]:
     """`kinds` when every one is a registered model kind; else a ConfigError
     naming the option and the valid kinds."""
-    from components.errors import ConfigError
+    from components.common.errors import ConfigError
     from components.models.registry import model_kinds
 
     unknown = [k for k in kinds if k not in model_kinds()]
@@ -401,7 +402,7 @@ def _kinds(option: str, kinds: list[str]) -> list[str]:
 
 
 def _tune(args) -> int:
-    from components.errors import ConfigError
+    from components.common.errors import ConfigError
 
     config = _load(args)
     _kinds("--model", [args.model])
@@ -447,8 +448,9 @@ def _retrain(args) -> int:
 def _predict(args) -> int:
     config = _load(args)
     _quiet_tensorflow()
-    from components import ingest, tracking
-    from components.errors import DataError
+    from components.data import ingest
+    from components.tracking import runs as tracking
+    from components.common.errors import DataError
 
     uri = tracking.resolve_tracking_uri(config.tracking.uri)
     tracking.open_store(uri)
@@ -462,7 +464,7 @@ def _predict(args) -> int:
         frame = None
     from mlflow.exceptions import MlflowException
 
-    from components import packaging
+    from components.tracking import packaging
 
     model = packaging.load_model(model_uri, uri)
     forecaster = packaging.forecaster_of(model)
@@ -502,7 +504,7 @@ def _predict(args) -> int:
 
 
 def _deploy(args) -> int:
-    from components.errors import ConfigError
+    from components.common.errors import ConfigError
 
     config = _load(args)
     if not os.environ.get("PREFECT_API_URL"):
@@ -601,14 +603,14 @@ def _server(args) -> int:
 
 def ui_command(host: str, port: int) -> list[str]:
     """The `mlflow ui` command line for the project's store."""
-    from components.tracking import resolve_tracking_uri
+    from components.tracking.runs import resolve_tracking_uri
 
     ns = argparse.Namespace(host=host, port=port)
     return _ui_plan(ns, resolve_tracking_uri())[0]
 
 
 def _ui(args) -> int:
-    from components.tracking import resolve_tracking_uri
+    from components.tracking.runs import resolve_tracking_uri
 
     uri = resolve_tracking_uri()
     command, warning = _ui_plan(args, uri)
@@ -621,7 +623,7 @@ def _ui(args) -> int:
 
 def _ui_plan(args, uri: str) -> tuple[list[str], str | None]:
     """The `mlflow ui` command line, and the warning a non-loopback bind needs."""
-    from components.tracking import artifact_root
+    from components.tracking.runs import artifact_root
 
     warning = None
     if args.host not in ("127.0.0.1", "localhost", "::1"):
@@ -640,7 +642,7 @@ def _ui_plan(args, uri: str) -> tuple[list[str], str | None]:
 
 def _summary(result) -> str:
     """The terminal summary of a `TrainResult`."""
-    from components.tracking import ui_link
+    from components.tracking.runs import ui_link
 
     metrics = result.metrics
     rows = [("model", "test_"), ("persistence", "baseline_persistence_test_")]
@@ -739,7 +741,7 @@ class _DropUserErrorTraceback(logging.Filter):
     """User errors already carry a clear message; their traceback is noise."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        from components.errors import RnnflowError
+        from components.common.errors import RnnflowError
 
         if record.exc_info and isinstance(record.exc_info[1], RnnflowError):
             record.exc_info = None

@@ -16,7 +16,7 @@ from prefect import flow, serve
 from prefect.deployments.runner import EntrypointType
 from prefect.schedules import Cron
 
-from components.config import load_experiment, resolve_experiment_path
+from components.config.schema import load_experiment, resolve_experiment_path
 from flows.retrain import retrain_flow
 from flows.train import train_flow
 

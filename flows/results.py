@@ -7,7 +7,7 @@ with the scripts that read them: add keys, never rename or remove one.
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from components.redact import redact_url
+from components.common.redact import redact_url
 
 
 def _pick(result, *keys: str) -> dict:

@@ -8,7 +8,7 @@ anywhere leaves the champion where it was. At most one retraining per
 registered model runs at a time (a Prefect global concurrency limit of 1).
 
 Example:
-    >>> from components.config import load_experiment
+    >>> from components.config.schema import load_experiment
     >>> retrain_flow(load_experiment("gas_furnace"))["decision"]
     'promoted'
 """
@@ -21,11 +21,15 @@ from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.logging import get_run_logger
 
-from components import gate, ingest, model_registry, packaging, tracking
-from components.config import ExperimentConfig, RetrainSpec
-from components.errors import DataError
-from components.forecaster import Backtest, Forecaster
-from components.panel_forecaster import PanelForecaster
+from components.evaluation import gate
+
+from components.data import ingest
+
+from components.tracking import packaging, registry as model_registry, runs as tracking
+from components.config.schema import ExperimentConfig, RetrainSpec
+from components.common.errors import DataError
+from components.serving.forecaster import Backtest, Forecaster
+from components.serving.panel_forecaster import PanelForecaster
 from flows.results import RetrainResult
 from flows.steps import PreparedData, prepare_data
 from flows.train import open_run, train_in_run

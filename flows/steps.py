@@ -26,7 +26,7 @@ from components import (
     preprocess,
     training,
 )
-from components.config import (
+from components.config.schema import (
     DataSpec,
     ExperimentConfig,
     ModelSpec,
@@ -37,7 +37,7 @@ from components.config import (
 from components.models.common import target_positions
 from components.models.registry import cudnn_blockers
 from components.models.selection import resolve_auto
-from components.windowing import make_dataset, make_windows, window_starts
+from components.data.windowing import make_dataset, make_windows, window_starts
 
 # Tasks pass arrays, datasets and models in memory; nothing here is worth caching.
 _task = task(cache_policy=NO_CACHE)

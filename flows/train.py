@@ -8,7 +8,7 @@ bad input leaves nothing behind. Once the run is open, any failure ends it
 FAILED with the reason; it is never left RUNNING.
 
 Example:
-    >>> from components.config import load_experiment
+    >>> from components.config.schema import load_experiment
     >>> result = train_flow(load_experiment("gas_furnace", ["train.epochs=5"]))
     >>> result.status, sorted(result.metrics)[:2]
     ('FINISHED', ['baseline_linear_test_mae', 'baseline_linear_test_mae_raw'])
@@ -39,10 +39,10 @@ from components import (
     tracking,
     training,
 )
-from components.config import DataSpec, ExperimentConfig, TrainSpec, flatten, to_yaml
-from components.forecaster import Forecaster
-from components.panel_forecaster import PanelForecaster
-from components.redact import redact_url
+from components.config.schema import DataSpec, ExperimentConfig, TrainSpec, flatten, to_yaml
+from components.serving.forecaster import Forecaster
+from components.serving.panel_forecaster import PanelForecaster
+from components.common.redact import redact_url
 from flows.backtest import run_backtest
 from flows.results import TrainResult
 from flows.terminal import LIVE_PROGRESS

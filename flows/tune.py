@@ -1,5 +1,5 @@
 """The tune flow: an Optuna search over one architecture's space (see
-`components.search`), every trial a nested MLflow run, the best settings
+`components.training.search`), every trial a nested MLflow run, the best settings
 written as a new experiment file.
 
 Trials are scored on the validation split only (best `val_loss`; early
@@ -7,7 +7,7 @@ stopping and pruning read it too). The test split is never evaluated here: run
 `rnnflow train` on the written file to see the tuned model on it.
 
 Example:
-    >>> from components.config import load_experiment
+    >>> from components.config.schema import load_experiment
     >>> result = tune_flow(load_experiment("gas_furnace"), "gru", trials=20)
     >>> result.experiment_file
     'conf/experiments/gas_furnace_gru_tuned.yaml'
@@ -22,15 +22,17 @@ from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 from prefect.logging import get_run_logger
 
-from components import search, tracking, training
-from components.config import (
+from components.training import fit as training, search
+
+from components.tracking import runs as tracking
+from components.config.schema import (
     ExperimentConfig,
     conf_dirs,
     flatten,
     to_yaml,
     with_settings,
 )
-from components.errors import ConfigError, TrainingError
+from components.common.errors import ConfigError, TrainingError
 from flows.steps import (
     PreparedData,
     build,

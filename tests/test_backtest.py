@@ -8,15 +8,15 @@ import pandas as pd
 import pytest
 from mlflow import MlflowClient
 
-from components.backtest import plan_folds, summarize
-from components.config import (
+from components.evaluation.backtest import plan_folds, summarize
+from components.config.schema import (
     BacktestSpec,
     SplitSpec,
     WindowSpec,
     load_experiment,
 )
-from components.errors import DataError
-from components.leaderboard import build_leaderboard, scored_on
+from components.common.errors import DataError
+from components.evaluation.leaderboard import build_leaderboard, scored_on
 from conftest import make_series, run_cli_here, write_experiment
 
 

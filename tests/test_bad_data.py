@@ -6,8 +6,8 @@ import pandas as pd
 import pytest
 from mlflow import MlflowClient
 
-from components.config import load_experiment
-from components.errors import DataError
+from components.config.schema import load_experiment
+from components.common.errors import DataError
 from conftest import make_series, write_experiment
 
 

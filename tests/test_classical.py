@@ -5,10 +5,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from components.classical import _fit, forecast_windows
-from components.config import WindowSpec
-from components.evaluation import evaluate_on_test, mase_scale
-from components.preprocess import Normalizer, ScaledSplit
+from components.evaluation.classical import _fit, forecast_windows
+from components.config.schema import WindowSpec
+from components.evaluation.evaluate import evaluate_on_test, mase_scale
+from components.data.preprocess import Normalizer, ScaledSplit
 
 
 def _series(n=260, seed=0):
@@ -84,7 +84,7 @@ def test_mase_scale_is_the_in_sample_naive_error():
 
 
 def test_a_long_training_split_is_fitted_on_its_last_rows(monkeypatch):
-    import components.classical as classical
+    import components.evaluation.classical as classical
 
     y = _series(300)
     spec = WindowSpec(input_width=12, horizon=2)

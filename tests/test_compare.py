@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 from mlflow import MlflowClient
 
-from components.config import load_experiment
-from components.errors import TrainingError
-from components.leaderboard import build_leaderboard, to_markdown, winner
+from components.config.schema import load_experiment
+from components.common.errors import TrainingError
+from components.evaluation.leaderboard import build_leaderboard, to_markdown, winner
 from conftest import child_runs, run_cli, run_cli_here, write_experiment
 
 
@@ -174,7 +174,7 @@ def test_compare_flow_nests_children_and_logs_the_leaderboard(
 def test_compare_with_every_child_failing_fails_the_parent(
     prefect_api, tmp_path, series_csv, mlflow_uri, monkeypatch
 ):
-    from components import training
+    from components.training import fit as training
     from flows.compare import compare_flow
 
     config = load_experiment(str(_experiment(tmp_path, series_csv, mlflow_uri)))
@@ -233,7 +233,7 @@ def test_cli_compare_refuses_a_dask_address_without_the_dask_executor():
 
 
 def test_lead_time_curves_average_seeds():
-    from components.leaderboard import lead_time_errors
+    from components.evaluation.leaderboard import lead_time_errors
 
     def child(model, h1, h2):
         metrics = {"test_mae_h1": h1, "test_mae_h2": h2}

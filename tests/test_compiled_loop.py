@@ -4,11 +4,11 @@ so the same weights; early stopping, best weights and resume work the same."""
 import numpy as np
 import pytest
 
-from components import checkpoint, functional_epoch, training
-from components.compiled_loop import materialize
-from components.config import ModelSpec, TrainSpec, WindowSpec
+from components.training import checkpoint, fit as training, functional_epoch
+from components.training.compiled_loop import materialize
+from components.config.schema import ModelSpec, TrainSpec, WindowSpec
 from components.models import build_model
-from components.windowing import make_dataset
+from components.data.windowing import make_dataset
 from conftest import make_series
 
 WINDOW = WindowSpec(input_width=8, horizon=2, stride=2)

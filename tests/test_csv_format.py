@@ -5,9 +5,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from components.config import DataSpec
-from components.csv_format import CsvFormat, sniff_text
-from components.ingest import load_series
+from components.config.schema import DataSpec
+from components.data.csv_format import CsvFormat, sniff_text
+from components.data.ingest import load_series
 
 
 def _load(tmp_path, text: str, **spec):
@@ -64,7 +64,7 @@ def test_the_sniffer_never_takes_a_letter_or_a_time_stamp_for_a_separator():
 
 
 def test_a_one_column_file_that_is_not_numeric_names_the_cell(tmp_path):
-    from components.errors import DataError
+    from components.common.errors import DataError
 
     with pytest.raises(DataError, match=r"column 'value' must be numeric; row 1"):
         _load(tmp_path, "value\n1\nn/a?\n3\n", targets=["value"])

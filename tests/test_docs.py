@@ -2,8 +2,8 @@
 
 from pathlib import Path
 
-from components.config import ExperimentConfig
-from components.config_reference import fields, render
+from components.config.schema import ExperimentConfig
+from components.config.reference import fields, render
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"
 
@@ -12,7 +12,7 @@ def test_the_configuration_reference_is_generated_from_the_current_schema():
     written = (DOCS / "configuration.md").read_text()
     assert written == render(), (
         "docs/configuration.md is stale: run "
-        "`python -m components.config_reference > docs/configuration.md`"
+        "`python -m components.config.reference > docs/configuration.md`"
     )
 
 

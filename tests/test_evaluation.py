@@ -4,9 +4,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from components.config import WindowSpec
-from components.errors import TrainingError
-from components.evaluation import (
+from components.config.schema import WindowSpec
+from components.common.errors import TrainingError
+from components.evaluation.evaluate import (
     evaluate_on_test,
     fit_linear_baseline,
     persistence_forecast,
@@ -16,8 +16,8 @@ from components.evaluation import (
     score,
     to_original,
 )
-from components.preprocess import Normalizer, ScaledSplit
-from components.windowing import make_windows
+from components.data.preprocess import Normalizer, ScaledSplit
+from components.data.windowing import make_windows
 
 
 def test_regression_metrics_by_hand():
@@ -78,7 +78,7 @@ def test_linear_baseline_recovers_an_exact_autoregression():
 
 
 def test_per_step_mae_by_hand():
-    from components.evaluation import per_step_mae
+    from components.evaluation.evaluate import per_step_mae
 
     y_true = np.zeros((2, 3, 1))
     y_pred = np.array([[[1.0], [2.0], [3.0]], [[1.0], [0.0], [-3.0]]])
@@ -94,7 +94,7 @@ def test_per_step_mae_by_hand():
 
 
 def test_seasonal_naive_reads_one_season_back():
-    from components.evaluation import seasonal_naive_forecast
+    from components.evaluation.evaluate import seasonal_naive_forecast
 
     rows = np.arange(20, dtype=float)[:, None]
     spec = WindowSpec(input_width=4, horizon=6)
@@ -109,7 +109,7 @@ def test_seasonal_naive_reads_one_season_back():
 
 
 def test_level_baselines_map_into_model_space_for_every_transform():
-    from components.evaluation import to_model_space
+    from components.evaluation.evaluate import to_model_space
 
     normalizer = Normalizer(("a",), (1.0,), (2.0,))
     base = np.array([[100.0], [50.0]])

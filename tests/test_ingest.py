@@ -6,10 +6,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from components.config import DataSpec
-from components.errors import DataError
-from components.ingest import cache_path, load_series
-from components.redact import redact_url
+from components.config.schema import DataSpec
+from components.common.errors import DataError
+from components.data.ingest import cache_path, load_series
+from components.common.redact import redact_url
 from conftest import SHARED_GAS_FURNACE, make_series
 
 
@@ -82,7 +82,7 @@ def test_transient_http_errors_are_retried_and_404_fails_at_once(tmp_path, monke
     import http.server
     import threading
 
-    from components import ingest
+    from components.data import ingest
 
     monkeypatch.setenv("RNNFLOW_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.setattr(ingest, "RETRY_DELAYS", (0.01, 0.02, 0.04))

@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 from mlflow import MlflowClient
 
-from components.config import load_experiment
-from components.intervals import (
+from components.config.schema import load_experiment
+from components.evaluation.intervals import (
     conformal_intervals,
     conformal_radius,
     interval_metrics,

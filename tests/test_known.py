@@ -7,9 +7,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from components import preprocess
-from components.config import DataSpec, load_experiment
-from components.windowing import make_windows
+from components.data import preprocess
+from components.config.schema import DataSpec, load_experiment
+from components.data.windowing import make_windows
 from conftest import write_experiment
 
 
@@ -32,7 +32,7 @@ def test_known_columns_are_led_to_the_last_target_step():
     part = preprocess.prepare_split(frame, spec, ["y"], lead=3)
     np.testing.assert_array_equal(part.frame["k"].to_numpy()[:5], [30, 40, 50, 60, 70])
     assert part.frame["k"].isna().sum() == 3  # the last rows are only ever targets
-    from components.config import WindowSpec
+    from components.config.schema import WindowSpec
 
     window = WindowSpec(input_width=2, horizon=2, offset=1)  # lead 3
     x, y = make_windows(part.frame.to_numpy(), part.frame[["y"]].to_numpy(), window)
@@ -85,7 +85,7 @@ def test_a_planned_promotion_is_learned_only_as_a_known_column(promo_runs):
 
 
 def test_a_forecast_reads_the_planned_values_for_the_rows_ahead(promo_runs):
-    from components import packaging
+    from components.tracking import packaging
 
     csv, runs = promo_runs
     result = runs["known"]
@@ -114,7 +114,7 @@ def test_a_forecast_reads_the_planned_values_for_the_rows_ahead(promo_runs):
 def test_a_panel_with_a_known_column_is_served_series_by_series(
     prefect_api, tmp_path, mlflow_uri
 ):
-    from components import packaging
+    from components.tracking import packaging
     from flows.train import train_flow
 
     frame = pd.concat(

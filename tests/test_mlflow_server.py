@@ -13,7 +13,7 @@ import time
 import numpy as np
 from mlflow import MlflowClient
 
-from components.config import load_experiment
+from components.config.schema import load_experiment
 from conftest import free_port, wait_for, write_experiment
 
 
@@ -63,7 +63,7 @@ def test_train_through_a_server_restarted_mid_run_loses_nothing(
     """
     import mlflow.keras
 
-    from components.tracking import fluent_store
+    from components.tracking.runs import fluent_store
     from flows.train import train_flow
 
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "1")

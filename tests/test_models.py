@@ -9,19 +9,19 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from components.config import ModelSpec, TrainSpec, WindowSpec
-from components.errors import TrainingError
+from components.config.schema import ModelSpec, TrainSpec, WindowSpec
+from components.common.errors import TrainingError
 from components.models import build_model
 from components.models.registry import get_builder
-from components.seeds import seed_everything
-from components.training import (
+from components.common.seeds import seed_everything
+from components.training.fit import (
     DIVERGENCE_BOUND,
     compile_model,
     divergence,
     fit_model,
 )
-from components.compiled_loop import materialize
-from components.windowing import make_dataset
+from components.training.compiled_loop import materialize
+from components.data.windowing import make_dataset
 
 
 def test_unknown_kind_lists_the_valid_ones():
@@ -173,11 +173,11 @@ def test_same_seed_same_predictions(busy_random):
 
 
 def test_a_model_built_for_training_starts_at_the_linear_fit_and_says_so():
-    from components.builder import build_for_training
-    from components.linear import fit_linear_baseline, predict_linear_baseline
+    from components.training.builder import build_for_training
+    from components.models.linear import fit_linear_baseline, predict_linear_baseline
     from components.models import predict
-    from components.preprocess import ScaledSplit
-    from components.windowing import make_windows
+    from components.data.preprocess import ScaledSplit
+    from components.data.windowing import make_windows
 
     rows = _sine_rows(120).astype(np.float32)
     split = ScaledSplit(rows, rows, rows.astype(np.float64), pd.RangeIndex(len(rows)))

@@ -8,10 +8,12 @@ import pandas as pd
 import pytest
 from mlflow import MlflowClient
 
-from components import ingest, panel, panel_metrics, preprocess
-from components.config import DataSpec, SplitSpec, WindowSpec, load_experiment
-from components.errors import ConfigError, DataError
-from components.windowing import make_dataset, make_windows, window_series, window_starts
+from components.data import ingest, panel, preprocess
+
+from components.evaluation import panel_metrics
+from components.config.schema import DataSpec, SplitSpec, WindowSpec, load_experiment
+from components.common.errors import ConfigError, DataError
+from components.data.windowing import make_dataset, make_windows, window_series, window_starts
 
 WINDOW = WindowSpec(input_width=2, horizon=1)
 
@@ -203,8 +205,8 @@ def test_series_scale_is_each_series_naive_error():
 
 
 def test_retraining_a_panel_gates_per_series(prefect_api, mlflow_uri, tmp_path):
-    from components import model_registry
-    from components.ingest import read_raw
+    from components.tracking import registry as model_registry
+    from components.data.ingest import read_raw
     from flows.retrain import retrain_flow
 
     raw = read_raw(DataSpec(path="statsmodels:fertility"))
@@ -259,8 +261,10 @@ def _panel_test_mse(frame: pd.DataFrame, static=(), id_embedding=0) -> float:
     trained on the panel `frame` with these static columns / embedding."""
     import keras
 
-    from components import seeds, training
-    from components.config import ModelSpec, TrainSpec
+    from components.common import seeds
+
+    from components.training import fit as training
+    from components.config.schema import ModelSpec, TrainSpec
     from components.models import build_model, predict
 
     spec = DataSpec(path="groups", id_column="id", time_column="t",
@@ -348,8 +352,8 @@ def test_a_panel_training_resumed_with_drawn_windows_equals_one_straight_through
     """Resume on a panel: each epoch's per-series draw
     (`train.windows_per_series`) comes from its number, and the series
     embedding's weights come back with the rest."""
-    from components import checkpoint, training
-    from components.config import ModelSpec, TrainSpec
+    from components.training import checkpoint, fit as training
+    from components.config.schema import ModelSpec, TrainSpec
     from components.models import build_model
 
     frame = _opposite_groups(n_series=6, n_rows=60).drop(columns="group")
@@ -431,7 +435,7 @@ def test_a_folder_partitioned_by_series_reads_like_the_long_table(tmp_path):
 
 
 def test_panel_intervals_scale_with_each_series():
-    from components import intervals
+    from components.evaluation import intervals
 
     rng = np.random.default_rng(0)
     # two series, one 100 times the scale of the other, the same shape of error
@@ -475,7 +479,7 @@ def test_windows_per_series_draws_a_capped_sample_every_epoch():
 def test_windows_per_series_needs_the_streamed_loop():
     with pytest.raises(ConfigError, match="`train.windows_per_series` draws"):
         load_experiment("fertility", ["train.windows_per_series=5", "train.loop=compiled"])
-    from components import training
+    from components.training import fit as training
 
     spec = load_experiment("fertility", ["train.windows_per_series=5"]).train
     window = WindowSpec(input_width=10, horizon=3)
@@ -491,7 +495,7 @@ def test_a_panel_snapshot_is_refused_with_the_reason():
 
 
 def test_a_panel_fold_cuts_every_series_on_the_shared_time_axis():
-    from components.backtest import Fold, axis_length, fold_rows
+    from components.evaluation.backtest import Fold, axis_length, fold_rows
 
     frame = _long(n_series=3, n_rows=12)
     late = _long(n_series=1, n_rows=4, start=2010).assign(id="late")  # 2010-2013

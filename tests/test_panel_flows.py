@@ -7,8 +7,8 @@ import pandas as pd
 import pytest
 from mlflow import MlflowClient
 
-from components.config import DataSpec, load_experiment
-from components.errors import DataError
+from components.config.schema import DataSpec, load_experiment
+from components.common.errors import DataError
 
 
 @pytest.fixture(scope="module")
@@ -63,8 +63,8 @@ def _served_like_the_evaluation(uri, result, chosen):
     window (which ends at each series' end) and check the model gives the
     evaluation's numbers; returns (the served model, the raw source, the
     chosen series' rows)."""
-    from components import packaging
-    from components.ingest import read_raw
+    from components.tracking import packaging
+    from components.data.ingest import read_raw
 
     model = packaging.load_model(result.forecaster_uri, uri)
     raw = read_raw(DataSpec(path="statsmodels:fertility"))
@@ -88,7 +88,7 @@ def _served_like_the_evaluation(uri, result, chosen):
 
 
 def test_served_panel_model_forecasts_every_series_like_the_evaluation(fertility_run):
-    from components import packaging
+    from components.tracking import packaging
 
     uri, result = fertility_run
     model, raw, history = _served_like_the_evaluation(uri, result, ["FRA", "NER", "JPN"])
@@ -123,7 +123,7 @@ def test_a_series_embedding_model_serves_each_series_with_its_own_index(
     assert result.metrics["test_mase"] < result.metrics["baseline_persistence_test_mase"]
     model, _, history = _served_like_the_evaluation(uri, result, ["ZWE", "FRA", "NER"])
     # the retrain gate's holdout scoring looks each series up the same way
-    from components import packaging
+    from components.tracking import packaging
 
     forecaster = packaging.forecaster_of(model)
     scored = forecaster.backtest(history, since=2009)

@@ -4,9 +4,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from components.config import DataSpec, SplitSpec, WindowSpec
-from components.errors import DataError
-from components.preprocess import (
+from components.config.schema import DataSpec, SplitSpec, WindowSpec
+from components.common.errors import DataError
+from components.data.preprocess import (
     Normalizer,
     check_window_fits,
     fill_missing,

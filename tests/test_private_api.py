@@ -1,6 +1,6 @@
 """Each private Keras and MLflow attribute rnnflow uses still exists in the
 installed versions; when one moves, this says which, in which version, and
-where rnnflow uses it (components/private_api.py)."""
+where rnnflow uses it (components/common/private_api.py)."""
 
 import importlib
 
@@ -8,7 +8,7 @@ import keras
 import mlflow
 import pytest
 
-from components import private_api
+from components.common import private_api
 
 
 def _owner(where: str):
@@ -32,7 +32,7 @@ def test_each_private_attribute_still_exists(library, where, attribute):
     version = {"keras": keras.__version__, "mlflow": mlflow.__version__}[library]
     assert hasattr(_owner(where), attribute), (
         f"{library} {version}: {where} has no `{attribute}` any more; "
-        "update components/private_api.py"
+        "update components/common/private_api.py"
     )
 
 

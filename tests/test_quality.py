@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 from mlflow import MlflowClient
 
-from components.quality import check_each_kind, check_validation
+from components.evaluation.quality import check_each_kind, check_validation
 from conftest import run_cli_here, write_experiment
 
 

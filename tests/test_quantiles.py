@@ -9,12 +9,12 @@ import pytest
 from mlflow import MlflowClient
 from scipy import stats
 
-from components import training
-from components.compiled_loop import materialize
-from components.config import ModelSpec, TrainSpec, WindowSpec, load_experiment
-from components.errors import ConfigError
-from components.evaluation import fit_linear_baseline, predict_linear_baseline
-from components.intervals import (
+from components.training import fit as training
+from components.training.compiled_loop import materialize
+from components.config.schema import ModelSpec, TrainSpec, WindowSpec, load_experiment
+from components.common.errors import ConfigError
+from components.evaluation.evaluate import fit_linear_baseline, predict_linear_baseline
+from components.evaluation.intervals import (
     Calibration,
     central_pairs,
     conformal_shifts,
@@ -25,7 +25,7 @@ from components.intervals import (
 from components.models import build_model, model_kinds, predict, predict_all
 from components.models.quantiles import PinballLoss
 from components.models.skip import fit_linear_skip
-from components.windowing import make_windows
+from components.data.windowing import make_windows
 from conftest import make_series, write_experiment
 
 LEVELS = [0.1, 0.5, 0.9]
@@ -234,8 +234,8 @@ def test_a_quantile_panel_retrains_on_wql_and_serves_per_series_quantiles(
 ):
     """The fertility panel (210 countries): a quantile GRU calibrated in each
     series' scale, gated on the holdout wQL, served for a few countries."""
-    from components import packaging
-    from components.ingest import read_raw
+    from components.tracking import packaging
+    from components.data.ingest import read_raw
     from flows.retrain import retrain_flow
 
     config = load_experiment(
@@ -263,7 +263,7 @@ def test_a_quantile_panel_retrains_on_wql_and_serves_per_series_quantiles(
 
 
 def test_the_leaderboard_carries_the_quantile_scores():
-    from components.leaderboard import interval_metrics_in
+    from components.evaluation.leaderboard import interval_metrics_in
 
     logged = {"test_mse": 1.0, "test_wql": 0.1, "test_wql_h2": 0.2, "test_pinball_raw": 0.3,
               "test_pinball_q0.1_raw": 0.4, "test_coverage_80": 0.8,

@@ -15,10 +15,12 @@ import numpy as np
 import pytest
 from mlflow import MlflowClient
 
-from components import checkpoint, tracking, training
-from components.config import ModelSpec, TrainSpec, WindowSpec, load_experiment
+from components.training import checkpoint, fit as training
+
+from components.tracking import runs as tracking
+from components.config.schema import ModelSpec, TrainSpec, WindowSpec, load_experiment
 from components.models import build_model
-from components.windowing import make_dataset
+from components.data.windowing import make_dataset
 from conftest import REPO, make_series, write_experiment
 
 WINDOW = WindowSpec(input_width=8, horizon=1)

@@ -8,10 +8,10 @@ import pandas as pd
 import pytest
 from conftest import make_series, run_cli_here, write_experiment
 
-from components import gate
-from components.config import load_experiment
-from components.errors import ConfigError, TrainingError
-from components.forecaster import Backtest
+from components.evaluation import gate
+from components.config.schema import load_experiment
+from components.common.errors import ConfigError, TrainingError
+from components.serving.forecaster import Backtest
 
 
 def test_gate_needs_persistence_beaten_and_the_champion_beaten_by_the_margin():
@@ -129,7 +129,7 @@ def _overflowing(build_model):
 def test_a_failed_retraining_registers_nothing_and_keeps_the_champion(
     prefect_api, mlflow_uri, tmp_path, monkeypatch
 ):
-    import components.builder
+    import components.training.builder
     from flows.retrain import retrain_flow
 
     path = _experiment(tmp_path, mlflow_uri, rows=220)
@@ -138,7 +138,7 @@ def test_a_failed_retraining_registers_nothing_and_keeps_the_champion(
     )
     path = _experiment(tmp_path, mlflow_uri, rows=260)
     monkeypatch.setattr(
-        components.builder, "build_model", _overflowing(components.builder.build_model)
+        components.training.builder, "build_model", _overflowing(components.training.builder.build_model)
     )
     with pytest.raises(TrainingError, match="non-finite loss at epoch 1"):
         retrain_flow(load_experiment(path, ["model.skip=none"]))

@@ -6,7 +6,7 @@ import subprocess
 
 from mlflow import MlflowClient
 
-from components.config import load_experiment
+from components.config.schema import load_experiment
 from conftest import REPO, make_series, write_experiment
 
 
@@ -74,7 +74,7 @@ def test_no_code_path_turns_safe_mode_off():
 
 
 def test_basic_auth_credentials_are_sent_as_a_header_not_a_host():
-    from components.ingest import _request
+    from components.data.ingest import _request
 
     request = _request("https://al%40ice:p%3Ass@example.org:8443/d.csv?x=1")
     assert request.full_url == "https://example.org:8443/d.csv?x=1"

@@ -13,8 +13,8 @@ import pandas as pd
 import pytest
 from conftest import free_port, make_series, run_cli, wait_for, write_experiment
 
-from components.config import load_experiment
-from components.errors import DataError
+from components.config.schema import load_experiment
+from components.common.errors import DataError
 
 HORIZON = 3
 
@@ -43,7 +43,7 @@ tracking: {{uri: "{mlflow_uri}", registered_model: daily_model}}
 
 @pytest.fixture
 def trained(prefect_api, daily_experiment, mlflow_uri):
-    from components import model_registry
+    from components.tracking import registry as model_registry
     from flows.train import train_flow
 
     path, frame = daily_experiment
@@ -136,8 +136,8 @@ def _wait_until_serving(url, server, log_path, seconds=180):
 
 
 def test_pyfunc_takes_datetimes_and_bad_input_is_named(trained, mlflow_uri):
-    from components import packaging
-    from components.errors import TrackingError
+    from components.tracking import packaging
+    from components.common.errors import TrackingError
 
     _, frame, result = trained
     by_run = packaging.load_model(f"runs:/{result.run_id}/forecaster", mlflow_uri)

@@ -5,10 +5,10 @@ import pandas as pd
 import pytest
 from mlflow import MlflowClient
 
-from components.config import DataSpec, load_experiment
-from components.errors import DataError
-from components.ingest import load_series
-from components.snapshot import read_tfds, write_snapshot
+from components.config.schema import DataSpec, load_experiment
+from components.common.errors import DataError
+from components.data.ingest import load_series
+from components.data.snapshot import read_tfds, write_snapshot
 from conftest import run_cli_here, write_experiment
 
 

@@ -7,9 +7,9 @@ import optuna
 import pytest
 from mlflow import MlflowClient
 
-from components import search
-from components.config import load_experiment
-from components.errors import ConfigError
+from components.training import search
+from components.config.schema import load_experiment
+from components.common.errors import ConfigError
 from conftest import child_runs, run_cli_here, write_experiment
 
 

@@ -5,9 +5,9 @@ the normalized space, and a flow that trains and serves such a model."""
 import numpy as np
 import pytest
 
-from components.config import ModelSpec, WindowSpec, load_experiment
-from components.errors import DataError
-from components.evaluation import fit_linear_baseline, predict_linear_baseline
+from components.config.schema import ModelSpec, WindowSpec, load_experiment
+from components.common.errors import DataError
+from components.evaluation.evaluate import fit_linear_baseline, predict_linear_baseline
 from components.models import build_model, predict
 from components.models.skip import fit_linear_skip
 from components.models.common import target_positions
@@ -16,7 +16,7 @@ from components.models.window_norm import (
     WindowNormalization,
     inner_network,
 )
-from components.windowing import make_windows
+from components.data.windowing import make_windows
 from conftest import make_series, write_experiment
 
 # One window, L=3 steps, C=2 columns; column 1 is the target.

@@ -4,17 +4,17 @@ LSTM and GRU against a NumPy reference, and the precision policies."""
 import numpy as np
 import pytest
 
-from components.config import ModelSpec, TrainSpec, WindowSpec
+from components.config.schema import ModelSpec, TrainSpec, WindowSpec
 from components.models import build_model, model_kinds
 from components.models.registry import cudnn_blockers
-from components.seeds import seed_everything
-from components.training import (
+from components.common.seeds import seed_everything
+from components.training.fit import (
     compile_model,
     fit_model,
     precision_policy,
     resolve_precision,
 )
-from components.windowing import make_dataset
+from components.data.windowing import make_dataset
 
 WIDTH = 24
 
@@ -225,7 +225,7 @@ def test_golden_recurrent_math(kind, reference):
 def test_mlflow_logged_model_of_every_kind_loads_back(kind, mlflow_uri):
     import mlflow.keras
 
-    from components import tracking
+    from components.tracking import runs as tracking
 
     model = build_model(ModelSpec(kind=kind, units=[4]), (6, 2), (3, 2))
     run_id = tracking.start_run(mlflow_uri, "zoo", kind, {})
@@ -240,7 +240,7 @@ def test_mlflow_logged_model_of_every_kind_loads_back(kind, mlflow_uri):
 
 @pytest.mark.parametrize("kind", model_kinds())
 def test_a_linear_skip_starts_training_at_the_linear_baseline(kind):
-    from components.evaluation import fit_linear_baseline, predict_linear_baseline
+    from components.evaluation.evaluate import fit_linear_baseline, predict_linear_baseline
     from components.models.skip import fit_linear_skip
 
     rng = np.random.default_rng(4)
@@ -267,7 +267,7 @@ def test_window_norm_and_shared_skip_train_under_mixed_precision_and_save(
 ):
     import keras
 
-    from components.compiled_loop import materialize
+    from components.training.compiled_loop import materialize
 
     rows = _two_sines() + np.linspace(0, 3, 200, dtype="float32")[:, None]  # drift
     spec = WindowSpec(input_width=WIDTH, horizon=3)

@@ -1,7 +1,7 @@
 """docs/configuration.md, generated from the experiment schema, so every key,
-its type, default and meaning is written down once: in `components/config.py`.
+its type, default and meaning is written down once: in `components/config/schema.py`.
 
-    python -m components.config_reference > docs/configuration.md
+    python -m components.config.reference > docs/configuration.md
 
 `tests/test_docs.py` fails when the file and the schema disagree.
 """
@@ -12,12 +12,12 @@ import typing
 from pydantic import BaseModel
 from pydantic_core import PydanticUndefined
 
-from components.config import ExperimentConfig
+from components.config.schema import ExperimentConfig
 
 HEADER = """# Configuration reference
 
 Every key of an experiment, with its type, default and meaning. Generated from the
-schema in `components/config.py` by `python -m components.config_reference >
+schema in `components/config/schema.py` by `python -m components.config.reference >
 docs/configuration.md`; a test fails when this file is stale. Set keys in an
 experiment's YAML (`conf/experiments/NAME.yaml`), in a part it pulls with
 `defaults:`, or on the command line as `KEY=VALUE` (later wins). Unknown keys are

@@ -28,9 +28,9 @@ from pydantic import (
     model_validator,
 )
 
-from components.errors import ConfigError
+from components.common.errors import ConfigError
 from components.models.registry import model_kinds
-from components.redact import redact_url
+from components.common.redact import redact_url
 
 PositiveInt = Annotated[int, Field(gt=0)]
 NonNegativeInt = Annotated[int, Field(ge=0)]
@@ -654,7 +654,7 @@ class ExperimentConfig(_Strict):
 
 def project_root() -> Path:
     """The checkout that holds `components/`, `conf/` and `mlruns/`."""
-    return Path(__file__).resolve().parent.parent
+    return Path(__file__).resolve().parents[2]
 
 
 def conf_dirs() -> list[Path]:

@@ -12,8 +12,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from components.config import DataSpec, SplitSpec, WindowSpec
-from components.errors import DataError
+from components.config.schema import DataSpec, SplitSpec, WindowSpec
+from components.common.errors import DataError
 
 
 @dataclass(frozen=True)

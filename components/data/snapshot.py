@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from components.errors import DataError
+from components.common.errors import DataError
 
 PREFIX = "tfds:"
 ROW = "_row"

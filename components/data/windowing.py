@@ -18,7 +18,7 @@ Same rows with S=2, G=1: window 0: [0, 1] -> [3]; window 1: [2, 3] -> [5].
 
 import numpy as np
 
-from components.config import WindowSpec
+from components.config.schema import WindowSpec
 
 
 def window_starts(

@@ -30,8 +30,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from components.config import WindowSpec
-from components.windowing import window_starts
+from components.config.schema import WindowSpec
+from components.data.windowing import window_starts
 
 MODELS = ("ets", "arima")
 _SYSTEM = ("design", "transition", "selection", "state_cov", "obs_cov")

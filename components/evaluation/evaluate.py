@@ -8,15 +8,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from components import panel_metrics
-from components.metrics import mase_scale, regression_metrics, scale_free
-from components.classical import forecast_windows as classical_forecast
-from components.config import WindowSpec
-from components.errors import TrainingError
-from components.linear import fit_linear_baseline, predict_linear_baseline
+from components.evaluation import panel_metrics
+from components.evaluation.metrics import mase_scale, regression_metrics, scale_free
+from components.evaluation.classical import forecast_windows as classical_forecast
+from components.config.schema import WindowSpec
+from components.common.errors import TrainingError
+from components.models.linear import fit_linear_baseline, predict_linear_baseline
 from components.models import point_of, predict_all, quantile_levels
-from components.preprocess import Normalizer, ScaledSplit
-from components.windowing import make_windows, target_rows, window_series, window_starts
+from components.data.preprocess import Normalizer, ScaledSplit
+from components.data.windowing import make_windows, target_rows, window_series, window_starts
 
 
 def require_finite(forecasts: np.ndarray, who: str) -> np.ndarray:
@@ -232,7 +232,7 @@ def evaluate_on_test(
     Baselines: persistence ("no change from the last observed level", whatever
     the transform), a linear autoregression fitted on the training windows only,
     with `season` the seasonal naive forecast, and the `classical` models
-    (`ets`, `arima`: `components.classical`, fitted on the training levels,
+    (`ets`, `arima`: `components.evaluation.classical`, fitted on the training levels,
     filtered through `between` (N, K), the levels between the training rows
     and the scored ones). MASE is scaled by the training rows' naive error.
 

@@ -10,9 +10,9 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from components.evaluation import regression_metrics, require_finite
-from components.forecaster import Backtest
-from components.intervals import bands, central_pairs, level_name, quantile_metrics
+from components.evaluation.evaluate import regression_metrics, require_finite
+from components.serving.forecaster import Backtest
+from components.evaluation.intervals import bands, central_pairs, level_name, quantile_metrics
 
 PROMOTED, REJECTED, SKIPPED = "promoted", "rejected", "skipped"
 

@@ -12,7 +12,7 @@ import statistics
 
 import pandas as pd
 
-from components.metrics import BASELINES
+from components.evaluation.metrics import BASELINES
 
 METRICS = (
     "test_mse",

@@ -9,7 +9,7 @@ series' in-sample naive error, so series of any scale count alike.
 import numpy as np
 import pandas as pd
 
-from components.metrics import mase_scale, smape_terms
+from components.evaluation.metrics import mase_scale, smape_terms
 
 
 def series_scale(

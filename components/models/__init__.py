@@ -34,7 +34,7 @@ def build_model(
     """
     if seed is None:
         return _with_series(spec, input_shape, output_shape, target_positions, n_series)
-    from components.seeds import keras_seeds  # imports Keras
+    from components.common.seeds import keras_seeds  # imports Keras
 
     with keras_seeds(seed):
         return _with_series(spec, input_shape, output_shape, target_positions, n_series)
@@ -90,7 +90,7 @@ def head_levels(quantiles) -> list[float]:
 def quantile_levels(model) -> list[float] | None:
     """The levels of a quantile model's head (`quantiles.QuantileHead`), or
     None for a point model."""
-    from components.private_api import nested_layers
+    from components.common.private_api import nested_layers
 
     for layer in nested_layers(model):
         if type(layer).__name__ == "QuantileHead":

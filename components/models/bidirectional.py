@@ -8,7 +8,7 @@ leaks nothing from the future.
 import keras
 from keras import layers
 
-from components.config import ModelSpec
+from components.config.schema import ModelSpec
 from components.models.common import (
     forecast_head,
     maybe_layer_norm,

@@ -7,8 +7,8 @@ T horizon steps, K targets.
 import keras
 from keras import layers
 
-from components.config import ModelSpec
-from components.errors import DataError
+from components.config.schema import ModelSpec
+from components.common.errors import DataError
 
 CELLS = {"simple_rnn": layers.SimpleRNN, "lstm": layers.LSTM, "gru": layers.GRU}
 

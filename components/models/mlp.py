@@ -3,7 +3,7 @@
 import keras
 from keras import layers
 
-from components.config import ModelSpec
+from components.config.schema import ModelSpec
 from components.models.common import forecast_head, window_input
 
 

@@ -7,7 +7,7 @@ to (B, T, K). Defaults keep Keras' cuDNN conditions for LSTM/GRU on a GPU.
 
 import keras
 
-from components.config import ModelSpec
+from components.config.schema import ModelSpec
 from components.models.common import (
     forecast_head,
     maybe_layer_norm,

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from components.linear import fit_linear_baseline, predict_linear_baseline
+from components.models.linear import fit_linear_baseline, predict_linear_baseline
 from components.models.skip import fit_shared_linear, predict_shared_linear
 from components.models.window_norm import WindowNormalization, apply_norm
 

@@ -11,7 +11,7 @@ Luong-style (`keras.layers.Attention`), `additive` is Bahdanau-style
 import keras
 from keras import layers
 
-from components.config import ModelSpec
+from components.config.schema import ModelSpec
 from components.models.common import (
     maybe_layer_norm,
     recurrent_layer,

@@ -21,7 +21,7 @@ import keras
 import numpy as np
 from keras import layers, ops
 
-from components.linear import fit_linear_baseline
+from components.models.linear import fit_linear_baseline
 from components.models.series_id import embedded_windows
 from components.models.window_norm import inner_network, normalize_arrays
 

@@ -18,12 +18,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from components import evaluation, ingest, preprocess
-from components.config import DataSpec, WindowSpec
-from components.errors import DataError
-from components.intervals import Calibration
+from components.evaluation import evaluate as evaluation
+
+from components.data import ingest, preprocess
+from components.config.schema import DataSpec, WindowSpec
+from components.common.errors import DataError
+from components.evaluation.intervals import Calibration
 from components.models import point_of, predict_all, quantile_levels
-from components.windowing import make_windows, target_rows
+from components.data.windowing import make_windows, target_rows
 
 FORMAT_VERSION = 1
 _MODEL_FILE = "model.keras"
@@ -66,7 +68,7 @@ class Forecaster:
     window: WindowSpec
     calendar_columns: list[str]
     # How the served quantile columns come from the model's outputs
-    # (`components.intervals.Calibration`), original units.
+    # (`components.evaluation.intervals.Calibration`), original units.
     calibration: Calibration = field(default_factory=Calibration)
 
     @classmethod

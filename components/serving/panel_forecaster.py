@@ -18,10 +18,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from components import ingest, preprocess
-from components.config import DataSpec, WindowSpec
-from components.errors import DataError
-from components.forecaster import (
+from components.data import ingest, preprocess
+from components.config.schema import DataSpec, WindowSpec
+from components.common.errors import DataError
+from components.serving.forecaster import (
     Backtest,
     datetime_steps,
     lead_known,
@@ -29,8 +29,8 @@ from components.forecaster import (
     split_future,
     windows_since,
 )
-from components.intervals import Calibration
-from components.panel import PanelLayout, series_keys
+from components.evaluation.intervals import Calibration
+from components.data.panel import PanelLayout, series_keys
 
 FORMAT_VERSION = 1
 KIND = "panel"

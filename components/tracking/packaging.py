@@ -17,12 +17,13 @@ from pathlib import Path
 import mlflow
 import pandas as pd
 
-from components.forecaster import Forecaster
-from components.panel_forecaster import PanelForecaster
-from components.provenance import pinned
-from components.tracking import fluent_store, log_model
+from components.serving.forecaster import Forecaster
+from components.serving.panel_forecaster import PanelForecaster
+from components.tracking.provenance import pinned
+from components.tracking.runs import fluent_store, log_model
 
 ARTIFACT_KEY = "forecaster"
+_COMPONENTS = Path(__file__).resolve().parents[1]  # the package copied into models
 _REQUIREMENTS = ["tensorflow", "keras", "pandas", "numpy", "pydantic", "pyyaml"]
 # Progress bars for a two-file download only clutter flow logs.
 os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
@@ -73,7 +74,7 @@ def log_forecaster(
             run_id,
             ARTIFACT_KEY,
             mlflow.pyfunc,
-            python_model=str(Path(__file__).with_name("pyfunc_entry.py")),
+            python_model=str(_COMPONENTS / "serving" / "pyfunc_entry.py"),
             artifacts={ARTIFACT_KEY: str(folder)},
             code_paths=[_code_copy(Path(scratch))],
             signature=_signature(example, output, forecaster.data.time_column),
@@ -91,8 +92,8 @@ def load_model(model_uri: str, tracking_uri: str) -> mlflow.pyfunc.PyFuncModel:
     """
     from mlflow.exceptions import MlflowException
 
-    from components.errors import TrackingError
-    from components.redact import redact_url
+    from components.common.errors import TrackingError
+    from components.common.redact import redact_url
 
     try:
         with fluent_store(tracking_uri):
@@ -134,7 +135,7 @@ def _signature(example: pd.DataFrame, output: pd.DataFrame, time_column: str | N
 
 def _code_copy(scratch: Path) -> str:
     """`components/` without caches, for the model folder."""
-    source = Path(__file__).resolve().parent
+    source = _COMPONENTS
     target = scratch / "code" / source.name
     shutil.copytree(source, target, ignore=shutil.ignore_patterns("__pycache__"))
     return str(target)

@@ -25,9 +25,9 @@ from mlflow import MlflowClient
 from mlflow.entities import Metric, Param
 from mlflow.exceptions import MlflowException
 
-from components import private_api
-from components.config import project_root
-from components.metrics import BASELINES
+from components.common import private_api
+from components.config.schema import project_root
+from components.evaluation.metrics import BASELINES
 
 _MAX_PARAMS_PER_BATCH = 100
 _MAX_METRICS_PER_BATCH = 1000
@@ -76,8 +76,8 @@ def check_reachable(tracking_uri: str, timeout: float = 5.0) -> None:
     import urllib.error
     import urllib.request
 
-    from components.errors import TrackingError
-    from components.redact import redact_url
+    from components.common.errors import TrackingError
+    from components.common.redact import redact_url
 
     if urlsplit(tracking_uri).scheme not in ("http", "https"):
         return
@@ -479,7 +479,7 @@ def log_keras_model(tracking_uri: str, run_id: str, model, name: str = "model") 
     from mlflow.models import infer_signature
 
     from components.models import predict_all
-    from components.provenance import pinned
+    from components.tracking.provenance import pinned
 
     example = np.zeros((1, *model.input_shape[1:]), dtype=np.float32)  # (1, L, C)
     return log_model(

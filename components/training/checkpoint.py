@@ -37,7 +37,7 @@ from pathlib import Path
 
 import numpy as np
 
-from components.errors import TrainingError
+from components.common.errors import TrainingError
 
 STATE_FILE = "state.json"
 

@@ -22,10 +22,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from components import functional_epoch as functional
-from components import private_api
-from components.config import WindowSpec
-from components.windowing import (
+from components.training import functional_epoch as functional
+from components.common import private_api
+from components.config.schema import WindowSpec
+from components.data.windowing import (
     epoch_order,
     make_windows,
     shuffle_base,

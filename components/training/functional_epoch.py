@@ -34,8 +34,8 @@ import json
 import threading
 from collections import OrderedDict
 
-from components import private_api
-from components.windowing import epoch_order, shuffle_base
+from components.common import private_api
+from components.data.windowing import epoch_order, shuffle_base
 
 # Windows (and horizons) up to this many steps are unrolled on a CPU.
 UNROLL_MAX_STEPS = 32

@@ -18,7 +18,7 @@ from typing import Any
 
 import optuna
 
-from components.config import ExperimentConfig
+from components.config.schema import ExperimentConfig
 
 MAX_LAYERS = {"mlp": 3}
 ATTENTION_KINDS = ("seq2seq",)

@@ -1,0 +1,28 @@
+"""The experiment schema (pydantic, `extra="forbid"`), its composition from YAML
+parts plus dotted overrides, and the project's paths. Validated once, at the
+door; every other package trusts it and receives only its own section."""
+
+from components.common.lazy import lazy_surface
+
+_SURFACE = {
+    "schema": "schema",
+    "ExperimentConfig": "schema",
+    "DataSpec": "schema",
+    "SplitSpec": "schema",
+    "WindowSpec": "schema",
+    "ModelSpec": "schema",
+    "TrainSpec": "schema",
+    "EvaluateSpec": "schema",
+    "TrackingSpec": "schema",
+    "RetrainSpec": "schema",
+    "BacktestSpec": "schema",
+    "load_experiment": "schema",
+    "validate_config": "schema",
+    "with_settings": "schema",
+    "to_yaml": "schema",
+    "project_root": "schema",
+    "available_experiments": "schema",
+    "reference": "reference",
+}
+__all__ = sorted(_SURFACE)
+__getattr__, __dir__ = lazy_surface(__name__, _SURFACE)
