@@ -33,11 +33,11 @@ and each side's peak RSS.
 
 import argparse
 import os
-from dataclasses import replace
 import resource
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -49,7 +49,7 @@ sys.path.insert(0, str(ROOT))
 
 
 def real(kinds: list[str], epochs: int | None) -> None:
-    from components.config.schema import load_experiment
+    from components.config.loading import load_experiment
     from flows.train import train_flow
 
     folder = Path(tempfile.mkdtemp(prefix="rnnflow-panel-"))
@@ -105,8 +105,8 @@ def _ets_row(config, evaluation) -> dict:
 
     from statsmodels.tsa.holtwinters import ExponentialSmoothing
 
-    from components.evaluation import evaluate as scoring
     from components.data import ingest
+    from components.evaluation import evaluate as scoring
     from components.evaluation import panel_metrics
 
     series = ingest.load_series(config.data)
@@ -173,8 +173,8 @@ def synthetic_panel(n_series: int, n_rows: int, seed: int = 0) -> pd.DataFrame:
 
 
 def scale(n_series: int, n_rows: int, epochs: int) -> None:
-    from components.data import ingest, panel, preprocess
     from components.config.schema import DataSpec, SplitSpec, WindowSpec
+    from components.data import ingest, panel, preprocess
     from components.data.windowing import make_dataset, window_starts
 
     stamps = {}
@@ -228,9 +228,9 @@ def scale(n_series: int, n_rows: int, epochs: int) -> None:
 
 def _train_gru(dataset, window, epochs: int) -> float:
     from components.common import seeds
-    from components.training import fit as training
     from components.config.schema import ModelSpec, TrainSpec
     from components.models import build_model
+    from components.training import fit as training
 
     seeds.seed_everything(0)
     model = build_model(
@@ -334,12 +334,12 @@ def _rnnflow_side(folder: Path, kind: str, settings: dict):
     """Read the partitioned panel, scale each series by its rows, train
     `kind` (window norm revin, as on a real panel) for the step budget with
     the streamed pipeline; forecast each series' next `horizon` values."""
-    from components.data import ingest, preprocess
     from components.common import seeds
-    from components.training import fit as training
     from components.config.schema import DataSpec, ModelSpec, TrainSpec, WindowSpec
-    from components.models import build_model, predict
+    from components.data import ingest, preprocess
     from components.data.windowing import make_dataset
+    from components.models import build_model, predict
+    from components.training import fit as training
 
     spec = DataSpec(path=str(folder / "panel"), id_column="id", time_column="t",
                     targets=["y"])  # fmt: skip

@@ -215,7 +215,7 @@ def run_series(name, folder, uri, kinds, variants, epochs) -> dict:
     """Every network and baseline on one series: rows of test metrics."""
     from mlflow import MlflowClient
 
-    from components.config.schema import load_experiment
+    from components.config.loading import load_experiment
     from flows.compare import compare_flow
     from flows.train import train_flow
 

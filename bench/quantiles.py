@@ -74,7 +74,7 @@ def main() -> None:
     parser.add_argument("--series", default="sunspots,co2,elnino,airpassengers")
     parser.add_argument("--epochs", type=int, default=None)
     args = parser.parse_args()
-    from components.config.schema import load_experiment
+    from components.config.loading import load_experiment
     from flows.train import train_flow
 
     folder = Path(tempfile.mkdtemp(prefix="rnnflow-quantiles-"))

@@ -32,11 +32,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
-from components.training.compiled_loop import materialize  # noqa: E402
 from components.config.schema import ModelSpec, TrainSpec, WindowSpec  # noqa: E402
-from components.models import build_model, model_kinds  # noqa: E402
-from components.training.fit import compile_model, fit_model  # noqa: E402
 from components.data.windowing import make_dataset, make_windows  # noqa: E402
+from components.models import build_model, model_kinds  # noqa: E402
+from components.training.compiled_loop import materialize  # noqa: E402
+from components.training.fit import compile_model, fit_model  # noqa: E402
 
 WINDOWS, WIDTH, FEATURES, BATCH, UNITS = 20_000, 24, 8, 256, [64, 64]
 

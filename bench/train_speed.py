@@ -41,12 +41,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import numpy as np  # noqa: E402
 
-from components.training.compiled_loop import materialize  # noqa: E402
 from components.config.schema import ModelSpec, TrainSpec, WindowSpec  # noqa: E402
+from components.data.windowing import make_windows  # noqa: E402
 from components.models import build_model  # noqa: E402
 from components.models.skip import fit_linear_skip  # noqa: E402
+from components.training.compiled_loop import materialize  # noqa: E402
 from components.training.fit import compile_model, fit_model  # noqa: E402
-from components.data.windowing import make_windows  # noqa: E402
 
 WINDOW = WindowSpec(input_width=10, horizon=1)
 UNITS = {"mlp": [64, 32], "lstm": [32], "gru": [32]}
@@ -64,8 +64,8 @@ def load_rows() -> np.ndarray:
     if path.is_file():
         frame = pd.read_csv(path)
     else:
+        from components.config.loading import load_experiment
         from components.data import ingest
-        from components.config.schema import load_experiment
 
         frame = ingest.load_series(load_experiment("gas_furnace").data).frame
     return frame[["GR", "CO2"]].to_numpy(np.float32)

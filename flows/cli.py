@@ -288,7 +288,7 @@ def _add_experiment_args(
 
 
 def _load(args):
-    from components.config.schema import load_experiment
+    from components.config.loading import load_experiment
 
     return load_experiment(*_experiment_and_overrides(args))
 
@@ -303,7 +303,7 @@ def _experiment_and_overrides(args) -> tuple[str | None, list[str]]:
 
 
 def _show(args) -> int:
-    from components.config.schema import to_yaml
+    from components.config.loading import to_yaml
 
     print(to_yaml(_load(args)), end="")
     return 0
@@ -448,9 +448,9 @@ def _retrain(args) -> int:
 def _predict(args) -> int:
     config = _load(args)
     _quiet_tensorflow()
+    from components.common.errors import DataError
     from components.data import ingest
     from components.tracking import runs as tracking
-    from components.common.errors import DataError
 
     uri = tracking.resolve_tracking_uri(config.tracking.uri)
     tracking.open_store(uri)
@@ -462,36 +462,24 @@ def _predict(args) -> int:
         frame = ingest.read_table(path)
     else:
         frame = None
-    from mlflow.exceptions import MlflowException
-
     from components.tracking import packaging
 
-    model = packaging.load_model(model_uri, uri)
-    forecaster = packaging.forecaster_of(model)
-    whole_panel = frame is None and forecaster.data.is_panel
-    if whole_panel:  # every series of the source it knows
-        frame, stray = forecaster.known_part(ingest.read_raw(config.data))
+    forecaster = packaging.load_forecaster(model_uri, uri)
+    if frame is None:  # the source itself: every series the model can forecast
+        frame, stray = forecaster.request_frame(ingest.read_raw(config.data))
         if stray:
             shown = ", ".join(stray[:5]) + (" ..." if len(stray) > 5 else "")
             print(
                 f"left out {len(stray)} series the model was not trained on "
                 f"(too short for a window then, or new): {shown}"
             )
-    elif frame is None:
-        frame = forecaster.input_frame(ingest.load_series(config.data).frame)
-    try:
-        if not whole_panel:
-            forecast = model.predict(frame)  # MLflow's signature check, then ours
-        else:  # the source itself: forecast every series that can be
-            forecast = forecaster.forecast(frame, skip_short=True)
-            skipped = forecast.attrs["skipped"]
-            if skipped:
-                print(
-                    f"left out {len(skipped)} series without enough usable rows "
-                    f"at the end: {', '.join(skipped[:5])}"
-                )
-    except MlflowException as exc:
-        raise DataError(f"{args.input or 'input'}: {exc.message}") from None
+    forecast = forecaster.forecast(frame, skip_short=not args.input)
+    skipped = forecast.attrs.get("skipped", [])
+    if skipped:
+        print(
+            f"left out {len(skipped)} series without enough usable rows "
+            f"at the end: {', '.join(skipped[:5])}"
+        )
     if args.output:
         forecast.to_csv(args.output, index=False)
         print(f"wrote {len(forecast)} rows to {args.output}")

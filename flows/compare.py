@@ -12,7 +12,7 @@ trains in its own Dask worker process (a local cluster, or an existing one at
 `dask_address`) and logs to the same MLflow store.
 
 Example:
-    >>> from components.config.schema import load_experiment
+    >>> from components.config import load_experiment
     >>> result = run_compare(load_experiment("gas_furnace"), ["mlp", "gru"], seeds=3)
     >>> result.leaderboard[0]["model"]
     'gru'
@@ -22,15 +22,15 @@ from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 from prefect.logging import get_run_logger
 
-from components.evaluation import leaderboard, plots, quality
-
-from components.tracking import runs as tracking
-from components.config.schema import ExperimentConfig, flatten, to_yaml
 from components.common.errors import ConfigError, TrainingError
+from components.config.schema import ExperimentConfig
+from components.tracking.params import flatten
+from components.config.loading import to_yaml
+from components.evaluation import leaderboard, plots, quality
+from components.tracking import runs as tracking
 from flows.results import CompareResult
 from flows.steps import PreparedData, prepare_data
 from flows.train import open_run, train_in_run
-
 
 EXECUTORS = ("sequential", "dask")
 

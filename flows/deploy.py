@@ -16,7 +16,8 @@ from prefect import flow, serve
 from prefect.deployments.runner import EntrypointType
 from prefect.schedules import Cron
 
-from components.config.schema import load_experiment, resolve_experiment_path
+from components.config.loading import load_experiment
+from components.config.paths import resolve_experiment_path
 from flows.retrain import retrain_flow
 from flows.train import train_flow
 

@@ -22,7 +22,7 @@ class TrainResult:
         metrics: every metric of the run under its flat key (`test_mse`,
             `baseline_persistence_test_mse`; MLflow shows baselines under
             `baseline/<name>/`, see docs/training.md).
-        forecaster: the servable `Forecaster` / `PanelForecaster`, in memory.
+        forecaster: the servable `Forecaster` (one series or a panel), in memory.
         evaluation: the test split's `evaluation.Evaluation` (forecasts and
             actual values of every window).
     """

@@ -8,7 +8,7 @@ anywhere leaves the champion where it was. At most one retraining per
 registered model runs at a time (a Prefect global concurrency limit of 1).
 
 Example:
-    >>> from components.config.schema import load_experiment
+    >>> from components.config import load_experiment
     >>> retrain_flow(load_experiment("gas_furnace"))["decision"]
     'promoted'
 """
@@ -16,20 +16,21 @@ Example:
 import contextlib
 from collections.abc import Iterator
 
+import pandas as pd
 from prefect import flow, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.logging import get_run_logger
 
-from components.evaluation import gate
-
-from components.data import ingest
-
-from components.tracking import packaging, registry as model_registry, runs as tracking
-from components.config.schema import ExperimentConfig, RetrainSpec
 from components.common.errors import DataError
-from components.serving.forecaster import Backtest, Forecaster
-from components.serving.panel_forecaster import PanelForecaster
+from components.config.schema import ExperimentConfig, RetrainSpec, SplitSpec
+from components.data import ingest
+from components.evaluation import gate
+from components.evaluation.holdout import Holdout
+from components.serving.forecaster import Forecaster
+from components.tracking import packaging
+from components.tracking import registry as model_registry
+from components.tracking import runs as tracking
 from flows.results import RetrainResult
 from flows.steps import PreparedData, prepare_data
 from flows.train import open_run, train_in_run
@@ -54,24 +55,35 @@ def score_holdout(
     data: PreparedData,
     tracking_uri: str,
     retrain: RetrainSpec,
-    panel: tuple | None = None,
+    raw: pd.DataFrame,
+    split: SplitSpec,
 ) -> tuple[gate.Decision, dict[str, float]]:
     """Champion, challenger and persistence on the newest holdout (the test
-    split of the new data, which neither model trained on), original units;
-    a panel's in units of each series' scale (`_score_panel_holdout`; `panel`:
-    the source's raw rows and the split), compared on `retrain.metric`. The
-    challenger's served intervals are scored there too
-    (`holdout_coverage_<L>`); with `retrain.max_coverage_error`, one that
-    misses its level by more is rejected."""
-    bar, metric = retrain.min_improvement, retrain.metric
-    if isinstance(challenger, PanelForecaster):
-        ours, decision, metrics = _score_panel_holdout(
-            challenger, champion, data, tracking_uri, bar, metric, *panel
-        )
-    else:
-        ours, decision, metrics = _score_series_holdout(
-            challenger, champion, data, tracking_uri, bar, metric
-        )
+    period of the new data `raw`, which neither model trained on): in
+    original units for one series, in units of each series' scale for a
+    panel (the challenger's, so both are judged alike and every series
+    counts alike), compared on `retrain.metric`. The challenger's served
+    intervals are scored there too (`holdout_coverage_<L>`); with
+    `retrain.max_coverage_error`, one that misses its level by more is
+    rejected."""
+    since = data.holdout_from(split)
+    scale, only = challenger.scale_of(), set(challenger.series_names) or None
+    theirs = None
+    if champion is not None:
+        try:
+            model = packaging.load_forecaster(champion.uri, tracking_uri)
+            only = _shared_series(challenger, model, only)
+            theirs = model.holdout(raw, since, scale, only)
+        except DataError as exc:
+            theirs = str(exc)
+    ours = challenger.holdout(raw, since, scale, only)
+    decision, metrics = gate.judge(
+        ours, theirs, retrain.min_improvement,
+        champion.version if champion else None,
+        unit=challenger.HOLDOUT_UNIT, metric=retrain.metric,
+    )  # fmt: skip
+    if only and isinstance(theirs, Holdout) and ours.index.equals(theirs.index):
+        metrics.update(gate.series_record(ours, theirs))
     coverage, miss = gate.holdout_coverage(ours, retrain.max_coverage_error)
     metrics.update(coverage)
     if miss and decision.promote:
@@ -79,58 +91,22 @@ def score_holdout(
     return decision, metrics
 
 
-def _score_series_holdout(
-    challenger, champion, data, tracking_uri, min_improvement, metric
-):
-    """(the challenger's holdout backtest, the decision, its metrics), in
-    original units."""
-    since = data.scaled["test"].index[0]
-    frame = data.series.frame
-    theirs = None
-    if champion is not None:
-        try:
-            theirs = packaging.load_forecaster(champion.uri, tracking_uri).backtest(
-                frame, since
-            )
-        except DataError as exc:
-            theirs = str(exc)
-    ours = challenger.backtest(frame, since)
-    decision, metrics = gate.judge(
-        ours, theirs, min_improvement, champion.version if champion else None,
-        metric=metric,
-    )  # fmt: skip
-    return ours, decision, metrics
+def _shared_series(challenger: Forecaster, champion: Forecaster, only):
+    """The series both models know (None for one series each).
 
-
-def _score_panel_holdout(
-    challenger, champion, data, tracking_uri, min_improvement, metric, raw, split
-):
-    """The gate on a panel: both models forecast the test period of the
-    series they both know, every error divided by the challenger's scale of
-    its series (so both are judged in the same units and each series counts
-    alike); the per-series wins and losses go with the metrics."""
-    since = data.holdout_from(split)
-    # the series it trained on (a series too short to train on has no statistics)
-    scale, theirs, only = challenger.scale_of(), None, set(challenger.normalizer.series)
-    if champion is not None:
-        try:
-            model = packaging.load_forecaster(champion.uri, tracking_uri)
-            if not isinstance(model, PanelForecaster):
-                raise DataError("it forecasts one series, not a panel")
-            only &= set(model.normalizer.series)
-            if not only:
-                raise DataError("it knows none of the new data's series")
-            theirs = model.backtest(raw, since, scale, only)
-        except DataError as exc:
-            theirs = str(exc)
-    ours = challenger.backtest(raw, since, scale, only)
-    decision, metrics = gate.judge(
-        ours, theirs, min_improvement, champion.version if champion else None,
-        unit="scaled", metric=metric,
-    )  # fmt: skip
-    if isinstance(theirs, Backtest) and ours.index.equals(theirs.index):
-        metrics.update(gate.series_record(ours, theirs))
-    return ours, decision, metrics
+    Raises:
+        DataError: the champion is of another type, or knows none of them.
+    """
+    if champion.TYPE != challenger.TYPE:
+        raise DataError(
+            f"it forecasts {champion.TYPE!r} data, the challenger {challenger.TYPE!r}"
+        )
+    if only is None:
+        return None
+    only = only & set(champion.series_names)
+    if not only:
+        raise DataError("it knows none of the new data's series")
+    return only
 
 
 @_task
@@ -218,8 +194,8 @@ def retrain_flow(config: ExperimentConfig) -> RetrainResult:
                 data,
                 tracking_uri,
                 config.retrain,
-                (ingest.read_raw(config.data), config.split)
-                if config.data.is_panel else None,
+                ingest.read_raw(config.data),
+                config.split,
             )  # fmt: skip
             version = register_and_decide(
                 tracking_uri,

@@ -11,21 +11,10 @@ opened, so bad input leaves nothing behind.
 from dataclasses import dataclass
 
 import numpy as np
-
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 from prefect.logging import get_run_logger
 
-from components import (
-    backtest,
-    builder,
-    compiled_loop,
-    evaluation,
-    ingest,
-    panel,
-    preprocess,
-    training,
-)
 from components.config.schema import (
     DataSpec,
     ExperimentConfig,
@@ -34,10 +23,15 @@ from components.config.schema import (
     TrainSpec,
     WindowSpec,
 )
+from components.data import ingest, panel, preprocess
+from components.data.windowing import make_dataset, make_windows, window_starts
+from components.evaluation import backtest
+from components.evaluation import evaluate as evaluation
 from components.models.common import target_positions
 from components.models.registry import cudnn_blockers
 from components.models.selection import resolve_auto
-from components.data.windowing import make_dataset, make_windows, window_starts
+from components.training import builder, compiled_loop
+from components.training import fit as training
 
 # Tasks pass arrays, datasets and models in memory; nothing here is worth caching.
 _task = task(cache_policy=NO_CACHE)

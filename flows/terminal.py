@@ -54,9 +54,8 @@ def quiet(handler: logging.Handler) -> logging.Handler:
 def prepare(verbose: bool, on_terminal: bool) -> None:
     """Set up the terminal for the flow runs of this command. A process that
     runs several commands (`rnnflow server`) may switch back and forth."""
-    from prefect.logging.configuration import setup_logging
-
     import mlflow  # noqa: F401  (configures its loggers on import: set them after)
+    from prefect.logging.configuration import setup_logging
 
     setup_logging()  # Prefect's handlers now, so the filter sits on them
     for handler in logging.getLogger().handlers:

@@ -8,7 +8,7 @@ bad input leaves nothing behind. Once the run is open, any failure ends it
 FAILED with the reason; it is never left RUNNING.
 
 Example:
-    >>> from components.config.schema import load_experiment
+    >>> from components.config import load_experiment
     >>> result = train_flow(load_experiment("gas_furnace", ["train.epochs=5"]))
     >>> result.status, sorted(result.metrics)[:2]
     ('FINISHED', ['baseline_linear_test_mae', 'baseline_linear_test_mae_raw'])
@@ -20,32 +20,26 @@ import socket
 import sys
 
 import numpy as np
-
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 from prefect.logging import get_run_logger
 from prefect.runtime import flow_run
 
-from components import (
-    checkpoint,
-    evaluation,
-    ingest,
-    intervals,
-    packaging,
-    plots,
-    preprocess,
-    provenance,
-    quality,
-    tracking,
-    training,
-)
-from components.config.schema import DataSpec, ExperimentConfig, TrainSpec, flatten, to_yaml
-from components.serving.forecaster import Forecaster
-from components.serving.panel_forecaster import PanelForecaster
 from components.common.redact import redact_url
+from components.config.schema import DataSpec, ExperimentConfig, TrainSpec
+from components.tracking.params import flatten
+from components.config.loading import to_yaml
+from components.data import ingest, preprocess
+from components.evaluation import evaluate as evaluation
+from components.evaluation import intervals, plots, quality
+from components.serving.forecaster import Forecaster
+from components.serving.kinds import forecaster_for
+from components.tracking import packaging, provenance
+from components.tracking import runs as tracking
+from components.training import checkpoint
+from components.training import fit as training
 from flows.backtest import run_backtest
 from flows.results import TrainResult
-from flows.terminal import LIVE_PROGRESS
 from flows.steps import (
     PreparedData,
     build,
@@ -55,6 +49,7 @@ from flows.steps import (
     make_datasets,
     prepare_data,
 )
+from flows.terminal import LIVE_PROGRESS
 
 # Tasks pass arrays, datasets and models in memory; nothing here is worth caching.
 _task = task(cache_policy=NO_CACHE)
@@ -337,19 +332,12 @@ def track(
 
 @_task
 def package(
-    forecaster: Forecaster | PanelForecaster,
-    series: ingest.LoadedSeries,
-    tracking_uri: str,
-    run_id: str,
-    data: DataSpec | None = None,
+    forecaster: Forecaster, data: DataSpec, tracking_uri: str, run_id: str
 ) -> str:
     """Log the servable pyfunc model (network + normalizer + window + columns);
-    a panel's input example is the source's own rows (long or wide), read
-    again from `data`."""
-    if series.layout is None:
-        example = forecaster.input_frame(series.frame)
-    else:
-        example = ingest.read_raw(data)
+    its input example is the source's own rows (long or wide), read again
+    from `data`, as a forecast request reads them."""
+    example, _ = forecaster.request_frame(ingest.read_raw(data))
     return packaging.log_forecaster(tracking_uri, run_id, forecaster, example)
 
 
@@ -409,17 +397,10 @@ def train_in_run(
             scaled,
             series,
         )
-        if series.layout is None:
-            forecaster = Forecaster.from_training(
-                model, normalizer, config, series, calibration
-            )
-        else:
-            forecaster = PanelForecaster.from_training(
-                model, normalizer, config, series, report, calibration
-            )
-        forecaster_uri = package(
-            forecaster, series, tracking_uri, run_id, config.data
+        forecaster = forecaster_for(
+            model, normalizer, config, series, report, calibration
         )
+        forecaster_uri = package(forecaster, config.data, tracking_uri, run_id)
         metrics = {**report.metrics, **fit_summary(fit_result), **checked}
         tracking.set_tags(
             tracking_uri, run_id,

@@ -7,7 +7,7 @@ stopping and pruning read it too). The test split is never evaluated here: run
 `rnnflow train` on the written file to see the tuned model on it.
 
 Example:
-    >>> from components.config.schema import load_experiment
+    >>> from components.config import load_experiment
     >>> result = tune_flow(load_experiment("gas_furnace"), "gru", trials=20)
     >>> result.experiment_file
     'conf/experiments/gas_furnace_gru_tuned.yaml'
@@ -22,17 +22,15 @@ from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 from prefect.logging import get_run_logger
 
-from components.training import fit as training, search
-
-from components.tracking import runs as tracking
-from components.config.schema import (
-    ExperimentConfig,
-    conf_dirs,
-    flatten,
-    to_yaml,
-    with_settings,
-)
 from components.common.errors import ConfigError, TrainingError
+from components.config.schema import ExperimentConfig
+from components.config.paths import conf_dirs
+from components.tracking.params import flatten
+from components.config.loading import to_yaml, with_settings
+from components.tracking import runs as tracking
+from components.training import fit as training
+from components.training import search
+from flows.results import TuneResult
 from flows.steps import (
     PreparedData,
     build,
@@ -40,7 +38,6 @@ from flows.steps import (
     make_datasets,
     prepare_data,
 )
-from flows.results import TuneResult
 from flows.train import open_run
 
 

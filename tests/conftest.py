@@ -69,7 +69,7 @@ def cache_dir(tmp_path_factory) -> Path:
     The public URL is not reachable on CI; the same bytes come from ../shared.
     Without ../shared the experiment downloads from the URL like any user would.
     """
-    from components.config.schema import load_experiment
+    from components.config.loading import load_experiment
     from components.data.ingest import cache_path
 
     directory = tmp_path_factory.mktemp("cache")

@@ -1,19 +1,33 @@
-"""The shape of the codebase: no import cycles among the project's modules,
-and components that run without Prefect. Read from the source (AST), so a
-new cycle fails here before it fails at import time in some other order."""
+"""The shape of the codebase: components/ as packages by stage imported in one
+direction, no import cycles among the project's modules, and components that
+run without Prefect. Read from the source (AST), so a new cycle fails here
+before it fails at import time in some other order."""
 
 import ast
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("components", "flows")
+# Each package of components/ and the packages it may import: the data path
+# read left to right (docs/architecture.md). Training and evaluation are
+# siblings; serving packages what both produce; tracking logs all of it.
+ALLOWED = {
+    "common": set(),
+    "config": {"common"},
+    "data": {"common", "config"},
+    "models": {"common", "config"},
+    "training": {"common", "config", "data", "models"},
+    "evaluation": {"common", "config", "data", "models"},
+    "serving": {"common", "config", "data", "models", "evaluation"},
+    "tracking": {"common", "config", "data", "models", "evaluation", "serving"},
+}
 
 
-def _modules() -> dict[str, Path]:
+def _modules(root: Path = ROOT) -> dict[str, Path]:
     found = {}
     for package in PACKAGES:
-        for path in (ROOT / package).rglob("*.py"):
-            name = ".".join(path.relative_to(ROOT).with_suffix("").parts)
+        for path in (root / package).rglob("*.py"):
+            name = ".".join(path.relative_to(root).with_suffix("").parts)
             found[name.removesuffix(".__init__")] = path
     return found
 
@@ -69,6 +83,56 @@ def test_no_import_cycles_among_the_project_modules():
 
 def test_the_cycle_check_finds_a_cycle():
     assert _cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+
+
+def _package_imports(root: Path = ROOT) -> set[tuple[str, str, str]]:
+    """(importing module, its package, imported package) across components/."""
+    found = set()
+    for name, path in _modules(root).items():
+        parts = name.split(".")
+        if parts[0] != "components" or len(parts) < 3:
+            continue
+        for imported in _imports(path):
+            other = imported.split(".")
+            if other[0] == "components" and len(other) > 1 and other[1] != parts[1]:
+                found.add((name, parts[1], other[1]))
+    return found
+
+
+def test_components_is_a_few_packages_by_stage():
+    top = sorted(p.name for p in (ROOT / "components").iterdir() if p.suffix == ".py")
+    folders = {p.name for p in (ROOT / "components").iterdir() if (p / "__init__.py").is_file()}
+    assert top == ["__init__.py"]
+    assert folders == set(ALLOWED)
+
+
+def test_packages_import_each_other_in_one_direction_only():
+    wrong = sorted(
+        f"{module} imports components.{other}"
+        for module, package, other in _package_imports()
+        if other not in ALLOWED[package]
+    )
+    assert wrong == []
+
+
+def test_the_direction_check_finds_an_upward_import(tmp_path):
+    probe = tmp_path / "components" / "evaluation" / "probe.py"
+    probe.parent.mkdir(parents=True)
+    probe.write_text("from components.serving.forecaster import Forecaster\n")
+    (tmp_path / "flows").mkdir()
+    assert _package_imports(tmp_path) == {
+        ("components.evaluation.probe", "evaluation", "serving")
+    }
+
+
+def test_every_package_names_its_public_surface_and_each_name_resolves():
+    import importlib
+
+    for package in ALLOWED:
+        module = importlib.import_module(f"components.{package}")
+        assert module.__doc__, package
+        for name in module.__all__:
+            assert getattr(module, name) is not None, f"components.{package}.{name}"
 
 
 def test_components_run_without_prefect():

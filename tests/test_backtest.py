@@ -6,18 +6,14 @@ import re
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import make_series, run_cli_here, write_experiment
 from mlflow import MlflowClient
 
-from components.evaluation.backtest import plan_folds, summarize
-from components.config.schema import (
-    BacktestSpec,
-    SplitSpec,
-    WindowSpec,
-    load_experiment,
-)
 from components.common.errors import DataError
+from components.config.schema import BacktestSpec, SplitSpec, WindowSpec
+from components.config.loading import load_experiment
+from components.evaluation.backtest import plan_folds, summarize
 from components.evaluation.leaderboard import build_leaderboard, scored_on
-from conftest import make_series, run_cli_here, write_experiment
 
 
 def test_expanding_folds_end_at_the_test_split_and_never_overlap_their_test():

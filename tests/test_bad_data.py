@@ -4,11 +4,11 @@ and leaves the MLflow store without a run."""
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import make_series, write_experiment
 from mlflow import MlflowClient
 
-from components.config.schema import load_experiment
 from components.common.errors import DataError
-from conftest import make_series, write_experiment
+from components.config.loading import load_experiment
 
 
 def _hourly(n=120):

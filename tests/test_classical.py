@@ -5,10 +5,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from components.evaluation.classical import _fit, forecast_windows
 from components.config.schema import WindowSpec
-from components.evaluation.evaluate import evaluate_on_test, mase_scale
 from components.data.preprocess import Normalizer, ScaledSplit
+from components.evaluation.classical import _fit, forecast_windows
+from components.evaluation.evaluate import evaluate_on_test, mase_scale
 
 
 def _series(n=260, seed=0):

@@ -5,8 +5,8 @@ import subprocess
 import sys
 
 import pytest
-
 from conftest import REPO, free_port, wait_for
+
 from flows.cli import _summary
 from flows.results import TrainResult
 

@@ -5,12 +5,12 @@ import logging
 
 import numpy as np
 import pytest
+from conftest import child_runs, run_cli, run_cli_here, write_experiment
 from mlflow import MlflowClient
 
-from components.config.schema import load_experiment
 from components.common.errors import TrainingError
+from components.config.loading import load_experiment
 from components.evaluation.leaderboard import build_leaderboard, to_markdown, winner
-from conftest import child_runs, run_cli, run_cli_here, write_experiment
 
 
 def _child(model, run_id, mse, persistence=0.5, linear=0.2):

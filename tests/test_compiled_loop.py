@@ -3,13 +3,14 @@ so the same weights; early stopping, best weights and resume work the same."""
 
 import numpy as np
 import pytest
-
-from components.training import checkpoint, fit as training, functional_epoch
-from components.training.compiled_loop import materialize
-from components.config.schema import ModelSpec, TrainSpec, WindowSpec
-from components.models import build_model
-from components.data.windowing import make_dataset
 from conftest import make_series
+
+from components.config.schema import ModelSpec, TrainSpec, WindowSpec
+from components.data.windowing import make_dataset
+from components.models import build_model
+from components.training import checkpoint, functional_epoch
+from components.training import fit as training
+from components.training.compiled_loop import materialize
 
 WINDOW = WindowSpec(input_width=8, horizon=2, stride=2)
 # Float tolerance: the compiled loop sums losses and applies Adam with fused

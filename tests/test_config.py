@@ -1,10 +1,10 @@
 """Config: composition, overrides, and an error naming the key for each bad input."""
 
 import pytest
-
-from components.config.schema import load_experiment, to_yaml
-from components.common.errors import ConfigError
 from conftest import run_cli, write_experiment
+
+from components.common.errors import ConfigError
+from components.config.loading import load_experiment, to_yaml
 
 
 def test_gas_furnace_reproduces_the_course_setup():
@@ -134,7 +134,7 @@ def test_interval_levels_are_refused_by_name(levels, expected):
 
 
 def test_run_params_leave_out_the_settings_the_kind_ignores():
-    from components.config.schema import flatten
+    from components.tracking.params import flatten
 
     gru = flatten(load_experiment("default", ["model.kind=gru"]))
     assert "model.merge_mode" not in gru and "model.attention" not in gru

@@ -2,8 +2,8 @@
 
 from pathlib import Path
 
-from components.config.schema import ExperimentConfig
 from components.config.reference import fields, render
+from components.config.schema import ExperimentConfig
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"
 

@@ -4,8 +4,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from components.config.schema import WindowSpec
 from components.common.errors import TrainingError
+from components.config.schema import WindowSpec
+from components.data.preprocess import Normalizer, ScaledSplit
+from components.data.windowing import make_windows
 from components.evaluation.evaluate import (
     evaluate_on_test,
     fit_linear_baseline,
@@ -16,8 +18,6 @@ from components.evaluation.evaluate import (
     score,
     to_original,
 )
-from components.data.preprocess import Normalizer, ScaledSplit
-from components.data.windowing import make_windows
 
 
 def test_regression_metrics_by_hand():

@@ -5,12 +5,12 @@ import hashlib
 import numpy as np
 import pandas as pd
 import pytest
-
-from components.config.schema import DataSpec
-from components.common.errors import DataError
-from components.data.ingest import cache_path, load_series
-from components.common.redact import redact_url
 from conftest import SHARED_GAS_FURNACE, make_series
+
+from components.common.errors import DataError
+from components.common.redact import redact_url
+from components.config.schema import DataSpec
+from components.data.ingest import cache_path, load_series
 
 
 def test_csv_defaults_to_all_numeric_columns(series_csv):

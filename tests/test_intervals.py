@@ -3,9 +3,10 @@ calibration never saw, the interval score by hand, and a flow that logs them."""
 
 import numpy as np
 import pytest
+from conftest import make_series, write_experiment
 from mlflow import MlflowClient
 
-from components.config.schema import load_experiment
+from components.config.loading import load_experiment
 from components.evaluation.intervals import (
     conformal_intervals,
     conformal_radius,
@@ -13,7 +14,6 @@ from components.evaluation.intervals import (
     level_name,
     windows_needed,
 )
-from conftest import make_series, write_experiment
 
 
 def test_the_radius_is_the_finite_sample_quantile_of_absolute_errors():

@@ -6,11 +6,12 @@ for the rows ahead, and says which is missing."""
 import numpy as np
 import pandas as pd
 import pytest
-
-from components.data import preprocess
-from components.config.schema import DataSpec, load_experiment
-from components.data.windowing import make_windows
 from conftest import write_experiment
+
+from components.config.schema import DataSpec
+from components.config.loading import load_experiment
+from components.data import preprocess
+from components.data.windowing import make_windows
 
 
 def _promotions(n=400, seed=0) -> pd.DataFrame:

@@ -11,10 +11,10 @@ import threading
 import time
 
 import numpy as np
+from conftest import free_port, wait_for, write_experiment
 from mlflow import MlflowClient
 
-from components.config.schema import load_experiment
-from conftest import free_port, wait_for, write_experiment
+from components.config.loading import load_experiment
 
 
 def _start_server(folder, port) -> subprocess.Popen:

@@ -9,19 +9,19 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from components.config.schema import ModelSpec, TrainSpec, WindowSpec
 from components.common.errors import TrainingError
+from components.common.seeds import seed_everything
+from components.config.schema import ModelSpec, TrainSpec, WindowSpec
+from components.data.windowing import make_dataset
 from components.models import build_model
 from components.models.registry import get_builder
-from components.common.seeds import seed_everything
+from components.training.compiled_loop import materialize
 from components.training.fit import (
     DIVERGENCE_BOUND,
     compile_model,
     divergence,
     fit_model,
 )
-from components.training.compiled_loop import materialize
-from components.data.windowing import make_dataset
 
 
 def test_unknown_kind_lists_the_valid_ones():
@@ -30,6 +30,13 @@ def test_unknown_kind_lists_the_valid_ones():
         match=r"expected one of \['bidirectional', 'gru', 'lstm', 'mlp', 'seq2seq', 'simple_rnn'\], got 'tcn'",
     ):
         get_builder("tcn")
+
+
+def test_the_config_accepts_exactly_the_kinds_that_have_a_builder():
+    from components.config.schema import MODEL_KINDS
+    from components.models.registry import BUILDERS
+
+    assert sorted(MODEL_KINDS) == sorted(BUILDERS)
 
 
 def _sine_rows(n=200):
@@ -173,11 +180,11 @@ def test_same_seed_same_predictions(busy_random):
 
 
 def test_a_model_built_for_training_starts_at_the_linear_fit_and_says_so():
-    from components.training.builder import build_for_training
-    from components.models.linear import fit_linear_baseline, predict_linear_baseline
-    from components.models import predict
     from components.data.preprocess import ScaledSplit
     from components.data.windowing import make_windows
+    from components.models import predict
+    from components.models.linear import fit_linear_baseline, predict_linear_baseline
+    from components.training.builder import build_for_training
 
     rows = _sine_rows(120).astype(np.float32)
     split = ScaledSplit(rows, rows, rows.astype(np.float64), pd.RangeIndex(len(rows)))

@@ -2,9 +2,8 @@
 flows (short training)."""
 
 import nbformat
-from nbclient import NotebookClient
-
 from conftest import REPO
+from nbclient import NotebookClient
 
 
 def _execute(name, prefect_api, cache_dir, mlflow_uri, monkeypatch):

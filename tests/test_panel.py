@@ -8,12 +8,17 @@ import pandas as pd
 import pytest
 from mlflow import MlflowClient
 
-from components.data import ingest, panel, preprocess
-
-from components.evaluation import panel_metrics
-from components.config.schema import DataSpec, SplitSpec, WindowSpec, load_experiment
 from components.common.errors import ConfigError, DataError
-from components.data.windowing import make_dataset, make_windows, window_series, window_starts
+from components.config.schema import DataSpec, SplitSpec, WindowSpec
+from components.config.loading import load_experiment
+from components.data import ingest, panel, preprocess
+from components.data.windowing import (
+    make_dataset,
+    make_windows,
+    window_series,
+    window_starts,
+)
+from components.evaluation import panel_metrics
 
 WINDOW = WindowSpec(input_width=2, horizon=1)
 
@@ -205,8 +210,8 @@ def test_series_scale_is_each_series_naive_error():
 
 
 def test_retraining_a_panel_gates_per_series(prefect_api, mlflow_uri, tmp_path):
-    from components.tracking import registry as model_registry
     from components.data.ingest import read_raw
+    from components.tracking import registry as model_registry
     from flows.retrain import retrain_flow
 
     raw = read_raw(DataSpec(path="statsmodels:fertility"))
@@ -262,10 +267,9 @@ def _panel_test_mse(frame: pd.DataFrame, static=(), id_embedding=0) -> float:
     import keras
 
     from components.common import seeds
-
-    from components.training import fit as training
     from components.config.schema import ModelSpec, TrainSpec
     from components.models import build_model, predict
+    from components.training import fit as training
 
     spec = DataSpec(path="groups", id_column="id", time_column="t",
                     static=list(static), targets=["x"])  # fmt: skip
@@ -352,9 +356,10 @@ def test_a_panel_training_resumed_with_drawn_windows_equals_one_straight_through
     """Resume on a panel: each epoch's per-series draw
     (`train.windows_per_series`) comes from its number, and the series
     embedding's weights come back with the rest."""
-    from components.training import checkpoint, fit as training
     from components.config.schema import ModelSpec, TrainSpec
     from components.models import build_model
+    from components.training import checkpoint
+    from components.training import fit as training
 
     frame = _opposite_groups(n_series=6, n_rows=60).drop(columns="group")
     spec = DataSpec(path="groups", id_column="id", time_column="t", targets=["x"])

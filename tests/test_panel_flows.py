@@ -7,8 +7,9 @@ import pandas as pd
 import pytest
 from mlflow import MlflowClient
 
-from components.config.schema import DataSpec, load_experiment
 from components.common.errors import DataError
+from components.config.schema import DataSpec
+from components.config.loading import load_experiment
 
 
 @pytest.fixture(scope="module")
@@ -63,8 +64,8 @@ def _served_like_the_evaluation(uri, result, chosen):
     window (which ends at each series' end) and check the model gives the
     evaluation's numbers; returns (the served model, the raw source, the
     chosen series' rows)."""
-    from components.tracking import packaging
     from components.data.ingest import read_raw
+    from components.tracking import packaging
 
     model = packaging.load_model(result.forecaster_uri, uri)
     raw = read_raw(DataSpec(path="statsmodels:fertility"))
@@ -97,7 +98,7 @@ def test_served_panel_model_forecasts_every_series_like_the_evaluation(fertility
     # The whole source: series too short to train on are set apart by name,
     # and those whose last rows are missing are refused, or skipped when asked.
     forecaster = packaging.forecaster_of(model)
-    known, stray = forecaster.known_part(raw)
+    known, stray = forecaster.request_frame(raw)
     assert "AND" in stray and "FRA" not in stray and len(stray) == 9
     with pytest.raises(DataError, match="series 'DMA' needs its last 10 rows"):
         forecaster.forecast(known)
@@ -126,7 +127,7 @@ def test_a_series_embedding_model_serves_each_series_with_its_own_index(
     from components.tracking import packaging
 
     forecaster = packaging.forecaster_of(model)
-    scored = forecaster.backtest(history, since=2009)
+    scored = forecaster.holdout(history, since=2009)
     report = result.evaluation
     for country in ("ZWE", "NER"):
         j = report.series.index(country)

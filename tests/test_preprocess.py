@@ -4,8 +4,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from components.config.schema import DataSpec, SplitSpec, WindowSpec
 from components.common.errors import DataError
+from components.config.schema import DataSpec, SplitSpec, WindowSpec
 from components.data.preprocess import (
     Normalizer,
     check_window_fits,

@@ -5,10 +5,10 @@ import json
 
 import numpy as np
 import pandas as pd
+from conftest import run_cli_here, write_experiment
 from mlflow import MlflowClient
 
 from components.evaluation.quality import check_each_kind, check_validation
-from conftest import run_cli_here, write_experiment
 
 
 def _metrics(model, persistence, linear):

@@ -6,13 +6,14 @@ import keras
 import mlflow
 import numpy as np
 import pytest
+from conftest import make_series, write_experiment
 from mlflow import MlflowClient
 from scipy import stats
 
-from components.training import fit as training
-from components.training.compiled_loop import materialize
-from components.config.schema import ModelSpec, TrainSpec, WindowSpec, load_experiment
 from components.common.errors import ConfigError
+from components.config.schema import ModelSpec, TrainSpec, WindowSpec
+from components.config.loading import load_experiment
+from components.data.windowing import make_windows
 from components.evaluation.evaluate import fit_linear_baseline, predict_linear_baseline
 from components.evaluation.intervals import (
     Calibration,
@@ -25,8 +26,8 @@ from components.evaluation.intervals import (
 from components.models import build_model, model_kinds, predict, predict_all
 from components.models.quantiles import PinballLoss
 from components.models.skip import fit_linear_skip
-from components.data.windowing import make_windows
-from conftest import make_series, write_experiment
+from components.training import fit as training
+from components.training.compiled_loop import materialize
 
 LEVELS = [0.1, 0.5, 0.9]
 
@@ -234,8 +235,8 @@ def test_a_quantile_panel_retrains_on_wql_and_serves_per_series_quantiles(
 ):
     """The fertility panel (210 countries): a quantile GRU calibrated in each
     series' scale, gated on the holdout wQL, served for a few countries."""
-    from components.tracking import packaging
     from components.data.ingest import read_raw
+    from components.tracking import packaging
     from flows.retrain import retrain_flow
 
     config = load_experiment(

@@ -13,15 +13,16 @@ import sys
 
 import numpy as np
 import pytest
+from conftest import REPO, make_series, write_experiment
 from mlflow import MlflowClient
 
-from components.training import checkpoint, fit as training
-
-from components.tracking import runs as tracking
-from components.config.schema import ModelSpec, TrainSpec, WindowSpec, load_experiment
-from components.models import build_model
+from components.config.schema import ModelSpec, TrainSpec, WindowSpec
+from components.config.loading import load_experiment
 from components.data.windowing import make_dataset
-from conftest import REPO, make_series, write_experiment
+from components.models import build_model
+from components.tracking import runs as tracking
+from components.training import checkpoint
+from components.training import fit as training
 
 WINDOW = WindowSpec(input_width=8, horizon=1)
 

@@ -8,10 +8,10 @@ import pandas as pd
 import pytest
 from conftest import make_series, run_cli_here, write_experiment
 
-from components.evaluation import gate
-from components.config.schema import load_experiment
 from components.common.errors import ConfigError, TrainingError
-from components.serving.forecaster import Backtest
+from components.config.loading import load_experiment
+from components.evaluation import gate
+from components.evaluation.holdout import Holdout
 
 
 def test_gate_needs_persistence_beaten_and_the_champion_beaten_by_the_margin():
@@ -156,7 +156,7 @@ def test_a_failed_retraining_registers_nothing_and_keeps_the_champion(
 
 def _backtest(forecast, persistence=2.0):
     actual = np.zeros((3, 1, 1))
-    return Backtest(
+    return Holdout(
         pd.RangeIndex(10, 13), actual, np.full_like(actual, forecast),
         np.full_like(actual, persistence),
     )  # fmt: skip
@@ -201,7 +201,7 @@ def test_cli_retrain_prints_the_decision_as_json(prefect_api, mlflow_uri, tmp_pa
     assert result["decision"] == "promoted" and result["version"] == "1"
 
 
-def _with_interval(backtest: Backtest, half: float) -> Backtest:
+def _with_interval(backtest: Holdout, half: float) -> Holdout:
     """`backtest` serving the 80 % interval forecast +- half."""
     quantiles = {0.1: backtest.forecast - half, 0.9: backtest.forecast + half}
     return replace(backtest, quantiles=quantiles)
@@ -210,7 +210,7 @@ def _with_interval(backtest: Backtest, half: float) -> Backtest:
 def test_holdout_coverage_by_hand():
     actual = np.zeros((10, 1, 1))
     forecast = np.arange(10.0).reshape(10, 1, 1) / 10  # errors 0.0 .. 0.9
-    test = Backtest(pd.Index(range(10)), actual, forecast, actual)
+    test = Holdout(pd.Index(range(10)), actual, forecast, actual)
     metrics, miss = gate.holdout_coverage(_with_interval(test, 0.45), None)
     assert metrics == {"holdout_coverage_80": 0.5} and miss is None
     _, miss = gate.holdout_coverage(_with_interval(test, 0.45), 0.2)
@@ -225,7 +225,7 @@ def test_the_gate_can_compare_quantiles_instead_of_point_errors():
     far too wide, so the challenger wins on interval score and wQL."""
     rng = np.random.default_rng(0)
     actual = rng.normal(size=(200, 1, 1))
-    point = Backtest(pd.RangeIndex(200), actual, np.zeros_like(actual), actual + 1.0)
+    point = Holdout(pd.RangeIndex(200), actual, np.zeros_like(actual), actual + 1.0)
     ours, theirs = _with_interval(point, 1.3), _with_interval(point, 6.0)
     tie, _ = gate.judge(ours, theirs, champion_version="2")
     assert tie.decision == gate.REJECTED  # a tie on mse keeps the champion

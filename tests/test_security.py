@@ -4,10 +4,10 @@ import json
 import re
 import subprocess
 
+from conftest import REPO, make_series, write_experiment
 from mlflow import MlflowClient
 
-from components.config.schema import load_experiment
-from conftest import REPO, make_series, write_experiment
+from components.config.loading import load_experiment
 
 
 def test_url_credentials_never_reach_mlflow(

@@ -14,9 +14,8 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from mlflow import MlflowClient
-
 from conftest import REPO, run_cli, write_experiment
+from mlflow import MlflowClient
 
 
 def test_the_client_runs_commands_on_a_running_server_then_it_stops_cleanly(

@@ -13,8 +13,8 @@ import pandas as pd
 import pytest
 from conftest import free_port, make_series, run_cli, wait_for, write_experiment
 
-from components.config.schema import load_experiment
 from components.common.errors import DataError
+from components.config.loading import load_experiment
 
 HORIZON = 3
 
@@ -136,8 +136,8 @@ def _wait_until_serving(url, server, log_path, seconds=180):
 
 
 def test_pyfunc_takes_datetimes_and_bad_input_is_named(trained, mlflow_uri):
-    from components.tracking import packaging
     from components.common.errors import TrackingError
+    from components.tracking import packaging
 
     _, frame, result = trained
     by_run = packaging.load_model(f"runs:/{result.run_id}/forecaster", mlflow_uri)

@@ -3,13 +3,14 @@ as a source, and see the MLflow run record which data it used."""
 
 import pandas as pd
 import pytest
+from conftest import run_cli_here, write_experiment
 from mlflow import MlflowClient
 
-from components.config.schema import DataSpec, load_experiment
 from components.common.errors import DataError
+from components.config.schema import DataSpec
+from components.config.loading import load_experiment
 from components.data.ingest import load_series
 from components.data.snapshot import read_tfds, write_snapshot
-from conftest import run_cli_here, write_experiment
 
 
 @pytest.fixture

@@ -3,8 +3,8 @@
 import pytest
 from mlflow import MlflowClient
 
+from components.config.paths import project_root
 from components.tracking import runs as tracking
-from components.config.schema import project_root
 
 
 def test_default_store_is_the_project_mlruns_folder(monkeypatch, tmp_path):
@@ -91,10 +91,10 @@ def test_unreachable_server_fails_fast_naming_the_uri(
     import socket
 
     import pytest
-
-    from components.config.schema import load_experiment
-    from components.common.errors import TrackingError
     from conftest import write_experiment
+
+    from components.common.errors import TrackingError
+    from components.config.loading import load_experiment
     from flows.train import train_flow
 
     with socket.socket() as sock:  # a loopback port with nothing listening

@@ -9,14 +9,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import REPO, make_series, run_cli, run_cli_here, write_experiment
 from mlflow import MlflowClient
 
-from components.data import ingest, preprocess
-from components.config.schema import load_experiment
 from components.common.errors import TrainingError
-from components.tracking.runs import mlflow_metric_name
+from components.config.loading import load_experiment
+from components.data import ingest, preprocess
 from components.data.windowing import make_windows
-from conftest import REPO, make_series, run_cli, run_cli_here, write_experiment
+from components.tracking.runs import mlflow_metric_name
 
 METRICS = [
     f"{prefix}{name}{unit}"

@@ -5,12 +5,12 @@ import json
 
 import optuna
 import pytest
+from conftest import child_runs, run_cli_here, write_experiment
 from mlflow import MlflowClient
 
-from components.training import search
-from components.config.schema import load_experiment
 from components.common.errors import ConfigError
-from conftest import child_runs, run_cli_here, write_experiment
+from components.config.loading import load_experiment
+from components.training import search
 
 
 def _settings(kind: str, seed: int, max_width: int = 40) -> list[dict]:

@@ -4,20 +4,21 @@ the normalized space, and a flow that trains and serves such a model."""
 
 import numpy as np
 import pytest
+from conftest import make_series, write_experiment
 
-from components.config.schema import ModelSpec, WindowSpec, load_experiment
 from components.common.errors import DataError
+from components.config.schema import ModelSpec, WindowSpec
+from components.config.loading import load_experiment
+from components.data.windowing import make_windows
 from components.evaluation.evaluate import fit_linear_baseline, predict_linear_baseline
 from components.models import build_model, predict
-from components.models.skip import fit_linear_skip
 from components.models.common import target_positions
+from components.models.skip import fit_linear_skip
 from components.models.window_norm import (
     WindowDenormalization,
     WindowNormalization,
     inner_network,
 )
-from components.data.windowing import make_windows
-from conftest import make_series, write_experiment
 
 # One window, L=3 steps, C=2 columns; column 1 is the target.
 WINDOW = np.array([[[10.0, 1.0], [20.0, 2.0], [30.0, 6.0]]], np.float32)

@@ -4,7 +4,12 @@ import numpy as np
 import pytest
 
 from components.config.schema import WindowSpec
-from components.data.windowing import make_dataset, make_windows, target_rows, window_starts
+from components.data.windowing import (
+    make_dataset,
+    make_windows,
+    target_rows,
+    window_starts,
+)
 
 
 def _rows(n: int, columns: int = 2) -> np.ndarray:

@@ -4,17 +4,17 @@ LSTM and GRU against a NumPy reference, and the precision policies."""
 import numpy as np
 import pytest
 
+from components.common.seeds import seed_everything
 from components.config.schema import ModelSpec, TrainSpec, WindowSpec
+from components.data.windowing import make_dataset
 from components.models import build_model, model_kinds
 from components.models.registry import cudnn_blockers
-from components.common.seeds import seed_everything
 from components.training.fit import (
     compile_model,
     fit_model,
     precision_policy,
     resolve_precision,
 )
-from components.data.windowing import make_dataset
 
 WIDTH = 24
 
@@ -240,7 +240,10 @@ def test_mlflow_logged_model_of_every_kind_loads_back(kind, mlflow_uri):
 
 @pytest.mark.parametrize("kind", model_kinds())
 def test_a_linear_skip_starts_training_at_the_linear_baseline(kind):
-    from components.evaluation.evaluate import fit_linear_baseline, predict_linear_baseline
+    from components.evaluation.evaluate import (
+        fit_linear_baseline,
+        predict_linear_baseline,
+    )
     from components.models.skip import fit_linear_skip
 
     rng = np.random.default_rng(4)

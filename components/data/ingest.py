@@ -18,11 +18,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from components.common.errors import DataError
+from components.common.redact import URL_SCHEMES, redact_url
 from components.config.schema import DataSpec
 from components.data import csv_format, snapshot
 from components.data.panel import PanelLayout, check_series_frequency, index_panel
-from components.common.errors import DataError
-from components.common.redact import URL_SCHEMES, redact_url
 
 
 @dataclass(frozen=True)

@@ -16,9 +16,14 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from components.config.schema import DataSpec, SplitSpec, WindowSpec
 from components.common.errors import DataError
-from components.data.preprocess import PreparedSplit, known_lead, prepare_split, split_rows
+from components.config.schema import DataSpec, SplitSpec, WindowSpec
+from components.data.preprocess import (
+    PreparedSplit,
+    known_lead,
+    prepare_split,
+    split_rows,
+)
 
 
 @dataclass(frozen=True)

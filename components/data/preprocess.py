@@ -12,8 +12,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from components.config.schema import DataSpec, SplitSpec, WindowSpec
 from components.common.errors import DataError
+from components.config.schema import DataSpec, SplitSpec, WindowSpec
 
 
 @dataclass(frozen=True)
@@ -377,6 +377,31 @@ class SeriesNormalizer:
 
     def _pick(self, rows: np.ndarray) -> Normalizer:
         return Normalizer(self.columns, self.mean[rows], self.std[rows])
+
+    def to_dict(self) -> dict:
+        """JSON-friendly form: columns, series and (S, n) statistics."""
+        return {
+            "columns": list(self.columns),
+            "series": list(self.series),
+            "mean": np.asarray(self.mean).tolist(),
+            "std": np.asarray(self.std).tolist(),
+        }
+
+    @classmethod
+    def from_dict(cls, stats: dict) -> "SeriesNormalizer":
+        """Inverse of `to_dict`."""
+        return cls(
+            tuple(stats["columns"]), tuple(stats["series"]),
+            np.asarray(stats["mean"], np.float64), np.asarray(stats["std"], np.float64),
+        )  # fmt: skip
+
+
+def normalizer_from_dict(stats: dict) -> "Normalizer | SeriesNormalizer":
+    """Either normalizer from its `to_dict` form (a `Normalizer`'s values are
+    all {mean, std} mappings; a `SeriesNormalizer`'s `columns` is a list)."""
+    if isinstance(stats.get("columns"), list):
+        return SeriesNormalizer.from_dict(stats)
+    return Normalizer.from_dict(stats)
 
 
 def fit_series_normalizer(

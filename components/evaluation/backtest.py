@@ -23,12 +23,11 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from components.data import panel
-from components.config.schema import BacktestSpec, SplitSpec, WindowSpec
 from components.common.errors import DataError
+from components.config.schema import BacktestSpec, SplitSpec, WindowSpec
+from components.data import panel
 from components.data.ingest import LoadedSeries
 from components.data.preprocess import split_rows
-
 
 RANGE_COLUMNS = ("fold", "train_start", "train_stop", "test_start", "test_stop")
 

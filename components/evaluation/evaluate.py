@@ -8,15 +8,20 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from components.evaluation import panel_metrics
-from components.evaluation.metrics import mase_scale, regression_metrics, scale_free
-from components.evaluation.classical import forecast_windows as classical_forecast
-from components.config.schema import WindowSpec
 from components.common.errors import TrainingError
-from components.models.linear import fit_linear_baseline, predict_linear_baseline
-from components.models import point_of, predict_all, quantile_levels
+from components.config.schema import WindowSpec
 from components.data.preprocess import Normalizer, ScaledSplit
-from components.data.windowing import make_windows, target_rows, window_series, window_starts
+from components.data.windowing import (
+    make_windows,
+    target_rows,
+    window_series,
+    window_starts,
+)
+from components.evaluation import panel_metrics
+from components.evaluation.classical import forecast_windows as classical_forecast
+from components.evaluation.metrics import mase_scale, regression_metrics, scale_free
+from components.models import point_of, predict_all, quantile_levels
+from components.models.linear import fit_linear_baseline, predict_linear_baseline
 
 
 def require_finite(forecasts: np.ndarray, who: str) -> np.ndarray:

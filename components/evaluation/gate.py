@@ -11,8 +11,13 @@ import numpy as np
 import pandas as pd
 
 from components.evaluation.evaluate import regression_metrics, require_finite
-from components.serving.forecaster import Backtest
-from components.evaluation.intervals import bands, central_pairs, level_name, quantile_metrics
+from components.evaluation.holdout import Holdout
+from components.evaluation.intervals import (
+    bands,
+    central_pairs,
+    level_name,
+    quantile_metrics,
+)
 
 PROMOTED, REJECTED, SKIPPED = "promoted", "rejected", "skipped"
 
@@ -29,31 +34,31 @@ class Decision:
         return self.decision == PROMOTED
 
 
-def holdout_mse(backtest: Backtest) -> dict[str, float]:
+def holdout_mse(holdout: Holdout) -> dict[str, float]:
     """MSE in original units of the network and of persistence on the holdout."""
     return {
-        "model": regression_metrics(backtest.actual, backtest.forecast)["mse"],
-        "persistence": regression_metrics(backtest.actual, backtest.persistence)["mse"],
+        "model": regression_metrics(holdout.actual, holdout.forecast)["mse"],
+        "persistence": regression_metrics(holdout.actual, holdout.persistence)["mse"],
     }
 
 
 def judge(
-    challenger: Backtest,
-    champion: Backtest | str | None,
+    challenger: Holdout,
+    champion: Holdout | str | None,
     min_improvement: float = 0.0,
     champion_version: str | None = None,
     unit: str = "raw",
     metric: str = "mse",
 ) -> tuple[Decision, dict[str, float]]:
-    """Decide on holdout backtests; return the decision and the holdout metrics.
+    """Decide on holdouts; return the decision and the holdout metrics.
 
     Args:
-        unit: what the backtests' values are in, for the metric names
+        unit: what the holdouts' values are in, for the metric names
             (`holdout_mse_raw`; a panel's are `scaled` by each series' scale).
         metric: what challenger and champion are compared on (`retrain.metric`):
             `mse`, or `wql` / `interval_score` of the quantiles both serve.
             The challenger must beat persistence on MSE in every case.
-        champion: the champion's backtest on the same rows; None when there is
+        champion: the champion's holdout on the same rows; None when there is
             no champion; a string when it could not be scored (the reason).
 
     Raises:
@@ -137,13 +142,13 @@ def _judge_quantiles(
     ), metrics
 
 
-def quantile_score(backtest: Backtest, metric: str, levels: list[float]):
-    """`wql` over `levels` of the backtest's quantiles, or the mean interval
+def quantile_score(holdout: Holdout, metric: str, levels: list[float]):
+    """`wql` over `levels` of the holdout's quantiles, or the mean interval
     score of their central pairs; None when there is nothing to score."""
     if not levels or (metric == "interval_score" and not central_pairs(levels)):
         return None
-    stacked = np.stack([backtest.quantiles[q] for q in levels], axis=-1)
-    found = quantile_metrics(backtest.actual, stacked, levels, prefix="")
+    stacked = np.stack([holdout.quantiles[q] for q in levels], axis=-1)
+    found = quantile_metrics(holdout.actual, stacked, levels, prefix="")
     if metric == "wql":
         return found["wql"]
     return float(np.mean([
@@ -153,15 +158,15 @@ def quantile_score(backtest: Backtest, metric: str, levels: list[float]):
 
 
 def holdout_coverage(
-    backtest: Backtest, max_error: float | None
+    holdout: Holdout, max_error: float | None
 ) -> tuple[dict[str, float], str | None]:
     """Coverage of the challenger's served intervals (the central pairs of
-    `backtest.quantiles`) on the holdout, as metrics `holdout_coverage_<L>`,
+    `holdout.quantiles`) on the holdout, as metrics `holdout_coverage_<L>`,
     and the reason to refuse it when a level misses by more than `max_error`
     (None: no gate, or every level within it)."""
     metrics, misses = {}, []
-    for level, (lower, upper) in sorted(bands(backtest.quantiles).items()):
-        inside = (backtest.actual >= lower) & (backtest.actual <= upper)
+    for level, (lower, upper) in sorted(bands(holdout.quantiles).items()):
+        inside = (holdout.actual >= lower) & (holdout.actual <= upper)
         coverage = float(inside.mean())
         metrics[f"holdout_coverage_{level_name(level)}"] = coverage
         if max_error is not None and abs(coverage - level) > max_error:
@@ -177,7 +182,7 @@ def holdout_coverage(
     )
 
 
-def series_record(challenger: Backtest, champion: Backtest) -> dict[str, float]:
+def series_record(challenger: Holdout, champion: Holdout) -> dict[str, float]:
     """A panel holdout (index `series@time`) per series: on how many series
     the challenger's mean absolute error is below, and above, the champion's."""
     series = [label.rsplit("@", 1)[0] for label in challenger.index]
@@ -190,8 +195,8 @@ def series_record(challenger: Backtest, champion: Backtest) -> dict[str, float]:
     return {"holdout_series_won": float(won.sum()), "holdout_series_lost": float(lost.sum())}
 
 
-def _same_windows(a: Backtest, b: Backtest) -> bool:
-    """True when two backtests forecast the same target rows and shapes."""
+def _same_windows(a: Holdout, b: Holdout) -> bool:
+    """True when two holdouts forecast the same target rows and shapes."""
     return a.actual.shape == b.actual.shape and bool(np.all(a.index == b.index))
 
 

@@ -7,8 +7,8 @@ T horizon steps, K targets.
 import keras
 from keras import layers
 
-from components.config.schema import ModelSpec
 from components.common.errors import DataError
+from components.config.schema import ModelSpec
 
 CELLS = {"simple_rnn": layers.SimpleRNN, "lstm": layers.LSTM, "gru": layers.GRU}
 

@@ -18,6 +18,19 @@ BUILDERS: dict[str, str] = {
 }
 
 
+# Model settings only some kinds read; the others ignore them (a GRU run's
+# MLflow params show no `model.merge_mode`).
+_RECURRENT = ("simple_rnn", "lstm", "gru", "bidirectional", "seq2seq")
+KINDS_READING = {
+    "model.cell": ("bidirectional", "seq2seq"),
+    "model.merge_mode": ("bidirectional",),
+    "model.attention": ("seq2seq",),
+    "model.recurrent_dropout": _RECURRENT,
+    "model.layer_norm": _RECURRENT,
+    "model.activation": _RECURRENT,
+}
+
+
 def model_kinds() -> list[str]:
     """All registered `model.kind` values, sorted."""
     return sorted(BUILDERS)

@@ -7,8 +7,15 @@ from components.common.lazy import lazy_surface
 _SURFACE = {
     "forecaster": "forecaster",
     "Forecaster": "forecaster",
-    "panel_forecaster": "panel_forecaster",
-    "PanelForecaster": "panel_forecaster",
+    "kinds": "kinds",
+    "forecaster_for": "kinds",
+    "load_saved": "kinds",
+    "series": "series",
+    "SeriesForecaster": "series",
+    "panel": "panel",
+    "PanelForecaster": "panel",
+    "rows": "rows",
+    "pyfunc": "pyfunc",
 }
 __all__ = sorted(_SURFACE)
 __getattr__, __dir__ = lazy_surface(__name__, _SURFACE)

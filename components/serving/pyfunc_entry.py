@@ -6,6 +6,6 @@ object that answers `predict`.
 
 from mlflow.models import set_model
 
-from components.tracking.packaging import ForecasterModel
+from components.serving.pyfunc import ForecasterModel
 
 set_model(ForecasterModel())

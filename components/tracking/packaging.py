@@ -1,4 +1,4 @@
-"""The servable model: a `Forecaster` as an MLflow pyfunc model.
+"""The servable model: a forecaster logged as an MLflow pyfunc model.
 
 `mlflow.pyfunc.load_model(uri).predict(frame)` and `mlflow models serve` take a
 DataFrame of raw observations (the last `input_width` rows or more) and answer
@@ -7,7 +7,6 @@ carries its own copy of `components/`, so it loads where rnnflow is not
 installed (given the pinned packages).
 """
 
-import json
 import os
 import shutil
 import tempfile
@@ -18,42 +17,21 @@ import mlflow
 import pandas as pd
 
 from components.serving.forecaster import Forecaster
-from components.serving.panel_forecaster import PanelForecaster
+from components.serving.kinds import load_saved
+from components.serving.pyfunc import ARTIFACT_KEY
 from components.tracking.provenance import pinned
 from components.tracking.runs import fluent_store, log_model
 
-ARTIFACT_KEY = "forecaster"
 _COMPONENTS = Path(__file__).resolve().parents[1]  # the package copied into models
 _REQUIREMENTS = ["tensorflow", "keras", "pandas", "numpy", "pydantic", "pyyaml"]
 # Progress bars for a two-file download only clutter flow logs.
 os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 
 
-class ForecasterModel(mlflow.pyfunc.PythonModel):
-    """pyfunc entry points; all the work is `Forecaster.forecast`."""
-
-    def load_context(self, context):
-        self.forecaster = open_folder(Path(context.artifacts[ARTIFACT_KEY]))
-
-    # The type hint tells MLflow what comes in (it warned on every log without
-    # one); a DataFrame hint infers no schema, so the signature stays ours.
-    def predict(self, context, model_input: pd.DataFrame, params=None) -> pd.DataFrame:
-        return self.forecaster.forecast(model_input)
-
-
-def open_folder(directory: Path) -> Forecaster | PanelForecaster:
-    """A saved forecaster folder: one series, or a panel (`"kind": "panel"`
-    in its forecaster.json)."""
-    meta = json.loads((Path(directory) / "forecaster.json").read_text())
-    if meta.get("kind") == "panel":
-        return PanelForecaster.load(directory, meta)
-    return Forecaster.load(directory)
-
-
 def log_forecaster(
     tracking_uri: str, run_id: str, forecaster, example: pd.DataFrame
 ) -> str:
-    """Log `forecaster` (a `Forecaster` or a `PanelForecaster`) as model
+    """Log `forecaster` (one series' or a panel's) as model
     `forecaster` of the run; return its model URI.
 
     Args:
@@ -108,12 +86,37 @@ def load_model(model_uri: str, tracking_uri: str) -> mlflow.pyfunc.PyFuncModel:
 
 
 def load_forecaster(model_uri: str, tracking_uri: str) -> Forecaster:
-    """The `Forecaster` inside a logged or registered pyfunc model."""
-    return forecaster_of(load_model(model_uri, tracking_uri))
+    """The forecaster inside a logged or registered model, opened by this
+    code from its saved folder (`artifacts/forecaster`): a model logged by an
+    older rnnflow loads too, whatever code it carries (MLflow would put that
+    copy after the `components` this process has already imported).
+
+    Raises:
+        TrackingError: naming the URI and the store when it cannot be loaded.
+    """
+    from mlflow.exceptions import MlflowException
+
+    from components.common.errors import TrackingError
+    from components.common.redact import redact_url
+
+    with tempfile.TemporaryDirectory() as scratch:
+        try:
+            with fluent_store(tracking_uri):
+                local = mlflow.artifacts.download_artifacts(
+                    artifact_uri=model_uri, dst_path=scratch
+                )
+        except (MlflowException, OSError) as exc:
+            message = getattr(exc, "message", str(exc))
+            raise TrackingError(
+                f"cannot load model {model_uri} from {redact_url(tracking_uri)}: "
+                f"{message} (register a champion with `rnnflow retrain EXPERIMENT`, "
+                "or pass --model-uri)"
+            ) from None
+        return load_saved(Path(local) / "artifacts" / ARTIFACT_KEY)
 
 
 def forecaster_of(model: mlflow.pyfunc.PyFuncModel) -> Forecaster:
-    """The `Forecaster` a loaded pyfunc model wraps."""
+    """The forecaster a loaded pyfunc model wraps."""
     return model.unwrap_python_model().forecaster
 
 

@@ -5,7 +5,7 @@ import hashlib
 import subprocess
 from importlib.metadata import PackageNotFoundError, version
 
-from components.config.schema import project_root
+from components.config.paths import project_root
 
 PACKAGES = ("rnnflow", "tensorflow", "keras", "numpy", "pandas", "prefect", "mlflow")
 

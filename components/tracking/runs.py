@@ -26,7 +26,7 @@ from mlflow.entities import Metric, Param
 from mlflow.exceptions import MlflowException
 
 from components.common import private_api
-from components.config.schema import project_root
+from components.config.paths import project_root
 from components.evaluation.metrics import BASELINES
 
 _MAX_PARAMS_PER_BATCH = 100

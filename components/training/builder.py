@@ -9,13 +9,12 @@ linear skip starts at the least-squares fit of the training windows.
 from dataclasses import dataclass
 
 from components.common import seeds
-
-from components.training import fit as training
 from components.config.schema import ModelSpec, TrainSpec, WindowSpec
-from components.models import build_model
-from components.models.skip import fit_linear_skip
 from components.data.preprocess import ScaledSplit
 from components.data.windowing import make_windows
+from components.models import build_model
+from components.models.skip import fit_linear_skip
+from components.training import fit as training
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from components.training import functional_epoch as functional
 from components.common import private_api
 from components.config.schema import WindowSpec
 from components.data.windowing import (
@@ -31,6 +30,7 @@ from components.data.windowing import (
     shuffle_base,
     window_starts,
 )
+from components.training import functional_epoch as functional
 
 # Windows of a split materialized beyond this go through the streaming
 # tf.data pipeline and `fit` instead (`train.loop: auto`).

@@ -14,10 +14,10 @@ from dataclasses import dataclass
 
 import keras
 
+from components.common.errors import TrainingError
+from components.config.schema import TrainSpec
 from components.training import compiled_loop
 from components.training.checkpoint import CheckpointFolder, TrainingState
-from components.config.schema import TrainSpec
-from components.common.errors import TrainingError
 
 EpochHook = Callable[[int, dict[str, float]], None]
 

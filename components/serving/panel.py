@@ -7,55 +7,48 @@ validation and static encoding (`ingest.series_from_frame`), each series'
 cleaning and transform (`preprocess.prepare_split`), that series' training
 statistics, and the same re-integration (`evaluation.to_original`).
 Series the model never saw are refused by name: it has no statistics for
-them. Saved like a `Forecaster` (`model.keras` + `forecaster.json`, with
-`"kind": "panel"`).
+them. Saved by `Forecaster.save` with `"type": "panel"`.
 """
 
-import json
-from dataclasses import dataclass, field, replace
-from pathlib import Path
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
 
-from components.data import ingest, preprocess
-from components.config.schema import DataSpec, WindowSpec
 from components.common.errors import DataError
-from components.serving.forecaster import (
-    Backtest,
+from components.data import ingest, preprocess
+from components.data.panel import PanelLayout, series_keys
+from components.evaluation.holdout import Holdout
+from components.evaluation.intervals import Calibration
+from components.serving.forecaster import Forecaster
+from components.serving.rows import (
     datetime_steps,
     lead_known,
     original_forecasts,
     split_future,
     windows_since,
 )
-from components.evaluation.intervals import Calibration
-from components.data.panel import PanelLayout, series_keys
 
-FORMAT_VERSION = 1
-KIND = "panel"
 EXAMPLE_SERIES = 3  # series in the logged input example
 
 
-@dataclass(frozen=True)
-class PanelForecaster:
+@dataclass(frozen=True, kw_only=True)
+class PanelForecaster(Forecaster):
     """`model` plus each series' statistics and what shapes its inputs.
 
     Attributes:
-        normalizer: every training series' statistics.
+        normalizer: every training series' statistics
+            (`preprocess.SeriesNormalizer`).
         static_columns: the static input channels training built (`region=a`).
         series_scale: (S, K) each series' scale: the units of the
-            calibration's radii and shifts.
+            calibration's radii and shifts, and of `holdout`.
     """
 
-    model: object  # keras.Model
-    normalizer: preprocess.SeriesNormalizer
-    data: DataSpec
-    window: WindowSpec
-    calendar_columns: list[str]
+    TYPE = "panel"
+    HOLDOUT_UNIT = "scaled"
+
     static_columns: list[str]
     series_scale: np.ndarray
-    calibration: Calibration = field(default_factory=Calibration)
 
     @classmethod
     def from_training(
@@ -74,15 +67,12 @@ class PanelForecaster:
                     "frequency": config.data.frequency or series.frequency}
         )  # fmt: skip
         return cls(
-            model, normalizer, data, config.window, list(series.calendar_columns),
-            list(series.static_columns), np.asarray(report.series_scale),
-            calibration or Calibration(),
+            model=model, normalizer=normalizer, data=data, window=config.window,
+            calendar_columns=list(series.calendar_columns),
+            static_columns=list(series.static_columns),
+            series_scale=np.asarray(report.series_scale),
+            calibration=calibration or Calibration(),
         )  # fmt: skip
-
-    @property
-    def history_rows(self) -> int:
-        """Rows of each series one forecast needs."""
-        return self.window.input_width + (self.data.transform != "none")
 
     def example_rows(self, raw: pd.DataFrame) -> pd.DataFrame:
         """The input example: the last `history_rows` rows of a few series
@@ -98,11 +88,6 @@ class PanelForecaster:
             ahead = tails.groupby(ids).cumcount(ascending=False) < lead
             tails.loc[ahead.to_numpy(), list(self.data.targets)] = np.nan
         return tails
-
-    @property
-    def lead(self) -> int:
-        """Rows ahead a forecast needs the known columns for (0: none)."""
-        return preprocess.known_lead(self.data, self.window)
 
     def _split_future(self, frame: pd.DataFrame):
         """Each series' rows ahead (targets empty, known columns planned):
@@ -121,7 +106,7 @@ class PanelForecaster:
             ahead[series] = future
         return pd.concat(history), ahead
 
-    def known_part(self, raw: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
+    def request_frame(self, raw: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
         """`raw` (shaped like the source) without the series this model was
         not trained on (too short then, or new), and their keys."""
         known = set(self.normalizer.series)
@@ -190,9 +175,9 @@ class PanelForecaster:
         out.attrs["skipped"] = skipped
         return out
 
-    def backtest(
+    def holdout(
         self, frame: pd.DataFrame, since, scale: dict | None = None, only=None
-    ) -> Backtest:
+    ) -> Holdout:
         """Forecast every window of every series whose first target is at
         or after `since` (inputs may reach back before it), for the retrain
         gate.
@@ -204,7 +189,7 @@ class PanelForecaster:
             only: the series to score (default every series in `frame`).
 
         Returns:
-            a `Backtest` whose index labels each window `series@time` and
+            a `Holdout` whose index labels each window `series@time` and
             whose values are in units of `scale`.
         """
         loaded = self._validated(frame)
@@ -245,7 +230,7 @@ class PanelForecaster:
             raise DataError(
                 f"no series has a whole window with its targets at or after {since!r}."
             )
-        return Backtest(
+        return Holdout(
             pd.Index(labels), *(np.concatenate(parts[n]) for n in parts),
             {q: np.concatenate(values) for q, values in quantiles.items()},
         )  # fmt: skip
@@ -258,8 +243,12 @@ class PanelForecaster:
         return takes_series_index(self.model)
 
     def scale_of(self) -> dict:
-        """series -> (K,) its scale: the units `backtest` divides by."""
+        """series -> (K,) its scale: the units `holdout` divides by."""
         return dict(zip(self.normalizer.series, self.series_scale))
+
+    @property
+    def series_names(self) -> tuple[str, ...]:
+        return tuple(self.normalizer.series)
 
     def _long(self, loaded, rows, levels, quantiles) -> pd.DataFrame:
         steps = np.arange(1, self.window.horizon + 1)
@@ -327,49 +316,18 @@ class PanelForecaster:
         own = [f for f in loaded.features if f not in shared]
         return [*own, *self.static_columns, *self.calendar_columns]
 
-    def save(self, directory: Path) -> Path:
-        directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
-        self.model.save(directory / "model.keras")
-        meta = {
-            "format": FORMAT_VERSION,
-            "kind": KIND,
-            "data": self.data.model_dump(mode="json"),
-            "window": self.window.model_dump(mode="json"),
-            "calendar_columns": self.calendar_columns,
+    def _meta(self) -> dict:
+        return {
             "static_columns": self.static_columns,
-            "columns": list(self.normalizer.columns),
-            "series": list(self.normalizer.series),
-            "mean": self.normalizer.mean.tolist(),
-            "std": self.normalizer.std.tolist(),
             "series_scale": self.series_scale.tolist(),
-            **self.calibration.to_dict(),
         }
-        (directory / "forecaster.json").write_text(json.dumps(meta))
-        return directory
 
     @classmethod
-    def load(cls, directory: Path, meta: dict) -> "PanelForecaster":
-        """Inverse of `save` (`meta`: its forecaster.json, read by the
-        caller); the network loads with `safe_mode=True`."""
-        import keras
-
-        import components.models.custom  # noqa: F401  (registers custom layers)
-
-        directory = Path(directory)
+    def _from_meta(cls, model, meta: dict) -> "PanelForecaster":
         return cls(
-            model=keras.saving.load_model(directory / "model.keras", safe_mode=True),
-            normalizer=preprocess.SeriesNormalizer(
-                tuple(meta["columns"]), tuple(meta["series"]),
-                np.asarray(meta["mean"]), np.asarray(meta["std"]),
-            ),  # fmt: skip
-            data=DataSpec.model_validate(meta["data"]),
-            window=WindowSpec.model_validate(meta["window"]),
-            calendar_columns=meta["calendar_columns"],
-            static_columns=meta["static_columns"],
-            series_scale=np.asarray(meta["series_scale"]),
-            calibration=Calibration.from_dict(meta),
-        )
+            model=model, static_columns=meta["static_columns"],
+            series_scale=np.asarray(meta["series_scale"]), **cls._common(meta),
+        )  # fmt: skip
 
 
 def _only(loaded: ingest.LoadedSeries, keep: set) -> ingest.LoadedSeries:
