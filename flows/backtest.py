@@ -14,12 +14,12 @@ import pandas as pd
 from prefect import task
 from prefect.logging import get_run_logger
 
+from components import tracking
 from components.config.schema import ExperimentConfig
 from components.evaluation import backtest, plots
 from components.evaluation.backtest import Fold
 from components.models.common import target_positions
 from components.tracking import provenance
-from components.tracking import runs as tracking
 from components.training import fit as training
 from flows.steps import (
     PreparedData,

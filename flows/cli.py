@@ -320,8 +320,8 @@ def _snapshot(args) -> int:
             "Keep its Parquet folder or file as the versioned source."
         )
     _quiet_tensorflow()
+    from components import tracking
     from components.data import ingest, snapshot
-    from components.tracking import runs as tracking
 
     series = ingest.load_series(config.data)
     frame = series.frame.drop(columns=series.calendar_columns)
@@ -349,7 +349,7 @@ def _train(args) -> int:
     if args.json:
         print(json.dumps(result.to_json()))
     else:
-        print(_summary(result))
+        print(result.to_text())
     return 0
 
 
@@ -360,8 +360,7 @@ def _compare(args) -> int:
     models = _kinds(
         "--models", [m.strip() for m in args.models.split(",") if m.strip()]
     )
-    if args.seeds < 1:
-        raise ConfigError(f"`--seeds` expected a positive integer, got {args.seeds}.")
+    _require_positive("--seeds", args.seeds)
     if args.dask_workers < 1:
         raise ConfigError(
             f"`--dask-workers` expected a positive integer, got {args.dask_workers}."
@@ -380,7 +379,7 @@ def _compare(args) -> int:
         args.dask_address,
         args.dask_workers,
     )
-    print(_leaderboard_text(result))
+    print(result.to_text())
     if args.json:
         print(json.dumps(result.to_json()))
     return 0
@@ -389,25 +388,30 @@ def _compare(args) -> int:
 def _kinds(option: str, kinds: list[str]) -> list[str]:
     """`kinds` when every one is a registered model kind; else a ConfigError
     naming the option and the valid kinds."""
-    from components.common.errors import ConfigError
+    from components.common.errors import ConfigError, invalid_value
     from components.models.registry import model_kinds
 
     unknown = [k for k in kinds if k not in model_kinds()]
     if unknown or not kinds:
         raise ConfigError(
-            f"Received an invalid value for `{option}`, expected kinds from "
-            f"{model_kinds()}, got {unknown or kinds!r}."
+            invalid_value(option, f"kinds from {model_kinds()}", unknown or kinds)
         )
     return kinds
 
 
+def _require_positive(option: str, value: int) -> None:
+    """A ConfigError naming `option` unless `value` is at least 1."""
+    from components.common.errors import ConfigError, invalid_value
+
+    if value < 1:
+        raise ConfigError(invalid_value(option, "a positive integer", value))
+
+
 def _tune(args) -> int:
-    from components.common.errors import ConfigError
 
     config = _load(args)
     _kinds("--model", [args.model])
-    if args.trials < 1:
-        raise ConfigError(f"`--trials` expected a positive integer, got {args.trials}.")
+    _require_positive("--trials", args.trials)
     _start_flow(args)
     from flows.tune import tune_flow
 
@@ -448,9 +452,9 @@ def _retrain(args) -> int:
 def _predict(args) -> int:
     config = _load(args)
     _quiet_tensorflow()
+    from components import tracking
     from components.common.errors import DataError
-    from components.data import ingest
-    from components.tracking import runs as tracking
+    from components.data import ingest, sources
 
     uri = tracking.resolve_tracking_uri(config.tracking.uri)
     tracking.open_store(uri)
@@ -459,7 +463,7 @@ def _predict(args) -> int:
         path = Path(args.input)
         if not path.is_file():
             raise DataError(f"--input {path}: no such file.")
-        frame = ingest.read_table(path)
+        frame = sources.read_table(path)
     else:
         frame = None
     from components.tracking import packaging
@@ -523,38 +527,6 @@ def _deploy(args) -> int:
     return 0
 
 
-def _leaderboard_text(result) -> str:
-    """The terminal leaderboard of a `CompareResult`."""
-    rows = result.leaderboard
-    ranked = result.ranked_by
-    best = next(r["model"] for r in rows if r["kind"] == "model")
-    lines = [
-        (
-            f"parent run {result.parent_run_id} in experiment "
-            f"{result.experiment!r}, scored on the {result.scored_on}, "
-            f"ranked by {ranked}"
-        ),
-        f"   {'model':<16}{'runs':>5}{'test_mse':>20}{'test_mse_raw':>22}{'skill':>9}"
-        + (f"{ranked:>20}" if ranked != "test_mse" else ""),
-    ]
-    for r in rows:
-        mark = "*" if r["model"] == best else " "
-        mse = f"{r['test_mse_mean']:.4f} ± {r['test_mse_std']:.4f}"
-        raw = f"{r['test_mse_raw_mean']:.4f} ± {r['test_mse_raw_std']:.4f}"
-        extra = ""
-        if ranked != "test_mse":
-            extra = f"{r[f'{ranked}_mean']:.4f} ± {r[f'{ranked}_std']:.4f}"
-        lines.append(
-            f" {mark} {r['model']:<16}{r['runs']:>5}{mse:>20}{raw:>22}"
-            f"{r['skill_vs_persistence']:>+9.1%}{extra:>20}"
-        )
-    lines.append(
-        f"* best network: {best}. skill = 1 - mse / persistence mse. See it: rnnflow ui"
-    )
-    lines += [f"! {warning}" for warning in result.warnings.values()]
-    return "\n".join(lines)
-
-
 def _server(args) -> int:
     from flows import server
 
@@ -577,7 +549,9 @@ def _server(args) -> int:
         )  # fmt: skip
         return 1
     _quiet_tensorflow()
-    code = server.serve(
+    from flows import daemon
+
+    code = daemon.serve(
         "127.0.0.1", args.port, args.prefect_port, args.ui_port, main, ui_command,
         idle_seconds=server.idle_seconds() if args.daemon else None,
     )  # fmt: skip
@@ -591,14 +565,14 @@ def _server(args) -> int:
 
 def ui_command(host: str, port: int) -> list[str]:
     """The `mlflow ui` command line for the project's store."""
-    from components.tracking.runs import resolve_tracking_uri
+    from components.tracking.store import resolve_tracking_uri
 
     ns = argparse.Namespace(host=host, port=port)
     return _ui_plan(ns, resolve_tracking_uri())[0]
 
 
 def _ui(args) -> int:
-    from components.tracking.runs import resolve_tracking_uri
+    from components.tracking.store import resolve_tracking_uri
 
     uri = resolve_tracking_uri()
     command, warning = _ui_plan(args, uri)
@@ -611,7 +585,7 @@ def _ui(args) -> int:
 
 def _ui_plan(args, uri: str) -> tuple[list[str], str | None]:
     """The `mlflow ui` command line, and the warning a non-loopback bind needs."""
-    from components.tracking.runs import artifact_root
+    from components.tracking.store import artifact_root
 
     warning = None
     if args.host not in ("127.0.0.1", "localhost", "::1"):
@@ -626,56 +600,6 @@ def _ui_plan(args, uri: str) -> tuple[list[str], str | None]:
     if root is not None:
         command += ["--default-artifact-root", root.as_uri()]
     return command, warning
-
-
-def _summary(result) -> str:
-    """The terminal summary of a `TrainResult`."""
-    from components.tracking.runs import ui_link
-
-    metrics = result.metrics
-    rows = [("model", "test_"), ("persistence", "baseline_persistence_test_")]
-    rows.append(("linear AR", "baseline_linear_test_"))
-    for name, label in (("seasonal_naive", "seasonal"), ("ets", "ETS"), ("arima", "ARIMA")):
-        if f"baseline_{name}_test_mse" in metrics:
-            rows.append((label, f"baseline_{name}_test_"))
-    lines = [
-        f"run {result.run_id} ({result.status}) in experiment "
-        f"{result.experiment!r}",
-        f"{'':<12}{'mse':>10}{'mae':>10}{'mse_raw':>12}{'mae_raw':>12}{'mase':>8}"
-        f"{'smape':>8}",
-    ]
-    for label, prefix in rows:
-        values = [metrics[f"{prefix}{m}"] for m in ("mse", "mae", "mse_raw", "mae_raw")]
-        lines.append(
-            f"{label:<12}{values[0]:>10.4f}{values[1]:>10.4f}"
-            f"{values[2]:>12.4f}{values[3]:>12.4f}"
-            f"{metrics.get(f'{prefix}mase', float('nan')):>8.3f}"
-            f"{metrics.get(f'{prefix}smape', float('nan')):>8.2f}"
-        )
-    if "test_series_beating_persistence" in metrics:
-        lines.append(
-            "panel: the model beats persistence on "
-            f"{metrics['test_series_beating_persistence']:.0%} of the series, "
-            f"the linear AR on {metrics['baseline_linear_test_series_beating_persistence']:.0%}"
-            " (MAE per series; all in series_metrics.parquet)"
-        )
-    if "backtest_test_mse_mean" in metrics:
-        folds = [
-            f"{label} {metrics[f'backtest_{prefix}mse_mean']:.4f} "
-            f"± {metrics[f'backtest_{prefix}mse_std']:.4f}"
-            for label, prefix in rows
-        ]
-        lines.append(
-            f"backtest, {int(metrics['backtest_folds'])} folds, mse: "
-            + ", ".join(folds)
-        )
-    lines.append(
-        f"trained {metrics['epochs_trained']} epochs in "
-        f"{metrics['train_seconds']:.1f} s. See it: rnnflow ui, then "
-        + ui_link("http://127.0.0.1:5000", result.experiment_id)
-    )
-    lines += [f"! {warning}" for warning in result.warnings]
-    return "\n".join(lines)
 
 
 # TensorFlow's C++ start-up notices: printed while it imports, before

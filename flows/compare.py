@@ -22,12 +22,12 @@ from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 from prefect.logging import get_run_logger
 
+from components import tracking
 from components.common.errors import ConfigError, TrainingError
-from components.config.schema import ExperimentConfig
-from components.tracking.params import flatten
 from components.config.loading import to_yaml
+from components.config.schema import ExperimentConfig
 from components.evaluation import leaderboard, plots, quality
-from components.tracking import runs as tracking
+from components.tracking.params import flatten
 from flows.results import CompareResult
 from flows.steps import PreparedData, prepare_data
 from flows.train import open_run, train_in_run

@@ -44,6 +44,55 @@ class TrainResult:
         keys = ("run_id", "experiment", "status", "metrics", "model_uri", "warnings")
         return _pick(self, *keys) | {"tracking_uri": redact_url(self.tracking_uri)}
 
+    def to_text(self) -> str:
+        """What `rnnflow train` prints: the model beside its references."""
+        from components.tracking.runs import ui_link
+
+        metrics = self.metrics
+        rows = [("model", "test_"), ("persistence", "baseline_persistence_test_")]
+        rows.append(("linear AR", "baseline_linear_test_"))
+        for name, label in (("seasonal_naive", "seasonal"), ("ets", "ETS"), ("arima", "ARIMA")):
+            if f"baseline_{name}_test_mse" in metrics:
+                rows.append((label, f"baseline_{name}_test_"))
+        lines = [
+            f"run {self.run_id} ({self.status}) in experiment "
+            f"{self.experiment!r}",
+            f"{'':<12}{'mse':>10}{'mae':>10}{'mse_raw':>12}{'mae_raw':>12}{'mase':>8}"
+            f"{'smape':>8}",
+        ]
+        for label, prefix in rows:
+            values = [metrics[f"{prefix}{m}"] for m in ("mse", "mae", "mse_raw", "mae_raw")]
+            lines.append(
+                f"{label:<12}{values[0]:>10.4f}{values[1]:>10.4f}"
+                f"{values[2]:>12.4f}{values[3]:>12.4f}"
+                f"{metrics.get(f'{prefix}mase', float('nan')):>8.3f}"
+                f"{metrics.get(f'{prefix}smape', float('nan')):>8.2f}"
+            )
+        if "test_series_beating_persistence" in metrics:
+            lines.append(
+                "panel: the model beats persistence on "
+                f"{metrics['test_series_beating_persistence']:.0%} of the series, "
+                f"the linear AR on {metrics['baseline_linear_test_series_beating_persistence']:.0%}"
+                " (MAE per series; all in series_metrics.parquet)"
+            )
+        if "backtest_test_mse_mean" in metrics:
+            folds = [
+                f"{label} {metrics[f'backtest_{prefix}mse_mean']:.4f} "
+                f"± {metrics[f'backtest_{prefix}mse_std']:.4f}"
+                for label, prefix in rows
+            ]
+            lines.append(
+                f"backtest, {int(metrics['backtest_folds'])} folds, mse: "
+                + ", ".join(folds)
+            )
+        lines.append(
+            f"trained {metrics['epochs_trained']} epochs in "
+            f"{metrics['train_seconds']:.1f} s. See it: rnnflow ui, then "
+            + ui_link("http://127.0.0.1:5000", self.experiment_id)
+        )
+        lines += [f"! {warning}" for warning in self.warnings]
+        return "\n".join(lines)
+
 
 @dataclass(frozen=True)
 class CompareResult:
@@ -62,6 +111,37 @@ class CompareResult:
     def to_json(self) -> dict:
         keys = ("parent_run_id", "experiment", "scored_on", "leaderboard", "warnings")
         return _pick(self, *keys)
+
+    def to_text(self) -> str:
+        """What `rnnflow compare` prints: the leaderboard, best first."""
+        rows = self.leaderboard
+        ranked = self.ranked_by
+        best = next(r["model"] for r in rows if r["kind"] == "model")
+        lines = [
+            (
+                f"parent run {self.parent_run_id} in experiment "
+                f"{self.experiment!r}, scored on the {self.scored_on}, "
+                f"ranked by {ranked}"
+            ),
+            f"   {'model':<16}{'runs':>5}{'test_mse':>20}{'test_mse_raw':>22}{'skill':>9}"
+            + (f"{ranked:>20}" if ranked != "test_mse" else ""),
+        ]
+        for r in rows:
+            mark = "*" if r["model"] == best else " "
+            mse = f"{r['test_mse_mean']:.4f} ± {r['test_mse_std']:.4f}"
+            raw = f"{r['test_mse_raw_mean']:.4f} ± {r['test_mse_raw_std']:.4f}"
+            extra = ""
+            if ranked != "test_mse":
+                extra = f"{r[f'{ranked}_mean']:.4f} ± {r[f'{ranked}_std']:.4f}"
+            lines.append(
+                f" {mark} {r['model']:<16}{r['runs']:>5}{mse:>20}{raw:>22}"
+                f"{r['skill_vs_persistence']:>+9.1%}{extra:>20}"
+            )
+        lines.append(
+            f"* best network: {best}. skill = 1 - mse / persistence mse. See it: rnnflow ui"
+        )
+        lines += [f"! {warning}" for warning in self.warnings.values()]
+        return "\n".join(lines)
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,7 @@ from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.logging import get_run_logger
 
+from components import tracking
 from components.common.errors import DataError
 from components.config.schema import ExperimentConfig, RetrainSpec, SplitSpec
 from components.data import ingest
@@ -30,7 +31,6 @@ from components.evaluation.holdout import Holdout
 from components.serving.forecaster import Forecaster
 from components.tracking import packaging
 from components.tracking import registry as model_registry
-from components.tracking import runs as tracking
 from flows.results import RetrainResult
 from flows.steps import PreparedData, prepare_data
 from flows.train import open_run, train_in_run

@@ -25,30 +25,25 @@ and is replaced when the installed code changes (`code_fingerprint`).
 `rnnflow server status|stop` show and stop it; `RNNFLOW_AUTOSTART=0` (or a
 `CI` variable) runs commands here instead of starting one.
 
-Only the standard library is imported at module level: the client side runs in
-every `rnnflow` call.
+This module is the client and what both sides share (the server file, the
+code fingerprint); `flows/daemon.py` is the server. Only the standard library
+is imported at module level: the client side runs in every `rnnflow` call.
 """
 
 import contextlib
 import hashlib
 import http.client
 import http.server
-import io
 import json
-import logging
 import os
-import secrets
 import signal
 import subprocess
 import sys
-import threading
 import time
 import urllib.request
 from pathlib import Path
 
-_ENV_PREFIXES = ("MLFLOW_", "RNNFLOW_")
-# Set by rnnflow at import in the server; kept unless the client sets them.
-_SERVER_DEFAULTS = ("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR",)
+ENV_PREFIXES = ("MLFLOW_", "RNNFLOW_")
 PROJECT = Path(__file__).resolve().parent.parent  # the checkout whose code runs
 IDLE_SECONDS = 1800
 # Installed packages whose upgrade a warm server would not see.
@@ -226,7 +221,7 @@ def find_prefect_api(port: int = 4200) -> str | None:
     (`prefect server start`), or None: using it saves the ~10 s a temporary
     server costs every process."""
     url = f"http://127.0.0.1:{port}/api"
-    return url if _answers(f"{url}/health", timeout=0.3) else None
+    return url if answers(f"{url}/health", timeout=0.3) else None
 
 
 class ServerGone(Exception):
@@ -241,7 +236,7 @@ def submit(server: dict, argv: list[str]) -> int:
     Raises:
         ServerGone: the server did not take the command.
     """
-    env = {k: v for k, v in os.environ.items() if k.startswith(_ENV_PREFIXES)}
+    env = {k: v for k, v in os.environ.items() if k.startswith(ENV_PREFIXES)}
     body = json.dumps(
         {"argv": argv, "cwd": os.getcwd(), "env": env, "tty": sys.stderr.isatty()}
     ).encode()
@@ -271,254 +266,10 @@ def submit(server: dict, argv: list[str]) -> int:
     return code
 
 
-class _Stream(io.TextIOBase):
-    """A text stream whose writes become NDJSON lines on the HTTP response;
-    a terminal when the client's is (training then shows one updating line)."""
-
-    def __init__(self, name: str, send, tty: bool = False):
-        self._name, self._send, self._tty = name, send, tty
-
-    def isatty(self) -> bool:
-        return self._tty
-
-    def write(self, text: str) -> int:
-        if text:
-            self._send({"stream": self._name, "text": text})
-        return len(text)
-
-
-class _Handler(http.server.BaseHTTPRequestHandler):
-    token = ""
-    lock = threading.Lock()
-    run_cli = None  # `rnnflow`'s entry point, `(argv) -> exit code`; set by `serve`
-    last_used = time.monotonic()  # the end of the last command (idle stop)
-    stop = None  # stops the server; set by `serve`
-
-    def log_message(self, format, *args):  # keep the server's terminal quiet
-        pass
-
-    def _authorized(self) -> bool:
-        if secrets.compare_digest(self.headers.get("X-Rnnflow-Token", ""), self.token):
-            return True
-        self.send_error(403, "missing or wrong X-Rnnflow-Token")
-        return False
-
-    def do_GET(self):
-        if self.path == "/health" and self._authorized():
-            self.send_response(200)
-            self.end_headers()
-            self.wfile.write(b"ok")
-
-    def do_POST(self):
-        if self.path == "/stop" and self._authorized():
-            self.send_response(200)
-            self.end_headers()
-            self.wfile.write(b"stopping")
-            type(self).stop()
-            return
-        if self.path != "/run" or not self._authorized():
-            return
-        request = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-        self.send_response(200)
-        self.send_header("Content-Type", "application/x-ndjson")
-        self.end_headers()
-        write_lock = threading.Lock()
-
-        def send(message: dict) -> None:
-            with write_lock:
-                self.wfile.write((json.dumps(message) + "\n").encode())
-                self.wfile.flush()
-
-        with self.lock:  # one command at a time: one TensorFlow, one cwd
-            try:
-                code = _run_command(self.run_cli, request, send)
-            finally:
-                type(self).last_used = time.monotonic()
-        send({"exit": code})
-
-
-def _run_command(main, request: dict, send) -> int:
-    """`main(argv)` (`rnnflow <argv>`) in this process, in the client's
-    directory and with its MLFLOW_*/RNNFLOW_* variables; output goes to
-    `send`."""
-    from flows import terminal
-
-    stdout = _Stream("stdout", send)
-    stderr = _Stream("stderr", send, bool(request.get("tty")))
-    logs = logging.StreamHandler(stderr)
-    verbose = "--verbose" in request["argv"] or request["env"].get(terminal.VERBOSE)
-    if verbose:
-        logs.setFormatter(logging.Formatter("%(asctime)s | %(levelname)s | %(message)s"))
-    else:  # what the same command prints when it runs in the client
-        terminal.quiet(logs)
-    loggers = [logging.getLogger(name) for name in ("prefect", "rnnflow")]
-    saved_env = {k: v for k, v in os.environ.items() if k.startswith(_ENV_PREFIXES)}
-    saved_cwd = os.getcwd()
-    try:
-        for key in saved_env:
-            del os.environ[key]
-        os.environ.update(
-            {k: saved_env[k] for k in _SERVER_DEFAULTS if k in saved_env}
-            | request["env"]
-        )
-        os.chdir(request["cwd"])
-        for logger in loggers:
-            logger.addHandler(logs)
-        with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
-            try:
-                return main(["--local", *request["argv"]])
-            except SystemExit as exc:  # argparse errors and --help
-                return exc.code if isinstance(exc.code, int) else 1
-            except BaseException as exc:  # noqa: BLE001 - the server must survive
-                print(f"error: {type(exc).__name__}: {exc}", file=sys.stderr)
-                return 1
-    finally:
-        for logger in loggers:
-            logger.removeHandler(logs)
-        os.chdir(saved_cwd)
-        for key in [k for k in os.environ if k.startswith(_ENV_PREFIXES)]:
-            del os.environ[key]
-        os.environ.update(saved_env)
-
-
-def serve(
-    host: str,
-    port: int,
-    prefect_port: int,
-    ui_port: int | None,
-    main,
-    ui_command=None,
-    idle_seconds: int | None = None,
-) -> int:
-    """Start (or reuse) a Prefect server, warm up, write the server file, and
-    answer commands (`main(argv)`: the CLI's entry point, passed in so this
-    module never imports the CLI that imports it) until SIGINT/SIGTERM,
-    `/stop`, or `idle_seconds` without a command; stop what it started.
-    `ui_command(host, port)`: the MLflow UI's command line, started beside it
-    when `ui_port` is set. With `idle_seconds` (the background server) the
-    file also records the code it runs, so a client with other code
-    replaces it."""
-    children: list[subprocess.Popen] = []
-    waiting = None
-    if not os.environ.get("PREFECT_API_URL"):
-        url = f"http://127.0.0.1:{prefect_port}/api"
-        if not _answers(f"{url}/health") and _taken(prefect_port):
-            prefect_port = _free_port()  # something else listens there
-            url = f"http://127.0.0.1:{prefect_port}/api"
-        if not _answers(f"{url}/health"):
-            children.append(_start(["prefect", "server", "start", "--host",
-                                    "127.0.0.1", "--port", str(prefect_port)]))  # fmt: skip
-            waiting = url  # it starts while the imports below run
-        os.environ["PREFECT_API_URL"] = url
-    if ui_port:
-        children.append(_start(ui_command("127.0.0.1", ui_port)))
-        print(f"MLflow UI http://127.0.0.1:{ui_port}", flush=True)
-    _warm_up()
-    if waiting:
-        _wait_for(f"{waiting}/health", 120, "prefect server")
-    print(f"Prefect API {os.environ['PREFECT_API_URL']}", flush=True)
-    _Handler.token = secrets.token_hex(16)
-    _Handler.run_cli = staticmethod(main)
-    httpd = http.server.ThreadingHTTPServer((host, port), _Handler)
-    address = f"http://{host}:{httpd.server_address[1]}"
-    path = server_file()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    info = {"url": address, "pid": os.getpid(), "token": _Handler.token,
-            "project": str(PROJECT), "started": time.time()}  # fmt: skip
-    if idle_seconds:
-        info |= {"fingerprint": code_fingerprint(), "idle_seconds": idle_seconds}
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as file:
-        json.dump(info, file)
-
-    def stop(*_):
-        threading.Thread(target=httpd.shutdown, daemon=True).start()
-
-    _Handler.stop = staticmethod(stop)
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
-    if idle_seconds:
-        _Handler.last_used = time.monotonic()
-        threading.Thread(
-            target=_stop_when_idle, args=(idle_seconds, stop), daemon=True
-        ).start()
-    print(f"rnnflow server on {address}; rnnflow commands now run here. "
-          "Ctrl-C stops.", flush=True)  # fmt: skip
-    try:
-        httpd.serve_forever()
-    finally:
-        httpd.server_close()
-        with contextlib.suppress(OSError, ValueError, KeyError):
-            if json.loads(path.read_text())["pid"] == os.getpid():
-                path.unlink()
-        for child in children:
-            child.terminate()
-        for child in children:
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                child.wait(timeout=20)
-    return 0
-
-
-def _stop_when_idle(seconds: float, stop) -> None:
-    """Call `stop` once no command has run for `seconds` (none running)."""
-    while True:
-        time.sleep(min(5.0, seconds / 4))
-        idle = time.monotonic() - _Handler.last_used
-        if idle >= seconds and not _Handler.lock.locked():
-            print(f"idle for {idle:.0f} s: stopping", flush=True)
-            stop()
-            return
-
-
-def _warm_up() -> None:
-    """Import what every command needs, now rather than on the first request."""
-    started = time.perf_counter()
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    import flows.compare  # noqa: F401  (TensorFlow, Keras, MLflow, Prefect)
-    import flows.retrain  # noqa: F401
-    import flows.steps  # noqa: F401
-    import flows.train  # noqa: F401
-    import flows.tune  # noqa: F401
-
-    print(f"warmed up in {time.perf_counter() - started:.1f} s", flush=True)
-
-
-def _start(command: list[str]) -> subprocess.Popen:
-    return subprocess.Popen(
-        command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )  # fmt: skip
-
-
-def _taken(port: int) -> bool:
-    """Whether something already listens on 127.0.0.1:`port`."""
-    import socket
-
-    with socket.socket() as sock:
-        return sock.connect_ex(("127.0.0.1", port)) == 0
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _answers(url: str, timeout: float = 1.0) -> bool:
+def answers(url: str, timeout: float = 1.0) -> bool:
     try:
         with urllib.request.urlopen(url, timeout=timeout) as answer:
             answer.read()
     except OSError:
         return False
     return True
-
-
-def _wait_for(url: str, seconds: float, what: str) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if _answers(url):
-            return
-        time.sleep(0.5)
-    raise RuntimeError(f"{what} did not answer at {url} within {seconds:g} s")

@@ -10,6 +10,10 @@ in Prefect's own format.
 import logging
 import os
 import re
+import time
+from collections.abc import Callable
+
+from components.training.callbacks import EpochHook
 
 VERBOSE = "RNNFLOW_VERBOSE"
 # Set on a terminal: `flows.train` shows training as one updating line.
@@ -72,3 +76,48 @@ def prepare(verbose: bool, on_terminal: bool) -> None:
         os.environ[LIVE_PROGRESS] = "1"
     else:
         os.environ.pop(LIVE_PROGRESS, None)
+
+
+def progress_printer(emit: Callable[[str], None], every: int, epochs: int) -> EpochHook:
+    """A hook that emits one line every `every` epochs (and at the first)."""
+
+    def hook(epoch: int, logs: dict[str, float]) -> None:
+        if every and (epoch == 1 or epoch % every == 0 or epoch == epochs):
+            values = "  ".join(f"{k}={v:.4f}" for k, v in sorted(logs.items()))
+            emit(f"epoch {epoch}/{epochs}  {values}")
+
+    return hook
+
+
+class LiveProgress:
+    """An epoch hook that keeps one terminal line up to date: the epoch, the
+    losses and the time left if training runs every epoch (early stopping
+    may end it sooner), timed from the second epoch on (the first also
+    traces the graph). `close()` ends the line."""
+
+    def __init__(
+        self, stream, epochs: int, clock: Callable[[], float] = time.monotonic
+    ):
+        self._stream, self._epochs, self._clock = stream, epochs, clock
+        self._first: tuple[int, float] | None = None  # first epoch here, its end
+
+    def __call__(self, epoch: int, logs: dict[str, float]) -> None:
+        now = self._clock()
+        if self._first is None:
+            self._first = (epoch, now)
+        first, since = self._first
+        left = ""
+        if epoch > first:
+            per_epoch = (now - since) / (epoch - first)
+            left = f"  at most {per_epoch * (self._epochs - epoch):.0f} s left"
+        values = "  ".join(f"{k} {v:.4f}" for k, v in sorted(logs.items()))
+        width = len(str(self._epochs))
+        self._stream.write(
+            f"\r\x1b[2Kepoch {epoch:>{width}}/{self._epochs}  {values}{left}"
+        )
+        self._stream.flush()
+
+    def close(self) -> None:
+        if self._first is not None:
+            self._stream.write("\n")
+            self._stream.flush()

@@ -19,25 +19,26 @@ import os
 import socket
 import sys
 
-import numpy as np
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 from prefect.logging import get_run_logger
 from prefect.runtime import flow_run
 
+from components import tracking
 from components.common.redact import redact_url
-from components.config.schema import DataSpec, ExperimentConfig, TrainSpec
-from components.tracking.params import flatten
 from components.config.loading import to_yaml
+from components.config.schema import DataSpec, ExperimentConfig, TrainSpec
 from components.data import ingest, preprocess
+from components.evaluation import calibrate, intervals, plots, quality
 from components.evaluation import evaluate as evaluation
-from components.evaluation import intervals, plots, quality
 from components.serving.forecaster import Forecaster
 from components.serving.kinds import forecaster_for
 from components.tracking import packaging, provenance
-from components.tracking import runs as tracking
+from components.tracking.describe import run_description
+from components.tracking.params import run_params
 from components.training import checkpoint
 from components.training import fit as training
+from flows import terminal
 from flows.backtest import run_backtest
 from flows.results import TrainResult
 from flows.steps import (
@@ -161,9 +162,9 @@ def fit(
     epoch_logger = tracking.EpochMetricLogger(tracking_uri, run_id)
     live = os.environ.get(LIVE_PROGRESS) and spec.verbose_every
     if live:  # the CLI on a terminal: one line that updates
-        progress = training.LiveProgress(sys.stderr, spec.epochs)
+        progress = terminal.LiveProgress(sys.stderr, spec.epochs)
     else:
-        progress = training.progress_printer(
+        progress = terminal.progress_printer(
             get_run_logger().info, spec.verbose_every, spec.epochs
         )
     try:
@@ -212,28 +213,10 @@ def calibrate_intervals(
     the metrics and the `Calibration` for serving. A panel calibrates in
     units of each series' scale (`window_scale`)."""
     conformal = config.evaluate.calibration == "conformal" and val_report is not None
-    if report.quantiles is not None:
-        levels = list(report.levels)
-        shifts = None
-        if conformal:
-            shifts = intervals.conformal_shifts(
-                val_report.actual, val_report.quantiles, levels,
-                val_report.window_scale,
-            )  # fmt: skip
-        calibration = intervals.Calibration(
-            levels=tuple(levels), served=tuple(config.model.quantiles), shifts=shifts
-        )
-        served = calibration.moved(report.quantiles, report.window_scale)
-        metrics = intervals.quantile_metrics(report.actual, served, levels)
-        central = [level for level, _, _ in intervals.central_pairs(levels)]
-    else:
-        central = config.evaluate.intervals
-        metrics, radii = intervals.conformal_intervals(
-            val_report.actual, val_report.forecasts["model"], report.actual,
-            report.forecasts["model"], central, val_report.window_scale,
-            report.window_scale,
-        )  # fmt: skip
-        calibration = intervals.Calibration(radii=radii)
+    metrics, calibration, central = calibrate.calibrate_intervals(
+        val_report, report, conformal, config.evaluate.intervals,
+        config.model.quantiles,
+    )  # fmt: skip
     if conformal:
         _warn_short_calibration(len(val_report.actual), central)
     tracking.log_metrics(tracking_uri, run_id, metrics)
@@ -292,21 +275,7 @@ def track(
     series: ingest.LoadedSeries,
 ) -> str:
     """Log config, params, data, metrics, plots, statistics and the model."""
-    params = flatten(config)
-    params.update({f"rows.{k}": len(v.inputs) for k, v in scaled.items()})
-    if series.layout is not None:
-        params["series.total"] = len(series.layout.ids)
-        params.update(
-            {f"series.{k}": int(np.sum(np.diff(v.bounds) >= config.window.span))
-             for k, v in scaled.items()}
-        )  # fmt: skip
-    params.update(features=series.features, targets=series.targets)
-    params["data.frequency_found"] = series.frequency
-    params.update({f"missing_values.{c}": n for c, n in series.missing_counts.items()})
-    params["model.parameters"] = model.count_params()
-    params["precision_policy"] = model.dtype_policy.name
-    params["training_loop"] = fit_result.loop + ("+xla" if fit_result.xla else "")
-    params.update(provenance.package_versions())
+    params = run_params(config, series, scaled, model, fit_result.loop, fit_result.xla)
     tracking.log_params(tracking_uri, run_id, params)
     tracking.log_text(tracking_uri, run_id, to_yaml(config), "config.yaml")
     tracking.log_dataset(
@@ -454,31 +423,6 @@ def _validation_checks(model, data, config, report, tracking_uri, run_id):
         )
         metrics.update(scores)
     return metrics, calibration, warnings
-
-
-def run_description(config: ExperimentConfig, series, metrics: dict) -> str:
-    """The run's one-paragraph description in the MLflow UI: what was trained
-    on what, and its test error next to the baselines'."""
-    many = f", {len(series.layout.ids)} series" if series.layout is not None else ""
-    parts = [
-        f"**{config.model.kind}** on `{series.source}`{many} → "
-        f"{', '.join(series.targets)} ({config.window.input_width} steps in, "
-        f"{config.window.horizon} out)."
-    ]
-    scores = [f"model {metrics['test_mae_raw']:.4g}"]
-    for name, label in (("persistence", "persistence"), ("linear", "linear AR"),
-                        ("ets", "ETS"), ("arima", "ARIMA")):  # fmt: skip
-        key = f"baseline_{name}_test_mae_raw"
-        if key in metrics:
-            scores.append(f"{label} {metrics[key]:.4g}")
-    parts.append(f"Test MAE (original units): {', '.join(scores)}.")
-    if "test_mase" in metrics:
-        parts.append(f"MASE {metrics['test_mase']:.3f}.")
-    if "epochs_trained" in metrics:
-        parts.append(
-            f"{int(metrics['epochs_trained'])} epochs, best {int(metrics['best_epoch'])}."
-        )
-    return " ".join(parts)
 
 
 @contextlib.contextmanager

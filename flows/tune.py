@@ -22,12 +22,12 @@ from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 from prefect.logging import get_run_logger
 
+from components import tracking
 from components.common.errors import ConfigError, TrainingError
-from components.config.schema import ExperimentConfig
-from components.config.paths import conf_dirs
-from components.tracking.params import flatten
 from components.config.loading import to_yaml, with_settings
-from components.tracking import runs as tracking
+from components.config.paths import conf_dirs
+from components.config.schema import ExperimentConfig
+from components.tracking.params import flatten
 from components.training import fit as training
 from components.training import search
 from flows.results import TuneResult

@@ -70,7 +70,7 @@ def cache_dir(tmp_path_factory) -> Path:
     Without ../shared the experiment downloads from the URL like any user would.
     """
     from components.config.loading import load_experiment
-    from components.data.ingest import cache_path
+    from components.data.download import cache_path
 
     directory = tmp_path_factory.mktemp("cache")
     with pytest.MonkeyPatch.context() as patch:

@@ -10,8 +10,8 @@ from conftest import make_series, run_cli_here, write_experiment
 from mlflow import MlflowClient
 
 from components.common.errors import DataError
-from components.config.schema import BacktestSpec, SplitSpec, WindowSpec
 from components.config.loading import load_experiment
+from components.config.schema import BacktestSpec, SplitSpec, WindowSpec
 from components.evaluation.backtest import plan_folds, summarize
 from components.evaluation.leaderboard import build_leaderboard, scored_on
 

@@ -7,7 +7,6 @@ import sys
 import pytest
 from conftest import REPO, free_port, wait_for
 
-from flows.cli import _summary
 from flows.results import TrainResult
 
 
@@ -71,11 +70,11 @@ def test_human_summary_puts_baselines_beside_the_model():
         for m in ("mse", "mae", "mse_raw", "mae_raw")
     }
     metrics.update(epochs_trained=12, train_seconds=3.5)
-    text = _summary(
-        TrainResult(run_id="abc", experiment="x", experiment_id="3", status="FINISHED",
-                    tracking_uri="sqlite:///m.db", model_uri=None, forecaster_uri=None,
-                    parameters=10, metrics=metrics, warnings=["odd"])
-    )  # fmt: skip
+    text = TrainResult(
+        run_id="abc", experiment="x", experiment_id="3", status="FINISHED",
+        tracking_uri="sqlite:///m.db", model_uri=None, forecaster_uri=None,
+        parameters=10, metrics=metrics, warnings=["odd"],
+    ).to_text()  # fmt: skip
     lines = text.splitlines()
     assert lines[0] == "run abc (FINISHED) in experiment 'x'"
     assert lines[2].split()[0] == "model" and lines[2].split()[1] == "0.1000"

@@ -174,11 +174,11 @@ def test_compare_flow_nests_children_and_logs_the_leaderboard(
 def test_compare_with_every_child_failing_fails_the_parent(
     prefect_api, tmp_path, series_csv, mlflow_uri, monkeypatch
 ):
-    from components.training import fit as training
+    from components.training import callbacks
     from flows.compare import compare_flow
 
     config = load_experiment(str(_experiment(tmp_path, series_csv, mlflow_uri)))
-    monkeypatch.setattr(training, "DIVERGENCE_BOUND", 0.0)  # every loss diverges
+    monkeypatch.setattr(callbacks, "DIVERGENCE_BOUND", 0.0)  # every loss diverges
     with pytest.raises(TrainingError, match="every child training failed"):
         compare_flow(config, ["mlp"], seeds=1)
     client = MlflowClient(mlflow_uri)

@@ -11,6 +11,7 @@ from components.models import build_model
 from components.training import checkpoint, functional_epoch
 from components.training import fit as training
 from components.training.compiled_loop import materialize
+from components.training.precision import precision_policy
 
 WINDOW = WindowSpec(input_width=8, horizon=2, stride=2)
 # Float tolerance: the compiled loop sums losses and applies Adam with fused
@@ -100,7 +101,7 @@ def _compiled_gru(seed, units=8, spec=None, policy="float32"):
     before training)."""
     spec = spec or TrainSpec(epochs=2, batch_size=16, patience=0, learning_rate=0.01)
     rows = _rows()
-    with training.precision_policy(policy):
+    with precision_policy(policy):
         model = build_model(ModelSpec(kind="gru", units=[units]), (8, 2), (2, 2), seed)
         training.compile_model(model, spec)
     start = model.get_weights()

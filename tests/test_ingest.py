@@ -10,7 +10,8 @@ from conftest import SHARED_GAS_FURNACE, make_series
 from components.common.errors import DataError
 from components.common.redact import redact_url
 from components.config.schema import DataSpec
-from components.data.ingest import cache_path, load_series
+from components.data.download import cache_path
+from components.data.ingest import load_series
 
 
 def test_csv_defaults_to_all_numeric_columns(series_csv):
@@ -41,11 +42,8 @@ def test_packaged_dataset_with_time_column():
 def test_url_is_downloaded_once_cached_and_checked(http_server, monkeypatch, tmp_path):
     base, root = http_server
     monkeypatch.setenv("RNNFLOW_CACHE_DIR", str(tmp_path / "cache"))
-    payload = (
-        SHARED_GAS_FURNACE.read_bytes()
-        if SHARED_GAS_FURNACE.is_file()
-        else (make_series().to_csv(index=False).encode())
-    )
+    # not a shipped series' bytes (those are never downloaded)
+    payload = make_series().to_csv(index=False).encode()
     (root / "furnace.txt").write_bytes(payload)
     digest = hashlib.sha256(payload).hexdigest()
     spec = DataSpec(path=f"{base}/furnace.txt", sha256=digest)
@@ -69,23 +67,45 @@ def test_cached_copy_with_a_different_checksum_is_an_error(
         load_series(DataSpec(path=f"{base}/d.csv", sha256="0" * 64))
 
 
-def test_unreachable_url_names_the_url(http_server, monkeypatch, tmp_path):
+def test_unreachable_url_names_the_url_the_cache_path_and_the_override(
+    http_server, monkeypatch, tmp_path
+):
     base, _ = http_server
     monkeypatch.setenv("RNNFLOW_CACHE_DIR", str(tmp_path / "cache"))
-    with pytest.raises(
-        DataError, match=r"Cannot download http://127.0.0.1:\d+/nope.csv"
-    ):
-        load_series(DataSpec(path=f"{base}/nope.csv"))
+    url = f"{base}/nope.csv"
+    with pytest.raises(DataError, match=r"Cannot download http://127.0.0.1:\d+/nope.csv") as err:
+        load_series(DataSpec(path=url))
+    assert f"save the file as {cache_path(url)}" in str(err.value)
+    assert "`data.path=/path/to/file`" in str(err.value)
+    # the file saved there by hand is then read as if downloaded
+    cache_path(url).write_text(make_series(30).to_csv(index=False))
+    assert len(load_series(DataSpec(path=url, targets=["a"])).frame) == 30
+
+
+def test_the_tours_gas_furnace_reads_its_shipped_copy_offline(monkeypatch, tmp_path):
+    """conf/data/gas_furnace.yaml names a public URL and its sha256; the bytes
+    ship with rnnflow, so an empty cache and no network still read it."""
+    from components.config import load_experiment
+
+    monkeypatch.setenv("RNNFLOW_CACHE_DIR", str(tmp_path / "empty"))
+    spec = load_experiment("gas_furnace").data
+    assert spec.path.startswith("https://")
+    series = load_series(spec)
+    assert series.frame.shape == (296, 2)
+    assert series.sha256 == spec.sha256
+    if SHARED_GAS_FURNACE.is_file():  # the same bytes as the course's copy
+        assert hashlib.sha256(SHARED_GAS_FURNACE.read_bytes()).hexdigest() == spec.sha256
+    assert not (tmp_path / "empty").exists()  # nothing downloaded or cached
 
 
 def test_transient_http_errors_are_retried_and_404_fails_at_once(tmp_path, monkeypatch):
     import http.server
     import threading
 
-    from components.data import ingest
+    from components.data import download
 
     monkeypatch.setenv("RNNFLOW_CACHE_DIR", str(tmp_path / "cache"))
-    monkeypatch.setattr(ingest, "RETRY_DELAYS", (0.01, 0.02, 0.04))
+    monkeypatch.setattr(download, "RETRY_DELAYS", (0.01, 0.02, 0.04))
     hits = []
     body = make_series(60).to_csv(index=False).encode()
 

@@ -8,8 +8,8 @@ import pandas as pd
 import pytest
 from conftest import write_experiment
 
-from components.config.schema import DataSpec
 from components.config.loading import load_experiment
+from components.config.schema import DataSpec
 from components.data import preprocess
 from components.data.windowing import make_windows
 

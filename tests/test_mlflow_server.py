@@ -63,7 +63,7 @@ def test_train_through_a_server_restarted_mid_run_loses_nothing(
     """
     import mlflow.keras
 
-    from components.tracking.runs import fluent_store
+    from components.tracking.store import fluent_store
     from flows.train import train_flow
 
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "1")

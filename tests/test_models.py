@@ -15,13 +15,9 @@ from components.config.schema import ModelSpec, TrainSpec, WindowSpec
 from components.data.windowing import make_dataset
 from components.models import build_model
 from components.models.registry import get_builder
+from components.training.callbacks import DIVERGENCE_BOUND, divergence
 from components.training.compiled_loop import materialize
-from components.training.fit import (
-    DIVERGENCE_BOUND,
-    compile_model,
-    divergence,
-    fit_model,
-)
+from components.training.fit import compile_model, fit_model
 
 
 def test_unknown_kind_lists_the_valid_ones():

@@ -9,8 +9,8 @@ import pytest
 from mlflow import MlflowClient
 
 from components.common.errors import ConfigError, DataError
-from components.config.schema import DataSpec, SplitSpec, WindowSpec
 from components.config.loading import load_experiment
+from components.config.schema import DataSpec, SplitSpec, WindowSpec
 from components.data import ingest, panel, preprocess
 from components.data.windowing import (
     make_dataset,

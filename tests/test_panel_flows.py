@@ -8,8 +8,8 @@ import pytest
 from mlflow import MlflowClient
 
 from components.common.errors import DataError
-from components.config.schema import DataSpec
 from components.config.loading import load_experiment
+from components.config.schema import DataSpec
 
 
 @pytest.fixture(scope="module")

@@ -11,8 +11,8 @@ from mlflow import MlflowClient
 from scipy import stats
 
 from components.common.errors import ConfigError
-from components.config.schema import ModelSpec, TrainSpec, WindowSpec
 from components.config.loading import load_experiment
+from components.config.schema import ModelSpec, TrainSpec, WindowSpec
 from components.data.windowing import make_windows
 from components.evaluation.evaluate import fit_linear_baseline, predict_linear_baseline
 from components.evaluation.intervals import (

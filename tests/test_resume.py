@@ -16,11 +16,11 @@ import pytest
 from conftest import REPO, make_series, write_experiment
 from mlflow import MlflowClient
 
-from components.config.schema import ModelSpec, TrainSpec, WindowSpec
+from components import tracking
 from components.config.loading import load_experiment
+from components.config.schema import ModelSpec, TrainSpec, WindowSpec
 from components.data.windowing import make_dataset
 from components.models import build_model
-from components.tracking import runs as tracking
 from components.training import checkpoint
 from components.training import fit as training
 

@@ -74,7 +74,7 @@ def test_no_code_path_turns_safe_mode_off():
 
 
 def test_basic_auth_credentials_are_sent_as_a_header_not_a_host():
-    from components.data.ingest import _request
+    from components.data.download import _request
 
     request = _request("https://al%40ice:p%3Ass@example.org:8443/d.csv?x=1")
     assert request.full_url == "https://example.org:8443/d.csv?x=1"

@@ -7,8 +7,8 @@ from conftest import run_cli_here, write_experiment
 from mlflow import MlflowClient
 
 from components.common.errors import DataError
-from components.config.schema import DataSpec
 from components.config.loading import load_experiment
+from components.config.schema import DataSpec
 from components.data.ingest import load_series
 from components.data.snapshot import read_tfds, write_snapshot
 

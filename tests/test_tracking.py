@@ -3,8 +3,8 @@
 import pytest
 from mlflow import MlflowClient
 
+from components import tracking
 from components.config.paths import project_root
-from components.tracking import runs as tracking
 
 
 def test_default_store_is_the_project_mlruns_folder(monkeypatch, tmp_path):
@@ -118,7 +118,7 @@ def test_fluent_store_leaves_no_uri_behind_for_later_processes(mlflow_uri, monke
 
     import mlflow
 
-    from components.tracking.runs import fluent_store
+    from components.tracking.store import fluent_store
 
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     monkeypatch.delenv("MLFLOW_REGISTRY_URI", raising=False)
@@ -138,7 +138,7 @@ def test_runs_logging_the_same_new_dataset_at_once_all_record_it(mlflow_uri):
 
     import pandas as pd
 
-    from components.tracking import runs as tracking
+    from components import tracking
 
     frame = pd.DataFrame({"a": [1.0, 2.0, 3.0]})
     for round_ in range(8):

@@ -16,7 +16,7 @@ from components.common.errors import TrainingError
 from components.config.loading import load_experiment
 from components.data import ingest, preprocess
 from components.data.windowing import make_windows
-from components.tracking.runs import mlflow_metric_name
+from components.tracking.log import mlflow_metric_name
 
 METRICS = [
     f"{prefix}{name}{unit}"
@@ -179,7 +179,7 @@ def test_normalizer_artifact_holds_training_statistics(finished):
 def test_logged_keras_model_reproduces_the_test_mse(finished):
     import mlflow.keras
 
-    from components.tracking.runs import fluent_store
+    from components.tracking.store import fluent_store
 
     config, result = finished
     series = ingest.load_series(config.data)
@@ -203,12 +203,12 @@ def test_logged_keras_model_reproduces_the_test_mse(finished):
 def test_failure_after_the_run_opens_marks_it_failed(
     prefect_api, tmp_path, series_csv, mlflow_uri, monkeypatch
 ):
-    from components.training import fit as training
+    from components.training import callbacks
     from flows.train import train_flow
 
     path = _experiment(tmp_path, series_csv, mlflow_uri)
     config = load_experiment(str(path), ["model.kind=mlp"])
-    monkeypatch.setattr(training, "DIVERGENCE_BOUND", 0.0)  # every loss diverges
+    monkeypatch.setattr(callbacks, "DIVERGENCE_BOUND", 0.0)  # every loss diverges
     with pytest.raises(TrainingError, match="loss diverged at epoch 1"):
         train_flow(config)
     client = MlflowClient(mlflow_uri)
@@ -413,7 +413,7 @@ def test_sigterm_during_training_ends_the_run_killed_with_its_metrics(
     assert "TerminationSignal" in run.data.tags["error"]
     assert len(client.get_metric_history(run.info.run_id, "loss")) >= 3  # flushed
     # The checkpoint holds epoch 2 at least (epoch 3 had begun): a rerun resumes.
-    from components.tracking import runs as tracking
+    from components import tracking
 
     (state_file,) = tracking.checkpoint_root(mlflow_uri).glob("*/state.json")
     state = json.loads(state_file.read_text())
@@ -423,7 +423,7 @@ def test_sigterm_during_training_ends_the_run_killed_with_its_metrics(
 def test_live_progress_keeps_one_line_and_times_from_the_second_epoch():
     import io
 
-    from components.training.fit import LiveProgress
+    from flows.terminal import LiveProgress
 
     now, out = [0.0], io.StringIO()
     progress = LiveProgress(out, 10, clock=lambda: now[0])

@@ -7,8 +7,8 @@ import pytest
 from conftest import make_series, write_experiment
 
 from components.common.errors import DataError
-from components.config.schema import ModelSpec, WindowSpec
 from components.config.loading import load_experiment
+from components.config.schema import ModelSpec, WindowSpec
 from components.data.windowing import make_windows
 from components.evaluation.evaluate import fit_linear_baseline, predict_linear_baseline
 from components.models import build_model, predict

@@ -9,12 +9,8 @@ from components.config.schema import ModelSpec, TrainSpec, WindowSpec
 from components.data.windowing import make_dataset
 from components.models import build_model, model_kinds
 from components.models.registry import cudnn_blockers
-from components.training.fit import (
-    compile_model,
-    fit_model,
-    precision_policy,
-    resolve_precision,
-)
+from components.training.fit import compile_model, fit_model
+from components.training.precision import precision_policy, resolve_precision
 
 WIDTH = 24
 
@@ -225,7 +221,7 @@ def test_golden_recurrent_math(kind, reference):
 def test_mlflow_logged_model_of_every_kind_loads_back(kind, mlflow_uri):
     import mlflow.keras
 
-    from components.tracking import runs as tracking
+    from components import tracking
 
     model = build_model(ModelSpec(kind=kind, units=[4]), (6, 2), (3, 2))
     run_id = tracking.start_run(mlflow_uri, "zoo", kind, {})

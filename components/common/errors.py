@@ -1,7 +1,9 @@
 """User-facing errors: raised for bad config or data, shown without a traceback.
 
 Every message names what was wrong (file, key, column, row) and what was expected,
-in Keras' voice: "Received an invalid value for `x`, expected ..., got ...".
+in Keras' voice (`keras/src/layers/rnn/gru.py`): "invalid value for
+`window.horizon`: expected a positive integer, got 0". `invalid_value` writes
+that sentence, so every setting's error reads the same.
 """
 
 
@@ -23,3 +25,9 @@ class TrainingError(RnnflowError):
 
 class TrackingError(RnnflowError):
     """The MLflow tracking store cannot be reached or used."""
+
+
+def invalid_value(key: str, expected: str, got, where: str = "") -> str:
+    """"[where: ]invalid value for `key`: expected <expected>, got <got!r>"."""
+    prefix = f"{where}: " if where else ""
+    return f"{prefix}invalid value for `{key}`: expected {expected}, got {got!r}"

@@ -17,7 +17,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from components.common.errors import ConfigError
+from components.common.errors import ConfigError, invalid_value
 from components.config.paths import conf_dirs, resolve_experiment_path
 from components.config.schema import SECTIONS, ExperimentConfig
 
@@ -174,7 +174,40 @@ def _describe_error(err: dict[str, Any]) -> str:
     message = err["msg"].removeprefix("Value error, ")
     if not key:  # a rule across keys; the message names them
         return f"  - {message}"
-    return f"  - `{key}`: {message}; got {err.get('input')!r}"
+    return f"  - {invalid_value(key, _expectation(err, message), err.get('input'))}"
+
+
+def _expectation(err: dict[str, Any], message: str) -> str:
+    """What a setting should have been, from pydantic's error: "a positive
+    integer", "one of [...]" (our validators already say "expected ...")."""
+    kind, ctx = err["type"], err.get("ctx") or {}
+    whole = _integer_setting(err["loc"])
+    if kind == "greater_than" and ctx.get("gt") == 0:
+        return "a positive integer" if whole else "a positive number"
+    if kind == "greater_than_equal" and ctx.get("ge") == 0:
+        return "a non-negative integer" if whole else "a non-negative number"
+    if kind in ("greater_than", "greater_than_equal", "less_than", "less_than_equal"):
+        bound = next(iter(ctx.values()), "")
+        relation = kind.replace("_", " ").replace("equal", "or equal to")
+        return f"a number {relation} {bound}"
+    if kind in ("int_parsing", "int_type", "int_from_float"):
+        return "an integer"
+    if kind in ("float_parsing", "float_type"):
+        return "a number"
+    if kind in ("bool_parsing", "bool_type"):
+        return "true or false"
+    if kind == "literal_error" and "expected" in ctx:
+        return f"one of {ctx['expected']}"
+    return message.removeprefix("expected ")
+
+
+def _integer_setting(loc: tuple) -> bool:
+    """Whether the setting at `loc` holds whole numbers (`train.epochs`,
+    `model.units.1`) rather than any number (`train.learning_rate`)."""
+    section = _section_model(loc[:1]) or ExperimentConfig
+    field = section.model_fields.get(str(loc[1])) if len(loc) > 1 else None
+    text = str(getattr(field, "annotation", ""))
+    return "int" in text and "float" not in text
 
 
 def _section_model(loc: tuple) -> type[BaseModel] | None:

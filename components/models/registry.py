@@ -8,6 +8,8 @@ list kinds) without importing Keras. Adding an architecture is one module with a
 import importlib
 from collections.abc import Callable
 
+from components.common.errors import invalid_value
+
 BUILDERS: dict[str, str] = {
     "mlp": "components.models.mlp:build_mlp",
     "simple_rnn": "components.models.recurrent:build_simple_rnn",
@@ -39,10 +41,7 @@ def model_kinds() -> list[str]:
 def get_builder(kind: str) -> Callable:
     """Return the builder for `kind`; raise ValueError listing valid kinds."""
     if kind not in BUILDERS:
-        raise ValueError(
-            f"Received an invalid value for `model.kind`, expected one of "
-            f"{model_kinds()}, got {kind!r}."
-        )
+        raise ValueError(invalid_value("model.kind", f"one of {model_kinds()}", kind))
     module_name, func_name = BUILDERS[kind].split(":")
     return getattr(importlib.import_module(module_name), func_name)
 

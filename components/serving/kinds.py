@@ -5,7 +5,7 @@ packaging a training run (`forecaster_for`) and opening a saved folder
 import json
 from pathlib import Path
 
-from components.common.errors import DataError
+from components.common.errors import DataError, invalid_value
 from components.serving.forecaster import (
     FORMAT_VERSION,
     META_FILE,
@@ -48,19 +48,29 @@ def load_saved(directory: Path) -> Forecaster:
     found = meta.get("format")
     if found not in READABLE_FORMATS:
         raise DataError(
-            f"{directory / META_FILE}: invalid value for `format`: expected one of "
-            f"{list(READABLE_FORMATS)}, got {found!r}; retrain the model."
+            invalid_value(
+                "format",
+                f"one of {list(READABLE_FORMATS)}",
+                found,
+                directory / META_FILE,
+            )
+            + "; retrain the model."
         )
     if found < FORMAT_VERSION:
         meta = _upgrade_format_1(meta)
     kind = KINDS.get(meta.get("type"))
     if kind is None:
         raise DataError(
-            f"{directory / META_FILE}: invalid value for `type`: expected one of "
-            f"{sorted(KINDS)}, got {meta.get('type')!r}."
+            invalid_value(
+                "type",
+                f"one of {sorted(KINDS)}",
+                meta.get("type"),
+                directory / META_FILE,
+            )
         )
     model = keras.saving.load_model(directory / MODEL_FILE, safe_mode=True)
     return kind._from_meta(model, meta)
+
 
 def _upgrade_format_1(meta: dict) -> dict:
     """A format-1 forecaster.json read as format 2: the type from `kind`, a
@@ -68,8 +78,9 @@ def _upgrade_format_1(meta: dict) -> dict:
     meta = dict(meta)
     if meta.pop("kind", None) == "panel":
         meta["type"] = "panel"
-        meta["normalizer"] = {k: meta.pop(k) for k in ("columns", "series", "mean", "std")}
+        meta["normalizer"] = {
+            k: meta.pop(k) for k in ("columns", "series", "mean", "std")
+        }
     else:
         meta["type"] = "series"
     return meta
-

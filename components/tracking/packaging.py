@@ -19,8 +19,9 @@ import pandas as pd
 from components.serving.forecaster import Forecaster
 from components.serving.kinds import load_saved
 from components.serving.pyfunc import ARTIFACT_KEY
+from components.tracking.models import log_model
 from components.tracking.provenance import pinned
-from components.tracking.runs import fluent_store, log_model
+from components.tracking.store import fluent_store
 
 _COMPONENTS = Path(__file__).resolve().parents[1]  # the package copied into models
 _REQUIREMENTS = ["tensorflow", "keras", "pandas", "numpy", "pydantic", "pyyaml"]

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
-from components.tracking.runs import fluent_store
+from components.tracking.store import fluent_store
 
 CHAMPION = "champion"
 

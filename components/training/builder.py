@@ -15,6 +15,7 @@ from components.data.windowing import make_windows
 from components.models import build_model
 from components.models.skip import fit_linear_skip
 from components.training import fit as training
+from components.training import precision
 
 
 @dataclass(frozen=True)
@@ -49,8 +50,8 @@ def build_for_training(
     seeds.seed_everything(train.seed, train.deterministic)
     input_shape = (window.input_width, train_split.inputs.shape[1])
     output_shape = (window.horizon, train_split.targets.shape[1])
-    with training.precision_policy(
-        training.resolve_precision(train.precision)
+    with precision.precision_policy(
+        precision.resolve_precision(train.precision)
     ) as policy:
         model = build_model(
             spec, input_shape, output_shape, train.seed, positions,

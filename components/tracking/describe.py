@@ -1,0 +1,29 @@
+"""The run's description in the MLflow UI: one paragraph a person reads first,
+what was trained on what and its test error beside the references'."""
+
+from components.config.schema import ExperimentConfig
+
+
+def run_description(config: ExperimentConfig, series, metrics: dict) -> str:
+    """The run's one-paragraph description in the MLflow UI: what was trained
+    on what, and its test error next to the baselines'."""
+    many = f", {len(series.layout.ids)} series" if series.layout is not None else ""
+    parts = [
+        f"**{config.model.kind}** on `{series.source}`{many} → "
+        f"{', '.join(series.targets)} ({config.window.input_width} steps in, "
+        f"{config.window.horizon} out)."
+    ]
+    scores = [f"model {metrics['test_mae_raw']:.4g}"]
+    for name, label in (("persistence", "persistence"), ("linear", "linear AR"),
+                        ("ets", "ETS"), ("arima", "ARIMA")):  # fmt: skip
+        key = f"baseline_{name}_test_mae_raw"
+        if key in metrics:
+            scores.append(f"{label} {metrics[key]:.4g}")
+    parts.append(f"Test MAE (original units): {', '.join(scores)}.")
+    if "test_mase" in metrics:
+        parts.append(f"MASE {metrics['test_mase']:.3f}.")
+    if "epochs_trained" in metrics:
+        parts.append(
+            f"{int(metrics['epochs_trained'])} epochs, best {int(metrics['best_epoch'])}."
+        )
+    return " ".join(parts)
