@@ -6,9 +6,7 @@ answers without loading TensorFlow, Prefect or MLflow.
 
 import argparse
 import json
-import logging
 import os
-import re
 import sys
 from pathlib import Path
 
@@ -319,7 +317,9 @@ def _snapshot(args) -> int:
             "(`data.id_column` / `data.layout: panel`) is not supported yet. "
             "Keep its Parquet folder or file as the versioned source."
         )
-    _quiet_tensorflow()
+    from flows import terminal
+
+    terminal.quiet_tensorflow()
     from components import tracking
     from components.data import ingest, snapshot
 
@@ -342,9 +342,10 @@ def _snapshot(args) -> int:
 def _train(args) -> int:
     config = _load(args)  # validated at the door, before anything heavy loads
     _start_flow(args)
+    from flows.terminal import hide_user_error_tracebacks
     from flows.train import train_flow
 
-    _hide_user_error_tracebacks()
+    hide_user_error_tracebacks()
     result = train_flow(config)
     if args.json:
         print(json.dumps(result.to_json()))
@@ -369,8 +370,9 @@ def _compare(args) -> int:
         raise ConfigError("`--dask-address` needs `--executor dask`.")
     _start_flow(args)
     from flows.compare import run_compare
+    from flows.terminal import hide_user_error_tracebacks
 
-    _hide_user_error_tracebacks()
+    hide_user_error_tracebacks()
     result = run_compare(
         config,
         models,
@@ -413,9 +415,10 @@ def _tune(args) -> int:
     _kinds("--model", [args.model])
     _require_positive("--trials", args.trials)
     _start_flow(args)
+    from flows.terminal import hide_user_error_tracebacks
     from flows.tune import tune_flow
 
-    _hide_user_error_tracebacks()
+    hide_user_error_tracebacks()
     result = tune_flow(config, args.model, args.trials, args.output)
     best = result.best
     states = [t["state"] for t in result.trials]
@@ -436,8 +439,9 @@ def _retrain(args) -> int:
     config = _load(args)
     _start_flow(args)
     from flows.retrain import retrain_flow
+    from flows.terminal import hide_user_error_tracebacks
 
-    _hide_user_error_tracebacks()
+    hide_user_error_tracebacks()
     result = retrain_flow(config)
     print(
         f"{result.decision}: {result.reason}\n"
@@ -451,7 +455,9 @@ def _retrain(args) -> int:
 
 def _predict(args) -> int:
     config = _load(args)
-    _quiet_tensorflow()
+    from flows import terminal
+
+    terminal.quiet_tensorflow()
     from components import tracking
     from components.common.errors import DataError
     from components.data import ingest, sources
@@ -514,7 +520,9 @@ def _deploy(args) -> int:
             f"`--cron {args.cron!r}` / `--timezone {args.timezone!r}`: expected a "
             f"five-field cron expression and an IANA time zone ({exc})."
         ) from None
-    _quiet_tensorflow()
+    from flows import terminal
+
+    terminal.quiet_tensorflow()
     from flows.deploy import serve_deployments
 
     print(
@@ -548,7 +556,9 @@ def _server(args) -> int:
             f"(pid {running['pid']}); `rnnflow server stop` first", file=sys.stderr,
         )  # fmt: skip
         return 1
-    _quiet_tensorflow()
+    from flows import terminal
+
+    terminal.quiet_tensorflow()
     from flows import daemon
 
     code = daemon.serve(
@@ -602,70 +612,17 @@ def _ui_plan(args, uri: str) -> tuple[list[str], str | None]:
     return command, warning
 
 
-# TensorFlow's C++ start-up notices: printed while it imports, before
-# TF_CPP_MIN_LOG_LEVEL applies (absl is not initialized yet).
-_TF_NOTICE = re.compile(
-    r"absl::InitializeLog|oneDNN custom operations|cudart_stub|Could not find cuda "
-    r"drivers|Unable to register cu(DNN|FFT|BLAS) factory|TF-TRT Warning"
-)
-
-
 def _start_flow(args) -> None:
     """Before a flow runs here, once its config is valid: TensorFlow imported
     quietly, then the terminal set up (`flows.terminal`; both import the heavy
     libraries, so a bad config is refused before either)."""
-    _quiet_tensorflow()
     from flows import terminal
+
+    terminal.quiet_tensorflow()
 
     verbose = args.verbose or bool(os.environ.get(terminal.VERBOSE))
     terminal.prepare(verbose, sys.stderr.isatty())
 
-
-def _quiet_tensorflow() -> None:
-    """Import TensorFlow without its C++ start-up notices on the terminal.
-
-    They go straight to file descriptor 2, so stderr is pointed at a
-    temporary file for the import; every other line it wrote (a real
-    warning, the reason an import failed) is written back afterwards."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    if "tensorflow" in sys.modules:
-        return
-    import tempfile
-
-    sys.stderr.flush()
-    saved = os.dup(2)
-    with tempfile.TemporaryFile() as captured:
-        os.dup2(captured.fileno(), 2)
-        try:
-            import tensorflow  # noqa: F401
-        finally:
-            sys.stderr.flush()
-            os.dup2(saved, 2)
-            os.close(saved)
-            captured.seek(0)
-            text = captured.read().decode(errors="replace")
-            kept = [line for line in text.splitlines() if not _TF_NOTICE.search(line)]
-            if kept:
-                sys.stderr.write("\n".join(kept) + "\n")
-
-
-class _DropUserErrorTraceback(logging.Filter):
-    """User errors already carry a clear message; their traceback is noise."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        from components.common.errors import RnnflowError
-
-        if record.exc_info and isinstance(record.exc_info[1], RnnflowError):
-            record.exc_info = None
-            record.exc_text = None
-        return True
-
-
-def _hide_user_error_tracebacks() -> None:
-    for name in ("prefect.task_runs", "prefect.flow_runs"):
-        logger = logging.getLogger(name)
-        if not any(isinstance(f, _DropUserErrorTraceback) for f in logger.filters):
-            logger.addFilter(_DropUserErrorTraceback())
 
 
 if __name__ == "__main__":

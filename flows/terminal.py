@@ -10,10 +10,13 @@ in Prefect's own format.
 import logging
 import os
 import re
+import sys
 import time
 from collections.abc import Callable
 
-from components.training.callbacks import EpochHook
+# An epoch hook (components.training.callbacks.EpochHook), named here so that
+# importing this module imports no TensorFlow.
+EpochHook = Callable[[int, dict[str, float]], None]
 
 VERBOSE = "RNNFLOW_VERBOSE"
 # Set on a terminal: `flows.train` shows training as one updating line.
@@ -121,3 +124,60 @@ class LiveProgress:
         if self._first is not None:
             self._stream.write("\n")
             self._stream.flush()
+
+
+# TensorFlow's C++ start-up notices: printed while it imports, before
+# TF_CPP_MIN_LOG_LEVEL applies (absl is not initialized yet).
+_TF_NOTICE = re.compile(
+    r"absl::InitializeLog|oneDNN custom operations|cudart_stub|Could not find cuda "
+    r"drivers|Unable to register cu(DNN|FFT|BLAS) factory|TF-TRT Warning"
+)
+
+
+def quiet_tensorflow() -> None:
+    """Import TensorFlow without its C++ start-up notices on the terminal.
+
+    They go straight to file descriptor 2, so stderr is pointed at a
+    temporary file for the import; every other line it wrote (a real
+    warning, the reason an import failed) is written back afterwards."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    if "tensorflow" in sys.modules:
+        return
+    import tempfile
+
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as captured:
+        os.dup2(captured.fileno(), 2)
+        try:
+            import tensorflow  # noqa: F401
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            captured.seek(0)
+            text = captured.read().decode(errors="replace")
+            kept = [line for line in text.splitlines() if not _TF_NOTICE.search(line)]
+            if kept:
+                sys.stderr.write("\n".join(kept) + "\n")
+
+
+class _DropUserErrorTraceback(logging.Filter):
+    """User errors already carry a clear message; their traceback is noise."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        from components.common.errors import RnnflowError
+
+        if record.exc_info and isinstance(record.exc_info[1], RnnflowError):
+            record.exc_info = None
+            record.exc_text = None
+        return True
+
+
+def hide_user_error_tracebacks() -> None:
+    """Prefect logs a failed task's exception with its traceback; for a user
+    error (bad data, bad config) the message says it all."""
+    for name in ("prefect.task_runs", "prefect.flow_runs"):
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, _DropUserErrorTraceback) for f in logger.filters):
+            logger.addFilter(_DropUserErrorTraceback())

@@ -148,3 +148,10 @@ def test_run_params_leave_out_the_settings_the_kind_ignores():
     assert "model.merge_mode" not in seq2seq
     every = flatten(load_experiment("default", ["model.kind=gru"]), for_kind=False)
     assert "model.merge_mode" in every
+
+
+def test_an_experiment_that_names_no_model_gets_the_default_experiments_kind(tmp_path):
+    """One default kind everywhere: `rnnflow train` and a user's own file."""
+    path = tmp_path / "mine.yaml"
+    path.write_text("data: {path: statsmodels:sunspots}\n")
+    assert load_experiment(str(path)).model.kind == load_experiment().model.kind == "gru"

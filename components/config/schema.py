@@ -243,9 +243,10 @@ class ModelSpec(_Strict):
     """
 
     kind: str = Field(
-        "lstm",
+        "gru",
         description="The architecture: `mlp`, `simple_rnn`, `lstm`, `gru`, "
-        "`bidirectional` or `seq2seq`.",
+        "`bidirectional` or `seq2seq`. The default, `gru`, is what `rnnflow train` "
+        "runs too: the best default kind measured (bench/README.md).",
     )
     units: list[PositiveInt] = Field(
         default_factory=lambda: [32],
