@@ -443,11 +443,7 @@ def _retrain(args) -> int:
 
     hide_user_error_tracebacks()
     result = retrain_flow(config)
-    print(
-        f"{result.decision}: {result.reason}\n"
-        f"registered version {result.version or '-'}, champion "
-        f"{result.champion_version or '-'}, run {result.run_id or '-'}"
-    )
+    print(result.to_text())
     if args.json:
         print(json.dumps(result.to_json()))
     return 0
@@ -606,6 +602,8 @@ def _ui_plan(args, uri: str) -> tuple[list[str], str | None]:
     command = ["mlflow", "ui", "--backend-store-uri", uri]
     command += ["--host", args.host, "--port", str(args.port)]
     command += ["--workers", "1"]  # one person's UI: 4 workers start 4x slower
+    if not getattr(args, "verbose", False):  # one line per HTTP request otherwise
+        command += ["--uvicorn-opts", "--no-access-log --log-level warning"]
     root = artifact_root(uri)
     if root is not None:
         command += ["--default-artifact-root", root.as_uri()]

@@ -211,11 +211,10 @@ def rank(
     scored_on: str = SCORED_ON["test"],
     sort_by: str = "test_mse",
 ):
-    """Build, print and log the leaderboard on the parent run, best first by
+    """Build and log the leaderboard on the parent run, best first by
     `sort_by` (`ExperimentConfig.rank_metric`)."""
     board = leaderboard.build_leaderboard(children, sort_by)
-    table = leaderboard.to_markdown(board)
-    get_run_logger().info("leaderboard (%s, by %s)\n%s", scored_on, sort_by, table)
+    table = leaderboard.to_markdown(board)  # the terminal shows CompareResult.to_text
     tracking.log_text(tracking_uri, parent, table, "leaderboard.md")
     tracking.set_tags(
         tracking_uri, parent,

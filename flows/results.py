@@ -14,6 +14,13 @@ def _pick(result, *keys: str) -> dict:
     return {key: getattr(result, key) for key in keys}
 
 
+def _spread(row: dict, metric: str) -> str:
+    """`mean ± std` over a leaderboard row's runs; the mean alone for one run
+    or a reference (no spread to show)."""
+    mean = f"{row[f'{metric}_mean']:.4f}"
+    return f"{mean} ± {row[f'{metric}_std']:.4f}" if row["runs"] > 1 else mean
+
+
 @dataclass(frozen=True)
 class TrainResult:
     """One finished training run (`train_flow`).
@@ -128,14 +135,11 @@ class CompareResult:
         ]
         for r in rows:
             mark = "*" if r["model"] == best else " "
-            mse = f"{r['test_mse_mean']:.4f} ± {r['test_mse_std']:.4f}"
-            raw = f"{r['test_mse_raw_mean']:.4f} ± {r['test_mse_raw_std']:.4f}"
-            extra = ""
-            if ranked != "test_mse":
-                extra = f"{r[f'{ranked}_mean']:.4f} ± {r[f'{ranked}_std']:.4f}"
+            extra = _spread(r, ranked) if ranked != "test_mse" else ""
             lines.append(
-                f" {mark} {r['model']:<16}{r['runs']:>5}{mse:>20}{raw:>22}"
-                f"{r['skill_vs_persistence']:>+9.1%}{extra:>20}"
+                f" {mark} {r['model']:<16}{r['runs']:>5}{_spread(r, 'test_mse'):>20}"
+                f"{_spread(r, 'test_mse_raw'):>22}"
+                f"{r['skill_vs_persistence']:>+9.1%}{extra:>20}".rstrip()
             )
         lines.append(
             f"* best network: {best}. skill = 1 - mse / persistence mse. See it: rnnflow ui"
@@ -158,6 +162,17 @@ class RetrainResult:
 
     def to_json(self) -> dict:
         return asdict(self)
+
+    def to_text(self) -> str:
+        """What `rnnflow retrain` prints after the flow's own decision line:
+        what was registered and which version serves now."""
+        run = f"run {self.run_id}" if self.run_id else "no run"
+        champion = f"v{self.champion_version}" if self.champion_version else "none"
+        if self.version is None:
+            return f"nothing registered; champion {champion}; {run}"
+        if self.version == self.champion_version:
+            return f"registered v{self.version}, now the champion; {run}"
+        return f"registered v{self.version}; champion stays {champion}; {run}"
 
 
 @dataclass(frozen=True)

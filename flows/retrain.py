@@ -227,16 +227,19 @@ def _retraining_slot(name: str, wait_seconds: float) -> Iterator[bool]:
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate
     from prefect.concurrency.sync import concurrency
-    from prefect.exceptions import ObjectAlreadyExists
+    from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
 
     limit = f"rnnflow-retrain-{tracking.safe_name(name)}"
     with get_client(sync_client=True) as client:
-        try:
-            client.create_global_concurrency_limit(
-                GlobalConcurrencyLimitCreate(name=limit, limit=1)
-            )
-        except ObjectAlreadyExists:
-            pass
+        try:  # read first: creating one that exists makes the server log a traceback
+            client.read_global_concurrency_limit_by_name(limit)
+        except ObjectNotFound:
+            try:
+                client.create_global_concurrency_limit(
+                    GlobalConcurrencyLimitCreate(name=limit, limit=1)
+                )
+            except ObjectAlreadyExists:  # another retraining created it meanwhile
+                pass
     with contextlib.ExitStack() as stack:
         try:
             stack.enter_context(

@@ -29,14 +29,26 @@ _ENGINE_NOTICE = re.compile(
 
 
 class _Quiet(logging.Filter):
-    """Keep warnings and errors, and the flows' own info lines."""
+    """Keep warnings and errors, and the flows' own info lines, each info line
+    once: the children of a compare build the same model the same way, and
+    "built gru + shared linear skip ..." twelve times says nothing new."""
+
+    def __init__(self):
+        super().__init__()
+        self._shown: set[str] = set()
 
     def filter(self, record: logging.LogRecord) -> bool:
         if record.levelno >= logging.WARNING:
             return True
-        if record.name.startswith(("prefect.flow_runs", "prefect.task_runs")):
-            return not _ENGINE_NOTICE.match(record.getMessage())
-        return not record.name.startswith("prefect")  # server start/stop, etc.
+        if record.name.startswith("prefect") and not record.name.startswith(
+            ("prefect.flow_runs", "prefect.task_runs")
+        ):
+            return False  # server start/stop, etc.
+        message = record.getMessage()
+        if _ENGINE_NOTICE.match(message) or message in self._shown:
+            return False
+        self._shown.add(message)
+        return True
 
 
 class _Plain(logging.Formatter):
@@ -96,7 +108,7 @@ class LiveProgress:
     """An epoch hook that keeps one terminal line up to date: the epoch, the
     losses and the time left if training runs every epoch (early stopping
     may end it sooner), timed from the second epoch on (the first also
-    traces the graph). `close()` ends the line."""
+    traces the graph). `close()` erases the line."""
 
     def __init__(
         self, stream, epochs: int, clock: Callable[[], float] = time.monotonic
@@ -121,8 +133,10 @@ class LiveProgress:
         self._stream.flush()
 
     def close(self) -> None:
+        """Erase the line: the summary that follows says how training ended
+        (epochs, seconds), and a stale "at most 2 s left" would only confuse."""
         if self._first is not None:
-            self._stream.write("\n")
+            self._stream.write("\r\x1b[2K")
             self._stream.flush()
 
 

@@ -39,9 +39,13 @@ def test_ui_serves_the_store_on_loopback(tmp_path):
     try:
         body = wait_for(f"http://127.0.0.1:{port}/health", seconds=90)
         assert body.strip() == "OK"
+        for _ in range(5):
+            wait_for(f"http://127.0.0.1:{port}/health", seconds=10)
     finally:
         process.terminate()
-        process.wait(timeout=30)
+        output = process.communicate(timeout=30)[0]
+    assert f"MLflow UI on http://127.0.0.1:{port}" in output
+    assert "GET /health" not in output  # quiet: no line per request
 
 
 def test_ui_binds_loopback_unless_told_and_then_warns():

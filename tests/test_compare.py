@@ -207,6 +207,9 @@ def test_cli_compare_prints_the_leaderboard_and_json(
     lines = done.stdout.strip().splitlines()
     assert any(line.startswith(" * simple_rnn") for line in lines)
     assert "scored on the mean over backtest folds" in done.stdout
+    said = done.stdout + done.stderr  # the leaderboard once, no spread of one run
+    assert said.count("best network") == 1 and "| rank |" not in said
+    assert "± 0.0000" not in said and all(line == line.rstrip() for line in lines)
     result = json.loads(lines[-1])
     assert result["experiment"] == "cmp"
     # The classical baselines are scored in every backtest fold too.

@@ -38,6 +38,13 @@ def _tour_commands() -> list[list[str]]:
     return commands
 
 
+def _sample_output() -> list[str]:
+    """The first word of each line of the README's sample `rnnflow train` output."""
+    text = (REPO / "README.md").read_text()
+    block = re.search(r"It prints.*?```\n(.*?)```", text, flags=re.S).group(1)
+    return [line.split()[0] for line in block.splitlines() if line.strip()]
+
+
 def _offline() -> list[str]:
     """A prefix that runs a command with no network but loopback."""
     if not shutil.which("unshare") or not shutil.which("ip"):
@@ -72,7 +79,8 @@ def test_the_readme_tour_runs_offline(tmp_path):
         overrides = [*SHORT, f"tracking.uri={uri}"]
         if command[1] == "predict":
             overrides = [f"tracking.uri={uri}"]
-        args = [*command[1:], *overrides, "--json"]
+        as_json = command[1] != "train"  # train: what the README shows it prints
+        args = [*command[1:], *overrides, *(["--json"] if as_json else [])]
         if "--json" in command:
             args = [*command[1:], *overrides]
         done = subprocess.run(
@@ -81,6 +89,16 @@ def test_the_readme_tour_runs_offline(tmp_path):
         )  # fmt: skip
         shown = " ".join(command)
         assert done.returncode == 0, f"{shown}\n{done.stdout[-2000:]}{done.stderr[-3000:]}"
+        lines = (done.stderr + done.stdout).splitlines()
+        printed = [
+            line for line in (lines[:-1] if as_json else lines)
+            if line.strip() and not line.startswith("epoch ")
+        ]  # what a person reads, the --json line and the epoch lines aside
+        twice = {line for line in printed if printed.count(line) > 1}
+        assert not twice, f"{shown} printed these lines more than once: {twice}"
+        if not as_json:  # the README shows what prints
+            assert [line.split()[0] for line in printed] == _sample_output()
+            continue
         result = json.loads(done.stdout.strip().splitlines()[-1])
         if command[1] == "predict":
             assert len(result["forecast"]) >= 1, shown

@@ -199,6 +199,10 @@ def test_cli_retrain_prints_the_decision_as_json(prefect_api, mlflow_uri, tmp_pa
         "champion_version",
     }
     assert result["decision"] == "promoted" and result["version"] == "1"
+    printed = done.stdout.strip().splitlines()[:-1]  # all but the --json line
+    said = "\n".join(printed) + done.stderr  # each line once: decision, version
+    assert said.count(result["reason"]) == 1
+    assert f"registered v1, now the champion; run {result['run_id']}" in done.stdout
 
 
 def _with_interval(backtest: Holdout, half: float) -> Holdout:

@@ -433,4 +433,5 @@ def test_live_progress_keeps_one_line_and_times_from_the_second_epoch():
     progress.close()
     lines = out.getvalue().split("\r\x1b[2K")[1:]
     assert lines[0] == "epoch  1/10  loss 0.5000  val_loss 0.2500"
-    assert lines[2] == "epoch  3/10  loss 0.5000  val_loss 0.2500  at most 7 s left\n"
+    assert lines[2] == "epoch  3/10  loss 0.5000  val_loss 0.2500  at most 7 s left"
+    assert lines[3] == ""  # closed: the line is erased, nothing stale is left
