@@ -36,6 +36,13 @@ def main(argv: list[str] | None = None) -> int:
                 return submit(server, argv)
             except ServerGone as gone:
                 print(f"({gone}; running here)", file=sys.stderr)
+            except KeyboardInterrupt:  # the server sees us leave and stops it
+                print(
+                    "interrupted: the command stops on the rnnflow server too; its "
+                    "MLflow run ends KILLED and the same command resumes it",
+                    file=sys.stderr,
+                )
+                return 130
         if not os.environ.get("PREFECT_API_URL") and (api := find_prefect_api()):
             os.environ["PREFECT_API_URL"] = api  # no temporary server to start
     from components.common.errors import RnnflowError

@@ -6,13 +6,16 @@ stops after `idle_seconds` without a command.
 """
 
 import contextlib
+import ctypes
 import http.server
 import io
 import json
 import logging
 import os
 import secrets
+import select
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -90,19 +93,75 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         self.send_header("Content-Type", "application/x-ndjson")
         self.end_headers()
         write_lock = threading.Lock()
+        client = _ClientWatch(self.connection)
 
         def send(message: dict) -> None:
-            with write_lock:
+            if client.gone:
+                return  # nobody reads: the command is being interrupted
+            with write_lock, contextlib.suppress(OSError):
                 self.wfile.write((json.dumps(message) + "\n").encode())
                 self.wfile.flush()
 
         state = self.server.state
         with state.lock:  # one command at a time: one TensorFlow, one cwd
+            client.start()
             try:
                 code = _run_command(state.run_cli, request, send)
+            except KeyboardInterrupt:  # the client left between two checks
+                code = 130
             finally:
+                client.stop()
                 state.last_used = time.monotonic()
         send({"exit": code})
+
+
+class _ClientWatch:
+    """Interrupts the command this thread runs when its client goes away.
+
+    Ctrl-C, SIGKILL or a closed terminal end the client process, and the
+    kernel closes its socket: the connection turns readable with nothing to
+    read. The command then gets a KeyboardInterrupt in its own thread, as a
+    local run gets from Ctrl-C: the MLflow run ends KILLED, its checkpoint
+    stays, and the same command again resumes it.
+    """
+
+    def __init__(self, connection: socket.socket, poll_seconds: float = 0.5):
+        self._connection, self._poll = connection, poll_seconds
+        self._target = threading.get_ident()
+        self._done = threading.Event()
+        self._lock = threading.Lock()  # no interrupt once the command returned
+        self.gone = False
+
+    def start(self) -> None:
+        self._target = threading.get_ident()
+        threading.Thread(target=self._watch, daemon=True).start()
+
+    def stop(self) -> None:
+        with self._lock:
+            self._done.set()
+
+    def _watch(self) -> None:
+        while not self._done.wait(self._poll):
+            if not self._closed():
+                continue
+            with self._lock:
+                if self._done.is_set():
+                    return
+                self.gone = True
+                print("client gone: interrupting its command", flush=True)
+                ctypes.pythonapi.PyThreadState_SetAsyncExc(
+                    ctypes.c_ulong(self._target), ctypes.py_object(KeyboardInterrupt)
+                )
+            return
+
+    def _closed(self) -> bool:
+        try:
+            readable, _, _ = select.select([self._connection], [], [], 0)
+            if not readable:
+                return False
+            return self._connection.recv(1, socket.MSG_PEEK) == b""
+        except (OSError, ValueError):  # reset, or already closed
+            return True
 
 
 def _run_command(main, request: dict, send) -> int:

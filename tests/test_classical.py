@@ -105,3 +105,30 @@ def test_arima_forecast_deviations_match_statsmodels_own_intervals():
         own = fitted.apply(y[: origin + 1, 0] - fitted.mean).get_forecast(3)
         np.testing.assert_allclose(found.std[w, :, 0], np.sqrt(own.var_pred_mean))
     assert forecast_windows("ets", y[:160], y[200:], spec).std is None
+
+
+def test_arima_chooses_its_order_on_the_last_rows_and_fits_only_that_one(monkeypatch):
+    """On a long training split the order is picked by AIC on the last
+    SELECT_ROWS rows (statsmodels' own fits), then only it is fitted on all."""
+    import warnings
+
+    from statsmodels.tsa.statespace.sarimax import SARIMAX
+    from statsmodels.tsa.stattools import adfuller
+
+    import components.evaluation.classical as classical
+
+    monkeypatch.setattr(classical, "SELECT_ROWS", 120)
+    y = _series(400)[:, 0]
+    d = int(adfuller(y[-120:], autolag="AIC")[1] > 0.05)
+    mean = 0.0 if d else y.mean()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        aic = {
+            (p, d, q): SARIMAX(y[-120:] - mean, order=(p, d, q)).fit(disp=False).aic
+            for p in range(3) for q in range(3) if p or q or d
+        }  # fmt: skip
+    p, d, q = min(aic, key=aic.get)
+    fitted = _fit("arima", y, None)
+    assert fitted.label == f"ARIMA({p},{d},{q})"
+    whole = SARIMAX(y - mean, order=(p, d, q)).fit(disp=False)
+    assert fitted.aic == pytest.approx(whole.aic)  # then fitted on every row

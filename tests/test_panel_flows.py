@@ -238,3 +238,47 @@ def test_a_panel_compare_trains_its_children_on_dask_workers(fertility_run):
     assert result.ranked_by == "test_mase"
     mlp = next(row for row in result.leaderboard if row["model"] == "mlp")
     assert mlp["runs"] == 2 and np.isfinite(mlp["test_mase_mean"])
+
+
+def test_a_panel_whose_first_series_are_too_short_trains_packages_and_predicts(
+    prefect_api, tmp_path, _empty_mlflow_db
+):
+    """The first series in sort order have fewer rows than one window: they are
+    left out of training, and packaging the model (whose input example used to
+    be the source's first series) no longer fails the run; `predict` forecasts
+    the others and names the ones it left out."""
+    import json
+    import shutil
+
+    from conftest import run_cli_here
+
+    from components.data.ingest import read_raw
+
+    raw = read_raw(DataSpec(path="statsmodels:fertility")).dropna(subset=["fertility"])
+    rows = raw.groupby("country").size()
+    keep = sorted(rows[rows >= 40].index)[:12]  # long series, then two cut short
+    frame = raw[raw["country"].isin(keep)].sort_values(["country", "year"])
+    short = keep[:2]  # first in sort order, 8 rows each: less than a window
+    frame = frame[~frame["country"].isin(short) | (frame["year"] >= frame["year"].max() - 7)]
+    data = tmp_path / "panel.csv"
+    frame[["country", "year", "fertility"]].to_csv(data, index=False)
+    store = tmp_path / "mlruns" / "mlflow.db"
+    store.parent.mkdir()
+    shutil.copy(_empty_mlflow_db, store)
+    experiment = tmp_path / "short.yaml"
+    experiment.write_text(
+        f"data: {{path: {data}, id_column: country, time_column: year, "
+        "targets: [fertility]}\nsplit: {test: 6, val: 6}\n"
+        "window: {input_width: 8, horizon: 3}\nmodel: {units: [8]}\n"
+        f"train: {{epochs: 2}}\ntracking: {{uri: 'sqlite:///{store}'}}\n"
+    )
+    trained = run_cli_here(["train", str(experiment), "--json"])
+    assert trained.returncode == 0, trained.stderr[-3000:]
+    result = json.loads(trained.stdout.strip().splitlines()[-1])
+    assert result["status"] == "FINISHED"
+    served = run_cli_here(["predict", str(experiment), "--model-uri",
+                           f"runs:/{result['run_id']}/forecaster", "--json"])  # fmt: skip
+    assert served.returncode == 0, served.stderr[-3000:]
+    assert "left out 2 series the model was not trained on" in served.stdout
+    forecast = json.loads(served.stdout.strip().splitlines()[-1])["forecast"]
+    assert {row["series"] for row in forecast} == set(keep[2:])

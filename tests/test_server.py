@@ -278,3 +278,60 @@ def test_autostart_is_on_except_on_ci_or_when_turned_off(
     monkeypatch.setenv("RNNFLOW_AUTOSTART", autostart)
     monkeypatch.setenv("CI", ci)
     assert autostart_enabled() is expected
+
+
+def test_a_killed_client_stops_its_command_on_the_server_and_the_rerun_resumes(
+    prefect_api, tmp_path, series_csv, mlflow_uri
+):
+    """SIGKILL to the client's process group mid-training (what a closed
+    terminal or a killed shell does): the server interrupts the command within
+    a second, the run ends KILLED with its checkpoint kept, and the same
+    command again resumes from it."""
+    env = _daemon_env(tmp_path, prefect_api, mlflow_uri)
+    work = tmp_path / "work"
+    work.mkdir()
+    write_experiment(
+        work / "long.yaml",
+        f"data: {{path: {series_csv}}}\nsplit: {{val: 40, test: 40}}\n"
+        "window: {input_width: 12, horizon: 1}\nmodel: {kind: gru, units: [4]}\n"
+        "train: {epochs: 300, patience: 0, batch_size: 8, verbose_every: 1}\n"
+        "tracking: {experiment: killed-client}\n",
+    )
+    info = None
+    try:
+        client = subprocess.Popen(
+            [sys.executable, "-m", "flows.cli", "train", "long.yaml"],
+            env={**os.environ, **env}, cwd=work, stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE, text=True, start_new_session=True,
+        )  # fmt: skip
+        seen = []
+        for line in client.stderr:  # on the server and well under way
+            seen.append(line)
+            if "epoch 20/300" in line:
+                break
+        os.killpg(client.pid, signal.SIGKILL)
+        client.wait(timeout=60)
+        assert "(running on rnnflow server" in "".join(seen), "".join(seen)
+        info = _server_info(env)
+        mlflow = MlflowClient(mlflow_uri)
+        experiment = mlflow.get_experiment_by_name("killed-client").experiment_id
+        deadline = time.monotonic() + 60
+        while (runs := mlflow.search_runs([experiment])) and runs[0].info.status == (
+            "RUNNING"
+        ) and time.monotonic() < deadline:
+            time.sleep(0.5)
+        (killed,) = runs
+        assert killed.info.status == "KILLED"  # interrupted, not trained to the end
+        assert len(mlflow.get_metric_history(killed.info.run_id, "loss")) < 300
+
+        again = run_cli(["train", "long.yaml", "--json"], env=env, cwd=work)
+        assert again.returncode == 0, again.stderr[-3000:]
+        result = json.loads(again.stdout.strip().splitlines()[-1])
+        assert result["metrics"]["resumed_from_epoch"] > 0
+        statuses = {r.info.status for r in mlflow.search_runs([experiment])}
+        assert statuses == {"KILLED", "FINISHED"}  # nothing left RUNNING
+        assert _server_info(env)["pid"] == info["pid"]  # the server lived on
+    finally:
+        if info:
+            with contextlib.suppress(OSError):
+                os.kill(info["pid"], signal.SIGTERM)

@@ -14,7 +14,8 @@ filtered through, as they would be observed in production.
   `evaluate.season` rows when that is set (and the training rows hold two).
 - `arima`: ARIMA(p, d, q), d = 1 when the augmented Dickey-Fuller test on the
   training rows cannot reject a unit root (p-value > 0.05), else 0 on the
-  de-meaned rows; p, q in 0..2 by AIC.
+  de-meaned rows; p, q in 0..2 by AIC on the last `SELECT_ROWS` rows, then
+  the chosen order fitted on all of them.
 
 Each target column is modelled on its own, in original units, with parameters
 from its last `MAX_FIT_ROWS` training rows.
@@ -39,6 +40,8 @@ _SYSTEM = ("design", "transition", "selection", "state_cov", "obs_cov")
 # with rows x states (a 52-week season has 54), and a baseline should follow
 # the recent behaviour of a long series. Earlier rows are still filtered.
 MAX_FIT_ROWS = 2000
+# ARIMA's order is chosen on the last this-many of those rows (`_fit_arima`).
+SELECT_ROWS = 500
 
 # Every child of a compare, every seed, scores the same windows: fit once per
 # process and data (keyed by the arrays' bytes), not once per model trained.
@@ -96,7 +99,7 @@ def forecast_windows(
 
 def _key(name, train, scored, between, spec: WindowSpec, season) -> str:
     digest = hashlib.sha256(
-        f"{name}|{spec.model_dump_json()}|{season}|{MAX_FIT_ROWS}".encode()
+        f"{name}|{spec.model_dump_json()}|{season}|{MAX_FIT_ROWS}|{SELECT_ROWS}".encode()
     )
     for part in (train, scored, between):
         if part is not None:
@@ -185,19 +188,26 @@ def _fit_ets(y: np.ndarray, trend: bool, season: int | None) -> _Fitted:
 def _fit_arima(y: np.ndarray) -> list[_Fitted]:
     """ARIMA(p, d, q) for p, q in 0..2; d by the ADF test. With d = 0 the rows
     are de-meaned (the mean is added back to forecasts), which keeps the
-    state intercept zero and the forecast recursion plain."""
+    state intercept zero and the forecast recursion plain.
+
+    The order is chosen by AIC on the last `SELECT_ROWS` rows and only the
+    chosen one is fitted on all of `y`: eight maximum-likelihood fits on a
+    long series cost more than the network they are a reference for."""
     from statsmodels.tsa.statespace.sarimax import SARIMAX
     from statsmodels.tsa.stattools import adfuller
 
-    d = int(adfuller(y, autolag="AIC")[1] > 0.05)
+    d = int(adfuller(y[-SELECT_ROWS:], autolag="AIC")[1] > 0.05)
     mean = 0.0 if d else float(y.mean())
+    orders = [(p, d, q) for p in range(3) for q in range(3) if p or q or d]
+    if len(y) > SELECT_ROWS:
+        tail = y[-SELECT_ROWS:] - mean
+        aic = {o: SARIMAX(tail, order=o).fit(disp=False).aic for o in orders}
+        orders = [min(aic, key=aic.get)]
     fitted = []
-    for p in range(3):
-        for q in range(3):
-            if p or q or d:
-                results = SARIMAX(y - mean, order=(p, d, q)).fit(disp=False)
-                label = f"ARIMA({p},{d},{q})"
-                fitted.append(_Fitted(results.aic, label, mean, results.apply))
+    for order in orders:
+        results = SARIMAX(y - mean, order=order).fit(disp=False)
+        label = f"ARIMA({order[0]},{order[1]},{order[2]})"
+        fitted.append(_Fitted(results.aic, label, mean, results.apply))
     return fitted
 
 
