@@ -34,7 +34,7 @@ from components.evaluation import evaluate as evaluation
 from components.serving.forecaster import Forecaster
 from components.serving.kinds import forecaster_for
 from components.tracking import packaging, provenance
-from components.tracking.describe import run_description
+from components.tracking.describe import run_description, run_title
 from components.tracking.params import run_params
 from components.training import checkpoint
 from components.training import fit as training
@@ -91,7 +91,7 @@ def open_run(
         tags["rnnflow.seed"] = str(config.train.seed)
     if parent_run_id:
         tags["mlflow.parentRunId"] = parent_run_id
-    run_name = run_name or f"{config.model.kind} · {config.name}"
+    run_name = run_name or run_title(config)
     run_id = tracking.start_run(tracking_uri, config.experiment_name, run_name, tags)
     get_run_logger().info(
         "MLflow run %s (%s) in %s", run_id, run_name, redact_url(tracking_uri)

@@ -210,7 +210,12 @@ tracking: {{uri: "{mlflow_uri}", experiment: q}}
 """,
     )
     result = train_flow(load_experiment(path))
-    metrics = MlflowClient(mlflow_uri).get_run(result.run_id).data.metrics
+    run = MlflowClient(mlflow_uri).get_run(result.run_id)
+    assert run.info.run_name == "gru · quantiles · q"  # says so in the UI
+    assert "Quantile forecasts at levels 0.05, 0.1, 0.9, 0.95" in (
+        run.data.tags["mlflow.note.content"]
+    )
+    metrics = run.data.metrics
     assert {"test_wql", "test_wql_h2", "test_pinball_q0.05_raw", "test_pinball_raw",
             "test_coverage_80", "test_coverage_90", "test_interval_score_90_raw",
             "test_mse"} <= set(metrics)  # fmt: skip

@@ -4,6 +4,13 @@ what was trained on what and its test error beside the references'."""
 from components.config.schema import ExperimentConfig
 
 
+def run_title(config: ExperimentConfig) -> str:
+    """A training run's name in the MLflow UI: the kind, what kind of forecast
+    when it is not a point one, and the experiment (`gru · quantiles · sales`)."""
+    what = " · quantiles" if config.model.quantiles else ""
+    return f"{config.model.kind}{what} · {config.name}"
+
+
 def run_description(config: ExperimentConfig, series, metrics: dict) -> str:
     """The run's one-paragraph description in the MLflow UI: what was trained
     on what, and its test error next to the baselines'."""
@@ -20,6 +27,9 @@ def run_description(config: ExperimentConfig, series, metrics: dict) -> str:
         if key in metrics:
             scores.append(f"{label} {metrics[key]:.4g}")
     parts.append(f"Test MAE (original units): {', '.join(scores)}.")
+    if config.model.quantiles:
+        levels = ", ".join(f"{q:g}" for q in config.model.quantiles)
+        parts.append(f"Quantile forecasts at levels {levels} (a non-crossing head).")
     if "test_mase" in metrics:
         parts.append(f"MASE {metrics['test_mase']:.3f}.")
     if "epochs_trained" in metrics:

@@ -7,10 +7,12 @@ carries its own copy of `components/`, so it loads where rnnflow is not
 installed (given the pinned packages).
 """
 
+import contextlib
 import os
 import shutil
 import tempfile
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 
 import mlflow
@@ -69,21 +71,8 @@ def load_model(model_uri: str, tracking_uri: str) -> mlflow.pyfunc.PyFuncModel:
     Raises:
         TrackingError: naming the URI and the store when it cannot be loaded.
     """
-    from mlflow.exceptions import MlflowException
-
-    from components.common.errors import TrackingError
-    from components.common.redact import redact_url
-
-    try:
-        with fluent_store(tracking_uri):
-            return mlflow.pyfunc.load_model(model_uri)
-    except (MlflowException, OSError) as exc:
-        message = getattr(exc, "message", str(exc))
-        raise TrackingError(
-            f"cannot load model {model_uri} from {redact_url(tracking_uri)}: "
-            f"{message} (register a champion with `rnnflow retrain EXPERIMENT`, "
-            "or pass --model-uri)"
-        ) from None
+    with _loading(model_uri, tracking_uri):
+        return mlflow.pyfunc.load_model(model_uri)
 
 
 def load_forecaster(model_uri: str, tracking_uri: str) -> Forecaster:
@@ -95,25 +84,33 @@ def load_forecaster(model_uri: str, tracking_uri: str) -> Forecaster:
     Raises:
         TrackingError: naming the URI and the store when it cannot be loaded.
     """
+    with tempfile.TemporaryDirectory() as scratch:
+        with _loading(model_uri, tracking_uri):
+            local = mlflow.artifacts.download_artifacts(
+                artifact_uri=model_uri, dst_path=scratch
+            )
+        return load_saved(Path(local) / "artifacts" / ARTIFACT_KEY)
+
+
+@contextlib.contextmanager
+def _loading(model_uri: str, tracking_uri: str) -> Iterator[None]:
+    """MLflow's global store pointed at `tracking_uri`; what fails to load
+    raises a TrackingError naming the URI, the store and what to do."""
     from mlflow.exceptions import MlflowException
 
     from components.common.errors import TrackingError
     from components.common.redact import redact_url
 
-    with tempfile.TemporaryDirectory() as scratch:
-        try:
-            with fluent_store(tracking_uri):
-                local = mlflow.artifacts.download_artifacts(
-                    artifact_uri=model_uri, dst_path=scratch
-                )
-        except (MlflowException, OSError) as exc:
-            message = getattr(exc, "message", str(exc))
-            raise TrackingError(
-                f"cannot load model {model_uri} from {redact_url(tracking_uri)}: "
-                f"{message} (register a champion with `rnnflow retrain EXPERIMENT`, "
-                "or pass --model-uri)"
-            ) from None
-        return load_saved(Path(local) / "artifacts" / ARTIFACT_KEY)
+    try:
+        with fluent_store(tracking_uri):
+            yield
+    except (MlflowException, OSError) as exc:
+        message = getattr(exc, "message", str(exc))
+        raise TrackingError(
+            f"cannot load model {model_uri} from {redact_url(tracking_uri)}: "
+            f"{message} (register a champion with `rnnflow retrain EXPERIMENT`, "
+            "or pass --model-uri)"
+        ) from None
 
 
 def forecaster_of(model: mlflow.pyfunc.PyFuncModel) -> Forecaster:
