@@ -478,21 +478,24 @@ def _predict(args) -> int:
     from components.tracking import packaging
 
     forecaster = packaging.load_forecaster(model_uri, uri)
-    if frame is None:  # the source itself: every series the model can forecast
-        frame, stray = forecaster.request_frame(ingest.read_raw(config.data))
-        if stray:
-            shown = ", ".join(stray[:5]) + (" ..." if len(stray) > 5 else "")
-            print(
-                f"left out {len(stray)} series the model was not trained on "
-                f"(too short for a window then, or new): {shown}"
-            )
-    forecast = forecaster.forecast(frame, skip_short=not args.input)
-    skipped = forecast.attrs.get("skipped", [])
-    if skipped:
+    if frame is None:  # the source itself: every series it holds
+        frame, _ = forecaster.request_frame(ingest.read_raw(config.data))
+    forecast = forecaster.forecast(frame)
+    made_by = forecast.attrs.get("forecasters", {})
+    own = forecast.attrs.get("own_statistics", [])
+    if own:
+        shown = ", ".join(own[:5]) + (" ..." if len(own) > 5 else "")
         print(
-            f"left out {len(skipped)} series without enough usable rows "
-            f"at the end: {', '.join(skipped[:5])}"
+            f"{len(own)} series the model was not trained on forecast by the network "
+            f"with their own rows' statistics: {shown}"
         )
+    for who, names in made_by.items():
+        if who != "network":  # a panel's series the network could not forecast
+            shown = ", ".join(names[:5]) + (" ..." if len(names) > 5 else "")
+            print(
+                f"{len(names)} series forecast by {who} (fewer usable rows "
+                f"than the network's window): {shown}"
+            )
     if args.output:
         forecast.to_csv(args.output, index=False)
         print(f"wrote {len(forecast)} rows to {args.output}")

@@ -93,18 +93,41 @@ def test_served_panel_model_forecasts_every_series_like_the_evaluation(fertility
 
     uri, result = fertility_run
     model, raw, history = _served_like_the_evaluation(uri, result, ["FRA", "NER", "JPN"])
-    with pytest.raises(Exception, match=r"series \['ATLANTIS'\] were not trained on"):
-        model.predict(pd.concat([history, history.head(12).assign(country="ATLANTIS")]))
-    # The whole source: series too short to train on are set apart by name,
-    # and those whose last rows are missing are refused, or skipped when asked.
+    # Series it never saw are still forecast: by the network, scaled by their
+    # own rows, when they hold a window; else by a fallback that says so.
+    new = pd.concat([history.head(12).assign(country="ATLANTIS"),
+                     history.head(5).assign(country="MU")])  # fmt: skip
+    served = model.predict(pd.concat([history, new]))
+    made_by = served.groupby("series")["forecaster"].first()
+    assert (made_by["ATLANTIS"], made_by["MU"], made_by["FRA"]) == (
+        "network", "naive", "network"
+    )
+    mu = served[served["series"] == "MU"]
+    last = history.head(5)["fertility"].dropna().iloc[-1]
+    assert (mu["fertility"] == last).all()  # naive: the last value held
+    assert mu["fertility_q0.1"].isna().all()  # no interval from a fallback
+    atlantis = served[served["series"] == "ATLANTIS"]
+    seen = history.head(12)["fertility"]
+    assert atlantis["fertility"].between(0.5 * seen.min(), 1.5 * seen.max()).all()
+    assert (atlantis["fertility_q0.1"] < atlantis["fertility"]).all()
+    # The whole source: every series gets a forecast; those the network cannot
+    # (too short to train on, or their last rows missing) by the fallback.
     forecaster = packaging.forecaster_of(model)
-    known, stray = forecaster.request_frame(raw)
-    assert "AND" in stray and "FRA" not in stray and len(stray) == 9
+    frame, stray = forecaster.request_frame(raw)
+    assert stray == []
+    with pytest.raises(DataError, match="series 'AND' was not trained on"):
+        forecaster.forecast(frame, skip_short=False)
+    trained_on = frame[frame["country"].isin(forecaster.series_names)]
     with pytest.raises(DataError, match="series 'DMA' needs its last 10 rows"):
-        forecaster.forecast(known)
-    everything = forecaster.forecast(known, skip_short=True)
-    assert "DMA" in everything.attrs["skipped"]
-    assert everything["series"].nunique() == 201 - len(everything.attrs["skipped"])
+        forecaster.forecast(trained_on, skip_short=False)
+    everything = forecaster.forecast(frame)
+    assert set(everything["series"]) == set(raw.dropna(subset=["fertility"])["country"])
+    by = everything.attrs["forecasters"]
+    assert "DMA" in by["naive"] and "FRA" in by["network"]
+    own = everything.attrs["own_statistics"]  # not trained on, a window's worth
+    assert own and not set(own) & set(forecaster.series_names)
+    assert set(by["network"]) - set(own) < set(forecaster.series_names)
+    assert len(by["network"]) - len(own) > 190  # all but a few of the 201
 
 
 def test_a_series_embedding_model_serves_each_series_with_its_own_index(
@@ -246,7 +269,7 @@ def test_a_panel_whose_first_series_are_too_short_trains_packages_and_predicts(
     """The first series in sort order have fewer rows than one window: they are
     left out of training, and packaging the model (whose input example used to
     be the source's first series) no longer fails the run; `predict` forecasts
-    the others and names the ones it left out."""
+    every series, the short ones by the named fallback."""
     import json
     import shutil
 
@@ -258,8 +281,12 @@ def test_a_panel_whose_first_series_are_too_short_trains_packages_and_predicts(
     rows = raw.groupby("country").size()
     keep = sorted(rows[rows >= 40].index)[:12]  # long series, then two cut short
     frame = raw[raw["country"].isin(keep)].sort_values(["country", "year"])
-    short = keep[:2]  # first in sort order, 8 rows each: less than a window
-    frame = frame[~frame["country"].isin(short) | (frame["year"] >= frame["year"].max() - 7)]
+    # first in sort order, both too short to train on: 6 rows (under a window:
+    # the fallback) and 12 (a window's worth: the network, its own statistics)
+    short = {keep[0]: 6, keep[1]: 12}
+    last = frame.groupby("country")["year"].transform("max")
+    cut = frame["country"].map(short).fillna(99) > last - frame["year"]
+    frame = frame[cut]
     data = tmp_path / "panel.csv"
     frame[["country", "year", "fertility"]].to_csv(data, index=False)
     store = tmp_path / "mlruns" / "mlflow.db"
@@ -279,6 +306,13 @@ def test_a_panel_whose_first_series_are_too_short_trains_packages_and_predicts(
     served = run_cli_here(["predict", str(experiment), "--model-uri",
                            f"runs:/{result['run_id']}/forecaster", "--json"])  # fmt: skip
     assert served.returncode == 0, served.stderr[-3000:]
-    assert "left out 2 series the model was not trained on" in served.stdout
+    assert "1 series forecast by naive" in served.stdout  # named, counted
+    assert "1 series the model was not trained on forecast by the network" in (
+        served.stdout
+    )
     forecast = json.loads(served.stdout.strip().splitlines()[-1])["forecast"]
-    assert {row["series"] for row in forecast} == set(keep[2:])
+    made_by = {row["series"]: row["forecaster"] for row in forecast}
+    assert made_by == {s: "naive" if s == keep[0] else "network" for s in keep}
+    mine = [r["fertility"] for r in forecast if r["series"] == keep[1]]
+    recent = frame.loc[frame["country"] == keep[1], "fertility"]
+    assert all(0.5 * recent.min() < v < 1.5 * recent.max() for v in mine)

@@ -75,7 +75,7 @@ class Forecaster:
         return list(self.data.targets)
 
     # What each kind answers (see SeriesForecaster and PanelForecaster).
-    def forecast(self, frame: pd.DataFrame, skip_short: bool = False) -> pd.DataFrame:
+    def forecast(self, frame: pd.DataFrame, skip_short: bool = True) -> pd.DataFrame:
         raise NotImplementedError
 
     def holdout(

@@ -20,6 +20,7 @@ from components.data import ingest, preprocess
 from components.data.panel import PanelLayout, series_keys
 from components.evaluation.holdout import Holdout
 from components.evaluation.intervals import Calibration
+from components.evaluation.metrics import mase_scale
 from components.serving.forecaster import Forecaster
 from components.serving.rows import (
     datetime_steps,
@@ -49,6 +50,8 @@ class PanelForecaster(Forecaster):
 
     static_columns: list[str]
     series_scale: np.ndarray
+    # The run's `evaluate.season`: what the seasonal-naive fallback repeats.
+    season: int | None = None
 
     @classmethod
     def from_training(
@@ -71,6 +74,7 @@ class PanelForecaster(Forecaster):
             calendar_columns=list(series.calendar_columns),
             static_columns=list(series.static_columns),
             series_scale=np.asarray(report.series_scale),
+            season=config.evaluate.season,
             calibration=calibration or Calibration(),
         )  # fmt: skip
 
@@ -107,73 +111,128 @@ class PanelForecaster(Forecaster):
         return pd.concat(history), ahead
 
     def request_frame(self, raw: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
-        """`raw` (shaped like the source) without the series this model was
-        not trained on (too short then, or new), and their keys."""
-        known = set(self.normalizer.series)
-        if self.data.layout == "panel":  # wide: a series is a column
-            time = self.data.time_column
-            stray = [c for c in raw.columns if c != time and str(c) not in known]
-            return raw.drop(columns=stray), list(map(str, stray))
-        key = series_keys(raw, self.data.id_columns)
-        stray = sorted(set(key) - known)
-        return raw[key.isin(known).to_numpy()], stray
+        """`raw` (shaped like the source) as it is: every series gets a
+        forecast (the network's, or a named fallback), so none is left out."""
+        return raw, []
 
-    def forecast(self, frame: pd.DataFrame, skip_short: bool = False) -> pd.DataFrame:
+    def forecast(self, frame: pd.DataFrame, skip_short: bool = True) -> pd.DataFrame:
         """The next `horizon` steps after the last row of every series in
-        `frame` (raw rows shaped like the training source, at least
-        `history_rows` per series).
+        `frame` (raw rows shaped like the training source).
+
+        Every series gets a forecast: the network's for a series whose last
+        `input_width` rows are usable (scaled by its training statistics, or,
+        for a series it was not trained on, by its own rows'); otherwise a
+        named fallback (seasonal naive with the run's `evaluate.season` when
+        the series holds a season, else naive), without quantiles.
 
         Returns:
             one row per series and step: the series key (`series`), `step`,
-            `time` (when it can be stepped), each target, then each
-            target's quantile columns (`{target}_q0.1`, ...). With
-            `skip_short`, a series without `input_width` usable rows is left
-            out (listed in `attrs["skipped"]`) instead of refused.
+            `time` (when it can be stepped), `forecaster` (who made the row:
+            `network`, `seasonal_naive` or `naive`), each target, then each
+            target's quantile columns (`{target}_q0.1`, ...; empty for a
+            fallback). `attrs["forecasters"]`: the series of each forecaster;
+            `attrs["own_statistics"]`: those the network forecast with their
+            own rows' statistics.
+            With `skip_short=False` a series the network cannot forecast is
+            refused instead (a DataError naming it).
         """
         frame, ahead = self._split_future(frame)
         loaded = self._validated(frame)
-        rows = self._series_rows(loaded)
+        known = {s: j for j, s in enumerate(self.normalizer.series)}
         features = self._input_columns(loaded)
-        embeds = self._embeds_series
-        inputs, bases, skipped = [], [], []
-        for j, (a, b) in list(rows.items()):
+        bounds = loaded.layout.bounds
+        network, fallback, own = {}, {}, []
+        inputs, bases, stats = [], [], []
+        for i, series in enumerate(loaded.layout.ids):
+            a, b = int(bounds[i]), int(bounds[i + 1])
             tail = loaded.frame.iloc[max(a, b - self.history_rows) : b]
             part = preprocess.prepare_split(
                 tail, self.data, loaded.targets, keep=loaded.shared_columns
             )
-            if len(part.frame) < self.window.input_width and skip_short:
-                rows.pop(j)
-                skipped.append(self.normalizer.series[j])
+            j = known.get(series)
+            usable = len(part.frame) >= self.window.input_width
+            if not usable or (j is None and self._embeds_series):
+                if not skip_short:
+                    why = "was not trained on" if j is None else (
+                        f"needs its last {self.history_rows} rows without gaps, got "
+                        f"{len(part.frame)} usable rows"
+                    )  # fmt: skip
+                    raise DataError(f"model input: series {series!r} {why}.")
+                fallback[series] = (a, b)
                 continue
-            if len(part.frame) < self.window.input_width:
-                raise DataError(
-                    f"model input: series {self.normalizer.series[j]!r} needs its "
-                    f"last {self.history_rows} rows without gaps, got "
-                    f"{len(part.frame)} usable rows."
-                )
-            series_key = self.normalizer.series[j]
-            led = lead_known(part.frame, ahead.get(series_key), self.data.known, self.lead)
-            scaled = self.normalizer.of_series(j).transform(
-                led.iloc[-self.window.input_width :], features
-            )
-            if embeds:
+            found = self._own_statistics(loaded, a, b) if j is None else (
+                self.normalizer.of_series(j), self.series_scale[j]
+            )  # fmt: skip
+            if j is None:
+                own.append(series)
+            led = lead_known(part.frame, ahead.get(series), self.data.known, self.lead)
+            scaled = found[0].transform(led.iloc[-self.window.input_width :], features)
+            if self._embeds_series:
                 scaled = preprocess.with_series_index(scaled, [len(scaled)], j)
             inputs.append(scaled)
             bases.append(part.levels.to_numpy(np.float64)[-1])
-        if not rows:
-            raise DataError(
-                f"model input: no series has its last {self.history_rows} rows "
-                "without gaps."
-            )
-        index = np.fromiter(rows, np.int64)
-        levels, quantiles = original_forecasts(
-            self.model, np.stack(inputs), np.stack(bases),
-            self.normalizer.for_windows(index), loaded.targets, self.data.transform,
-            self.calibration, self.series_scale[index],
-        )  # (S_in, T, K) each  # fmt: skip
-        out = self._long(loaded, rows, levels, quantiles)
-        out.attrs["skipped"] = skipped
+            stats.append(found)
+            network[series] = (a, b)
+        parts = []
+        if network:
+            means = np.stack([np.asarray(n.mean, np.float64) for n, _ in stats])
+            stds = np.stack([np.asarray(n.std, np.float64) for n, _ in stats])
+            per_window = preprocess.Normalizer(
+                self.normalizer.columns, means[:, None, :], stds[:, None, :]
+            )  # (S_in, 1, n): broadcasts over (S_in, T, K)
+            levels, quantiles = original_forecasts(
+                self.model, np.stack(inputs), np.stack(bases), per_window,
+                loaded.targets, self.data.transform, self.calibration,
+                np.stack([scale for _, scale in stats]),
+            )  # (S_in, T, K) each  # fmt: skip
+            parts.append(self._long(loaded, network, levels, quantiles, "network"))
+        for name, (a, b) in fallback.items():
+            who, values = self._fallback(loaded.frame.iloc[a:b], loaded.targets)
+            parts.append(self._long(loaded, {name: (a, b)}, values[None], {}, who))
+        out = pd.concat(parts, ignore_index=True)
+        out.attrs["forecasters"] = {
+            who: sorted(set(out.loc[out["forecaster"] == who, "series"]))
+            for who in out["forecaster"].unique()
+        }
+        out.attrs["own_statistics"] = sorted(own)
         return out
+
+    def _own_statistics(self, loaded, a: int, b: int):
+        """(a `Normalizer`, (K,) scale) for a series the network was not
+        trained on (too short for a training window then, or new), from its
+        own rows as training would have fitted them: its own columns by its
+        rows, the shared (calendar, static) ones by the panel's; where its
+        rows are constant, the median training series' spread and scale."""
+        part = preprocess.prepare_split(
+            loaded.frame.iloc[a:b], self.data, loaded.targets,
+            keep=loaded.shared_columns,
+        )  # fmt: skip
+        columns = list(self.normalizer.columns)
+        mean = np.asarray(self.normalizer.mean, np.float64)[0].copy()
+        std = np.median(np.asarray(self.normalizer.std, np.float64), axis=0)
+        own = [c for c in columns if c not in set(loaded.shared_columns)]
+        values = part.frame[own].to_numpy(np.float64)
+        spread = values.std(axis=0)
+        idx = [columns.index(c) for c in own]
+        mean[idx] = values.mean(axis=0)
+        std[idx] = np.where(spread > 0, spread, std[idx])
+        scale = mase_scale(part.levels.to_numpy(np.float64), self.season)
+        typical = np.median(self.series_scale, axis=0)
+        scale = np.where(np.isfinite(scale) & (scale > 0), scale, typical)
+        return preprocess.Normalizer(tuple(columns), mean, std), scale
+
+    def _fallback(self, rows: pd.DataFrame, targets: list[str]):
+        """(its name, (T, K) forecasts) of a series the network cannot
+        forecast: the last season repeated when the series holds one, else
+        the last value."""
+        values = rows[targets].dropna().to_numpy(np.float64)
+        ahead = self.window.offset + np.arange(self.window.horizon)  # (T,)
+        if not len(values):
+            return "naive", np.full((len(ahead), len(targets)), np.nan)
+        season = self.season
+        if season and len(values) >= season:
+            return "seasonal_naive", values[len(values) - season + ahead % season]
+        return "naive", np.repeat(values[-1:], len(ahead), axis=0)
 
     def holdout(
         self, frame: pd.DataFrame, since, scale: dict | None = None, only=None
@@ -250,17 +309,20 @@ class PanelForecaster(Forecaster):
     def series_names(self) -> tuple[str, ...]:
         return tuple(self.normalizer.series)
 
-    def _long(self, loaded, rows, levels, quantiles) -> pd.DataFrame:
+    def _long(self, loaded, spans, levels, quantiles, who) -> pd.DataFrame:
+        """Long rows for the series in `spans` (name -> its rows in `loaded`)
+        from (S, T, K) `levels` and quantiles, made by `who`."""
         steps = np.arange(1, self.window.horizon + 1)
         out = pd.DataFrame(
             {
-                "series": np.repeat([self.normalizer.series[j] for j in rows], len(steps)),
-                "step": np.tile(steps, len(rows)),
+                "series": np.repeat(list(spans), len(steps)),
+                "step": np.tile(steps, len(spans)),
             }
         )
-        times = [self._times(loaded.frame.index[a:b], steps) for a, b in rows.values()]
+        times = [self._times(loaded.frame.index[a:b], steps) for a, b in spans.values()]
         if all(t is not None for t in times):
             out["time"] = np.concatenate(times)
+        out["forecaster"] = who
         flat = levels.reshape(-1, levels.shape[2])
         for k, target in enumerate(loaded.targets):
             out[target] = flat[:, k]
@@ -320,13 +382,15 @@ class PanelForecaster(Forecaster):
         return {
             "static_columns": self.static_columns,
             "series_scale": self.series_scale.tolist(),
+            "season": self.season,
         }
 
     @classmethod
     def _from_meta(cls, model, meta: dict) -> "PanelForecaster":
         return cls(
             model=model, static_columns=meta["static_columns"],
-            series_scale=np.asarray(meta["series_scale"]), **cls._common(meta),
+            series_scale=np.asarray(meta["series_scale"]), season=meta.get("season"),
+            **cls._common(meta),
         )  # fmt: skip
 
 

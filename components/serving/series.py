@@ -93,7 +93,7 @@ class SeriesForecaster(Forecaster):
             raw.iloc[-(self.history_rows + self.lead) :], self.targets, self.lead
         )
 
-    def forecast(self, frame: pd.DataFrame, skip_short: bool = False) -> pd.DataFrame:
+    def forecast(self, frame: pd.DataFrame, skip_short: bool = True) -> pd.DataFrame:
         """The next `horizon` steps after the last row of `frame`.
 
         Args:
