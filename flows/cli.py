@@ -293,9 +293,14 @@ def _add_experiment_args(
 
 
 def _load(args):
-    from components.config.loading import load_experiment
+    from components.config.loading import load_experiment, with_settings
 
-    return load_experiment(*_experiment_and_overrides(args))
+    experiment, overrides = _experiment_and_overrides(args)
+    config = load_experiment(experiment, overrides)
+    label = " ".join(o for o in overrides if not o.startswith("tracking."))
+    if label and config.tracking.run_label is None:  # runs told apart in the UI
+        config = with_settings(config, {"tracking.run_label": label[:100]})
+    return config
 
 
 def _experiment_and_overrides(args) -> tuple[str | None, list[str]]:

@@ -100,3 +100,20 @@ def test_overrides_may_follow_options():
         _parse(_parser(), ["show", "x", "--bogus"])
     with pytest.raises(SystemExit):
         _parse(_parser(), ["ui", "a.b=1"])  # ui takes no overrides
+
+
+def test_a_trainings_overrides_name_its_run_so_runs_can_be_told_apart():
+    from components.tracking.describe import run_title
+    from flows.cli import _load, _parse, _parser
+
+    plain = _load(_parse(_parser(), ["train", "gas_furnace"]))
+    assert run_title(plain) == "lstm · gas_furnace"
+    tuned = _load(_parse(_parser(), [
+        "train", "gas_furnace", "train.epochs=30", "model.kind=gru",
+        "tracking.uri=sqlite:////tmp/secret.db",
+    ]))  # fmt: skip
+    assert tuned.tracking.run_label == "train.epochs=30 model.kind=gru"
+    assert run_title(tuned) == "gru · gas_furnace · train.epochs=30 model.kind=gru"
+    assert tuned.training_fields() == _load(_parse(_parser(), [
+        "train", "gas_furnace", "train.epochs=30", "model.kind=gru",
+    ])).training_fields()  # the label never changes what is trained (or resumed)

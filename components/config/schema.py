@@ -499,6 +499,12 @@ class TrackingSpec(_Strict):
         description="Registered model that `rnnflow retrain` versions and whose "
         "`champion` alias it moves; default the experiment's name.",
     )
+    run_label: str | None = Field(
+        None,
+        description="Added to a training run's name in the MLflow UI, so runs of "
+        "one experiment can be told apart (`gru · default · train.epochs=30`). The "
+        "CLI sets it to the command line's overrides (but `tracking.*`) when unset.",
+    )
 
 
 class RetrainSpec(_Strict):

@@ -6,9 +6,11 @@ from components.config.schema import ExperimentConfig
 
 def run_title(config: ExperimentConfig) -> str:
     """A training run's name in the MLflow UI: the kind, what kind of forecast
-    when it is not a point one, and the experiment (`gru · quantiles · sales`)."""
+    when it is not a point one, the experiment and `tracking.run_label`
+    (`gru · quantiles · sales · train.epochs=30`)."""
     what = " · quantiles" if config.model.quantiles else ""
-    return f"{config.model.kind}{what} · {config.name}"
+    label = f" · {config.tracking.run_label}" if config.tracking.run_label else ""
+    return f"{config.model.kind}{what} · {config.name}{label}"
 
 
 def run_description(config: ExperimentConfig, series, metrics: dict) -> str:
