@@ -127,7 +127,7 @@ class _ClientWatch:
 
     def __init__(self, connection: socket.socket, poll_seconds: float = 0.5):
         self._connection, self._poll = connection, poll_seconds
-        self._target = threading.get_ident()
+        self._target: int | None = None  # the command's thread, from start()
         self._done = threading.Event()
         self._lock = threading.Lock()  # no interrupt once the command returned
         self.gone = False

@@ -64,20 +64,12 @@ def mlflow_uri(tmp_path, _empty_mlflow_db) -> str:
 
 @pytest.fixture(scope="session")
 def cache_dir(tmp_path_factory) -> Path:
-    """RNNFLOW_CACHE_DIR for the session, pre-filled with the gas furnace file.
-
-    The public URL is not reachable on CI; the same bytes come from ../shared.
-    Without ../shared the experiment downloads from the URL like any user would.
-    """
-    from components.config.loading import load_experiment
-    from components.data.download import cache_path
-
+    """RNNFLOW_CACHE_DIR for the session: an empty download cache of its own, so
+    no test reads or fills the user's. (The gas furnace series ships with
+    rnnflow and is never downloaded, so nothing needs pre-filling.)"""
     directory = tmp_path_factory.mktemp("cache")
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("RNNFLOW_CACHE_DIR", str(directory))
-        if SHARED_GAS_FURNACE.is_file():
-            target = cache_path(load_experiment("gas_furnace").data.path)
-            shutil.copyfile(SHARED_GAS_FURNACE, target)
         yield directory
 
 

@@ -143,6 +143,7 @@ class PanelForecaster(Forecaster):
         bounds = loaded.layout.bounds
         network, fallback, own = {}, {}, []
         inputs, bases, stats = [], [], []
+        embeds = self._embeds_series
         for i, series in enumerate(loaded.layout.ids):
             a, b = int(bounds[i]), int(bounds[i + 1])
             tail = loaded.frame.iloc[max(a, b - self.history_rows) : b]
@@ -151,7 +152,7 @@ class PanelForecaster(Forecaster):
             )
             j = known.get(series)
             usable = len(part.frame) >= self.window.input_width
-            if not usable or (j is None and self._embeds_series):
+            if not usable or (j is None and embeds):
                 if not skip_short:
                     why = "was not trained on" if j is None else (
                         f"needs its last {self.history_rows} rows without gaps, got "
@@ -167,7 +168,7 @@ class PanelForecaster(Forecaster):
                 own.append(series)
             led = lead_known(part.frame, ahead.get(series), self.data.known, self.lead)
             scaled = found[0].transform(led.iloc[-self.window.input_width :], features)
-            if self._embeds_series:
+            if embeds:
                 scaled = preprocess.with_series_index(scaled, [len(scaled)], j)
             inputs.append(scaled)
             bases.append(part.levels.to_numpy(np.float64)[-1])
