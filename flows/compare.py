@@ -125,7 +125,7 @@ def compare_flow(
         board = rank(
             children, data, tracking_uri, parent, scored_on, config.rank_metric
         )
-        warnings = _check_quality(children, tracking_uri, parent)
+        warnings = _check_quality(children, tracking_uri, parent, config.data.is_panel)
         tracking.finish_run(tracking_uri, parent)
     return CompareResult(
         parent_run_id=parent,
@@ -153,10 +153,14 @@ def _report_child(done: int, plan: list, child: dict | None, metric: str) -> Non
     )  # fmt: skip
 
 
-def _check_quality(children: list[dict], tracking_uri: str, parent: str) -> dict:
+def _check_quality(
+    children: list[dict], tracking_uri: str, parent: str, panel: bool = False
+) -> dict:
     """The guard rail per kind (mean over seeds, validation split): warnings
     by kind, logged and tagged on the parent (`quality_warning.<kind>`)."""
-    checks = quality.check_each_kind([(c["model"], c["metrics"]) for c in children])
+    checks = quality.check_each_kind(
+        [(c["model"], c["metrics"]) for c in children], quality.unit_for(panel)
+    )
     warnings = {kind: c.message for kind, c in checks.items() if c.message}
     for message in warnings.values():
         get_run_logger().warning("%s", message)

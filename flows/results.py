@@ -8,6 +8,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from components.common.redact import redact_url
+from components.evaluation.metrics import BASELINE_LABELS
 
 
 def _pick(result, *keys: str) -> dict:
@@ -56,9 +57,8 @@ class TrainResult:
         from components.tracking.runs import ui_link
 
         metrics = self.metrics
-        rows = [("model", "test_"), ("persistence", "baseline_persistence_test_")]
-        rows.append(("linear AR", "baseline_linear_test_"))
-        for name, label in (("seasonal_naive", "seasonal"), ("ets", "ETS"), ("arima", "ARIMA")):
+        rows = [("model", "test_")]
+        for name, label in BASELINE_LABELS.items():
             if f"baseline_{name}_test_mse" in metrics:
                 rows.append((label, f"baseline_{name}_test_"))
         lines = [
@@ -91,6 +91,16 @@ class TrainResult:
             lines.append(
                 f"backtest, {int(metrics['backtest_folds'])} folds, mse: "
                 + ", ".join(folds)
+            )
+        members = sorted(k for k in metrics if k.startswith("member_") and k.endswith("_test_mse"))
+        if members:
+            scores = ", ".join(f"{metrics[k]:.4f}" for k in members)
+            lines.append(f"ensemble of {len(members)}: the members' test mse {scores}")
+        if "refit_epochs" in metrics:
+            lines.append(
+                f"served: the network refit on every row for "
+                f"{int(metrics['refit_epochs'])} epochs (the scores above are "
+                "the model before the refit)"
             )
         lines.append(
             f"trained {metrics['epochs_trained']} epochs in "

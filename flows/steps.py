@@ -89,11 +89,17 @@ def _split_panel(series, data, split, window) -> dict[str, preprocess.PreparedSp
     )  # fmt: skip
     logger = get_run_logger()
     if found.skipped:
-        shown = ", ".join(map(repr, found.skipped[:5]))
-        more = f" and {len(found.skipped) - 5} more" if len(found.skipped) > 5 else ""
         logger.warning(
-            "left out %d series with fewer training rows than one window (%d): "
-            "%s%s", len(found.skipped), window.span, shown, more,
+            "left out %d series with fewer training rows than one window (%d)%s: %s",
+            len(found.skipped), window.span,
+            "" if data.short_series == "skip" else
+            f" or than padding needs ({window.offset + window.horizon + 1})",
+            _some(found.skipped),
+        )  # fmt: skip
+    if found.padded:
+        logger.info(
+            "padded %d short series in front (first row repeated) to lend "
+            "windows: %s", len(found.padded), _some(found.padded),
         )  # fmt: skip
     windows = {
         name: len(window_starts(len(part.frame), window, part.bounds))
@@ -110,6 +116,11 @@ def _split_panel(series, data, split, window) -> dict[str, preprocess.PreparedSp
     )  # fmt: skip
     preprocess.check_panel_windows(windows, window)
     return found.parts
+
+
+def _some(names: tuple[str, ...], shown: int = 5) -> str:
+    more = f" and {len(names) - shown} more" if len(names) > shown else ""
+    return ", ".join(map(repr, names[:shown])) + more
 
 
 @_task
@@ -147,7 +158,8 @@ def make_datasets(
     """The training and validation windows, shuffled per epoch for training
     (in the order an uninterrupted training sees from `start_epoch` on): held
     in memory for the compiled loop, or streamed tf.data pipelines for `fit`."""
-    sizes = {name: len(scaled[name].inputs) for name in ("train", "val")}
+    sizes = {name: len(scaled[name].inputs) if name in scaled else 0
+             for name in ("train", "val")}  # fmt: skip
     n_inputs, n_targets = (
         scaled["train"].inputs.shape[1],
         scaled["train"].targets.shape[1],
@@ -239,7 +251,8 @@ def evaluate(
 ):
     """Model and baselines on the windows of one split (`test`, `val`), both
     units; `where` names the split in errors when the name does not say it.
-    The classical baselines score the test split only."""
+    The classical baselines score the test split, and every split of a
+    panel (`_references`)."""
     test = split == "test"
     return evaluation.evaluate_on_test(
         model,
@@ -252,9 +265,17 @@ def evaluate(
         config.evaluate.season,
         who=f"{config.model.kind} on the {where or split + ' split'}",
         split=split,
-        between=scaled["val"].levels if test else None,
-        classical=tuple(config.evaluate.classical) if test else (),
+        between=scaled["val"] if test else None,
+        classical=_references(config, scaled, test),
     )
+
+
+def _references(config: ExperimentConfig, scaled, test: bool) -> tuple[str, ...]:
+    """The classical references scored on a split: every split of a panel
+    (the guard rail checks the network against them on validation), the
+    test split of one series."""
+    panel = scaled["train"].bounds is not None
+    return config.evaluate.classical_models(panel) if (test or panel) else ()
 
 
 @dataclass(frozen=True)
@@ -293,6 +314,27 @@ def prepare_data(
         config.window,
     )  # fmt: skip
     return PreparedData(series, normalizer, scaled, tuple(folds), positions)
+
+
+def prepare_all_rows(config: ExperimentConfig, data: PreparedData):
+    """Every row of the data as one training split, with statistics fitted
+    on all of them (`train.refit`): (the normalizer, {"train": scaled})."""
+    series = data.series
+    if series.layout is not None:
+        prepared = panel.all_rows(
+            series.frame, series.layout, config.data, config.window,
+            series.targets, series.shared_columns,
+        )  # fmt: skip
+    else:
+        prepared = preprocess.prepare_split(
+            series.frame, config.data, series.targets,
+            keep=series.calendar_columns,
+            lead=preprocess.known_lead(config.data, config.window),
+        )  # fmt: skip
+    normalizer, scaled = normalize(
+        {"train": prepared}, series, config.data.scale, config.model.id_embedding > 0
+    )
+    return normalizer, scaled
 
 
 def fit_summary(fit_result: training.FitResult) -> dict[str, float]:

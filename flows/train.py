@@ -31,6 +31,7 @@ from components.config.schema import DataSpec, ExperimentConfig, TrainSpec
 from components.data import ingest, preprocess
 from components.evaluation import calibrate, intervals, plots, quality
 from components.evaluation import evaluate as evaluation
+from components.models.ensemble import median_ensemble
 from components.serving.forecaster import Forecaster
 from components.serving.kinds import forecaster_for
 from components.tracking import packaging, provenance
@@ -48,6 +49,7 @@ from flows.steps import (
     evaluate,
     fit_summary,
     make_datasets,
+    prepare_all_rows,
     prepare_data,
 )
 from flows.terminal import LIVE_PROGRESS
@@ -156,10 +158,12 @@ def fit(
     run_id: str,
     folder: checkpoint.CheckpointFolder | None = None,
     resume: checkpoint.TrainingState | None = None,
+    prefix: str = "",
 ):
-    """Train with per-epoch metrics streamed to MLflow, progress to the log and
-    the state saved to `folder` after every epoch."""
-    epoch_logger = tracking.EpochMetricLogger(tracking_uri, run_id)
+    """Train with per-epoch metrics streamed to MLflow (named `{prefix}loss`
+    ...), progress to the log and the state saved to `folder` after every
+    epoch."""
+    epoch_logger = tracking.EpochMetricLogger(tracking_uri, run_id, prefix=prefix)
     live = os.environ.get(LIVE_PROGRESS) and spec.verbose_every
     if live:  # the CLI on a terminal: one line that updates
         progress = terminal.LiveProgress(sys.stderr, spec.epochs)
@@ -188,10 +192,14 @@ def fit(
 
 
 @_task
-def check_quality(val_report: evaluation.Evaluation, kind: str) -> quality.QualityCheck:
+def check_quality(
+    val_report: evaluation.Evaluation, kind: str, panel: bool = False
+) -> quality.QualityCheck:
     """The guard rail: does the network beat persistence and the linear
     baseline on the validation split?"""
-    found = quality.check_validation(val_report.metrics, kind, len(val_report.actual))
+    found = quality.check_validation(
+        val_report.metrics, kind, len(val_report.actual), quality.unit_for(panel)
+    )
     if found.message:
         get_run_logger().warning("%s", found.message)
     return found
@@ -351,10 +359,22 @@ def train_in_run(
         fit_result = fit(
             model, datasets, config.train, tracking_uri, run_id, folder, resume
         )
+        members = {}
+        if spec.ensemble > 1:
+            model, members = train_members(
+                model, spec, config, data, tracking_uri, run_id
+            )
         report = evaluate(model, scaled, config, normalizer, series.targets)
+        report.metrics.update(members)
         checked, calibration, warnings = _validation_checks(
             model, data, config, report, tracking_uri, run_id
         )
+        served_normalizer, served_report = normalizer, report
+        if config.train.refit:
+            model, served_normalizer, served_report, refit_metrics = refit(
+                spec, config, data, fit_result, report, tracking_uri, run_id
+            )
+            checked.update(refit_metrics)
         model_uri = track(
             config,
             tracking_uri,
@@ -367,7 +387,7 @@ def train_in_run(
             series,
         )
         forecaster = forecaster_for(
-            model, normalizer, config, series, report, calibration
+            model, served_normalizer, config, series, served_report, calibration
         )
         forecaster_uri = package(forecaster, config.data, tracking_uri, run_id)
         metrics = {**report.metrics, **fit_summary(fit_result), **checked}
@@ -397,6 +417,71 @@ def train_in_run(
     )
 
 
+@_task
+def refit(spec, config, data: PreparedData, fit_result, report, tracking_uri, run_id):
+    """`train.refit`: the same network trained again from its first weights
+    (same seed) on every row, for the best epoch's count, its curve logged
+    as `refit/loss`. Returns (the refit model, its normalizer, `report` with
+    a panel's series scales from every row, `refit_*` metrics)."""
+    import dataclasses
+
+    from components.evaluation import panel_metrics
+
+    epochs = max(int(fit_result.best_epoch), 1)
+    normalizer, scaled = prepare_all_rows(config, data)
+    get_run_logger().info(
+        "refit on every row (%d, training had %d) for %d epochs",
+        len(scaled["train"].inputs), len(data.scaled["train"].inputs), epochs,
+    )  # fmt: skip
+    again = config.train.model_copy(update={"epochs": epochs, "patience": 0})
+    model = build(spec, again, config.window, scaled["train"], data.target_positions)
+    found = fit(model, make_datasets(scaled, config.window, again), again,
+                tracking_uri, run_id, prefix="refit/")  # fmt: skip
+    if scaled["train"].bounds is not None:  # the served series' scales
+        scales = panel_metrics.series_scale(
+            *scaled["train"].unpadded_levels(), config.evaluate.season
+        )
+        report = dataclasses.replace(report, series_scale=panel_metrics.filled(scales))
+    tracking.set_tags(tracking_uri, run_id, {"refit": f"every row, {epochs} epochs"})
+    metrics = {"refit_epochs": float(epochs), "refit_seconds": found.seconds}
+    tracking.log_metrics(tracking_uri, run_id, metrics)
+    return model, normalizer, report, metrics
+
+
+def train_members(first, spec, config, data: PreparedData, tracking_uri, run_id):
+    """The rest of a `model.ensemble`: member i is built and shuffled with
+    seed `train.seed + i` (its curves logged as `member_<i>/loss`), then all
+    are joined into one median model. Returns (the ensemble, each member's
+    test scores and the members' total training seconds)."""
+    members, scores, seconds = [first], {}, 0.0
+    logger = get_run_logger()
+    for i in range(1, spec.ensemble):
+        member_train = config.train.model_copy(update={"seed": config.train.seed + i})
+        logger.info("ensemble member %d of %d (seed %d)", i + 1, spec.ensemble,
+                    member_train.seed)  # fmt: skip
+        datasets = make_datasets(data.scaled, config.window, member_train)
+        member = build(
+            spec, member_train, config.window, data.scaled["train"],
+            data.target_positions,
+        )  # fmt: skip
+        found = fit(member, datasets, member_train, tracking_uri, run_id,
+                    prefix=f"member_{i}/")  # fmt: skip
+        seconds += found.seconds
+        members.append(member)
+    rank = config.rank_metric.removeprefix("test_")
+    for i, member in enumerate(members):
+        alone = evaluation.evaluate_on_test(
+            member, data.scaled["train"], data.scaled["test"], config.window,
+            data.normalizer, data.series.targets, config.data.transform,
+            config.evaluate.season,
+        )  # fmt: skip
+        for name in {rank, "mse", "mase", "smape"}:
+            if f"test_{name}" in alone.metrics:
+                scores[f"member_{i}_test_{name}"] = alone.metrics[f"test_{name}"]
+    scores["ensemble_members_train_seconds"] = seconds
+    return median_ensemble(members), scores
+
+
 def _validation_checks(model, data, config, report, tracking_uri, run_id):
     """The guard rail and the intervals, which both read the validation
     split: (their metrics, the intervals' `Calibration`, warnings), logged
@@ -406,7 +491,7 @@ def _validation_checks(model, data, config, report, tracking_uri, run_id):
     metrics, warnings, val_report = {}, [], None
     if len(scaled["val"].inputs):
         val_report = evaluate(model, scaled, config, data.normalizer, targets, "val")
-        checked = check_quality(val_report, config.model.kind)
+        checked = check_quality(val_report, config.model.kind, config.data.is_panel)
         tracking.log_metrics(tracking_uri, run_id, checked.metrics)
         tracking.set_tags(tracking_uri, run_id, checked.tags)
         metrics.update(checked.metrics)

@@ -7,7 +7,7 @@ import pytest
 
 from components.config.schema import WindowSpec
 from components.data.preprocess import Normalizer, ScaledSplit
-from components.evaluation.classical import _fit, forecast_windows
+from components.evaluation.classical import fit_model, forecast_windows
 from components.evaluation.evaluate import evaluate_on_test, mase_scale
 
 
@@ -25,7 +25,7 @@ def test_each_window_is_the_fitted_model_applied_up_to_its_origin(name):
     found = forecast_windows(name, train, scored, spec, season=12, between=between)
     starts = np.arange(0, len(scored) - spec.span + 1, spec.stride)
     assert found.forecast.shape == (len(starts), 3, 1)
-    fitted = _fit(name, train[:, 0], 12)  # parameters from train only
+    fitted = fit_model(name, train[:, 0], 12)  # parameters from train only
     for w in (0, len(starts) // 2, len(starts) - 1):
         origin = 200 + starts[w] + spec.input_width - 1
         applied = fitted.apply(y[: origin + 1, 0] - fitted.mean)
@@ -99,7 +99,7 @@ def test_arima_forecast_deviations_match_statsmodels_own_intervals():
     y = _series()
     spec = WindowSpec(input_width=12, horizon=3, stride=7)
     found = forecast_windows("arima", y[:160], y[200:], spec, between=y[160:200])
-    fitted = _fit("arima", y[:160, 0], None)
+    fitted = fit_model("arima", y[:160, 0], None)
     for w in (0, len(found.std) - 1):
         origin = 200 + 7 * w + 11
         own = fitted.apply(y[: origin + 1, 0] - fitted.mean).get_forecast(3)
@@ -128,7 +128,7 @@ def test_arima_chooses_its_order_on_the_last_rows_and_fits_only_that_one(monkeyp
             for p in range(3) for q in range(3) if p or q or d
         }  # fmt: skip
     p, d, q = min(aic, key=aic.get)
-    fitted = _fit("arima", y, None)
+    fitted = fit_model("arima", y, None)
     assert fitted.label == f"ARIMA({p},{d},{q})"
     whole = SARIMAX(y - mean, order=(p, d, q)).fit(disp=False)
     assert fitted.aic == pytest.approx(whole.aic)  # then fitted on every row

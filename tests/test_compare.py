@@ -123,7 +123,7 @@ def test_compare_flow_nests_children_and_logs_the_leaderboard(
     means = [row["test_mse_mean"] for row in board]
     assert means == sorted(means)
     assert {row["model"] for row in board} == {
-        "mlp", "gru", "persistence", "linear", "ets", "arima"
+        "mlp", "gru", "persistence", "linear", "ets", "theta", "arima"
     }  # fmt: skip
     assert parent.data.tags["winner"] == next(
         r["model"] for r in board if r["kind"] == "model"
@@ -214,7 +214,7 @@ def test_cli_compare_prints_the_leaderboard_and_json(
     assert result["experiment"] == "cmp"
     # The classical baselines are scored in every backtest fold too.
     assert {r["model"] for r in result["leaderboard"]} == {
-        "simple_rnn", "persistence", "linear", "ets", "arima"
+        "simple_rnn", "persistence", "linear", "ets", "theta", "arima"
     }  # fmt: skip
     assert result["scored_on"] == "mean over backtest folds"
     (network,) = [r for r in result["leaderboard"] if r["kind"] == "model"]

@@ -157,12 +157,39 @@ def test_global_scale_shares_one_set_of_statistics():
     assert np.ptp(normalizer.mean) == 0 and np.ptp(normalizer.std) == 0
 
 
-def test_short_series_are_skipped_or_refused():
+def test_short_series_are_padded_skipped_or_refused():
+    # s2: 2004-2007; training ends before 2006, so it has 2 rows of the 3 a
+    # window needs.
     frame = pd.concat([_long(n_series=2), _long(n_series=3, n_rows=4, start=2004).iloc[8:]])
     _, found = _split(frame, _spec())
+    train = found.parts["train"]
+    assert found.padded == ("s2",) and not found.skipped
+    assert train.series == ("s0", "s1", "s2")
+    np.testing.assert_array_equal(train.padded, [0, 0, 1])
+    a, b = train.bounds[2], train.bounds[3]
+    np.testing.assert_array_equal(train.frame["y"].to_numpy()[a:b], [200, 200, 201])
+    assert 2 in window_series(len(train.frame), WINDOW, train.bounds)  # it lends one
+    normalizer = preprocess.fit_series_normalizer(train, [])
+    assert normalizer.mean[2, 0] == pytest.approx(200.5)  # not the padded 200.33
+    # two training rows cannot hold a two-step target and an input: left out
+    _, found = _split(frame, _spec(), window=WindowSpec(input_width=2, horizon=2))
+    assert found.skipped == ("s2",) and not found.padded
+    _, found = _split(frame, _spec(short_series="skip"))
     assert found.skipped == ("s2",) and found.parts["train"].series == ("s0", "s1")
     with pytest.raises(DataError, match="1 series have fewer training rows .* first 's2'"):
         _split(frame, _spec(short_series="error"))
+
+
+def test_a_padded_series_is_padded_the_same_with_a_transform():
+    frame = pd.concat([_long(n_series=2), _long(n_series=3, n_rows=5, start=2003).iloc[10:]])
+    _, found = _split(frame, _spec(transform="diff"))
+    train = found.parts["train"]
+    assert found.padded == ("s2",)
+    a, b = train.bounds[2], train.bounds[3]
+    # rows 2003 (pad), 2003, 2004, 2005 differenced: the first change is
+    # taken from the pad (0), so it counts as padding
+    np.testing.assert_array_equal(train.frame["y"].to_numpy()[a:b], [0, 1, 1])
+    np.testing.assert_array_equal(train.padded, [0, 0, 1])
 
 
 def test_static_channels_are_one_hot_or_numeric_and_shared():
@@ -516,7 +543,7 @@ def test_a_panel_fold_cuts_every_series_on_the_shared_time_axis():
 
 def test_selecting_rows_equals_preparing_each_series_when_nothing_changes():
     """The fast path (no gaps, no transform, no known columns) gives what
-    the per-series path gives: ragged series, one too short, context rows."""
+    the per-series path gives: ragged series, one padded, context rows."""
     frame = _long(n_series=4, n_rows=30, extra=[np.arange(30.0) * s for s in range(4)])
     frame = frame[~((frame["id"] == "s1") & (frame["year"] < 2010))]  # starts late
     frame = frame[~((frame["id"] == "s2") & (frame["year"] > 2024))]  # ends early
@@ -526,14 +553,15 @@ def test_selecting_rows_equals_preparing_each_series_when_nothing_changes():
     window = WindowSpec(input_width=3, horizon=2)
     cut = panel.time_cut(series.frame.index, SplitSpec(val=5, test=5))
     ranges = panel.split_bounds(series.frame.index, series.layout, cut, context=3)
-    fast = panel._select_rows(series.frame, series.layout, ranges, ["y"], window.span)
-    slow = panel._prepare_each_series(
-        series.frame, series.layout, ranges, spec, window, ["y"], []
-    )
-    assert fast[1] == slow[1] == ["s0", "s1", "s2"] and fast[2] == slow[2] == ["s3"]
+    plan, kept, skipped, padded = panel.plan_rows(ranges, spec, window)
+    assert kept == [0, 1, 2, 3] and not skipped and padded == [3]
+    keys = tuple(series.layout.ids)
+    fast = panel._select_rows(series.frame, plan, ["y"], keys)
+    slow = panel._prepare_each_series(series.frame, plan, spec, window, ["y"], [], keys)
     for name in ("train", "val", "test"):
-        pd.testing.assert_frame_equal(fast[0][name].frame, slow[0][name].frame)
-        pd.testing.assert_frame_equal(fast[0][name].levels, slow[0][name].levels)
-        np.testing.assert_array_equal(fast[0][name].bounds, slow[0][name].bounds)
-        assert fast[0][name].series == slow[0][name].series
-    assert len(fast[0]["test"].frame) == 2 * (5 + 3)  # s2 ends before the test split
+        pd.testing.assert_frame_equal(fast[name].frame, slow[name].frame)
+        pd.testing.assert_frame_equal(fast[name].levels, slow[name].levels)
+        np.testing.assert_array_equal(fast[name].bounds, slow[name].bounds)
+        assert fast[name].series == slow[name].series
+    np.testing.assert_array_equal(fast["train"].padded, [0, 0, 0, 2])
+    assert len(fast["test"].frame) == 2 * (5 + 3)  # s2, s3 end before the test split

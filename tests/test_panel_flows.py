@@ -94,16 +94,17 @@ def test_served_panel_model_forecasts_every_series_like_the_evaluation(fertility
     uri, result = fertility_run
     model, raw, history = _served_like_the_evaluation(uri, result, ["FRA", "NER", "JPN"])
     # Series it never saw are still forecast: by the network, scaled by their
-    # own rows, when they hold a window; else by a fallback that says so.
+    # own rows, when they hold what a padded training window needs (horizon
+    # 3 + 1 rows); else by a fallback that says so.
     new = pd.concat([history.head(12).assign(country="ATLANTIS"),
-                     history.head(5).assign(country="MU")])  # fmt: skip
+                     history.head(3).assign(country="MU")])  # fmt: skip
     served = model.predict(pd.concat([history, new]))
     made_by = served.groupby("series")["forecaster"].first()
     assert (made_by["ATLANTIS"], made_by["MU"], made_by["FRA"]) == (
         "network", "naive", "network"
     )
     mu = served[served["series"] == "MU"]
-    last = history.head(5)["fertility"].dropna().iloc[-1]
+    last = history.head(3)["fertility"].dropna().iloc[-1]
     assert (mu["fertility"] == last).all()  # naive: the last value held
     assert mu["fertility_q0.1"].isna().all()  # no interval from a fallback
     atlantis = served[served["series"] == "ATLANTIS"]
@@ -115,15 +116,16 @@ def test_served_panel_model_forecasts_every_series_like_the_evaluation(fertility
     forecaster = packaging.forecaster_of(model)
     frame, stray = forecaster.request_frame(raw)
     assert stray == []
-    with pytest.raises(DataError, match="series 'AND' was not trained on"):
+    with pytest.raises(DataError, match="series '[A-Z]+' was not trained on"):
         forecaster.forecast(frame, skip_short=False)
-    trained_on = frame[frame["country"].isin(forecaster.series_names)]
-    with pytest.raises(DataError, match="series 'DMA' needs its last 10 rows"):
-        forecaster.forecast(trained_on, skip_short=False)
+    france = frame[frame["country"] == "FRA"].tail(3)
+    with pytest.raises(DataError, match="series 'FRA' needs 4 of its last 10 rows"):
+        forecaster.forecast(france, skip_short=False)
     everything = forecaster.forecast(frame)
     assert set(everything["series"]) == set(raw.dropna(subset=["fertility"])["country"])
     by = everything.attrs["forecasters"]
-    assert "DMA" in by["naive"] and "FRA" in by["network"]
+    assert "FRA" in by["network"] and "DMA" in by["network"]  # DMA: 4 rows, padded
+    assert forecaster.forecast(france).attrs["forecasters"] == {"naive": ["FRA"]}
     own = everything.attrs["own_statistics"]  # not trained on, a window's worth
     assert own and not set(own) & set(forecaster.series_names)
     assert set(by["network"]) - set(own) < set(forecaster.series_names)
@@ -266,10 +268,11 @@ def test_a_panel_compare_trains_its_children_on_dask_workers(fertility_run):
 def test_a_panel_whose_first_series_are_too_short_trains_packages_and_predicts(
     prefect_api, tmp_path, _empty_mlflow_db
 ):
-    """The first series in sort order have fewer rows than one window: they are
-    left out of training, and packaging the model (whose input example used to
-    be the source's first series) no longer fails the run; `predict` forecasts
-    every series, the short ones by the named fallback."""
+    """The first series in sort order have fewer rows than one window: one is
+    padded into training, one is too short even for that and left out, and
+    packaging the model (whose input example used to be the source's first
+    series) no longer fails the run; `predict` forecasts every series, the
+    shortest by the named fallback."""
     import json
     import shutil
 
@@ -281,9 +284,9 @@ def test_a_panel_whose_first_series_are_too_short_trains_packages_and_predicts(
     rows = raw.groupby("country").size()
     keep = sorted(rows[rows >= 40].index)[:12]  # long series, then two cut short
     frame = raw[raw["country"].isin(keep)].sort_values(["country", "year"])
-    # first in sort order, both too short to train on: 6 rows (under a window:
-    # the fallback) and 12 (a window's worth: the network, its own statistics)
-    short = {keep[0]: 6, keep[1]: 12}
+    # first in sort order: 3 rows (below horizon + 1: the fallback) and 16
+    # (4 training rows before the 12 of val and test: padded into training)
+    short = {keep[0]: 3, keep[1]: 16}
     last = frame.groupby("country")["year"].transform("max")
     cut = frame["country"].map(short).fillna(99) > last - frame["year"]
     frame = frame[cut]
@@ -307,12 +310,36 @@ def test_a_panel_whose_first_series_are_too_short_trains_packages_and_predicts(
                            f"runs:/{result['run_id']}/forecaster", "--json"])  # fmt: skip
     assert served.returncode == 0, served.stderr[-3000:]
     assert "1 series forecast by naive" in served.stdout  # named, counted
-    assert "1 series the model was not trained on forecast by the network" in (
-        served.stdout
-    )
+    assert "not trained on" not in served.stdout  # the padded one was
     forecast = json.loads(served.stdout.strip().splitlines()[-1])["forecast"]
     made_by = {row["series"]: row["forecaster"] for row in forecast}
     assert made_by == {s: "naive" if s == keep[0] else "network" for s in keep}
     mine = [r["fertility"] for r in forecast if r["series"] == keep[1]]
     recent = frame.loc[frame["country"] == keep[1], "fertility"]
     assert all(0.5 * recent.min() < v < 1.5 * recent.max() for v in mine)
+
+
+def test_refit_serves_a_network_trained_on_every_row(prefect_api, tmp_path, mlflow_uri):
+    """`train.refit`: the served model is trained again on every row (its
+    statistics too) for the best epoch's count; the run's test scores stay
+    those of the model before the refit, and the run says so."""
+    from components.data.ingest import read_raw
+    from flows.train import train_flow
+
+    config = _short_fertility(mlflow_uri, "train.refit=true", "train.epochs=3")
+    result = train_flow(config)
+    run = MlflowClient(mlflow_uri).get_run(result.run_id)
+    metrics = run.data.metrics
+    assert metrics["refit_epochs"] == metrics["best_epoch"]
+    assert "refit/loss" in metrics and run.data.tags["refit"].startswith("every row")
+    assert "Served: the network refit on every row" in run.data.tags["mlflow.note.content"]
+    served = result.forecaster
+    raw = read_raw(config.data)
+    france = raw.loc[raw["country"] == "FRA", "fertility"]
+    assert france.notna().all()  # nothing interpolated: the mean is plain
+    column = served.normalizer.columns.index("fertility")
+    row = served.normalizer.series.index("FRA")
+    assert served.normalizer.mean[row, column] == pytest.approx(france.mean())
+    assert france.iloc[:-14].mean() != pytest.approx(france.mean())  # not training's
+    forecast = served.forecast(served.request_frame(raw)[0])
+    assert "FRA" in forecast.attrs["forecasters"]["network"]

@@ -435,3 +435,37 @@ def test_live_progress_keeps_one_line_and_times_from_the_second_epoch():
     assert lines[0] == "epoch  1/10  loss 0.5000  val_loss 0.2500"
     assert lines[2] == "epoch  3/10  loss 0.5000  val_loss 0.2500  at most 7 s left"
     assert lines[3] == ""  # closed: the line is erased, nothing stale is left
+
+
+def test_an_ensemble_is_one_model_forecasting_the_median_of_its_members(
+    prefect_api, tmp_path, mlflow_uri
+):
+    """`model.ensemble: 3`: three members (seeds 42, 43, 44) trained on the
+    same windows, each scored and its curve logged, joined into one logged
+    and served model whose forecast is the element-wise median of theirs."""
+    import keras
+
+    from components.models import predict_all
+    from components.tracking.packaging import load_forecaster
+    from flows.train import train_flow
+
+    path = tmp_path / "series.csv"
+    make_series().to_csv(path, index=False)
+    config = load_experiment(
+        str(_experiment(tmp_path, path, mlflow_uri)),
+        ["model.ensemble=3", "train.epochs=3", "model.kind=gru"],
+    )
+    result = train_flow(config)
+    metrics = MlflowClient(mlflow_uri).get_run(result.run_id).data.metrics
+    for i in range(3):
+        assert math.isfinite(metrics[f"member_{i}_test_mse"])
+    assert {"member_1/loss", "member_2/val_loss"} <= set(metrics)
+    members = [metrics[f"member_{i}_test_mse"] for i in range(3)]
+    assert len(set(members)) == 3  # three different networks
+    served = load_forecaster(result.forecaster_uri, mlflow_uri)
+    model = served.model
+    assert [layer.name for layer in model.layers[1:4]] == ["member_0", "member_1", "member_2"]
+    x = np.random.default_rng(0).normal(size=(16, 12, 2)).astype("float32")
+    each = np.stack([predict_all(member, x) for member in model.layers[1:4]])
+    np.testing.assert_allclose(predict_all(model, x), np.median(each, axis=0), rtol=1e-6)
+    assert isinstance(model.layers[1], keras.Model)

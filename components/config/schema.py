@@ -116,10 +116,13 @@ class DataSpec(_Strict):
         description="Panel normalization: each series by its own training rows, "
         "or one set of statistics over every series' training rows.",
     )
-    short_series: Literal["skip", "error"] = Field(
-        "skip",
+    short_series: Literal["pad", "skip", "error"] = Field(
+        "pad",
         description="A panel series with too few training rows for one window: "
-        "left out (counted and listed in the run) or an error.",
+        "`pad` repeats its first row in front as many times as the window lacks "
+        "(it needs `horizon + offset + 1` rows; statistics skip the padding), so "
+        "it still lends the model windows; `skip` leaves it out (counted and "
+        "listed in the run); `error` refuses the panel.",
     )
 
     @field_validator("sha256")
@@ -293,11 +296,19 @@ class ModelSpec(_Strict):
         "network is persistence), `revin` its mean and std. Only target columns "
         "are shifted; every target must be an input feature. `auto`: the mode "
         "whose least-squares linear fit has the lowest validation MSE (`none` "
-        "when a target is not a feature). Unset on a panel (`data.id_column`): "
-        "`auto` (measured on the fertility panel: revin chosen, MASE 0.59 "
-        "against 1.19 without).",
+        "when a target is not a feature; the linear proxy can choose wrong: on "
+        "fertility it picks `last`, MASE 1.01 against revin's 0.53). Unset on a "
+        "panel (`data.id_column`): `revin` (bench/competitions.py, docs/panels.md).",
     )
 
+    ensemble: PositiveInt = Field(
+        1,
+        description="Networks trained (seeds `train.seed`, +1, ...), each on the same "
+        "windows in its own order; the model's forecast is the median of theirs, "
+        "and it is evaluated, logged and served as one model. Training costs N "
+        "times one network's; each member's test scores are logged "
+        "(`member_<i>_test_*`).",
+    )
     id_embedding: NonNegativeInt = Field(
         0,
         description="A panel: learn this many numbers per series (a series-id "
@@ -345,6 +356,13 @@ class TrainSpec(_Strict):
     )
     batch_size: PositiveInt = Field(32, description="Windows per training step.")
     learning_rate: float = Field(1e-3, gt=0, description="Adam's learning rate.")
+    loss: Literal["mse", "mae"] = Field(
+        "mse",
+        description="What training minimizes on the scaled targets: `mse`, or `mae` "
+        "(robust to a few wild series; closer to what MASE and sMAPE score). A "
+        "quantile model always trains on the pinball loss. Unset on a panel: "
+        "`mae` (M1 and fertility, docs/panels.md).",
+    )
     seed: int = Field(
         42, description="Seeds Python, NumPy, TensorFlow and the window shuffle."
     )
@@ -376,6 +394,16 @@ class TrainSpec(_Strict):
         "and the model has no SimpleRNN or Bidirectional layer (compiling costs "
         "seconds; it paid only there, see bench/README.md). Ignored by the `fit` "
         "loop and under mixed_float16.",
+    )
+    refit: bool = Field(
+        False,
+        description="After early stopping and the test score, train the network "
+        "again from its first weights on every row (training, validation and "
+        "test) for the best epoch's count, and log and serve that one: what a "
+        "competition entry does, so the forecast reads the newest rows' "
+        "patterns. The run's test scores stay those of the model before the "
+        "refit (the refit one has seen the test rows); its intervals keep that "
+        "model's calibration. Not with `model.ensemble` > 1.",
     )
     resume: bool = Field(
         True,
@@ -438,12 +466,20 @@ class EvaluateSpec(_Strict):
         description="Season length in rows: adds the seasonal naive baseline "
         "(repeat the value one season before). Needs input_width >= season.",
     )
-    classical: list[Literal["ets", "arima"]] = Field(
-        default_factory=lambda: ["ets", "arima"],
-        description="Classical baselines scored beside every network: statsmodels "
-        "ETS and ARIMA fitted once on the training split, run forward over the "
-        "test windows without refitting. `[]` skips them.",
+    classical: list[Literal["ets", "theta", "arima"]] | None = Field(
+        None,
+        description="Classical baselines scored beside every network, fitted once "
+        "on the training rows (a panel: on each series' own) and run forward "
+        "over the scored windows without refitting: statsmodels ETS, Theta and "
+        "ARIMA. Unset: all three on one series; ETS and Theta on a panel (ARIMA "
+        "per series costs the most; name it to get it). `[]` skips them.",
     )
+    def classical_models(self, panel: bool) -> tuple[str, ...]:
+        """`classical` with its default resolved for one series or a panel."""
+        if self.classical is not None:
+            return tuple(self.classical)
+        return ("ets", "theta") if panel else ("ets", "theta", "arima")
+
     intervals: list[float] = Field(
         default_factory=lambda: [0.8, 0.95],
         description="Central prediction-interval levels, conformally calibrated on "
@@ -593,12 +629,30 @@ class ExperimentConfig(_Strict):
         return self
 
     @model_validator(mode="after")
-    def _panels_choose_a_window_norm(self) -> "ExperimentConfig":
+    def _panel_defaults(self) -> "ExperimentConfig":
         # Series of a panel drift away from their training statistics at
-        # different speeds; a per-window level fixes that for most panels
-        # (see bench/README.md, "Panels"), and `auto` checks it on validation.
+        # different speeds and differ in scale by orders of magnitude: each
+        # window scaled by its own level (revin) and an absolute-error loss
+        # won on every panel measured (M1's three subsets, fertility; see
+        # docs/panels.md "Defaults"), where `auto`'s linear proxy chose wrong.
         if self.data.is_panel and "window_norm" not in self.model.model_fields_set:
-            self.model.window_norm = "auto"
+            features, targets = self.data.features, self.data.targets
+            inputs = not features or (targets is not None and set(targets) <= set(features))
+            # a target that is not an input has no level in the window: `auto`
+            # then resolves to `none`
+            self.model.window_norm = "revin" if inputs else "auto"
+        if self.data.is_panel and "loss" not in self.train.model_fields_set:
+            self.train.loss = "mae"
+        return self
+
+    @model_validator(mode="after")
+    def _refit_trains_one_network(self) -> "ExperimentConfig":
+        if self.train.refit and self.model.ensemble > 1:
+            raise ValueError(
+                f"`train.refit` retrains one network, and `model.ensemble` is "
+                f"{self.model.ensemble}: set one of them (refitting an ensemble "
+                "is not supported yet)"
+            )
         return self
 
     @model_validator(mode="after")

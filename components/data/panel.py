@@ -259,11 +259,13 @@ class PanelSplits:
             may have no rows in val or test).
         cut: the first time stamp of val and of test, as text.
         skipped: series left out: too few training rows for one window.
+        padded: series kept by padding (`data.short_series: pad`).
     """
 
     parts: dict[str, PreparedSplit]
     cut: tuple[str, str]
     skipped: tuple[str, ...]
+    padded: tuple[str, ...] = ()
 
 
 def split_panel(
@@ -279,28 +281,27 @@ def split_panel(
     transform each series' part of each split on its own (`prepare_split`),
     so nothing crosses a series boundary and no statistic sees a later
     split; validation and test parts carry the rows their first window
-    reads before the cut (`split_bounds`). A series with fewer
-    training rows than one window is left out (`data.short_series: skip`) or
-    refused (`error`)."""
+    reads before the cut (`split_bounds`).
+
+    A series with fewer training rows than one window is padded
+    (`data.short_series: pad`: its first row repeated in front, as many
+    times as the window lacks, so it still lends the model windows; its
+    validation and test parts likewise get their first window's inputs),
+    left out (`skip`) or refused (`error`). Padding needs the targets of
+    one window (`offset + horizon` rows) and one real input row; padded
+    rows are counted per series (`PreparedSplit.padded`) and no statistic
+    reads them."""
     cut = time_cut(frame.index, split)
     context = window.input_width + window.offset + (data.transform != "none")
     ranges = split_bounds(frame.index, layout, cut, context)
-    as_they_are = (
-        data.transform == "none"
-        and not known_lead(data, window)
-        and not frame.isna().to_numpy().any()
-    )
-    if as_they_are:  # nothing to fill, transform or lead: select the rows
-        out, kept, skipped = _select_rows(frame, layout, ranges, targets, window.span)
-    else:
-        out, kept, skipped = _prepare_each_series(
-            frame, layout, ranges, data, window, targets, keep
-        )
+    plan, kept, skipped, padded = plan_rows(ranges, data, window)
+    kept, skipped, padded = ([layout.ids[j] for j in found] for found in (kept, skipped, padded))
     if skipped and data.short_series == "error":
         raise DataError(
             f"{len(skipped)} series have fewer training rows than one window "
             f"needs ({window.span}), first {skipped[0]!r}; set "
-            "`data.short_series: skip` to leave them out, or shorten the window."
+            "`data.short_series: pad` (or `skip`) to keep (or leave out) "
+            "them, or shorten the window."
         )
     if not kept:
         raise DataError(
@@ -308,52 +309,121 @@ def split_panel(
             f"(training ends before {cut_labels(frame.index, cut)[0]}); "
             "shorten the window or change `split`."
         )
-    return PanelSplits(out, cut_labels(frame.index, cut), tuple(skipped))
+    out = _prepare(frame, plan, data, window, targets, keep, tuple(kept))
+    return PanelSplits(out, cut_labels(frame.index, cut), tuple(skipped), tuple(padded))
 
 
-def _prepare_each_series(frame, layout, ranges, data, window, targets, keep):
-    """Fill, transform and lead each series' part of each split on its own
-    (`prepare_split`): (the splits, kept series, skipped series)."""
-    pieces = {name: [] for name in ranges}
-    kept, skipped = [], []
-    lead = known_lead(data, window)
-    for j, series in enumerate(layout.ids):
-        parts = {
-            name: prepare_split(frame.iloc[a:b], data, targets, keep, lead)
-            for name, (a, b) in ((n, r[j]) for n, r in ranges.items())
-        }
-        if len(parts["train"].frame) < window.span:
-            skipped.append(series)
+def all_rows(
+    frame: pd.DataFrame,
+    layout: PanelLayout,
+    data: DataSpec,
+    window: WindowSpec,
+    targets: list[str],
+    keep: list[str] = (),
+) -> PreparedSplit:
+    """Every row of every series as one training part (`train.refit`),
+    filled, transformed and padded (`data.short_series`) as `split_panel`
+    prepares a training part."""
+    ends = [(int(b), int(b)) for b in layout.bounds[1:]]
+    ranges = {
+        "train": [(int(a), int(b)) for a, b in zip(layout.bounds[:-1], layout.bounds[1:])],
+        "val": ends,
+        "test": ends,
+    }
+    plan, kept, _, _ = plan_rows(ranges, data, window)
+    if not kept:
+        raise DataError(f"no series has the {window.span} rows one window needs.")
+    kept = tuple(layout.ids[j] for j in kept)
+    return _prepare(frame, {"train": plan["train"]}, data, window, targets, keep, kept)[
+        "train"
+    ]
+
+
+def _prepare(frame, plan, data, window, targets, keep, kept) -> dict[str, PreparedSplit]:
+    """Each planned part: the rows selected at once when there is nothing to
+    fill, transform or lead, else prepared series by series."""
+    as_they_are = (
+        data.transform == "none"
+        and not known_lead(data, window)
+        and not frame.isna().to_numpy().any()
+    )
+    if as_they_are:
+        return _select_rows(frame, plan, targets, kept)
+    return _prepare_each_series(frame, plan, data, window, targets, keep, kept)
+
+
+def plan_rows(ranges, data: DataSpec, window: WindowSpec):
+    """Which rows of each series each split reads, padding included
+    (`split_panel`): ({split: [(first row, end row, rows padded in front)]
+    per kept series}, and the kept, skipped and padded series' positions)."""
+    lead_rows = data.transform != "none"
+    context = window.input_width + window.offset + lead_rows
+    need = window.span + lead_rows  # raw training rows one window needs
+    least = window.offset + window.horizon + 1 + lead_rows
+    pad = data.short_series == "pad"
+    kept, skipped, padded, plan = [], [], [], {name: [] for name in ranges}
+    for j in range(len(ranges["train"])):
+        rows_train = ranges["train"][j]
+        n_train = rows_train[1] - rows_train[0]
+        if n_train < need and not (pad and n_train >= least):
+            skipped.append(j)
             continue
-        kept.append(series)
-        for name, part in parts.items():
-            pieces[name].append(part)
+        kept.append(j)
+        if n_train < need:
+            padded.append(j)
+        ends = {"train": need, "val": context, "test": context}
+        cuts = {"train": rows_train[0], "val": rows_train[1], "test": ranges["val"][j][1]}
+        for name, (a, b) in ((n, r[j]) for n, r in ranges.items()):
+            own = b - max(a, cuts[name]) if name != "train" else b - a
+            have = (cuts[name] - a) if name != "train" else b - a
+            extra = max(ends[name] - have, 0) if (pad and own > 0) else 0
+            plan[name].append((a, b, extra))
+    return plan, kept, skipped, padded
+
+
+def _rows(a: int, b: int, extra: int) -> np.ndarray:
+    """Rows [a, b) with row a repeated `extra` times in front (padding)."""
+    return np.concatenate([np.full(extra, a, np.int64), np.arange(a, b, dtype=np.int64)])
+
+
+def _prepare_each_series(frame, plan, data, window, targets, keep, kept):
+    """Fill, transform and lead each series' part of each split on its own
+    (`prepare_split`)."""
+    lead = known_lead(data, window)
     out = {}
-    for name, found in pieces.items():
+    for name, parts in plan.items():
+        found = [
+            prepare_split(frame.iloc[_rows(a, b, extra)], data, targets, keep, lead)
+            for a, b, extra in parts
+        ]
         lengths = [len(part.frame) for part in found]
+        # under a transform the first (padded) row is dropped, and the first
+        # real row's change is then taken from a padded one: as many rows
+        # as were added still come from the padding
+        padded = np.asarray([extra for *_, extra in parts], np.int64)
         out[name] = PreparedSplit(
             pd.concat([part.frame for part in found]) if found else frame.iloc[:0],
             pd.concat([part.levels for part in found]) if found else frame[targets].iloc[:0],
             np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64),
-            tuple(kept),
+            kept,
+            padded if padded.any() else None,
         )
-    return out, kept, skipped
+    return out
 
 
-def _select_rows(frame, layout, ranges, targets, span):
+def _select_rows(frame, plan, targets, kept):
     """What `_prepare_each_series` gives when there is nothing to fill,
     transform or lead: each split's rows of the kept series, in one
     selection (10,000 series: one `iloc` instead of 30,000)."""
-    bounds = {name: np.asarray(r, np.int64).reshape(-1, 2) for name, r in ranges.items()}
-    keep = np.diff(bounds["train"], axis=1)[:, 0] >= span
-    kept = [s for s, k in zip(layout.ids, keep) if k]
-    skipped = [s for s, k in zip(layout.ids, keep) if not k]
     out = {}
-    for name, pairs in bounds.items():
-        starts, ends = pairs[keep, 0], pairs[keep, 1]
-        lengths = ends - starts
+    for name, parts in plan.items():
+        spans = np.asarray(parts, np.int64).reshape(-1, 3)
+        starts, ends, extra = spans[:, 0], spans[:, 1], spans[:, 2]
+        lengths = ends - starts + extra
         offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
-        rows = np.arange(offsets[-1]) + np.repeat(starts - offsets[:-1], lengths)
+        position = np.arange(offsets[-1]) - np.repeat(offsets[:-1], lengths)  # in series
+        rows = np.repeat(starts, lengths) + np.maximum(position - np.repeat(extra, lengths), 0)
         part = frame.iloc[rows]
-        out[name] = PreparedSplit(part, part[targets], offsets, tuple(kept))
-    return out, kept, skipped
+        padded = extra if extra.any() else None
+        out[name] = PreparedSplit(part, part[targets], offsets, kept, padded)
+    return out

@@ -193,6 +193,23 @@ class PreparedSplit:
     levels: pd.DataFrame
     bounds: np.ndarray | None = None  # a panel's series offsets (windowing)
     series: tuple[str, ...] = ()  # a panel's series keys
+    # (S,) rows repeated in front of each series (`data.short_series: pad`):
+    # read as window inputs, never by a statistic; None when there are none
+    padded: np.ndarray | None = None
+
+    def real_rows(self) -> np.ndarray:
+        """(N,) True on the rows that are data, not padding."""
+        return real_rows(self.bounds, self.padded, len(self.frame))
+
+
+def real_rows(bounds, padded, n_rows: int) -> np.ndarray:
+    """(N,) False on the `padded` rows at the front of each series."""
+    mask = np.ones(n_rows, bool)
+    if padded is None:
+        return mask
+    for first, extra in zip(bounds[:-1], padded):
+        mask[first : first + extra] = False
+    return mask
 
 
 def prepare_split(
@@ -288,6 +305,15 @@ class ScaledSplit:
     bounds: np.ndarray | None = None  # a panel's series offsets (windowing)
     series: tuple[str, ...] = ()  # a panel's series keys
     id_channel: bool = False
+    padded: np.ndarray | None = None  # as `PreparedSplit.padded`
+
+    def unpadded_levels(self) -> tuple[np.ndarray, np.ndarray | None]:
+        """(levels without the padded rows, their series bounds): what a
+        statistic of the data (a MASE scale, a classical fit) reads."""
+        if self.padded is None:
+            return self.levels, self.bounds
+        keep = real_rows(self.bounds, self.padded, len(self.levels))
+        return self.levels[keep], self.bounds - np.concatenate([[0], np.cumsum(self.padded)])
 
     @property
     def features(self) -> np.ndarray:
@@ -317,6 +343,7 @@ def scale_split(
         split.bounds,
         split.series,
         id_channel,
+        split.padded,
     )
 
 
@@ -411,14 +438,17 @@ def fit_series_normalizer(
     and every column under `mode="global"` on all training rows together.
     A series constant on its training rows keeps its mean and takes the
     panel's standard deviation, so it is centred and never divided by zero."""
-    frame = train.frame
+    frame, bounds = train.frame, train.bounds
+    if train.padded is not None:  # statistics of the data, not of the padding
+        frame = frame[train.real_rows()]
+        bounds = bounds - np.concatenate([[0], np.cumsum(train.padded)])
     panel = fit_normalizer(frame)  # raises on a column constant everywhere
-    n_series = len(train.bounds) - 1
+    n_series = len(bounds) - 1
     mean = np.tile(np.asarray(panel.mean), (n_series, 1))
     std = np.tile(np.asarray(panel.std), (n_series, 1))
     if mode == "series":
         own = [j for j, c in enumerate(frame.columns) if c not in shared]
-        series = np.repeat(np.arange(n_series), np.diff(train.bounds))
+        series = np.repeat(np.arange(n_series), np.diff(bounds))
         grouped = frame.iloc[:, own].groupby(series)
         found_mean = grouped.mean().reindex(range(n_series)).to_numpy()
         found_std = grouped.std(ddof=0).reindex(range(n_series)).to_numpy()

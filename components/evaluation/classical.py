@@ -22,15 +22,14 @@ from its last `MAX_FIT_ROWS` training rows.
 """
 
 import hashlib
-import threading
 import time
 import warnings
-from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 
+from components.common.memo import ProcessCache
 from components.config.schema import WindowSpec
 from components.data.windowing import window_starts
 
@@ -45,9 +44,7 @@ SELECT_ROWS = 500
 
 # Every child of a compare, every seed, scores the same windows: fit once per
 # process and data (keyed by the arrays' bytes), not once per model trained.
-_CACHE_SIZE = 32
-_cache: OrderedDict = OrderedDict()
-_lock = threading.Lock()
+_cache = ProcessCache(32)
 
 
 @dataclass(frozen=True)
@@ -85,16 +82,9 @@ def forecast_windows(
         first fit's).
     """
     key = _key(name, train, scored, between, spec, season)
-    with _lock:
-        if key in _cache:
-            _cache.move_to_end(key)
-            return _cache[key]
-    found = _forecast_windows(name, train, scored, spec, season, between)
-    with _lock:
-        _cache[key] = found
-        while len(_cache) > _CACHE_SIZE:
-            _cache.popitem(last=False)
-    return found
+    return _cache.get_or_make(
+        key, lambda: _forecast_windows(name, train, scored, spec, season, between)
+    )
 
 
 def _key(name, train, scored, between, spec: WindowSpec, season) -> str:
@@ -117,8 +107,8 @@ def _forecast_windows(name, train, scored, spec, season, between) -> ClassicalFo
     origins = offset + window_starts(len(scored), spec) + spec.input_width - 1
     columns, spreads, orders = [], [], []
     for k in range(train.shape[1]):
-        fitted = _fit(name, train[:, k].astype(np.float64), season)
-        mean, std = _forecast_from(
+        fitted = fit_model(name, train[:, k].astype(np.float64), season)
+        mean, std = forecast_from(
             fitted, history[:, k] - fitted.mean, origins, spec, name == "arima"
         )
         columns.append(mean + fitted.mean)
@@ -140,7 +130,7 @@ class _Fitted:
     apply: Callable
 
 
-def _fit(name: str, y: np.ndarray, season: int | None) -> _Fitted:
+def fit_model(name: str, y: np.ndarray, season: int | None) -> _Fitted:
     """The lower-AIC candidate of `name` fitted on the training rows `y`."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # convergence chatter on short series
@@ -211,7 +201,7 @@ def _fit_arima(y: np.ndarray) -> list[_Fitted]:
     return fitted
 
 
-def _forecast_from(
+def forecast_from(
     fitted,
     series: np.ndarray,
     origins: np.ndarray,

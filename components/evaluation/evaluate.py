@@ -10,6 +10,7 @@ import numpy as np
 
 from components.common.errors import TrainingError
 from components.config.schema import WindowSpec
+from components.data.panel import time_keys
 from components.data.preprocess import Normalizer, ScaledSplit
 from components.data.windowing import (
     make_windows,
@@ -18,8 +19,10 @@ from components.data.windowing import (
     window_starts,
 )
 from components.evaluation import panel_metrics
+from components.evaluation.classical import MODELS as CLASSICAL_MODELS
 from components.evaluation.classical import forecast_windows as classical_forecast
 from components.evaluation.metrics import mase_scale, regression_metrics, scale_free
+from components.evaluation.per_series import PanelPart, forecast_panel
 from components.models import point_of, predict_all, quantile_levels
 from components.models.linear import fit_linear_baseline, predict_linear_baseline
 
@@ -225,7 +228,7 @@ def evaluate_on_test(
     season: int | None = None,
     who: str = "the model on the test split",
     split: str = "test",
-    between: np.ndarray | None = None,
+    between: np.ndarray | ScaledSplit | None = None,
     classical: tuple[str, ...] = (),
 ) -> Evaluation:
     """Score `model` and the baselines on the same test windows, in both units.
@@ -238,13 +241,15 @@ def evaluate_on_test(
     the transform), a linear autoregression fitted on the training windows only,
     with `season` the seasonal naive forecast, and the `classical` models
     (`ets`, `arima`: `components.evaluation.classical`, fitted on the training levels,
-    filtered through `between` (N, K), the levels between the training rows
-    and the scored ones). MASE is scaled by the training rows' naive error.
+    filtered through `between`, the split between the training rows and the
+    scored ones; `theta`: `per_series`). MASE is scaled by the training rows' naive error.
 
     A panel split (`test.bounds`) is windowed series by series, inverted
     with each window's series statistics and scored per series as well
     (`Evaluation.series_table`); its MASE is the mean of the series' MASE.
-    The classical baselines fit one series and are skipped for panels.
+    On a panel the classical models are fitted per series
+    (`per_series`: `ets`, `theta`, optionally `arima`), `between` being the
+    validation split.
 
     Raises:
         TrainingError: the model's forecasts are not finite (`who` says which
@@ -275,10 +280,19 @@ def evaluate_on_test(
             test.levels, spec, season, bounds
         )
     timings = {}
-    for name in classical if bounds is None else ():
-        found = classical_forecast(name, train.levels, test.levels, spec, season, between)
+    one_fit = [n for n in classical if bounds is None and n in CLASSICAL_MODELS]
+    for name in one_fit:
+        found = classical_forecast(
+            name, train.levels, test.levels, spec, season, _levels_of(between)
+        )
         forecasts[name] = found.forecast
         timings[f"baseline_{name}_seconds"] = found.seconds
+    per_series = tuple(n for n in classical if n not in one_fit)
+    if per_series:
+        parts = [train, *([between] if between is not None else []), test]
+        found = panel_references(per_series, parts, spec, season)
+        forecasts.update(found.forecasts)
+        timings.update(found.seconds)
     for name in sorted(set(forecasts) - set(predictions)):  # level -> model space
         predictions[name] = to_model_space(
             forecasts[name], base, normalizer, targets, transform
@@ -299,7 +313,7 @@ def evaluate_on_test(
         quantiles = quantiles_to_original(outputs, base, normalizer, targets, transform)
     table = series_scale = None
     if bounds is not None:
-        per_series = panel_metrics.series_scale(train.levels, train.bounds, season)
+        per_series = panel_metrics.series_scale(*train.unpadded_levels(), season)
         series_scale = panel_metrics.filled(per_series)
         table = panel_metrics.series_table(
             test.series, owners, actual, forecasts, per_series
@@ -318,6 +332,41 @@ def evaluate_on_test(
         levels=tuple(levels or ()),
         quantiles=quantiles,
     )
+
+
+@dataclass(frozen=True)
+class PanelReferences:
+    """Per-series classical forecasts of a panel's scored windows, original
+    units, by name; `baseline_<name>_seconds` of their fits."""
+
+    forecasts: dict[str, np.ndarray]
+    seconds: dict[str, float]
+
+
+def panel_references(
+    names: tuple[str, ...], parts: list[ScaledSplit], spec: WindowSpec, season
+) -> PanelReferences:
+    """`per_series.forecast_panel` for each of `names` on the scored split
+    `parts[-1]`, fitted on `parts[0]` (training)."""
+    read = [_panel_part(p) for p in parts]
+    forecasts, seconds = {}, {}
+    for name in names:
+        found = forecast_panel(name, read, spec, season)
+        forecasts[name] = found.forecast
+        seconds[f"baseline_{name}_seconds"] = found.seconds
+    return PanelReferences(forecasts, seconds)
+
+
+def _panel_part(split) -> PanelPart:
+    """A split as `per_series` reads it (one series: a panel of one)."""
+    times = time_keys(split.index)
+    if split.bounds is None:
+        return PanelPart(split.levels, np.array([0, len(split.levels)]), times)
+    return PanelPart(split.levels, split.bounds, times, split.padded)
+
+
+def _levels_of(split):
+    return split.levels if isinstance(split, ScaledSplit) else split
 
 
 def _prefix(name: str, split: str) -> str:

@@ -5,8 +5,17 @@ shape is (W, T, K)."""
 import numpy as np
 
 # Every baseline a model is scored beside, in the order tables show them
-# (`evaluation`: the first three; `classical`: ETS and ARIMA).
-BASELINES = ("persistence", "seasonal_naive", "linear", "ets", "arima")
+# (`evaluation`: the first three; `classical` / `per_series`: the rest), and
+# how tables and descriptions name them.
+BASELINE_LABELS = {
+    "persistence": "persistence",
+    "seasonal_naive": "seasonal",
+    "linear": "linear AR",
+    "ets": "ETS",
+    "theta": "Theta",
+    "arima": "ARIMA",
+}
+BASELINES = tuple(BASELINE_LABELS)
 
 
 def regression_metrics(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, float]:

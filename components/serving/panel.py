@@ -121,7 +121,9 @@ class PanelForecaster(Forecaster):
 
         Every series gets a forecast: the network's for a series whose last
         `input_width` rows are usable (scaled by its training statistics, or,
-        for a series it was not trained on, by its own rows'); otherwise a
+        for a series it was not trained on, by its own rows'; trained with
+        `data.short_series: pad`, a shorter series is padded as training
+        padded it, down to `offset + horizon + 1` rows); otherwise a
         named fallback (seasonal naive with the run's `evaluate.season` when
         the series holds a season, else naive), without quantiles.
 
@@ -151,12 +153,12 @@ class PanelForecaster(Forecaster):
                 tail, self.data, loaded.targets, keep=loaded.shared_columns
             )
             j = known.get(series)
-            usable = len(part.frame) >= self.window.input_width
+            usable = len(part.frame) >= self._least_rows
             if not usable or (j is None and embeds):
                 if not skip_short:
                     why = "was not trained on" if j is None else (
-                        f"needs its last {self.history_rows} rows without gaps, got "
-                        f"{len(part.frame)} usable rows"
+                        f"needs {self._least_rows} of its last {self.history_rows} "
+                        f"rows without gaps, got {len(part.frame)} usable rows"
                     )  # fmt: skip
                     raise DataError(f"model input: series {series!r} {why}.")
                 fallback[series] = (a, b)
@@ -167,7 +169,7 @@ class PanelForecaster(Forecaster):
             if j is None:
                 own.append(series)
             led = lead_known(part.frame, ahead.get(series), self.data.known, self.lead)
-            scaled = found[0].transform(led.iloc[-self.window.input_width :], features)
+            scaled = found[0].transform(_padded(led, self.window.input_width), features)
             if embeds:
                 scaled = preprocess.with_series_index(scaled, [len(scaled)], j)
             inputs.append(scaled)
@@ -197,6 +199,15 @@ class PanelForecaster(Forecaster):
         }
         out.attrs["own_statistics"] = sorted(own)
         return out
+
+    @property
+    def _least_rows(self) -> int:
+        """Rows the network needs to forecast a series: a whole input, or,
+        trained with `data.short_series: pad`, what a padded training window
+        needed (its first row is repeated in front, as in training)."""
+        if self.data.short_series != "pad":
+            return self.window.input_width
+        return min(self.window.input_width, self.window.offset + self.window.horizon + 1)
 
     def _own_statistics(self, loaded, a: int, b: int):
         """(a `Normalizer`, (K,) scale) for a series the network was not
@@ -393,6 +404,15 @@ class PanelForecaster(Forecaster):
             series_scale=np.asarray(meta["series_scale"]), season=meta.get("season"),
             **cls._common(meta),
         )  # fmt: skip
+
+
+def _padded(rows: pd.DataFrame, width: int) -> pd.DataFrame:
+    """The last `width` rows, the first one repeated in front where there
+    are fewer (as `data.short_series: pad` pads a training window)."""
+    rows = rows.iloc[-width:]
+    if len(rows) >= width:
+        return rows
+    return pd.concat([rows.iloc[[0] * (width - len(rows))], rows])
 
 
 def _only(loaded: ingest.LoadedSeries, keep: set) -> ingest.LoadedSeries:

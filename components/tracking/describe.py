@@ -2,6 +2,7 @@
 what was trained on what and its test error beside the references'."""
 
 from components.config.schema import ExperimentConfig
+from components.evaluation.metrics import BASELINE_LABELS
 
 
 def run_title(config: ExperimentConfig) -> str:
@@ -23,8 +24,7 @@ def run_description(config: ExperimentConfig, series, metrics: dict) -> str:
         f"{config.window.horizon} out)."
     ]
     scores = [f"model {metrics['test_mae_raw']:.4g}"]
-    for name, label in (("persistence", "persistence"), ("linear", "linear AR"),
-                        ("ets", "ETS"), ("arima", "ARIMA")):  # fmt: skip
+    for name, label in BASELINE_LABELS.items():
         key = f"baseline_{name}_test_mae_raw"
         if key in metrics:
             scores.append(f"{label} {metrics[key]:.4g}")
@@ -37,5 +37,16 @@ def run_description(config: ExperimentConfig, series, metrics: dict) -> str:
     if "epochs_trained" in metrics:
         parts.append(
             f"{int(metrics['epochs_trained'])} epochs, best {int(metrics['best_epoch'])}."
+        )
+    if config.model.ensemble > 1:
+        parts.append(
+            f"The median of {config.model.ensemble} networks (seeds "
+            f"{config.train.seed}-{config.train.seed + config.model.ensemble - 1}; "
+            "each one's scores are the `member_<i>_test_*` metrics)."
+        )
+    if "refit_epochs" in metrics:
+        parts.append(
+            f"Served: the network refit on every row for {int(metrics['refit_epochs'])} "
+            "epochs; the test scores are the model's before the refit."
         )
     return " ".join(parts)

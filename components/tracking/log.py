@@ -73,9 +73,12 @@ class EpochMetricLogger:
     failure.
     """
 
-    def __init__(self, tracking_uri: str, run_id: str, flush_seconds: float = 2.0):
+    def __init__(
+        self, tracking_uri: str, run_id: str, flush_seconds: float = 2.0, prefix: str = ""
+    ):
         self._client = MlflowClient(tracking_uri)
         self._run_id = run_id
+        self._prefix = prefix  # e.g. `member_1/`: an ensemble member's curves
         self._flush_seconds = flush_seconds
         self._pending: list[Metric] = []
         self._last_flush = time.monotonic()
@@ -88,7 +91,9 @@ class EpochMetricLogger:
 
     def __call__(self, epoch: int, logs: dict[str, float]) -> None:
         now = int(time.time() * 1000)
-        self._pending.extend(Metric(k, v, now, epoch) for k, v in logs.items())
+        self._pending.extend(
+            Metric(f"{self._prefix}{k}", v, now, epoch) for k, v in logs.items()
+        )
         if time.monotonic() - self._last_flush >= self._flush_seconds:
             self._send()
 

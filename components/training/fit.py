@@ -52,8 +52,9 @@ class FitResult:
 
 
 def compile_model(model: keras.Model, spec: TrainSpec) -> keras.Model:
-    """Attach Adam(learning_rate, optional clipping) and the loss: MSE, or
-    for a quantile model the pinball loss over its levels."""
+    """Attach Adam(learning_rate, optional clipping) and the loss:
+    `train.loss` (MSE or MAE), or for a quantile model the pinball loss over
+    its levels."""
     from components.models import quantile_levels
     from components.models.quantiles import PinballLoss
 
@@ -61,7 +62,7 @@ def compile_model(model: keras.Model, spec: TrainSpec) -> keras.Model:
         spec.learning_rate, clipnorm=spec.clipnorm, clipvalue=spec.clipvalue
     )
     levels = quantile_levels(model)
-    model.compile(optimizer=optimizer, loss=PinballLoss(levels) if levels else "mse")
+    model.compile(optimizer=optimizer, loss=PinballLoss(levels) if levels else spec.loss)
     return model
 
 

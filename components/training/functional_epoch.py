@@ -11,7 +11,7 @@ formula as Keras' Adam: `m += (g - m)(1 - b1)`, `v += (g^2 - v)(1 - b2)`,
 was traced with, so the next seed of a compare, the next backtest fold or the
 next training on an `rnnflow server` calls the same graph.
 
-Used for plain Adam on MSE or the pinball loss of a quantile model (what
+Used for plain Adam on MSE, MAE or the pinball loss of a quantile model (what
 `training.compile_model` sets up). Anything else (loss scaling under
 `mixed_float16`, schedules, weight decay, another loss) goes through Keras'
 own `train_step` in `compiled_loop`.
@@ -71,7 +71,7 @@ def supports(model) -> bool:
         )
         and (
             isinstance(model.loss, PinballLoss)
-            or model.loss in ("mse", "mean_squared_error")
+            or model.loss in ("mse", "mean_squared_error", "mae", "mean_absolute_error")
         )
         and all(v.dtype == "float32" for v in model.trainable_variables)
     )
@@ -234,12 +234,15 @@ def _trace(model, batch_size: int, shuffle: bool, xla: bool, state: list, data: 
     opt = model.optimizer
     beta_1, beta_2, epsilon = float(opt.beta_1), float(opt.beta_2), float(opt.epsilon)
     levels = model.loss.levels if isinstance(model.loss, PinballLoss) else None
+    absolute = model.loss in ("mae", "mean_absolute_error")
 
     def batch_loss(y_pred, y):
-        """The compiled loss of one batch: MSE, or the mean pinball loss."""
-        if levels is None:
-            return tf.reduce_mean(tf.square(y_pred - y))
-        return tf.reduce_mean(pinball(y, y_pred, levels))
+        """The compiled loss of one batch: MSE or MAE, or the mean pinball loss."""
+        if levels is not None:
+            return tf.reduce_mean(pinball(y, y_pred, levels))
+        if absolute:
+            return tf.reduce_mean(tf.abs(y_pred - y))
+        return tf.reduce_mean(tf.square(y_pred - y))
 
     def forward(trainable, non_trainable, x, training):
         """Loss terms of one batch: (mse, regularization or None, new state)."""
