@@ -195,6 +195,27 @@ def _parser() -> argparse.ArgumentParser:
     predict.add_argument("--output", help="write the forecast as CSV here")
     predict.set_defaults(handler=_predict)
 
+    forecast = commands.add_parser(
+        "forecast",
+        help="forecast every series from the newest data into the forecast store",
+        description="Forecast the horizon after every series' last row with the "
+        "champion (or --model-uri), keep the rows in the forecast store (a Parquet "
+        "dataset, one partition per origin; a rerun replaces that origin's rows) "
+        "and log an MLflow run (rnnflow.role: forecast).",
+        epilog="example: rnnflow forecast fertility --as-of 2005",
+    )
+    _add_experiment_args(forecast, with_json=True)
+    forecast.add_argument(
+        "--model-uri",
+        help="default models:/<tracking.registered_model>@champion",
+    )
+    forecast.add_argument(
+        "--as-of",
+        help="forecast as of this past time (the time column's kind: a year, a "
+        "date) from the rows up to it only: a backfill",
+    )
+    forecast.set_defaults(handler=_forecast, servable=True)
+
     deploy = commands.add_parser(
         "deploy",
         help="serve scheduled retraining and train-on-demand as Prefect deployments",
@@ -509,6 +530,20 @@ def _predict(args) -> int:
     if args.json:
         records = json.loads(forecast.to_json(orient="records", date_format="iso"))
         print(json.dumps({"model_uri": model_uri, "forecast": records}))
+    return 0
+
+
+def _forecast(args) -> int:
+    config = _load(args)
+    _start_flow(args)
+    from flows.forecast import forecast_flow
+    from flows.terminal import hide_user_error_tracebacks
+
+    hide_user_error_tracebacks()
+    result = forecast_flow(config, args.model_uri, args.as_of)
+    print(result.to_text())
+    if args.json:
+        print(json.dumps(result.to_json()))
     return 0
 
 

@@ -200,3 +200,45 @@ class TuneResult:
     def to_json(self) -> dict:
         keys = ("parent_run_id", "experiment", "best", "trials", "experiment_file")
         return _pick(self, *keys)
+
+
+@dataclass(frozen=True)
+class ForecastResult:
+    """What `rnnflow forecast` returns: the run, the origin, the model and
+    the stored rows."""
+
+    run_id: str
+    experiment: str
+    origin: str
+    model_uri: str
+    model_version: str | None
+    store: str
+    metrics: dict[str, float] = field(default_factory=dict)
+    forecast: Any = None  # pandas.DataFrame, the stored rows
+
+    def to_json(self) -> dict:
+        keys = ("run_id", "experiment", "origin", "model_uri", "model_version", "store")
+        out = _pick(self, *keys) | {"metrics": self.metrics}
+        import json
+
+        out["forecast"] = json.loads(
+            self.forecast.to_json(orient="records", date_format="iso")
+        )
+        return out
+
+    def to_text(self) -> str:
+        """What `rnnflow forecast` prints: the origin, who forecast what,
+        where it is kept, then the rows."""
+        version = f" (version {self.model_version})" if self.model_version else ""
+        made = ", ".join(
+            f"{int(v)} by {k.removeprefix('series_by_')}"
+            for k, v in self.metrics.items()
+            if k.startswith("series_by_")
+        )
+        shown = self.forecast.drop(columns=["model_uri", "model_version", "run_id"])
+        return "\n".join([
+            f"forecast at origin {self.origin} with {self.model_uri}{version}: "
+            f"{int(self.metrics['series'])} series ({made}), {len(self.forecast)} rows",
+            f"stored in {self.store} (origin={self.origin}); run {self.run_id}",
+            shown.to_string(index=False, max_rows=40),
+        ])  # fmt: skip

@@ -37,6 +37,7 @@ SECTIONS = (
     "evaluate",
     "tracking",
     "retrain",
+    "forecast",
 )
 
 
@@ -577,6 +578,18 @@ class RetrainSpec(_Strict):
     )
 
 
+class ForecastSpec(_Strict):
+    """Where `rnnflow forecast` keeps every forecast it makes."""
+
+    store: str | None = Field(
+        None,
+        description="Folder of the forecast store (a Parquet dataset, one "
+        "`origin=<time>` partition per forecast origin). Unset: "
+        "`forecasts/<experiment>` beside the MLflow store (a sqlite store's "
+        "folder, else the project's `mlruns/`).",
+    )
+
+
 class ExperimentConfig(_Strict):
     """One complete, validated experiment."""
 
@@ -593,6 +606,7 @@ class ExperimentConfig(_Strict):
     evaluate: EvaluateSpec = Field(default_factory=EvaluateSpec)
     tracking: TrackingSpec = Field(default_factory=TrackingSpec)
     retrain: RetrainSpec = Field(default_factory=RetrainSpec)
+    forecast: ForecastSpec = Field(default_factory=ForecastSpec)
 
     @model_validator(mode="after")
     def _transform_needs_adjacent_targets(self) -> "ExperimentConfig":

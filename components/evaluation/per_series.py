@@ -18,8 +18,9 @@ row.
   test finds the season, SES with drift at half the linear trend's slope).
 - `arima`: `classical`'s ARIMA on each series (optional: it costs most).
 
-Fits run in worker processes on big panels (`fit_panel`) and are cached
-per process, so every seed and child of a compare reuses them.
+Fits run in worker processes on big panels (`fit_panel`; in the process
+itself where that is a daemon, such as a Dask worker) and are cached per
+process, so every seed and child of a compare reuses them.
 """
 
 import hashlib
@@ -193,13 +194,21 @@ def fit_panel(
 
     def make():
         start = time.perf_counter()
-        if workers > 1 and len(series) >= PARALLEL_FROM:
+        if workers > 1 and len(series) >= PARALLEL_FROM and _may_start_processes():
             fits = _fit_in_processes(model, series, season, workers)
         else:
             fits = [fit_series(model, y, season) for y in series]
         return fits, time.perf_counter() - start
 
     return _cache.get_or_make(_key(model, series, season), make)
+
+
+def _may_start_processes() -> bool:
+    """False inside a daemonic process (a Dask worker's, a pool's), which
+    may not have children: the fits then run in it, one after another."""
+    import multiprocessing
+
+    return not multiprocessing.current_process().daemon
 
 
 def _fit_in_processes(model, series, season, workers) -> list[SeriesFit]:

@@ -138,3 +138,35 @@ def with_future_rows(frame: pd.DataFrame, targets: list[str], lead: int) -> pd.D
 def naive_utc(index: pd.DatetimeIndex) -> pd.DatetimeIndex:
     """UTC wall time without a zone (rnnflow reads zone-less times as UTC)."""
     return index.tz_convert("UTC").tz_localize(None) if index.tz else index
+
+
+def rows_up_to(frame: pd.DataFrame, time_column: str | None, as_of) -> pd.DataFrame:
+    """The rows of a forecast request observed at or before `as_of` (a
+    backfilled forecast reads nothing later): by the time column, or by row
+    number when the data has none."""
+    if time_column is None:
+        try:
+            last = int(as_of)
+        except ValueError:
+            raise DataError(
+                f"--as-of {as_of!r}: the data has no `data.time_column`, so the "
+                "origin is a row number (0 is the first row)."
+            ) from None
+        kept = frame.iloc[: last + 1]
+    else:
+        times = frame[time_column]
+        try:
+            if pd.api.types.is_numeric_dtype(times):
+                limit, values = float(as_of), times
+            else:
+                values = pd.to_datetime(times, utc=True)
+                limit = pd.Timestamp(as_of)
+                limit = limit.tz_localize("UTC") if limit.tzinfo is None else limit
+        except (ValueError, TypeError) as exc:
+            raise DataError(
+                f"--as-of {as_of!r} is not a time like `{time_column}`'s: {exc}"
+            ) from None
+        kept = frame[(values <= limit).to_numpy()]
+    if kept.empty:
+        raise DataError(f"--as-of {as_of!r}: no row is that old; nothing to forecast from.")
+    return kept

@@ -1,0 +1,103 @@
+"""`rnnflow forecast`: every series forecast from the newest rows (or as of a
+past time, from the rows up to it), kept in the forecast store one origin at
+a time (a rerun replaces, a killed write loses nothing), logged as a run."""
+
+import json
+
+import pandas as pd
+import pytest
+import pyarrow.dataset as ds
+from mlflow import MlflowClient
+
+from components.common.errors import DataError
+from components.serving.forecast_store import ForecastStore
+from components.serving.rows import rows_up_to
+
+
+def _rows(n_series: int, value: float) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "series": [f"s{i}" for i in range(n_series) for _ in range(2)],
+            "step": [1, 2] * n_series,
+            "time": [2012, 2013] * n_series,
+            "forecaster": "network",
+            "y": value,
+        }
+    )
+
+
+def test_an_origin_written_again_replaces_its_rows(tmp_path):
+    store = ForecastStore(tmp_path / "store")
+    store.write(2010, _rows(3, 1.0))
+    store.write(2011, _rows(3, 2.0))
+    store.write(2010, _rows(2, 5.0))  # a rerun of 2010: replaces, never appends
+    assert store.origins() == ["2010", "2011"]
+    rows = store.read()
+    assert len(rows) == 4 + 6
+    assert set(rows.loc[rows["origin"] == "2010", "y"]) == {5.0}
+    # the layout any Parquet reader takes as one table, partitioned by origin
+    table = ds.dataset(tmp_path / "store", partitioning="hive").to_table().to_pandas()
+    assert len(table) == 10 and set(table["origin"].astype(str)) == {"2010", "2011"}
+
+
+def test_a_write_killed_half_way_leaves_the_previous_rows(tmp_path):
+    store = ForecastStore(tmp_path / "store")
+    store.write(2010, _rows(3, 1.0))
+    # what a process killed before its rename leaves: a hidden staging file
+    (store.path_of(2010) / ".part-0.parquet.dead").write_bytes(b"half a parquet file")
+    assert len(store.read()) == 6
+    table = ds.dataset(tmp_path / "store", partitioning="hive").to_table()
+    assert table.num_rows == 6  # readers skip hidden files too
+    with pytest.raises(DataError, match=r"lack column\(s\) \['forecaster'\]"):
+        store.write(2012, _rows(1, 0.0).drop(columns="forecaster"))
+    assert store.origins() == ["2010"]
+
+
+def test_rows_up_to_an_origin_by_year_date_or_row():
+    years = pd.DataFrame({"year": [2001, 2002, 2003], "y": [1.0, 2.0, 3.0]})
+    assert list(rows_up_to(years, "year", "2002")["y"]) == [1.0, 2.0]
+    dates = pd.DataFrame({"date": ["2026-01-01", "2026-02-01", "2026-03-01"], "y": [1, 2, 3]})
+    assert list(rows_up_to(dates, "date", "2026-02-15")["y"]) == [1, 2]
+    assert len(rows_up_to(years.drop(columns="year"), None, "1")) == 2
+    with pytest.raises(DataError, match="no row is that old"):
+        rows_up_to(years, "year", "1990")
+    with pytest.raises(DataError, match="is not a time like `date`"):
+        rows_up_to(dates, "date", "soon")
+
+
+@pytest.mark.slow
+def test_forecast_stores_every_series_at_each_origin_and_logs_a_run(
+    prefect_api, tmp_path, mlflow_uri
+):
+    from conftest import run_cli_here
+
+    common = [f"tracking.uri={mlflow_uri}", "train.epochs=2", "model.units=[8]"]
+    trained = run_cli_here(["train", "fertility", *common, "--json"])
+    assert trained.returncode == 0, trained.stderr[-3000:]
+    run_id = json.loads(trained.stdout.strip().splitlines()[-1])["run_id"]
+    store = tmp_path / "store"
+    args = ["forecast", "fertility", "--model-uri", f"runs:/{run_id}/forecaster",
+            *common, f"forecast.store={store}", "--json"]  # fmt: skip
+    latest = run_cli_here(args)
+    assert latest.returncode == 0, latest.stderr[-3000:]
+    found = json.loads(latest.stdout.strip().splitlines()[-1])
+    assert found["origin"] == "2011"
+    backfill = run_cli_here([*args, "--as-of", "2005"])
+    assert backfill.returncode == 0, backfill.stderr[-3000:]
+    again = run_cli_here([*args, "--as-of", "2005"])  # a rerun replaces it
+    assert again.returncode == 0, again.stderr[-3000:]
+    rows = ForecastStore(store).read()
+    assert sorted(set(rows["origin"])) == ["2005", "2011"]
+    past = rows[rows["origin"] == "2005"]
+    assert not past.duplicated(["series", "step"]).any()
+    france = past[past["series"] == "FRA"].sort_values("step")
+    assert list(france["time"]) == [2006, 2007, 2008]  # from the rows up to 2005
+    assert set(past["run_id"]) == {json.loads(again.stdout.strip().splitlines()[-1])["run_id"]}
+    assert past["series"].nunique() > 190  # every series with a row by 2005
+    client = MlflowClient(mlflow_uri)
+    run = client.get_run(found["run_id"])
+    assert run.data.tags["rnnflow.role"] == "forecast" and run.info.status == "FINISHED"
+    assert run.data.metrics["series"] == rows[rows["origin"] == "2011"]["series"].nunique()
+    assert "forecast.parquet" in {a.path for a in client.list_artifacts(found["run_id"])}
+    champion = run_cli_here(["forecast", "fertility", *common])
+    assert champion.returncode != 0 and "retrain" in champion.stderr  # no champion yet
