@@ -7,7 +7,8 @@ Runs `rnnflow train`, `rnnflow compare` (mlp and gru, two seeds) and
 starts `mlflow server` on it (127.0.0.1), and photographs what a user sees
 with Chromium driven over the DevTools protocol (no Selenium, no driver):
 
-    runs.png         the experiment's runs, in "Model training" mode
+    runs.png         the experiment's runs as the printed link opens them: rnnflow's
+                     saved view, the deciding metrics as columns, sorted
     charts.png       its chart view, searched for `test_mse`, the per-model and
                      baseline sections folded so "Model metrics" shows
     compare_run.png  the compare parent: its description is the leaderboard
@@ -31,6 +32,9 @@ from pathlib import Path
 from websockets.sync.client import connect
 
 REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+from components.tracking.runs import ui_link  # noqa: E402
+
 WIDTH, HEIGHT = 1400, 860
 
 
@@ -194,7 +198,7 @@ def main() -> None:
         browser = Browser(profile)  # a new one: the UI keeps its view modes there
         mode = "workflowType=machine_learning"
         rows = "document.querySelectorAll('.ag-row').length >= 3"
-        browser.open(f"{base}/#/experiments/{experiment}?{mode}", rows)
+        browser.open(ui_link(base, experiment), rows)  # the link rnnflow prints
         browser.click(  # the compare parent's children
             'button[data-component-id$="runnamecellrenderer.tsx_46"]',
             "document.querySelectorAll('.ag-row').length >= 7",

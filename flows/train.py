@@ -95,6 +95,8 @@ def open_run(
         tags["mlflow.parentRunId"] = parent_run_id
     run_name = run_name or run_title(config)
     run_id = tracking.start_run(tracking_uri, config.experiment_name, run_name, tags)
+    experiment_id = tracking.ensure_experiment(tracking_uri, config.experiment_name)
+    tracking.save_runs_view(tracking_uri, experiment_id, deciding_columns(config))
     get_run_logger().info(
         "MLflow run %s (%s) in %s", run_id, run_name, redact_url(tracking_uri)
     )
@@ -102,6 +104,20 @@ def open_run(
 
 
 _COMMAND = {"child": "compare", "trial": "tune"}  # the command that opens them
+
+
+def deciding_columns(config: ExperimentConfig) -> list[str]:
+    """The runs table's columns in the MLflow UI: the rank metric first (the
+    sort), the model's scale-free scores, persistence's rank metric beside it,
+    and the intervals' coverage where there are any."""
+    from components.tracking.log import mlflow_metric_name
+
+    rank = config.rank_metric
+    columns = [rank, "test_mase", "test_smape", f"baseline_persistence_{rank}"]
+    levels = config.evaluate.intervals if not config.model.quantiles else []
+    columns += [f"test_coverage_{intervals.level_name(v)}" for v in levels]
+    unique = list(dict.fromkeys(columns))
+    return [mlflow_metric_name(name) for name in unique]
 
 
 def _user() -> str:

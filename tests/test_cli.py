@@ -84,7 +84,8 @@ def test_human_summary_puts_baselines_beside_the_model():
     assert lines[2].split()[0] == "model" and lines[2].split()[1] == "0.1000"
     assert lines[3].startswith("persistence") and lines[4].startswith("linear AR")
     assert "rnnflow ui" in lines[-2] and "12 epochs" in lines[-2]
-    assert "#/experiments/3?" in lines[-2] and lines[-1] == "! odd"
+    assert "#/experiments/3/runs?viewStateShareKey=rnnflow" in lines[-2]
+    assert lines[-1] == "! odd"
 
 
 def test_overrides_may_follow_options():

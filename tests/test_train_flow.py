@@ -88,6 +88,13 @@ def test_the_run_explains_itself_in_the_mlflow_ui(finished):
     assert {"loss", "forecast_a", "forecast_b"} <= images
     experiment = client.get_experiment(run.info.experiment_id)
     assert experiment.tags["mlflow.experimentKind"] == "forecasting"
+    # the saved runs view the printed link opens: the deciding metrics, sorted
+    view = json.loads(experiment.tags["mlflow.sharedViewState.rnnflow"])
+    state = json.loads(view["state"])
+    assert state["orderByKey"] == "metrics.`test_mse`" and state["orderByAsc"] is True
+    shown = [key.removeprefix("metrics.`").removesuffix("`") for key in state["selectedColumns"]]
+    assert shown[:4] == ["test_mse", "test_mase", "test_smape", "baseline/persistence/test_mse"]
+    assert {"test_coverage_80", "test_coverage_95"} <= set(shown) <= set(metrics)
     assert "rnnflow.role" in experiment.tags["mlflow.note.content"]
     assert result.experiment_id == run.info.experiment_id
 

@@ -21,6 +21,7 @@ _SURFACE = {
     "ensure_experiment": "runs",
     "DEFAULT_EXPERIMENT_NOTE": "runs",
     "start_run": "runs",
+    "save_runs_view": "runs",
     "failing_marks_run": "runs",
     "finish_run": "runs",
     "kill_stale_runs": "runs",

@@ -20,9 +20,37 @@ from components.tracking.store import artifact_root
 EXPERIMENT_KIND = "mlflow.experimentKind"
 
 
+# The experiment's saved runs view (MLflow 3.17 "Views"): an experiment tag
+# `mlflow.sharedViewState.<key>` holding the runs page's state as JSON, opened
+# by `?viewStateShareKey=<key>` (the UI's own share links use the same).
+RUNS_VIEW = "rnnflow"
+_VIEW_TAG = "mlflow.sharedViewState."
+
+
 def ui_link(base_url: str, experiment_id: str) -> str:
-    """A link that opens the experiment's runs in the "Model training" view."""
-    return f"{base_url.rstrip('/')}/#/experiments/{experiment_id}?workflowType=machine_learning"
+    """A link that opens the experiment's runs in the "Model training" view,
+    through rnnflow's saved view when the experiment has one (`save_runs_view`:
+    the deciding metrics as columns, sorted by the rank metric)."""
+    return (
+        f"{base_url.rstrip('/')}/#/experiments/{experiment_id}/runs?"
+        f"viewStateShareKey={RUNS_VIEW}&workflowType=machine_learning"
+    )
+
+
+def save_runs_view(tracking_uri: str, experiment_id: str, columns: list[str]) -> None:
+    """Store the runs view `ui_link` opens: `columns` (metric names as MLflow
+    shows them, the first the rank metric) shown and the runs sorted by the
+    first, lowest first. Rewritten on every run, so it follows the config."""
+    import json
+    import time
+
+    keys = [f"metrics.`{name}`" for name in columns]
+    state = {"orderByKey": keys[0], "orderByAsc": True, "selectedColumns": keys}
+    now = int(time.time() * 1000)
+    envelope = {"name": RUNS_VIEW, "createdAt": now, "updatedAt": now, "state": json.dumps(state)}
+    MlflowClient(tracking_uri).set_experiment_tag(
+        experiment_id, f"{_VIEW_TAG}{RUNS_VIEW}", json.dumps(envelope)
+    )
 
 
 def ensure_experiment(tracking_uri: str, name: str) -> str:
