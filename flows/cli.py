@@ -183,11 +183,7 @@ def _parser() -> argparse.ArgumentParser:
         "original units, with the packaged model (default: the champion).",
         epilog="example: rnnflow predict gas_furnace --input latest.csv",
     )
-    _add_experiment_args(predict, with_json=True)
-    predict.add_argument(
-        "--model-uri",
-        help="default models:/<tracking.registered_model>@champion",
-    )
+    _add_model_args(predict)
     predict.add_argument(
         "--input",
         help="CSV or Parquet of raw observations (default: the experiment's data)",
@@ -204,11 +200,7 @@ def _parser() -> argparse.ArgumentParser:
         "and log an MLflow run (rnnflow.role: forecast).",
         epilog="example: rnnflow forecast fertility --as-of 2005",
     )
-    _add_experiment_args(forecast, with_json=True)
-    forecast.add_argument(
-        "--model-uri",
-        help="default models:/<tracking.registered_model>@champion",
-    )
+    _add_model_args(forecast)
     forecast.add_argument(
         "--as-of",
         help="forecast as of this past time (the time column's kind: a year, a "
@@ -531,6 +523,15 @@ def _predict(args) -> int:
         records = json.loads(forecast.to_json(orient="records", date_format="iso"))
         print(json.dumps({"model_uri": model_uri, "forecast": records}))
     return 0
+
+
+def _add_model_args(command) -> None:
+    """An experiment command that forecasts with a logged or registered model."""
+    _add_experiment_args(command, with_json=True)
+    command.add_argument(
+        "--model-uri",
+        help="default models:/<tracking.registered_model>@champion",
+    )
 
 
 def _forecast(args) -> int:
