@@ -97,7 +97,9 @@ def naive2(x: np.ndarray, h: int, m: int) -> np.ndarray:
     return adjusted * index[np.arange(h) % m]
 
 
-def reference_forecasts(panel: list[dict], m: int, arima: bool, fitted: bool = True) -> dict:
+def reference_forecasts(
+    panel: list[dict], m: int, arima: bool, fitted: bool = True
+) -> dict:
     """name -> ([(h,) forecast per series], seconds); `fitted`: ETS and Theta
     (and ARIMA) too, not only the naive ones."""
     out = {}
@@ -107,12 +109,17 @@ def reference_forecasts(panel: list[dict], m: int, arima: bool, fitted: bool = T
         [np.resize(s["x"][-m:], s["h"]) if len(s["x"]) >= m else np.repeat(s["x"][-1], s["h"])
          for s in panel], 0.0)  # fmt: skip
     start = time.perf_counter()
-    out["naive2"] = ([naive2(s["x"], s["h"], m) for s in panel], time.perf_counter() - start)
+    out["naive2"] = (
+        [naive2(s["x"], s["h"], m) for s in panel],
+        time.perf_counter() - start,
+    )
     for name in ("ets", "theta", *(["arima"] if arima else [])) if fitted else ():
         start = time.perf_counter()
         fits, _ = per_series.fit_panel(name, [s["x"] for s in panel], m)
         forecasts = [
-            per_series.forecast_series(f, s["x"], np.array([len(s["x"]) - 1]), s["h"])[0]
+            per_series.forecast_series(f, s["x"], np.array([len(s["x"]) - 1]), s["h"])[
+                0
+            ]
             for f, s in zip(fits, panel)
         ]
         out[name] = (forecasts, time.perf_counter() - start)
@@ -125,7 +132,9 @@ def input_width(h: int, m: int) -> int:
     return max(h, 2 * m) if m > 1 else 2 * h
 
 
-def network_forecasts(panel, subset, m, kind, overrides, work: Path) -> tuple[list, float, str]:
+def network_forecasts(
+    panel, subset, m, kind, overrides, work: Path
+) -> tuple[list, float, str]:
     """One global `kind` trained by `rnnflow train` on the subset; its
     forecast of each series' h values after its end."""
     h = panel[0]["h"]
@@ -164,7 +173,9 @@ def network_forecasts(panel, subset, m, kind, overrides, work: Path) -> tuple[li
 def table(panel, forecasts: dict, m: int) -> pd.DataFrame:
     rows = []
     for name, (made, seconds) in forecasts.items():
-        found = pd.DataFrame([scores(s["xx"], f, s["x"], m) for s, f in zip(panel, made)])
+        found = pd.DataFrame(
+            [scores(s["xx"], f, s["x"], m) for s, f in zip(panel, made)]
+        )
         rows.append({"method": name, **found.mean().to_dict(), "seconds": seconds})
     out = pd.DataFrame(rows).set_index("method")
     base = out.loc["naive2"]
@@ -175,9 +186,14 @@ def table(panel, forecasts: dict, m: int) -> pd.DataFrame:
 def markdown(frame: pd.DataFrame) -> str:
     """A results table as Markdown (no extra dependency)."""
     columns = ["smape", "mape", "mase", "owa", "seconds"]
-    lines = ["| method | " + " | ".join(columns) + " |", "|---" * (len(columns) + 1) + "|"]
+    lines = [
+        "| method | " + " | ".join(columns) + " |",
+        "|---" * (len(columns) + 1) + "|",
+    ]
     for name, row in frame.iterrows():
-        lines.append(f"| {name} | " + " | ".join(f"{row[c]:.3f}" for c in columns) + " |")
+        lines.append(
+            f"| {name} | " + " | ".join(f"{row[c]:.3f}" for c in columns) + " |"
+        )
     return "\n".join(lines)
 
 

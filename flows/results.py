@@ -92,7 +92,9 @@ class TrainResult:
                 f"backtest, {int(metrics['backtest_folds'])} folds, mse: "
                 + ", ".join(folds)
             )
-        members = sorted(k for k in metrics if k.startswith("member_") and k.endswith("_test_mse"))
+        members = sorted(
+            k for k in metrics if k.startswith("member_") and k.endswith("_test_mse")
+        )
         if members:
             scores = ", ".join(f"{metrics[k]:.4f}" for k in members)
             lines.append(f"ensemble of {len(members)}: the members' test mse {scores}")

@@ -56,7 +56,9 @@ def test_a_write_killed_half_way_leaves_the_previous_rows(tmp_path):
 def test_rows_up_to_an_origin_by_year_date_or_row():
     years = pd.DataFrame({"year": [2001, 2002, 2003], "y": [1.0, 2.0, 3.0]})
     assert list(rows_up_to(years, "year", "2002")["y"]) == [1.0, 2.0]
-    dates = pd.DataFrame({"date": ["2026-01-01", "2026-02-01", "2026-03-01"], "y": [1, 2, 3]})
+    dates = pd.DataFrame(
+        {"date": ["2026-01-01", "2026-02-01", "2026-03-01"], "y": [1, 2, 3]}
+    )
     assert list(rows_up_to(dates, "date", "2026-02-15")["y"]) == [1, 2]
     assert len(rows_up_to(years.drop(columns="year"), None, "1")) == 2
     with pytest.raises(DataError, match="no row is that old"):
@@ -92,12 +94,18 @@ def test_forecast_stores_every_series_at_each_origin_and_logs_a_run(
     assert not past.duplicated(["series", "step"]).any()
     france = past[past["series"] == "FRA"].sort_values("step")
     assert list(france["time"]) == [2006, 2007, 2008]  # from the rows up to 2005
-    assert set(past["run_id"]) == {json.loads(again.stdout.strip().splitlines()[-1])["run_id"]}
+    assert set(past["run_id"]) == {
+        json.loads(again.stdout.strip().splitlines()[-1])["run_id"]
+    }
     assert past["series"].nunique() > 190  # every series with a row by 2005
     client = MlflowClient(mlflow_uri)
     run = client.get_run(found["run_id"])
     assert run.data.tags["rnnflow.role"] == "forecast" and run.info.status == "FINISHED"
-    assert run.data.metrics["series"] == rows[rows["origin"] == "2011"]["series"].nunique()
-    assert "forecast.parquet" in {a.path for a in client.list_artifacts(found["run_id"])}
+    assert (
+        run.data.metrics["series"] == rows[rows["origin"] == "2011"]["series"].nunique()
+    )
+    assert "forecast.parquet" in {
+        a.path for a in client.list_artifacts(found["run_id"])
+    }
     champion = run_cli_here(["forecast", "fertility", *common])
     assert champion.returncode != 0 and "retrain" in champion.stderr  # no champion yet

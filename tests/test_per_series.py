@@ -46,7 +46,10 @@ def test_theta_equals_statsmodels_own_forecast(y, season):
 def test_ets_equals_statsmodels_own_forecast_of_the_chosen_model(y, season):
     fit = per_series.fit_series("ets", y, season)
     assert fit.model == "ets" and fit.label.startswith("ETS(")
-    options = {k: fit.params[k] for k in ("trend", "damped_trend", "seasonal", "seasonal_periods")}
+    options = {
+        k: fit.params[k]
+        for k in ("trend", "damped_trend", "seasonal", "seasonal_periods")
+    }
     expected = ExponentialSmoothing(y, **options).fit(use_brute=False).forecast(3)
     # three steps: below a season, where statsmodels' seasonal index and the
     # textbook's (the latest state of the same phase) agree
@@ -90,7 +93,9 @@ def test_a_panel_forecasts_every_window_of_every_series_from_its_history():
         times = np.concatenate([np.arange(first, first + len(p)) for p in pieces])
         return per_series.PanelPart(np.concatenate(pieces)[:, None], bounds, times)
 
-    found = per_series.forecast_panel("theta", [part(train, 0), part(scored, 180)], spec, 12)
+    found = per_series.forecast_panel(
+        "theta", [part(train, 0), part(scored, 180)], spec, 12
+    )
     n_windows = [len(s) - spec.span + 1 for s in scored]
     assert found.forecast.shape == (sum(n_windows), 3, 1)
     second = sum(n_windows[:1]) + 5  # window 5 of series 1: origin row 180+5+19

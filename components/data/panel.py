@@ -295,7 +295,9 @@ def split_panel(
     context = window.input_width + window.offset + (data.transform != "none")
     ranges = split_bounds(frame.index, layout, cut, context)
     plan, kept, skipped, padded = plan_rows(ranges, data, window)
-    kept, skipped, padded = ([layout.ids[j] for j in found] for found in (kept, skipped, padded))
+    kept, skipped, padded = (
+        [layout.ids[j] for j in found] for found in (kept, skipped, padded)
+    )
     if skipped and data.short_series == "error":
         raise DataError(
             f"{len(skipped)} series have fewer training rows than one window "
@@ -326,7 +328,9 @@ def all_rows(
     prepares a training part."""
     ends = [(int(b), int(b)) for b in layout.bounds[1:]]
     ranges = {
-        "train": [(int(a), int(b)) for a, b in zip(layout.bounds[:-1], layout.bounds[1:])],
+        "train": [
+            (int(a), int(b)) for a, b in zip(layout.bounds[:-1], layout.bounds[1:])
+        ],
         "val": ends,
         "test": ends,
     }
@@ -339,7 +343,9 @@ def all_rows(
     ]
 
 
-def _prepare(frame, plan, data, window, targets, keep, kept) -> dict[str, PreparedSplit]:
+def _prepare(
+    frame, plan, data, window, targets, keep, kept
+) -> dict[str, PreparedSplit]:
     """Each planned part: the rows selected at once when there is nothing to
     fill, transform or lead, else prepared series by series."""
     as_they_are = (
@@ -372,7 +378,11 @@ def plan_rows(ranges, data: DataSpec, window: WindowSpec):
         if n_train < need:
             padded.append(j)
         ends = {"train": need, "val": context, "test": context}
-        cuts = {"train": rows_train[0], "val": rows_train[1], "test": ranges["val"][j][1]}
+        cuts = {
+            "train": rows_train[0],
+            "val": rows_train[1],
+            "test": ranges["val"][j][1],
+        }
         for name, (a, b) in ((n, r[j]) for n, r in ranges.items()):
             own = b - max(a, cuts[name]) if name != "train" else b - a
             have = (cuts[name] - a) if name != "train" else b - a
@@ -383,7 +393,9 @@ def plan_rows(ranges, data: DataSpec, window: WindowSpec):
 
 def _rows(a: int, b: int, extra: int) -> np.ndarray:
     """Rows [a, b) with row a repeated `extra` times in front (padding)."""
-    return np.concatenate([np.full(extra, a, np.int64), np.arange(a, b, dtype=np.int64)])
+    return np.concatenate(
+        [np.full(extra, a, np.int64), np.arange(a, b, dtype=np.int64)]
+    )
 
 
 def _prepare_each_series(frame, plan, data, window, targets, keep, kept):
@@ -403,7 +415,9 @@ def _prepare_each_series(frame, plan, data, window, targets, keep, kept):
         padded = np.asarray([extra for *_, extra in parts], np.int64)
         out[name] = PreparedSplit(
             pd.concat([part.frame for part in found]) if found else frame.iloc[:0],
-            pd.concat([part.levels for part in found]) if found else frame[targets].iloc[:0],
+            pd.concat([part.levels for part in found])
+            if found
+            else frame[targets].iloc[:0],
             np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64),
             kept,
             padded if padded.any() else None,
@@ -421,8 +435,12 @@ def _select_rows(frame, plan, targets, kept):
         starts, ends, extra = spans[:, 0], spans[:, 1], spans[:, 2]
         lengths = ends - starts + extra
         offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
-        position = np.arange(offsets[-1]) - np.repeat(offsets[:-1], lengths)  # in series
-        rows = np.repeat(starts, lengths) + np.maximum(position - np.repeat(extra, lengths), 0)
+        position = np.arange(offsets[-1]) - np.repeat(
+            offsets[:-1], lengths
+        )  # in series
+        rows = np.repeat(starts, lengths) + np.maximum(
+            position - np.repeat(extra, lengths), 0
+        )
         part = frame.iloc[rows]
         padded = extra if extra.any() else None
         out[name] = PreparedSplit(part, part[targets], offsets, kept, padded)

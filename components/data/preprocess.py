@@ -313,7 +313,8 @@ class ScaledSplit:
         if self.padded is None:
             return self.levels, self.bounds
         keep = real_rows(self.bounds, self.padded, len(self.levels))
-        return self.levels[keep], self.bounds - np.concatenate([[0], np.cumsum(self.padded)])
+        shift = np.concatenate([[0], np.cumsum(self.padded)])
+        return self.levels[keep], self.bounds - shift
 
     @property
     def features(self) -> np.ndarray:

@@ -242,7 +242,8 @@ def evaluate_on_test(
     with `season` the seasonal naive forecast, and the `classical` models
     (`ets`, `arima`: `components.evaluation.classical`, fitted on the training levels,
     filtered through `between`, the split between the training rows and the
-    scored ones; `theta`: `per_series`). MASE is scaled by the training rows' naive error.
+    scored ones; `theta`: `per_series`). MASE is scaled by the training
+    rows' naive error.
 
     A panel split (`test.bounds`) is windowed series by series, inverted
     with each window's series statistics and scored per series as well

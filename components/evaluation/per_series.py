@@ -76,7 +76,11 @@ def fit_series(model: str, y: np.ndarray, season: int | None) -> SeriesFit:
 
 
 def forecast_series(
-    fit: SeriesFit, history: np.ndarray, origins: np.ndarray, horizon: int, offset: int = 0
+    fit: SeriesFit,
+    history: np.ndarray,
+    origins: np.ndarray,
+    horizon: int,
+    offset: int = 0,
 ) -> np.ndarray:
     """(W, horizon) forecasts of steps offset+1 .. offset+horizon after each
     origin row of `history` (the series' training rows first, then the rows
@@ -221,7 +225,9 @@ def _fit_in_processes(model, series, season, workers) -> list[SeriesFit]:
     chunks = [series[a:b] for a, b in zip(bounds[:-1], bounds[1:])]
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(workers, mp_context=context) as pool:
-        done = pool.map(_fit_chunk, [model] * len(chunks), chunks, [season] * len(chunks))
+        done = pool.map(
+            _fit_chunk, [model] * len(chunks), chunks, [season] * len(chunks)
+        )
         return [fit for chunk in done for fit in chunk]
 
 
@@ -303,7 +309,9 @@ def _ets_states(params: dict, history: np.ndarray):
     the fitted parameters and initial states (nothing re-estimated)."""
     from statsmodels.tsa.holtwinters import ExponentialSmoothing
 
-    options = {k: params[k] for k in ("trend", "damped_trend", "seasonal", "seasonal_periods")}
+    options = {
+        k: params[k] for k in ("trend", "damped_trend", "seasonal", "seasonal_periods")
+    }
     known = {
         "initialization_method": "known",
         "initial_level": params["initial_level"],
@@ -331,7 +339,9 @@ def _forecast_ets(params: dict, history, origins, steps) -> np.ndarray:
     if params["seasonal"]:
         m = params["seasonal_periods"]
         # the season state of each row, the m initial ones before row 0
-        seasons = np.concatenate([params["initial_seasons"], np.asarray(filtered.season)])
+        seasons = np.concatenate(
+            [params["initial_seasons"], np.asarray(filtered.season)]
+        )
         back = m * ((steps - 1) // m + 1)  # latest row of the same phase
         phase = seasons[m + origins[:, None] + steps - back]
         mean = mean * phase if params["seasonal"] == "mul" else mean + phase
@@ -370,8 +380,10 @@ def _forecast_theta(params: dict, history, origins, steps) -> np.ndarray:
     rows = np.arange(len(history))
     flat = history
     if m:
-        flat = history / seasonal[rows % m] if method.startswith("mul") else (
-            history - seasonal[rows % m]
+        flat = (
+            history / seasonal[rows % m]
+            if method.startswith("mul")
+            else (history - seasonal[rows % m])
         )
     alpha, b0 = params["alpha"], params["b0"]
     ses = ExponentialSmoothing(

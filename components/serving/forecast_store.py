@@ -29,7 +29,9 @@ def origin_label(origin) -> str:
     hive partitions allow them), the number itself for a row number or
     year."""
     if isinstance(origin, pd.Timestamp):
-        return origin.tz_convert(None).isoformat() if origin.tzinfo else origin.isoformat()
+        return (
+            origin.tz_convert(None).isoformat() if origin.tzinfo else origin.isoformat()
+        )
     return str(origin)
 
 
@@ -54,7 +56,9 @@ class ForecastStore:
         folder.mkdir(parents=True, exist_ok=True)
         staging = folder / f".{PART}.{uuid.uuid4().hex}"
         try:
-            rows.drop(columns=["origin"], errors="ignore").to_parquet(staging, index=False)
+            rows.drop(columns=["origin"], errors="ignore").to_parquet(
+                staging, index=False
+            )
             os.replace(staging, folder / PART)
         finally:
             staging.unlink(missing_ok=True)

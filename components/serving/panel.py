@@ -207,7 +207,8 @@ class PanelForecaster(Forecaster):
         needed (its first row is repeated in front, as in training)."""
         if self.data.short_series != "pad":
             return self.window.input_width
-        return min(self.window.input_width, self.window.offset + self.window.horizon + 1)
+        window = self.window
+        return min(window.input_width, window.offset + window.horizon + 1)
 
     def _own_statistics(self, loaded, a: int, b: int):
         """(a `Normalizer`, (K,) scale) for a series the network was not

@@ -47,7 +47,8 @@ def save_runs_view(tracking_uri: str, experiment_id: str, columns: list[str]) ->
     keys = [f"metrics.`{name}`" for name in columns]
     state = {"orderByKey": keys[0], "orderByAsc": True, "selectedColumns": keys}
     now = int(time.time() * 1000)
-    envelope = {"name": RUNS_VIEW, "createdAt": now, "updatedAt": now, "state": json.dumps(state)}
+    envelope = {"name": RUNS_VIEW, "createdAt": now, "updatedAt": now}
+    envelope["state"] = json.dumps(state)
     MlflowClient(tracking_uri).set_experiment_tag(
         experiment_id, f"{_VIEW_TAG}{RUNS_VIEW}", json.dumps(envelope)
     )
