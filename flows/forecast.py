@@ -48,12 +48,18 @@ def forecast_flow(
     label = origin_label(origin)
     forecast = forecaster.forecast(frame)
     version = _version_of(model_uri, tracking_uri, name)
+    if "time" not in forecast:  # no frequency to step by: rows ahead of the origin
+        numeric = isinstance(origin, (int, float)) and not isinstance(origin, bool)
+        ahead = forecaster.window.offset + forecast["step"]
+        forecast = forecast.assign(time=origin + ahead if numeric else None)
     rows = forecast.assign(
         series=forecast["series"] if "series" in forecast else config.name,
         forecaster=forecast["forecaster"] if "forecaster" in forecast else "network",
         model_uri=model_uri,
         model_version=version or "",
     )
+    first = ["series", "step", "time", "forecaster"]
+    rows = rows[first + [c for c in rows.columns if c not in first]]
     run_id = tracking.start_run(
         tracking_uri, config.experiment_name, f"forecast · {config.name} · {label}",
         {"rnnflow.role": "forecast", "origin": label, "model_uri": model_uri,

@@ -109,3 +109,23 @@ def test_forecast_stores_every_series_at_each_origin_and_logs_a_run(
     }
     champion = run_cli_here(["forecast", "fertility", *common])
     assert champion.returncode != 0 and "retrain" in champion.stderr  # no champion yet
+
+
+@pytest.mark.slow
+def test_a_series_without_time_stamps_is_forecast_by_row_number(
+    prefect_api, tmp_path, mlflow_uri
+):
+    """The gas furnace has no time column: the origin is the last row
+    number and each step's `time` the row it forecasts."""
+    from conftest import run_cli_here
+
+    common = [f"tracking.uri={mlflow_uri}", "train.epochs=2", f"forecast.store={tmp_path}"]
+    trained = run_cli_here(["train", "gas_furnace", *common, "--json"])
+    assert trained.returncode == 0, trained.stderr[-3000:]
+    run_id = json.loads(trained.stdout.strip().splitlines()[-1])["run_id"]
+    done = run_cli_here(["forecast", "gas_furnace", "--as-of", "200", "--model-uri",
+                         f"runs:/{run_id}/forecaster", *common, "--json"])  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    rows = ForecastStore(tmp_path).read()
+    assert list(rows["origin"]) == ["200"] and list(rows["time"]) == [201]
+    assert list(rows.columns[:4]) == ["series", "step", "time", "forecaster"]
