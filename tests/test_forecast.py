@@ -14,6 +14,15 @@ from components.serving.forecast_store import ForecastStore
 from components.serving.rows import rows_up_to
 
 
+def _cli(api: str):
+    """`rnnflow` in a fresh process (here, not through a background server)
+    on the session's Prefect API: the commands' terminal and logging set-up
+    stays out of the test process."""
+    from conftest import run_cli
+
+    return lambda args: run_cli(["--local", *args], env={"PREFECT_API_URL": api})
+
+
 def _rows(n_series: int, value: float) -> pd.DataFrame:
     return pd.DataFrame(
         {
@@ -71,22 +80,21 @@ def test_rows_up_to_an_origin_by_year_date_or_row():
 def test_forecast_stores_every_series_at_each_origin_and_logs_a_run(
     prefect_api, tmp_path, mlflow_uri
 ):
-    from conftest import run_cli_here
-
+    cli = _cli(prefect_api)
     common = [f"tracking.uri={mlflow_uri}", "train.epochs=2", "model.units=[8]"]
-    trained = run_cli_here(["train", "fertility", *common, "--json"])
+    trained = cli(["train", "fertility", *common, "--json"])
     assert trained.returncode == 0, trained.stderr[-3000:]
     run_id = json.loads(trained.stdout.strip().splitlines()[-1])["run_id"]
     store = tmp_path / "store"
     args = ["forecast", "fertility", "--model-uri", f"runs:/{run_id}/forecaster",
             *common, f"forecast.store={store}", "--json"]  # fmt: skip
-    latest = run_cli_here(args)
+    latest = cli(args)
     assert latest.returncode == 0, latest.stderr[-3000:]
     found = json.loads(latest.stdout.strip().splitlines()[-1])
     assert found["origin"] == "2011"
-    backfill = run_cli_here([*args, "--as-of", "2005"])
+    backfill = cli([*args, "--as-of", "2005"])
     assert backfill.returncode == 0, backfill.stderr[-3000:]
-    again = run_cli_here([*args, "--as-of", "2005"])  # a rerun replaces it
+    again = cli([*args, "--as-of", "2005"])  # a rerun replaces it
     assert again.returncode == 0, again.stderr[-3000:]
     rows = ForecastStore(store).read()
     assert sorted(set(rows["origin"])) == ["2005", "2011"]
@@ -107,7 +115,7 @@ def test_forecast_stores_every_series_at_each_origin_and_logs_a_run(
     assert "forecast.parquet" in {
         a.path for a in client.list_artifacts(found["run_id"])
     }
-    champion = run_cli_here(["forecast", "fertility", *common])
+    champion = cli(["forecast", "fertility", *common])
     assert champion.returncode != 0 and "retrain" in champion.stderr  # no champion yet
 
 
@@ -117,13 +125,12 @@ def test_a_series_without_time_stamps_is_forecast_by_row_number(
 ):
     """The gas furnace has no time column: the origin is the last row
     number and each step's `time` the row it forecasts."""
-    from conftest import run_cli_here
-
+    cli = _cli(prefect_api)
     common = [f"tracking.uri={mlflow_uri}", "train.epochs=2", f"forecast.store={tmp_path}"]
-    trained = run_cli_here(["train", "gas_furnace", *common, "--json"])
+    trained = cli(["train", "gas_furnace", *common, "--json"])
     assert trained.returncode == 0, trained.stderr[-3000:]
     run_id = json.loads(trained.stdout.strip().splitlines()[-1])["run_id"]
-    done = run_cli_here(["forecast", "gas_furnace", "--as-of", "200", "--model-uri",
+    done = cli(["forecast", "gas_furnace", "--as-of", "200", "--model-uri",
                          f"runs:/{run_id}/forecaster", *common, "--json"])  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]
     rows = ForecastStore(tmp_path).read()
