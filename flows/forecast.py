@@ -8,6 +8,8 @@ that arrive later. `--as-of T` forecasts as of a past time from the rows up
 to T only (a backfill: monitoring then has a history from day one).
 """
 
+from pathlib import Path
+
 from prefect import flow
 
 from components import tracking
@@ -21,8 +23,6 @@ from flows.results import ForecastResult
 
 def store_root(config: ExperimentConfig, tracking_uri: str):
     """`forecast.store`, or `forecasts/<experiment>` beside the MLflow store."""
-    from pathlib import Path
-
     if config.forecast.store:
         return Path(config.forecast.store).expanduser()
     return tracking.local_state_dir(tracking_uri, "forecasts") / config.experiment_name

@@ -4,6 +4,7 @@
 with the scripts that read them: add keys, never rename or remove one.
 """
 
+import json
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -221,8 +222,6 @@ class ForecastResult:
     def to_json(self) -> dict:
         keys = ("run_id", "experiment", "origin", "model_uri", "model_version", "store")
         out = _pick(self, *keys) | {"metrics": self.metrics}
-        import json
-
         out["forecast"] = json.loads(
             self.forecast.to_json(orient="records", date_format="iso")
         )

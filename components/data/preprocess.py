@@ -202,6 +202,11 @@ class PreparedSplit:
         return real_rows(self.bounds, self.padded, len(self.frame))
 
 
+def unpadded_bounds(bounds: np.ndarray, padded: np.ndarray) -> np.ndarray:
+    """Series offsets once the `padded` rows in front of each are dropped."""
+    return bounds - np.concatenate([[0], np.cumsum(padded)])
+
+
 def real_rows(bounds, padded, n_rows: int) -> np.ndarray:
     """(N,) False on the `padded` rows at the front of each series."""
     mask = np.ones(n_rows, bool)
@@ -313,8 +318,7 @@ class ScaledSplit:
         if self.padded is None:
             return self.levels, self.bounds
         keep = real_rows(self.bounds, self.padded, len(self.levels))
-        shift = np.concatenate([[0], np.cumsum(self.padded)])
-        return self.levels[keep], self.bounds - shift
+        return self.levels[keep], unpadded_bounds(self.bounds, self.padded)
 
     @property
     def features(self) -> np.ndarray:
@@ -442,7 +446,7 @@ def fit_series_normalizer(
     frame, bounds = train.frame, train.bounds
     if train.padded is not None:  # statistics of the data, not of the padding
         frame = frame[train.real_rows()]
-        bounds = bounds - np.concatenate([[0], np.cumsum(train.padded)])
+        bounds = unpadded_bounds(bounds, train.padded)
     panel = fit_normalizer(frame)  # raises on a column constant everywhere
     n_series = len(bounds) - 1
     mean = np.tile(np.asarray(panel.mean), (n_series, 1))
