@@ -204,9 +204,28 @@ def _parser() -> argparse.ArgumentParser:
     forecast.add_argument(
         "--as-of",
         help="forecast as of this past time (the time column's kind: a year, a "
-        "date) from the rows up to it only: a backfill",
+        "date) from the rows up to it only: a backfill; START..END forecasts at "
+        "every time of the data in that range",
     )
     forecast.set_defaults(handler=_forecast, servable=True)
+
+    monitor = commands.add_parser(
+        "monitor",
+        help="score kept forecasts against the actuals; retrain when they drift",
+        description="Join the forecast store with the actuals that have arrived: "
+        "MASE, MAE and interval coverage over the last `monitor.window` origins, "
+        "against seasonal naive on the same rows and the champion's holdout "
+        "MASE; log an MLflow run (rnnflow.role: monitor) and start a retrain "
+        "when `monitor.max_degradation` or `monitor.max_coverage_error` is "
+        "crossed (through the retrain deployment when one exists).",
+        epilog="example: rnnflow monitor fertility",
+    )
+    _add_experiment_args(monitor, with_json=True)
+    monitor.add_argument(
+        "--no-retrain", action="store_true",
+        help="report only, whatever the figures say (as `monitor.retrain=false`)",
+    )  # fmt: skip
+    monitor.set_defaults(handler=_monitor, servable=True)
 
     deploy = commands.add_parser(
         "deploy",
@@ -542,6 +561,20 @@ def _forecast(args) -> int:
 
     hide_user_error_tracebacks()
     result = forecast_flow(config, args.model_uri, args.as_of)
+    print(result.to_text())
+    if args.json:
+        print(json.dumps(result.to_json()))
+    return 0
+
+
+def _monitor(args) -> int:
+    config = _load(args)
+    _start_flow(args)
+    from flows.monitor import monitor_flow
+    from flows.terminal import hide_user_error_tracebacks
+
+    hide_user_error_tracebacks()
+    result = monitor_flow(config, False if args.no_retrain else None)
     print(result.to_text())
     if args.json:
         print(json.dumps(result.to_json()))

@@ -304,6 +304,7 @@ def _warm_up() -> None:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     import flows.compare  # noqa: F401  (TensorFlow, Keras, MLflow, Prefect)
     import flows.forecast  # noqa: F401
+    import flows.monitor  # noqa: F401
     import flows.retrain  # noqa: F401
     import flows.steps  # noqa: F401
     import flows.train  # noqa: F401

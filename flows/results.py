@@ -5,6 +5,7 @@ with the scripts that read them: add keys, never rename or remove one.
 """
 
 import json
+import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -243,3 +244,66 @@ class ForecastResult:
             f"stored in {self.store} (origin={self.origin}); run {self.run_id}",
             shown.to_string(index=False, max_rows=40),
         ])  # fmt: skip
+
+
+@dataclass(frozen=True)
+class MonitorResult:
+    """What `rnnflow monitor` returns: the window's figures, the decision and
+    what it started (a Prefect flow run or a retrain), the worst series."""
+
+    run_id: str
+    experiment: str
+    origins: list[str]
+    reference_mase: float | None
+    metrics: dict[str, float]
+    retrain: bool
+    reasons: list[str]
+    started: str | None = None  # what the decision started, in words
+    worst: Any = None  # pandas.DataFrame: per series, worst MASE first
+
+    def to_json(self) -> dict:
+        keys = ("run_id", "experiment", "origins", "reference_mase", "metrics",
+                "retrain", "reasons", "started")  # fmt: skip
+        out = _pick(self, *keys)
+        out["worst_series"] = json.loads(self.worst.head(10).to_json(orient="records"))
+        return out
+
+    def to_text(self) -> str:
+        """What `rnnflow monitor` prints: the window, the figures against
+        their references, the decision, the worst series."""
+        m = self.metrics
+        if not m.get("monitor_rows"):
+            return "\n".join([
+                "monitor: no kept forecast has an actual yet "
+                f"({len(self.origins)} origin(s) scored); nothing to judge",
+                f"run {self.run_id}",
+            ])  # fmt: skip
+        window = (f"{self.origins[0]} .. {self.origins[-1]}" if len(self.origins) > 1
+                  else self.origins[0])  # fmt: skip
+        reference = (f", champion holdout {self.reference_mase:.3f}"
+                     if self.reference_mase is not None else "")  # fmt: skip
+        lines = [
+            f"monitor over {len(self.origins)} origin(s) ({window}): "
+            f"{int(m['monitor_rows'])} forecasts of {int(m['monitor_series'])} "
+            f"series with actuals",
+            f"  MASE {m['monitor_mase']:.3f} (seasonal naive "
+            f"{m['monitor_seasonal_naive_mase']:.3f}{reference}), "
+            f"MAE {m['monitor_mae']:.4g}",
+        ]
+        coverage = [(k.removeprefix("monitor_coverage_"), v) for k, v in m.items()
+                    if k.startswith("monitor_coverage_") and not math.isnan(v)]  # fmt: skip
+        if coverage:
+            lines.append("  coverage " + ", ".join(
+                f"{level} % interval {value:.0%}" for level, value in coverage
+            ))  # fmt: skip
+        decision = "retrain: " if self.retrain else "no retrain: "
+        lines.append(decision + "; ".join(self.reasons))
+        if self.started:
+            lines.append(self.started)
+        worst = self.worst.dropna(subset=["mase"]).head(3)
+        if len(worst) > 1:
+            lines.append("  worst series: " + ", ".join(
+                f"{s} {v:.2f}" for s, v in zip(worst["series"], worst["mase"])
+            ))  # fmt: skip
+        lines.append(f"run {self.run_id}")
+        return "\n".join(lines)

@@ -38,6 +38,8 @@ class _Quiet(logging.Filter):
         self._shown: set[str] = set()
 
     def filter(self, record: logging.LogRecord) -> bool:
+        if _about_a_user_error(record):
+            return False
         if record.levelno >= logging.WARNING:
             return True
         if record.name.startswith("prefect") and not record.name.startswith(
@@ -49,6 +51,32 @@ class _Quiet(logging.Filter):
             return False
         self._shown.add(message)
         return True
+
+
+# How Prefect reports a failed task or flow run; the CLI prints the error once.
+_FAILED_RUN = re.compile(
+    r"^(Task run failed with exception: |Encountered exception during execution: |"
+    r"Finished in state Failed\()"
+)
+
+
+def _about_a_user_error(record: logging.LogRecord) -> bool:
+    """Whether `record` is Prefect restating a user error (bad data, bad
+    config) that `rnnflow` prints itself as its last line, `error: ...`:
+    one failure, one line."""
+    from components.common.errors import RnnflowError
+
+    if record.exc_info and isinstance(record.exc_info[1], RnnflowError):
+        return True
+    message = record.getMessage()
+    if not _FAILED_RUN.match(message):
+        return False
+    names, todo = set(), [RnnflowError]
+    while todo:
+        kind = todo.pop()
+        names.add(kind.__name__)
+        todo.extend(kind.__subclasses__())
+    return any(f"{name}(" in message or f"{name}: " in message for name in names)
 
 
 class _Plain(logging.Formatter):

@@ -38,6 +38,7 @@ SECTIONS = (
     "tracking",
     "retrain",
     "forecast",
+    "monitor",
 )
 
 
@@ -591,6 +592,41 @@ class ForecastSpec(_Strict):
     )
 
 
+class MonitorSpec(_Strict):
+    """What `rnnflow monitor` scores and when it starts a retrain."""
+
+    window: PositiveInt = Field(
+        20,
+        description="Score the kept forecasts of this many most recent origins "
+        "that have actuals (a rolling window).",
+    )
+    max_degradation: float | None = Field(
+        0.25,
+        gt=0.0,
+        description="Start a retrain when the window's MASE is this much above the "
+        "champion's holdout `test_mase` (0.25: 25 % worse; seasonal naive's MASE "
+        "on the same rows when the model has none). Unset: never for accuracy.",
+    )
+    max_coverage_error: float | None = Field(
+        0.1,
+        gt=0.0,
+        lt=1.0,
+        description="Start a retrain when an interval's coverage misses its level "
+        "by more than this (0.1: the 80 % interval covers under 70 % or over "
+        "90 %). Unset: never for coverage.",
+    )
+    min_rows: PositiveInt = Field(
+        10,
+        description="Decide nothing on fewer scored forecasts (series x steps x "
+        "targets with an actual) than this.",
+    )
+    retrain: bool = Field(
+        True,
+        description="Start the retrain when a bound is crossed (through the "
+        "`retrain-NAME` deployment when one exists, else here); false: report only.",
+    )
+
+
 class ExperimentConfig(_Strict):
     """One complete, validated experiment."""
 
@@ -608,6 +644,7 @@ class ExperimentConfig(_Strict):
     tracking: TrackingSpec = Field(default_factory=TrackingSpec)
     retrain: RetrainSpec = Field(default_factory=RetrainSpec)
     forecast: ForecastSpec = Field(default_factory=ForecastSpec)
+    monitor: MonitorSpec = Field(default_factory=MonitorSpec)
 
     @model_validator(mode="after")
     def _transform_needs_adjacent_targets(self) -> "ExperimentConfig":
@@ -718,6 +755,8 @@ class ExperimentConfig(_Strict):
             exclude={
                 "tracking": True,
                 "retrain": True,
+                "forecast": True,
+                "monitor": True,
                 "evaluate": True,
                 "train": {"verbose_every", "resume"},
             },

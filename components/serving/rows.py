@@ -170,3 +170,37 @@ def rows_up_to(frame: pd.DataFrame, time_column: str | None, as_of) -> pd.DataFr
     if kept.empty:
         raise DataError(f"--as-of {as_of!r}: no row is that old; nothing to forecast from.")
     return kept
+
+
+def backfill_origins(frame: pd.DataFrame, time_column: str | None, as_of: str) -> list:
+    """The origins `--as-of` names: itself, or for a range `START..END`
+    every time (row number without a time column) in the data from START to
+    END, in order, as `rows_up_to` reads them."""
+    if ".." not in as_of:
+        return [as_of]
+    start, end = (part.strip() for part in as_of.split("..", 1))
+    if time_column is None:
+        values = pd.Series(range(len(frame)), dtype="int64")
+    else:
+        values = pd.Series(frame[time_column].unique())
+    try:
+        if pd.api.types.is_numeric_dtype(values):
+            low, high, keys = float(start), float(end), values
+        else:
+            keys = pd.to_datetime(values, utc=True)
+            low, high = (_utc(pd.Timestamp(x)) for x in (start, end))
+    except (ValueError, TypeError) as exc:
+        raise DataError(
+            f"--as-of {as_of!r}: expected START..END, two times like "
+            f"`{time_column or 'the row number'}`'s ({exc})"
+        ) from None
+    if low > high:
+        raise DataError(f"--as-of {as_of!r}: START is after END.")
+    picked = sorted(values[((keys >= low) & (keys <= high)).to_numpy()])
+    if not picked:
+        raise DataError(f"--as-of {as_of!r}: no time in the data falls in that range.")
+    return [p.isoformat() if isinstance(p, pd.Timestamp) else str(p) for p in picked]
+
+
+def _utc(stamp: pd.Timestamp) -> pd.Timestamp:
+    return stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp

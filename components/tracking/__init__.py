@@ -52,6 +52,8 @@ _SURFACE = {
     "register": "registry",
     "promote": "registry",
     "tag_version": "registry",
+    "run_behind": "registry",
+    "run_metrics": "registry",
     "provenance": "provenance",
     "PACKAGES": "provenance",
     "pinned": "provenance",

@@ -83,5 +83,27 @@ def tag_version(tracking_uri: str, version: Version, tags: dict[str, str]) -> No
         client.set_model_version_tag(version.name, version.version, key, str(value))
 
 
+def run_behind(tracking_uri: str, model_uri: str, version: str | None) -> str | None:
+    """The run that trained what `model_uri` served: `runs:/RUN/...`, or the
+    run of registered `version` for a `models:/NAME...` URI (None if unknown)."""
+    if model_uri.startswith("runs:/"):
+        return model_uri[len("runs:/") :].split("/", 1)[0]
+    if not (model_uri.startswith("models:/") and version):
+        return None
+    name = model_uri[len("models:/") :].split("@", 1)[0].split("/", 1)[0]
+    try:
+        return _client(tracking_uri).get_model_version(name, version).run_id or None
+    except MlflowException:
+        return None
+
+
+def run_metrics(tracking_uri: str, run_id: str) -> dict[str, float]:
+    """A run's latest metric values ({} if the run is gone)."""
+    try:
+        return dict(_client(tracking_uri).get_run(run_id).data.metrics)
+    except MlflowException:
+        return {}
+
+
 def _client(tracking_uri: str) -> MlflowClient:
     return MlflowClient(tracking_uri, registry_uri=tracking_uri)
