@@ -204,14 +204,9 @@ def main() -> None:
             "document.querySelectorAll('.ag-row').length >= 7",
         )
         browser.shoot(args.out / "runs.png")
-        browser.click(
-            'input[name="runs-view-mode"][value="CHART"]',
-            "document.body.innerText.includes('Model metrics')",
-        )
-        browser.type_into('input[placeholder="Search metric charts"]', "test_mse")
-        browser.run(  # MLflow lists prefixed sections first: fold them
-            "document.querySelectorAll('.du-bois-light-collapse-header[aria-expanded="
-            "\"true\"]').forEach(h => h.textContent.includes('Model metrics') || h.click())"
+        browser.open(  # the link `rnnflow compare` prints: the deciding metrics first
+            ui_link(base, experiment, charts=True),
+            "document.body.innerText.includes('Deciding metrics')",
         )
         browser.wait("true")
         browser.shoot(args.out / "charts.png", height=1250)

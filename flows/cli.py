@@ -27,7 +27,7 @@ def main(argv: list[str] | None = None) -> int:
     if getattr(args, "servable", False) and not (
         args.local or os.environ.get("RNNFLOW_LOCAL")
     ):
-        from flows.server import ServerGone, ensure_server, find_prefect_api, submit
+        from flows.server import ServerGone, ensure_server, submit
 
         server = ensure_server()  # stdlib only until here
         if server:
@@ -43,8 +43,11 @@ def main(argv: list[str] | None = None) -> int:
                     file=sys.stderr,
                 )
                 return 130
-        if not os.environ.get("PREFECT_API_URL") and (api := find_prefect_api()):
-            os.environ["PREFECT_API_URL"] = api  # no temporary server to start
+    if getattr(args, "servable", False) and not os.environ.get("PREFECT_API_URL"):
+        from flows.prefect_server import find_api
+
+        if api := find_api():  # a lasting Prefect server: no temporary one to start
+            os.environ["PREFECT_API_URL"] = api
     from components.common.errors import RnnflowError
 
     try:
@@ -189,7 +192,7 @@ def _parser() -> argparse.ArgumentParser:
         help="CSV or Parquet of raw observations (default: the experiment's data)",
     )
     predict.add_argument("--output", help="write the forecast as CSV here")
-    predict.set_defaults(handler=_predict)
+    predict.set_defaults(handler=_predict, servable=True)
 
     forecast = commands.add_parser(
         "forecast",
@@ -229,16 +232,39 @@ def _parser() -> argparse.ArgumentParser:
 
     deploy = commands.add_parser(
         "deploy",
-        help="serve scheduled retraining and train-on-demand as Prefect deployments",
-        description="Register deployments retrain-NAME (on the cron schedule, one "
-        "run at a time) and train-NAME, then run their flow runs until stopped "
-        "(Ctrl-C). Needs a Prefect server: set PREFECT_API_URL.",
-        epilog='example: rnnflow deploy gas_furnace --cron "0 3 * * *"',
+        help="schedule retraining, forecasts and monitoring as lasting Prefect "
+        "deployments",
+        description="Register deployments retrain-NAME, forecast-NAME and "
+        "monitor-NAME (each on its cron, one run at a time) and train-NAME (by "
+        "hand) in work pool `rnnflow` on a Prefect server that outlives this "
+        "command (PREFECT_API_URL, else rnnflow's own, started once), start a "
+        "worker for the pool when none runs, and return. Flow runs start in "
+        "this directory with this shell's MLFLOW_*/RNNFLOW_* variables.",
+        epilog='example: rnnflow deploy gas_furnace --cron "0 3 * * 0" '
+        '--forecast-cron "0 6 * * *" --monitor-cron "0 7 * * *"',
     )
     _add_experiment_args(deploy)
-    deploy.add_argument("--cron", required=True, help='cron schedule, e.g. "0 3 * * *"')
-    deploy.add_argument("--timezone", default="UTC", help="IANA time zone of --cron")
+    deploy.add_argument(
+        "--cron", "--retrain-cron", dest="cron",
+        help='when to retrain (cron, e.g. "0 3 * * 0")',
+    )  # fmt: skip
+    deploy.add_argument("--forecast-cron", help="when to forecast into the store")
+    deploy.add_argument("--monitor-cron", help="when to monitor against the actuals")
+    deploy.add_argument("--timezone", default="UTC", help="IANA time zone of the crons")
     deploy.set_defaults(handler=_deploy)
+
+    prefect = commands.add_parser(
+        "prefect",
+        help="start, show or stop the Prefect server and worker rnnflow keeps",
+        description="rnnflow's own Prefect server (127.0.0.1:4210, its own "
+        "database under ~/.cache/rnnflow/prefect) and the worker of pool "
+        "`rnnflow` keep running after the commands that started them, so "
+        "deployments and their schedules last. Commands use PREFECT_API_URL "
+        "when set, else this server, else one on 127.0.0.1:4200.",
+        epilog="example: rnnflow prefect status",
+    )
+    prefect.add_argument("action", choices=("start", "status", "stop"))
+    prefect.set_defaults(handler=_prefect)
 
     show = commands.add_parser(
         "show", help="print the resolved config of an experiment, without running it"
@@ -267,7 +293,7 @@ def _parser() -> argparse.ArgumentParser:
         help="keep one warm process (and a Prefect server) for the next commands",
         description="Start a Prefect server on 127.0.0.1 (or use PREFECT_API_URL), "
         "import TensorFlow, MLflow and Prefect once, and run every later `rnnflow "
-        "train|compare|retrain|tune` from this machine here: no start-up tax. "
+        "train|compare|retrain|tune|predict|forecast|monitor` from this machine here: no start-up tax. "
         "Optionally the MLflow UI too. Ctrl-C stops all of it.",
         epilog="example: rnnflow server --ui-port 5000 &  then  rnnflow train gas_furnace",
     )
@@ -283,8 +309,10 @@ def _parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     server.add_argument("--port", type=int, default=0, help="default: any free port")
     server.add_argument(
-        "--prefect-port", type=int, default=4200, help="Prefect server port (4200)"
-    )
+        "--prefect-port", type=int, default=None,
+        help="port of rnnflow's Prefect server when it must start one "
+        "(default 4210, RNNFLOW_PREFECT_PORT)",
+    )  # fmt: skip
     server.add_argument(
         "--ui-port", type=int, default=None, help="also serve the MLflow UI here"
     )
@@ -585,33 +613,64 @@ def _deploy(args) -> int:
     from components.common.errors import ConfigError
 
     config = _load(args)
-    if not os.environ.get("PREFECT_API_URL"):
-        print(
-            "note: PREFECT_API_URL is not set; Prefect will use its own settings "
-            "(start a server with `prefect server start` to watch runs in its UI).",
-            file=sys.stderr,
+    crons = {"retrain": args.cron, "forecast": args.forecast_cron,
+             "monitor": args.monitor_cron}  # fmt: skip
+    if not any(crons.values()):
+        raise ConfigError(
+            "rnnflow deploy: give at least one schedule: --cron (retrain), "
+            "--forecast-cron or --monitor-cron."
         )
     try:
         from prefect.schedules import Cron
 
-        Cron(args.cron, timezone=args.timezone)
+        for flag, cron in crons.items():
+            if cron:
+                Cron(cron, timezone=args.timezone)
     except Exception as exc:  # Prefect's validator: pydantic or ValueError
         raise ConfigError(
-            f"`--cron {args.cron!r}` / `--timezone {args.timezone!r}`: expected a "
+            f"`--{flag}-cron {cron!r}` / `--timezone {args.timezone!r}`: expected a "
             f"five-field cron expression and an IANA time zone ({exc})."
         ) from None
-    from flows import terminal
+    from prefect.settings import PREFECT_API_URL, temporary_settings
 
+    from flows import prefect_server, terminal
+
+    api = prefect_server.lasting_api()
     terminal.quiet_tensorflow()
-    from flows.deploy import serve_deployments
+    from flows.deploy import Schedules, register
 
-    print(
-        f"serving retrain-{config.name} ({args.cron} {args.timezone}) and "
-        f"train-{config.name}; Ctrl-C stops",
-        flush=True,
-    )
     experiment, overrides = _experiment_and_overrides(args)
-    serve_deployments(experiment or "default", overrides, args.cron, args.timezone)
+    with temporary_settings({PREFECT_API_URL: api}):
+        names = register(
+            experiment or "default", overrides, Schedules(**crons, timezone=args.timezone)
+        )
+    worker = prefect_server.ensure_worker(api)
+    ui = api.removesuffix("/api")
+    print(f"deployed on {api} (work pool {prefect_server.POOL!r}, worker pid "
+          f"{worker['pid']}):")  # fmt: skip
+    for name in names:
+        kind = name.split("/", 1)[1].split("-", 1)[0]
+        when = crons.get(kind)
+        print(f"  {name}: " + (f"{when} ({args.timezone})" if when else "by hand"))
+    print(f"see them in the Prefect UI: {ui}/deployments; run one now: "
+          f"prefect deployment run {names[0]}")  # fmt: skip
+    print("they keep running after this command; `rnnflow prefect status|stop`")
+    return 0
+
+
+def _prefect(args) -> int:
+    from flows import prefect_server
+
+    if args.action == "start":
+        found = prefect_server.start_server()
+        print(f"rnnflow's Prefect server: {found['url'].removesuffix('/api')} "
+              f"(pid {found['pid']})")  # fmt: skip
+    elif args.action == "stop":
+        stopped = prefect_server.stop_all()
+        print("stopped " + ", ".join(stopped) if stopped else
+              "nothing to stop: rnnflow runs no Prefect server or worker")  # fmt: skip
+    else:
+        print(prefect_server.describe())
     return 0
 
 

@@ -135,6 +135,7 @@ def compare_flow(
         tracking_uri=tracking_uri,
         leaderboard=_as_records(board),
         warnings=warnings,
+        experiment_id=tracking.ensure_experiment(tracking_uri, config.experiment_name),
     )
 
 

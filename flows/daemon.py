@@ -23,6 +23,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from flows import prefect_server
 from flows.server import ENV_PREFIXES, PROJECT, answers, code_fingerprint, server_file
 
 # Set by rnnflow at import in the server; kept unless the client sets them.
@@ -213,16 +214,19 @@ def _run_command(main, request: dict, send) -> int:
 def serve(
     host: str,
     port: int,
-    prefect_port: int,
+    prefect_port: int | None,
     ui_port: int | None,
     main,
     ui_command=None,
     idle_seconds: int | None = None,
 ) -> int:
-    """Start (or reuse) a Prefect server, warm up, write the server file, and
-    answer commands (`main(argv)`: the CLI's entry point, passed in so this
-    module never imports the CLI that imports it) until SIGINT/SIGTERM,
-    `/stop`, or `idle_seconds` without a command; stop what it started.
+    """Find (or start) a lasting Prefect server (`flows.prefect_server`:
+    rnnflow's own on `prefect_port`, default 4210), warm up, write the server
+    file, and answer commands (`main(argv)`: the CLI's entry point, passed in
+    so this module never imports the CLI that imports it) until
+    SIGINT/SIGTERM, `/stop`, or `idle_seconds` without a command; stop the
+    MLflow UI it started (the Prefect server stays, for the deployments and
+    the run history in its UI).
     `ui_command(host, port)`: the MLflow UI's command line, started beside it
     when `ui_port` is set. With `idle_seconds` (the background server) the
     file also records the code it runs, so a client with other code
@@ -230,21 +234,17 @@ def serve(
     children: list[subprocess.Popen] = []
     waiting = None
     if not os.environ.get("PREFECT_API_URL"):
-        url = f"http://127.0.0.1:{prefect_port}/api"
-        if not answers(f"{url}/health") and _taken(prefect_port):
-            prefect_port = _free_port()  # something else listens there
-            url = f"http://127.0.0.1:{prefect_port}/api"
-        if not answers(f"{url}/health"):
-            children.append(_start(["prefect", "server", "start", "--host",
-                                    "127.0.0.1", "--port", str(prefect_port)]))  # fmt: skip
-            waiting = url  # it starts while the imports below run
-        os.environ["PREFECT_API_URL"] = url
+        found = prefect_server.find_api()
+        if found is None:  # it starts while the imports below run, and lasts
+            found = prefect_server.start_server(wait=False, port=prefect_port)["url"]
+            waiting = found
+        os.environ["PREFECT_API_URL"] = found
     if ui_port:
         children.append(_start(ui_command("127.0.0.1", ui_port)))
         print(f"MLflow UI http://127.0.0.1:{ui_port}", flush=True)
     _warm_up()
     if waiting:
-        _wait_for(f"{waiting}/health", 120, "prefect server")
+        prefect_server.wait_for(f"{waiting}/health", 180, "rnnflow's Prefect server")
     print(f"Prefect API {os.environ['PREFECT_API_URL']}", flush=True)
     httpd = _Server((host, port), _Handler)
     state = httpd.state = _State(token=secrets.token_hex(16), run_cli=main)
@@ -320,26 +320,3 @@ def _start(command: list[str]) -> subprocess.Popen:
     )  # fmt: skip
 
 
-def _taken(port: int) -> bool:
-    """Whether something already listens on 127.0.0.1:`port`."""
-    import socket
-
-    with socket.socket() as sock:
-        return sock.connect_ex(("127.0.0.1", port)) == 0
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _wait_for(url: str, seconds: float, what: str) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if answers(url):
-            return
-        time.sleep(0.5)
-    raise RuntimeError(f"{what} did not answer at {url} within {seconds:g} s")

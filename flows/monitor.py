@@ -47,6 +47,7 @@ def monitor_flow(config: ExperimentConfig, retrain: bool | None = None) -> Monit
             "forecast there (a store of another experiment? set `forecast.store`)."
         )
     actuals = monitoring.actual_rows(loaded.frame, loaded.layout, config.name, targets)
+    kept, model, others = monitoring.by_serving_model(kept)
     spec = config.monitor
     rows = monitoring.scored_rows(kept, actuals, targets, config.evaluate.season, spec.window)
     figures = monitoring.summarize(rows)
@@ -59,6 +60,7 @@ def monitor_flow(config: ExperimentConfig, retrain: bool | None = None) -> Monit
     run_id = tracking.start_run(
         tracking_uri, config.experiment_name, f"monitor · {config.name} · {last}",
         {"rnnflow.role": "monitor", "window": f"{len(origins)} origins",
+         "model": model, "rows_of_other_models": str(others),
          "decision": "retrain" if decision.retrain else "keep",
          "reasons": "; ".join(decision.reasons)[:4900]},
     )  # fmt: skip
@@ -87,6 +89,8 @@ def monitor_flow(config: ExperimentConfig, retrain: bool | None = None) -> Monit
         reasons=decision.reasons,
         started=started,
         worst=figures.by_series,
+        model=model,
+        other_rows=others,
     )
     return result
 

@@ -128,6 +128,7 @@ class CompareResult:
     tracking_uri: str
     leaderboard: list[dict]
     warnings: dict[str, str]
+    experiment_id: str = ""
 
     def to_json(self) -> dict:
         keys = ("parent_run_id", "experiment", "scored_on", "leaderboard", "warnings")
@@ -155,8 +156,12 @@ class CompareResult:
                 f"{_spread(r, 'test_mse_raw'):>22}"
                 f"{r['skill_vs_persistence']:>+9.1%}{extra:>20}".rstrip()
             )
+        from components.tracking.runs import ui_link
+
         lines.append(
-            f"* best network: {best}. skill = 1 - mse / persistence mse. See it: rnnflow ui"
+            f"* best network: {best}. skill = 1 - mse / persistence mse. Compare the "
+            "runs: rnnflow ui, then "
+            + ui_link("http://127.0.0.1:5000", self.experiment_id, charts=True)
         )
         lines += [f"! {warning}" for warning in self.warnings.values()]
         return "\n".join(lines)
@@ -260,10 +265,12 @@ class MonitorResult:
     reasons: list[str]
     started: str | None = None  # what the decision started, in words
     worst: Any = None  # pandas.DataFrame: per series, worst MASE first
+    model: str = ""  # the serving model whose forecasts were judged
+    other_rows: int = 0  # kept rows of earlier models, left out
 
     def to_json(self) -> dict:
         keys = ("run_id", "experiment", "origins", "reference_mase", "metrics",
-                "retrain", "reasons", "started")  # fmt: skip
+                "retrain", "reasons", "started", "model", "other_rows")  # fmt: skip
         out = _pick(self, *keys)
         out["worst_series"] = json.loads(self.worst.head(10).to_json(orient="records"))
         return out
@@ -272,10 +279,13 @@ class MonitorResult:
         """What `rnnflow monitor` prints: the window, the figures against
         their references, the decision, the worst series."""
         m = self.metrics
+        judged = f"forecasts of {self.model}" + (
+            f" ({self.other_rows} rows of earlier models left out)"
+            if self.other_rows else ""
+        )  # fmt: skip
         if not m.get("monitor_rows"):
             return "\n".join([
-                "monitor: no kept forecast has an actual yet "
-                f"({len(self.origins)} origin(s) scored); nothing to judge",
+                f"monitor: none of the {judged} has an actual yet; nothing to judge",
                 f"run {self.run_id}",
             ])  # fmt: skip
         window = (f"{self.origins[0]} .. {self.origins[-1]}" if len(self.origins) > 1
@@ -285,7 +295,7 @@ class MonitorResult:
         lines = [
             f"monitor over {len(self.origins)} origin(s) ({window}): "
             f"{int(m['monitor_rows'])} forecasts of {int(m['monitor_series'])} "
-            f"series with actuals",
+            f"series with actuals, {judged}",
             f"  MASE {m['monitor_mase']:.3f} (seasonal naive "
             f"{m['monitor_seasonal_naive_mase']:.3f}{reference}), "
             f"MAE {m['monitor_mae']:.4g}",

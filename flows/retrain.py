@@ -187,7 +187,12 @@ def retrain_flow(config: ExperimentConfig) -> RetrainResult:
             _close(tracking_uri, run_id, decision, {}, None, champion)
             return _outcome(run_id, decision, None, champion.version)
         with tracking.failing_marks_run(tracking_uri, run_id):
-            result = train_in_run(config, data, tracking_uri, run_id, finish=False)
+            trained, start_from = config, None
+            if config.retrain.warm_start and champion:
+                trained, start_from = warm_settings(config, champion, tracking_uri)
+            result = train_in_run(
+                trained, data, tracking_uri, run_id, finish=False, start_from=start_from
+            )
             decision, metrics = score_holdout(
                 result.forecaster,
                 champion,
@@ -218,6 +223,28 @@ def retrain_flow(config: ExperimentConfig) -> RetrainResult:
         return _outcome(
             run_id, decision, version.version, current.version if current else None
         )
+
+
+def warm_settings(config: ExperimentConfig, champion, tracking_uri: str):
+    """(the config a warm start trains with: `retrain.warm_epochs`, default a
+    quarter of `train.epochs`, and the champion's resolved `auto` settings;
+    ("champion vN", its network's weights))."""
+    spec = config.retrain
+    epochs = spec.warm_epochs or max(1, config.train.epochs // 4)
+    # `auto` settings as the champion resolved them: the same network to load
+    # its weights into (resolved again on the new rows, they may differ)
+    tags = tracking.run_tags(tracking_uri, champion.run_id)
+    model = {key: tags[f"auto_{key}"] for key in ("window_norm", "skip")
+             if getattr(config.model, key) == "auto" and f"auto_{key}" in tags}  # fmt: skip
+    trained = config.model_copy(update={
+        "train": config.train.model_copy(update={
+            "epochs": epochs,
+            "learning_rate": spec.warm_learning_rate or config.train.learning_rate,
+        }),
+        "model": config.model.model_copy(update=model),
+    })  # fmt: skip
+    forecaster = packaging.load_forecaster(champion.uri, tracking_uri)
+    return trained, (f"champion v{champion.version}", forecaster.model.get_weights())
 
 
 @contextlib.contextmanager

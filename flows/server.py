@@ -5,7 +5,7 @@ A fresh `rnnflow train` spends 8-10 s importing TensorFlow, MLflow and Prefect
 and, with no Prefect server running, another 10 s starting a temporary one.
 `rnnflow server` pays both once: it starts (or finds) a Prefect server on
 127.0.0.1, imports everything, and listens on 127.0.0.1 for commands. While it
-runs, `rnnflow train|compare|retrain|tune ...` from any directory sends its
+runs, `rnnflow train|compare|retrain|tune|predict|forecast|monitor ...` from any directory sends its
 arguments, working directory and `MLFLOW_*`/`RNNFLOW_*` environment there and
 prints what comes back: the same output and exit code as running locally.
 Commands run one at a time, in the order they arrive.
@@ -214,14 +214,6 @@ def describe(server: dict | None) -> str:
         f"rnnflow server {server['url']} (pid {server['pid']}) for {PROJECT}",
         f"started {started}, {state}" + (f", stops after {idle} s idle" if idle else ""),
     ])  # fmt: skip
-
-
-def find_prefect_api(port: int = 4200) -> str | None:
-    """The API of a Prefect server already running on 127.0.0.1:`port`
-    (`prefect server start`), or None: using it saves the ~10 s a temporary
-    server costs every process."""
-    url = f"http://127.0.0.1:{port}/api"
-    return url if answers(f"{url}/health", timeout=0.3) else None
 
 
 class ServerGone(Exception):

@@ -350,11 +350,14 @@ def train_in_run(
     tracking_uri: str,
     run_id: str,
     finish: bool = True,
+    start_from: tuple[str, list] | None = None,
 ) -> TrainResult:
     """window -> build -> train -> evaluate -> track -> package, in an open run.
 
     The run ends FINISHED (unless `finish` is False: the caller goes on logging
-    to it), or FAILED with the reason if anything raises.
+    to it), or FAILED with the reason if anything raises. `start_from`: (what
+    they are, weights) to start training from instead of the built ones (a
+    warm start), used when their shapes match the built network's.
     """
     series, normalizer, scaled = data.series, data.normalizer, data.scaled
     with (
@@ -372,6 +375,8 @@ def train_in_run(
         model = build(
             spec, config.train, config.window, scaled["train"], data.target_positions
         )
+        if start_from and not resume:
+            warm_start(model, *start_from, tracking_uri, run_id)
         fit_result = fit(
             model, datasets, config.train, tracking_uri, run_id, folder, resume
         )
@@ -431,6 +436,25 @@ def train_in_run(
         forecaster=forecaster,
         evaluation=report,
     )
+
+
+def warm_start(model, source: str, weights: list, tracking_uri: str, run_id: str):
+    """Load `weights` (of `source`, e.g. `champion v3`) into the freshly built
+    `model` when every shape matches; else keep the built ones and say why.
+    Tagged `warm_start` on the run either way."""
+    shapes = [tuple(w.shape) for w in model.get_weights()]
+    theirs = [tuple(w.shape) for w in weights]
+    if shapes != theirs:
+        get_run_logger().warning(
+            "warm start skipped: %s has %d weight arrays of other shapes than this "
+            "network's %d (another kind, width, window or inputs); training from "
+            "scratch", source, len(theirs), len(shapes),
+        )  # fmt: skip
+        tracking.set_tags(tracking_uri, run_id, {"warm_start": f"no: {source} differs"})
+        return
+    model.set_weights(weights)
+    get_run_logger().info("warm start from %s's weights", source)
+    tracking.set_tags(tracking_uri, run_id, {"warm_start": source})
 
 
 @_task

@@ -1,135 +1,150 @@
-"""`rnnflow deploy` against a real `prefect server start` on 127.0.0.1."""
+"""`rnnflow deploy`: retrain, forecast and monitor deployments on a Prefect
+server and worker that outlive the command, closing the loop for real:
+rnnflow's own Prefect server on 127.0.0.1, a process worker, a cron that
+fires within the test, MLflow and the forecast store on disk."""
 
+import json
 import os
-import signal
-import subprocess
-import sys
 import time
+import urllib.request
 
 import pytest
-from conftest import REPO, free_port, make_series, wait_for, write_experiment
+from conftest import free_port, run_cli, wait_for, write_experiment
+from test_monitor import _drifting_series
+
+# TensorFlow's C++ start-up notices (flows/terminal.py `_TF_NOTICE`)
+TF_NOTICES = ("oneDNN custom operations", "absl::InitializeLog", "cuda drivers")
 
 
-@pytest.fixture
-def prefect_server(tmp_path):
-    """A Prefect server of its own (own home and database), stopped after the test."""
-    port = free_port()
-    home = tmp_path / "prefect_home"
-    env = {
-        **os.environ,
-        "PREFECT_HOME": str(home),
-        "PREFECT_SERVER_DATABASE_CONNECTION_URL": (
-            f"sqlite+aiosqlite:///{home / 'prefect.db'}"
-        ),
-        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-    }
-    env.pop("PREFECT_API_URL", None)
-    log = open(tmp_path / "prefect_server.log", "w")
-    server = subprocess.Popen(
-        ["prefect", "server", "start", "--host", "127.0.0.1", "--port", str(port)],
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}/api"
-    try:
-        wait_for(f"{url}/health", 120)
-        yield url, env
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
-        log.close()
-
-
-def test_deploy_schedules_retraining_and_a_triggered_run_registers_a_version(
-    prefect_server, mlflow_uri, tmp_path
-):
-    from mlflow import MlflowClient
-    from prefect.client.orchestration import get_client
-    from prefect.deployments import run_deployment
-    from prefect.settings import PREFECT_API_URL, temporary_settings
-
-    url, server_env = prefect_server
-    data = tmp_path / "series.csv"
-    make_series(200).to_csv(data, index=False)
-    experiment = write_experiment(
-        tmp_path / "nightly.yaml",
-        f"""
-name: nightly
-data: {{path: {data}}}
-split: {{test: 40, val: 20}}
-window: {{input_width: 12}}
-model: {{kind: mlp, units: [16]}}
-train: {{epochs: 20, learning_rate: 0.01}}
-tracking: {{uri: "{mlflow_uri}"}}
-""",
-    )
-    env = {**server_env, "PREFECT_API_URL": url, "PREFECT_RUNNER_POLL_FREQUENCY": "1"}
-    log = open(tmp_path / "deploy.log", "w")
-    deployer = subprocess.Popen(
-        [sys.executable, "-m", "flows.cli", "deploy", str(experiment),
-         "--cron", "0 3 * * *", "--timezone", "Europe/Berlin"],
-        env=env, cwd=REPO, stdout=log, stderr=subprocess.STDOUT,
+def _api(api: str, path: str, body: dict | None = None):
+    """One call to the Prefect REST API (no Prefect client in this process:
+    its background event and log workers would outlive the server)."""
+    request = urllib.request.Request(
+        f"{api}{path}", data=json.dumps(body or {}).encode(), method="POST",
+        headers={"Content-Type": "application/json"},
     )  # fmt: skip
-    try:
-        with temporary_settings({PREFECT_API_URL: url}):
-            with get_client(sync_client=True) as client:
-                retrain = _wait_for_deployment(
-                    client, "rnnflow-retrain-experiment/retrain-nightly", deployer
-                )
-                train = _wait_for_deployment(
-                    client, "rnnflow-train-experiment/train-nightly", deployer
-                )
-            (schedule,) = retrain.schedules
-            assert schedule.schedule.cron == "0 3 * * *"
-            assert schedule.schedule.timezone == "Europe/Berlin"
-            assert schedule.active
-            assert not train.schedules  # triggered by hand only
-            assert retrain.parameters["experiment"] == str(experiment.resolve())
-            try:
-                flow_run = run_deployment(retrain.id, timeout=300)
-            finally:
-                _unbind_prefect_services()
-        assert flow_run.state.is_completed(), (
-            flow_run.state,
-            (tmp_path / "deploy.log").read_text()[-3000:],
-        )
-    finally:
-        deployer.send_signal(signal.SIGINT)
-        try:
-            deployer.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            deployer.kill()
-        log.close()
-    registry = MlflowClient(mlflow_uri, registry_uri=mlflow_uri)
-    champion = registry.get_model_version_by_alias("nightly", "champion")
-    assert str(champion.version) == "1"
-    assert champion.tags["decision"] == "promoted"
+    with urllib.request.urlopen(request, timeout=30) as answer:
+        return json.loads(answer.read())
 
 
-def _unbind_prefect_services() -> None:
-    """Stop the events and log workers this process started for the deploy
-    server while it still answers. They are process-wide and keep the URL they
-    started with: left running, they would send later tests' events to the
-    stopped server, and `prefect_test_harness` waits for them to drain at the
-    end of the session (measured: the xdist worker hung there for minutes)."""
-    from prefect.events.worker import EventsWorker
-    from prefect.logging.handlers import APILogWorker
-
-    EventsWorker.drain_all(timeout=30)
-    APILogWorker.drain_all(timeout=30)
+def _runs(api: str, deployment_id: str) -> list[dict]:
+    body = {"flow_runs": {"deployment_id": {"any_": [deployment_id]}}}
+    return _api(api, "/flow_runs/filter", body)
 
 
-def _wait_for_deployment(client, name: str, process, seconds: float = 120):
-    from prefect.exceptions import ObjectNotFound
-
+def _wait_until(found, seconds: float, what: str, log):
     deadline = time.monotonic() + seconds
-    while True:
-        try:
-            return client.read_deployment_by_name(name)
-        except ObjectNotFound:
-            if process.poll() is not None:
-                raise AssertionError(f"rnnflow deploy exited with {process.returncode}")
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(1)
+    while time.monotonic() < deadline:
+        value = found()
+        if value:
+            return value
+        time.sleep(2)
+    raise AssertionError(f"{what} within {seconds} s; worker log:\n{log.read_text()[-4000:]}")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+        os.waitpid(pid, os.WNOHANG)  # reap it if it is our zombie child
+        os.kill(pid, 0)
+    except ChildProcessError:
+        return True  # not our child, and it exists
+    except OSError:
+        return False
+    return True
+
+
+@pytest.mark.slow
+def test_deployments_outlive_the_command_and_close_the_loop(tmp_path, mlflow_uri):
+    state = tmp_path / "state"
+    env = {
+        "RNNFLOW_STATE_DIR": str(state),
+        "RNNFLOW_PREFECT_PORT": str(free_port()),
+        "PREFECT_API_URL": "",  # none given: rnnflow's own lasting server is used
+        "PREFECT_WORKER_QUERY_SECONDS": "2",
+    }
+
+    def cli(*args):
+        done = run_cli(list(args), env=env)
+        assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
+        return done
+
+    started = cli("prefect", "start")
+    api = f"http://127.0.0.1:{env['RNNFLOW_PREFECT_PORT']}/api"
+    assert api.removesuffix("/api") in started.stdout
+    try:
+        wait_for(f"{api}/health", 5)
+        # its own database, not ~/.prefect's: `prefect server start` beside it
+        # (port 4200, its own home) shares nothing with it
+        assert (state / "prefect" / "prefect.db").is_file()
+
+        series, data = _drifting_series(), tmp_path / "data.csv"
+        series.iloc[:200].to_csv(data, index=False)
+        experiment = write_experiment(tmp_path / "drift.yaml", f"""
+name: drift
+data: {{path: {data}}}
+split: {{test: 40, val: 30}}
+window: {{input_width: 24, horizon: 2}}
+model: {{kind: mlp, units: [16]}}
+train: {{epochs: 30, learning_rate: 0.01}}
+evaluate: {{season: 24}}
+tracking: {{uri: "{mlflow_uri}"}}
+forecast: {{store: {tmp_path / "store"}}}
+""")  # fmt: skip
+        cli("--local", "retrain", str(experiment))
+        # it ran on the lasting server (a temporary one would have kept nothing)
+        flows = {f["id"]: f["name"] for f in _api(api, "/flows/filter")}
+        runs = _api(api, "/flow_runs/filter")
+        assert "rnnflow-retrain" in {flows[r["flow_id"]] for r in runs}
+
+        series.to_csv(data, index=False)  # new rows arrive
+        deployed = cli("deploy", str(experiment), "--cron", "0 3 * * 0",
+                       "--forecast-cron", "* * * * *", "--monitor-cron", "0 7 * * *")  # fmt: skip
+        assert "rnnflow-forecast-experiment/forecast-drift: * * * * * (UTC)" in deployed.stdout
+        # the command has returned: the deployments and their schedules stay
+        found = {d["name"]: d for d in _api(api, "/deployments/filter")}
+        assert set(found) == {"retrain-drift", "forecast-drift", "monitor-drift",
+                              "train-drift"}  # fmt: skip
+        crons = {n: [s["schedule"]["cron"] for s in d["schedules"]] for n, d in found.items()}
+        assert crons == {"retrain-drift": ["0 3 * * 0"], "forecast-drift": ["* * * * *"],
+                         "monitor-drift": ["0 7 * * *"], "train-drift": []}  # fmt: skip
+        assert {d["work_pool_name"] for d in found.values()} == {"rnnflow"}
+
+        cli("--local", "forecast", str(experiment), "--as-of", "200..280")  # backfill
+        monitor = _api(api, f"/deployments/{found['monitor-drift']['id']}/create_flow_run")
+        log = state / "prefect" / "worker.log"
+
+        def finished(deployment: str, manual: bool | None = None):
+            runs = [r for r in _runs(api, found[deployment]["id"])
+                    if r["state_type"] == "COMPLETED" and (manual is None
+                    or bool(r.get("auto_scheduled")) != manual)]  # fmt: skip
+            failed = [r for r in _runs(api, found[deployment]["id"])
+                      if r["state_type"] in ("FAILED", "CRASHED")]  # fmt: skip
+            assert not failed, log.read_text()[-4000:]
+            return runs
+
+        _wait_until(lambda: finished("monitor-drift"), 240, "the monitor run", log)
+        # the monitor found the drift and started the retrain deployment
+        _wait_until(lambda: finished("retrain-drift"), 240, "the retrain it started", log)
+        # the every-minute cron fired and its run forecast into the store
+        _wait_until(lambda: finished("forecast-drift", manual=False), 240,
+                    "a scheduled forecast", log)  # fmt: skip
+        assert monitor["deployment_id"] == found["monitor-drift"]["id"]
+
+        from mlflow import MlflowClient
+
+        client = MlflowClient(mlflow_uri, registry_uri=mlflow_uri)
+        champion = client.get_model_version_by_alias("drift", "champion")
+        assert str(champion.version) == "2"  # the retrain's gate promoted it
+        text = log.read_text()
+        assert "monitor over 20 origin(s)" in text and "retrain: MASE" in text
+        assert "forecast at origin 319" in text  # what `rnnflow forecast` prints
+        assert not [n for n in TF_NOTICES if n in text]
+
+        status = cli("prefect", "status").stdout
+        assert f"Prefect API in use: {api}" in status and "worker of pool" in status
+    finally:
+        records = [json.loads(p.read_text()) for p in (state / "prefect").glob("*.json")]
+        stopped = run_cli(["prefect", "stop"], env=env)
+    assert stopped.returncode == 0 and "stopped worker" in stopped.stdout
+    assert not [r["pid"] for r in records if _alive(r["pid"])]

@@ -85,6 +85,18 @@ def test_decide_names_each_bound_crossed_and_waits_for_enough_actuals():
     assert not waiting.retrain and "not enough actuals" in waiting.reasons[0]
 
 
+def test_only_the_serving_models_forecasts_are_judged():
+    kept = _kept().assign(model_uri="models:/m@champion", model_version="1")
+    newer = kept[kept["origin"] == "6"].assign(origin="10", model_version="2")
+    rows, model, others = monitoring.by_serving_model(pd.concat([kept, newer]))
+    assert model == "models:/m@champion version 2" and others == len(kept)
+    assert set(rows["origin"]) == {"10"}
+    rows, model, others = monitoring.by_serving_model(kept)
+    assert model.endswith("version 1") and others == 0 and len(rows) == len(kept)
+    # origins sort as times, not as text ("10" after "9")
+    assert max(["9", "10"], key=monitoring.origin_key) == "10"
+
+
 def test_interval_levels_pair_the_quantile_columns():
     columns = ["y", "y_q0.1", "y_q0.5", "y_q0.9", "y_q0.025", "y_q0.975", "z_q0.1"]
     assert monitoring.interval_levels(columns, "y") == {

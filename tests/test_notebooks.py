@@ -57,3 +57,16 @@ def test_compare_architectures_executes(
     assert any(
         o.get("output_type") == "display_data" for o in notebook.cells[-1].outputs
     )
+
+
+def test_production_loop_executes(prefect_api, cache_dir, mlflow_uri, monkeypatch):
+    notebook = _execute(
+        "production_loop.ipynb", prefect_api, cache_dir, mlflow_uri, monkeypatch
+    )
+    printed = "".join(
+        o.get("text", "") for c in notebook.cells if c.cell_type == "code"
+        for o in c.outputs if o.output_type == "stream"
+    )  # fmt: skip
+    assert "monitor over 20 origin(s)" in printed and "retrain: MASE" in printed
+    assert "oneDNN" not in printed and "absl::" not in printed  # no C++ notices
+    assert "champion: v2" in _text(notebook.cells[-1])  # the retrain moved it

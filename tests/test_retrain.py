@@ -278,3 +278,63 @@ def test_a_challenger_whose_intervals_miss_is_not_promoted(
     assert missed == (outcome.decision == "rejected"), (coverage, outcome)
     if missed:
         assert "`retrain.max_coverage_error` 0.001" in outcome.reason
+
+
+@pytest.mark.slow
+def test_a_warm_start_fine_tunes_the_champions_weights_or_says_why_not(
+    prefect_api, mlflow_uri, tmp_path
+):
+    from flows.retrain import retrain_flow
+
+    path = _experiment(tmp_path, mlflow_uri, rows=200)
+    first = retrain_flow(load_experiment(path))
+    assert first.decision == "promoted", first.reason
+    make_series(260).to_csv(tmp_path / "series.csv", index=False)  # new rows
+    warm = ["retrain.warm_start=true", "retrain.warm_epochs=3"]
+    again = retrain_flow(load_experiment(path, warm))
+    client = _registry(mlflow_uri)
+    run = client.get_run(again.run_id)
+    assert run.data.tags["warm_start"] == "champion v1"
+    assert run.data.metrics["epochs_trained"] <= 3
+    assert again.decision in ("promoted", "rejected")  # the same gate decided
+    assert "champion_holdout_mse_raw" in run.data.metrics
+
+    make_series(260, seed=1).to_csv(tmp_path / "series.csv", index=False)
+    other = retrain_flow(load_experiment(path, [*warm, "model.units=[8]"]))
+    tags = client.get_run(other.run_id).data.tags
+    assert tags["warm_start"].startswith("no: champion v")  # other shapes: cold start
+
+
+def test_warm_start_loads_matching_weights_and_keeps_the_built_ones_otherwise(
+    prefect_api, mlflow_uri
+):
+    import keras
+    from mlflow import MlflowClient
+
+    from components import tracking
+    from flows.train import warm_start
+
+    def network(width):
+        return keras.Sequential([keras.Input((4,)), keras.layers.Dense(width),
+                                 keras.layers.Dense(1)])  # fmt: skip
+
+    champion, built = network(3), network(3)
+    run_id = tracking.start_run(mlflow_uri, "warm", "warm", {})
+
+    from prefect import flow
+
+    @flow
+    def load(model, weights):
+        warm_start(model, "champion v7", weights, mlflow_uri, run_id)
+
+    load(built, champion.get_weights())
+    for theirs, ours in zip(champion.get_weights(), built.get_weights()):
+        np.testing.assert_array_equal(theirs, ours)
+    assert MlflowClient(mlflow_uri).get_run(run_id).data.tags["warm_start"] == "champion v7"
+    other = network(5)
+    before = [w.copy() for w in other.get_weights()]
+    load(other, champion.get_weights())
+    for kept, now in zip(before, other.get_weights()):
+        np.testing.assert_array_equal(kept, now)
+    tags = MlflowClient(mlflow_uri).get_run(run_id).data.tags
+    assert tags["warm_start"] == "no: champion v7 differs"

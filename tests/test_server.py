@@ -89,16 +89,26 @@ def test_the_client_runs_commands_on_a_running_server_then_it_stops_cleanly(
     assert not list(state.glob("server-*.json"))
 
 
-def test_a_prefect_server_already_running_is_found_on_its_port(prefect_api):
-    from urllib.parse import urlsplit
+def test_the_prefect_api_in_use_is_the_env_then_rnnflows_own_server(
+    prefect_api, tmp_path, monkeypatch
+):
+    from flows import prefect_server
 
-    from flows.server import find_prefect_api
-
-    port = urlsplit(prefect_api).port
-    assert find_prefect_api(port) == f"http://127.0.0.1:{port}/api"
-    with socket.socket() as sock:  # a port nobody answers on
+    monkeypatch.setenv("RNNFLOW_STATE_DIR", str(tmp_path))
+    monkeypatch.setenv("PREFECT_API_URL", "http://127.0.0.1:1/api")
+    assert prefect_server.find_api() == "http://127.0.0.1:1/api"  # said: used as is
+    monkeypatch.delenv("PREFECT_API_URL")
+    record = tmp_path / "prefect" / "server.json"
+    record.parent.mkdir()
+    # rnnflow's own server, as its record says (here: the session's server)
+    record.write_text(json.dumps({"url": prefect_api, "pid": os.getpid(), "log": ""}))
+    assert prefect_server.find_api() == prefect_api
+    with socket.socket() as sock:  # a record whose server no longer answers
         sock.bind(("127.0.0.1", 0))
-        assert find_prefect_api(sock.getsockname()[1]) is None
+        dead = f"http://127.0.0.1:{sock.getsockname()[1]}/api"
+        record.write_text(json.dumps({"url": dead, "pid": os.getpid(), "log": ""}))
+        assert prefect_server.own_server() is None
+        assert prefect_server.find_api() != dead
 
 
 def _daemon_env(tmp_path, prefect_api, mlflow_uri, **extra) -> dict[str, str]:

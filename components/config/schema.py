@@ -570,6 +570,23 @@ class RetrainSpec(_Strict):
         "loss) / `interval_score` (mean over the central intervals) of the "
         "quantiles both serve. It must beat persistence on MSE in every case.",
     )
+    warm_start: bool = Field(
+        False,
+        description="Start the challenger from the champion's weights and train "
+        "it `retrain.warm_epochs` epochs on the new data (same gate), instead of "
+        "from scratch. Falls back to a cold start, saying why, when the champion's "
+        "network has other shapes (another kind, width, window or inputs).",
+    )
+    warm_epochs: PositiveInt | None = Field(
+        None,
+        description="Epochs of a warm start (early stopping still applies). "
+        "Unset: a quarter of `train.epochs`, at least 1.",
+    )
+    warm_learning_rate: float | None = Field(
+        None,
+        gt=0.0,
+        description="Learning rate of a warm start. Unset: `train.learning_rate`.",
+    )
     max_coverage_error: float | None = Field(
         None,
         gt=0.0,

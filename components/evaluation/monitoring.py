@@ -98,6 +98,30 @@ def interval_levels(columns, target: str) -> dict[float, tuple[str, str]]:
     return dict(sorted(levels.items()))
 
 
+def origin_key(label: str):
+    """A stored origin label as something that sorts in time order."""
+    try:
+        return (0, float(label))
+    except ValueError:
+        return (1, pd.Timestamp(label).value)
+
+
+def by_serving_model(kept: pd.DataFrame) -> tuple[pd.DataFrame, str, int]:
+    """The kept rows made by the model behind the newest origin's forecasts
+    (the one serving now: a model promoted since is judged on its own
+    forecasts, not on its predecessor's), its URI@version, and how many rows
+    other models made."""
+    if "model_uri" not in kept or kept.empty:
+        return kept, "", 0
+    newest = max(kept["origin"].unique(), key=origin_key)
+    model = kept.loc[kept["origin"] == newest, ["model_uri", "model_version"]].iloc[0]
+    same = (kept["model_uri"] == model["model_uri"]) & (
+        kept["model_version"].astype(str) == str(model["model_version"])
+    )
+    version = f" version {model['model_version']}" if model["model_version"] else ""
+    return kept[same], f"{model['model_uri']}{version}", int((~same).sum())
+
+
 def scored_rows(
     forecasts: pd.DataFrame,
     actuals: dict,

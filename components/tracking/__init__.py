@@ -54,6 +54,7 @@ _SURFACE = {
     "tag_version": "registry",
     "run_behind": "registry",
     "run_metrics": "registry",
+    "run_tags": "registry",
     "provenance": "provenance",
     "PACKAGES": "provenance",
     "pinned": "provenance",

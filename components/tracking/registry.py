@@ -105,5 +105,13 @@ def run_metrics(tracking_uri: str, run_id: str) -> dict[str, float]:
         return {}
 
 
+def run_tags(tracking_uri: str, run_id: str) -> dict[str, str]:
+    """A run's tags ({} if the run is gone)."""
+    try:
+        return dict(_client(tracking_uri).get_run(run_id).data.tags)
+    except MlflowException:
+        return {}
+
+
 def _client(tracking_uri: str) -> MlflowClient:
     return MlflowClient(tracking_uri, registry_uri=tracking_uri)

@@ -27,25 +27,48 @@ RUNS_VIEW = "rnnflow"
 _VIEW_TAG = "mlflow.sharedViewState."
 
 
-def ui_link(base_url: str, experiment_id: str) -> str:
+def ui_link(base_url: str, experiment_id: str, charts: bool = False) -> str:
     """A link that opens the experiment's runs in the "Model training" view,
     through rnnflow's saved view when the experiment has one (`save_runs_view`:
-    the deciding metrics as columns, sorted by the rank metric)."""
+    the deciding metrics as columns, sorted by the rank metric); `charts`
+    opens the chart view that compares the runs, the deciding metrics' bars
+    first."""
+    mode = "&compareRunsMode=CHART" if charts else ""
     return (
         f"{base_url.rstrip('/')}/#/experiments/{experiment_id}/runs?"
-        f"viewStateShareKey={RUNS_VIEW}&workflowType=machine_learning"
+        f"viewStateShareKey={RUNS_VIEW}&workflowType=machine_learning{mode}"
     )
+
+
+# The chart view's first section (MLflow sorts generated sections by name and
+# puts its "Model metrics" last; a reordered one keeps its place).
+DECIDING_SECTION = "Deciding metrics"
 
 
 def save_runs_view(tracking_uri: str, experiment_id: str, columns: list[str]) -> None:
     """Store the runs view `ui_link` opens: `columns` (metric names as MLflow
     shows them, the first the rank metric) shown and the runs sorted by the
-    first, lowest first. Rewritten on every run, so it follows the config."""
+    first, lowest first; in the chart view, a first section of one bar chart
+    per column, in that order (MLflow adds every other metric's chart after
+    it). Rewritten on every run, so it follows the config."""
     import json
     import time
 
     keys = [f"metrics.`{name}`" for name in columns]
-    state = {"orderByKey": keys[0], "orderByAsc": True, "selectedColumns": keys}
+    section = f"{RUNS_VIEW}-deciding"
+    charts = [
+        {"uuid": f"{RUNS_VIEW}-bar-{i}", "type": "BAR", "runsCountToCompare": 10,
+         "metricSectionId": section, "deleted": False, "isGenerated": False,
+         "metricKey": name, "displayName": name}
+        for i, name in enumerate(columns)
+    ]  # fmt: skip
+    sections = [{"uuid": section, "name": DECIDING_SECTION, "display": True,
+                 "isReordered": True, "deleted": False, "isGenerated": False}]  # fmt: skip
+    state = {
+        "orderByKey": keys[0], "orderByAsc": True, "selectedColumns": keys,
+        "compareRunCharts": charts, "compareRunSections": sections,
+        "isAccordionReordered": True,
+    }  # fmt: skip
     now = int(time.time() * 1000)
     envelope = {"name": RUNS_VIEW, "createdAt": now, "updatedAt": now}
     envelope["state"] = json.dumps(state)
