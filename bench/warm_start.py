@@ -117,7 +117,7 @@ def main() -> None:
     for experiment in args.experiments.split(","):
         mine = [r for r in rows if r["experiment"] == experiment]
 
-        def med(mode, key):
+        def med(mode, key, mine=mine):
             return statistics.median(r[key] for r in mine if r["mode"] == mode)
 
         promoted = {m: sum(r["decision"] == "promoted" for r in mine if r["mode"] == m)

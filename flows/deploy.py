@@ -112,10 +112,12 @@ class Schedules:
 
 _FLOWS = {
     "retrain": (retrain_experiment, "Retrain {name} and promote only a better model."),
-    "forecast": (forecast_experiment, "Forecast every series of {name} with the "
-                 "champion into the forecast store."),
-    "monitor": (monitor_experiment, "Score {name}'s kept forecasts against the "
-                "actuals; retrain when they drift."),
+    "forecast": (forecast_experiment, (
+        "Forecast every series of {name} with the champion into the forecast store."
+    )),
+    "monitor": (monitor_experiment, (
+        "Score {name}'s kept forecasts against the actuals; retrain when they drift."
+    )),
     "train": (train_experiment, "Train {name} once (override parameters freely)."),
 }  # fmt: skip
 

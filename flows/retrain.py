@@ -228,7 +228,7 @@ def retrain_flow(config: ExperimentConfig) -> RetrainResult:
 def warm_settings(config: ExperimentConfig, champion, tracking_uri: str):
     """(the config a warm start trains with: `retrain.warm_epochs`, default a
     quarter of `train.epochs`, and the champion's resolved `auto` settings;
-    ("champion vN", its network's weights))."""
+    ("champion vN", its Keras model))."""
     spec = config.retrain
     epochs = spec.warm_epochs or max(1, config.train.epochs // 4)
     # `auto` settings as the champion resolved them: the same network to load
@@ -244,7 +244,7 @@ def warm_settings(config: ExperimentConfig, champion, tracking_uri: str):
         "model": config.model.model_copy(update=model),
     })  # fmt: skip
     forecaster = packaging.load_forecaster(champion.uri, tracking_uri)
-    return trained, (f"champion v{champion.version}", forecaster.model.get_weights())
+    return trained, (f"champion v{champion.version}", forecaster.model)
 
 
 @contextlib.contextmanager

@@ -356,8 +356,8 @@ def train_in_run(
 
     The run ends FINISHED (unless `finish` is False: the caller goes on logging
     to it), or FAILED with the reason if anything raises. `start_from`: (what
-    they are, weights) to start training from instead of the built ones (a
-    warm start), used when their shapes match the built network's.
+    it is, a Keras model) whose weights training starts from instead of the
+    built ones (a warm start), used when their shapes match.
     """
     series, normalizer, scaled = data.series, data.normalizer, data.scaled
     with (
@@ -438,21 +438,31 @@ def train_in_run(
     )
 
 
-def warm_start(model, source: str, weights: list, tracking_uri: str, run_id: str):
-    """Load `weights` (of `source`, e.g. `champion v3`) into the freshly built
-    `model` when every shape matches; else keep the built ones and say why.
+def warm_start(model, source: str, champion, tracking_uri: str, run_id: str):
+    """Load the weights of `champion` (a Keras model; `source` names it, e.g.
+    `champion v3`) into the freshly built `model`, layer by layer, when every
+    layer's shapes match; else keep the built ones and say why. The linear
+    skip keeps its fresh least-squares fit on the new training rows (a better
+    start than the champion's fit to older rows, measured in bench/README.md).
     Tagged `warm_start` on the run either way."""
-    shapes = [tuple(w.shape) for w in model.get_weights()]
-    theirs = [tuple(w.shape) for w in weights]
-    if shapes != theirs:
+    from components.models.skip import SHARED_SKIP_LAYER, SKIP_LAYER
+
+    ours = [layer for layer in model.layers if layer.weights]
+    theirs = [layer for layer in champion.layers if layer.weights]
+
+    def shapes(layers):
+        return [[tuple(w.shape) for w in layer.get_weights()] for layer in layers]
+
+    if shapes(ours) != shapes(theirs):
         get_run_logger().warning(
-            "warm start skipped: %s has %d weight arrays of other shapes than this "
-            "network's %d (another kind, width, window or inputs); training from "
-            "scratch", source, len(theirs), len(shapes),
-        )  # fmt: skip
+            "warm start skipped: %s's layers have other shapes than this network's "
+            "(another kind, width, window or inputs); training from scratch", source
+        )
         tracking.set_tags(tracking_uri, run_id, {"warm_start": f"no: {source} differs"})
         return
-    model.set_weights(weights)
+    for layer, found in zip(ours, theirs):
+        if layer.name not in (SKIP_LAYER, SHARED_SKIP_LAYER):
+            layer.set_weights(found.get_weights())
     get_run_logger().info("warm start from %s's weights", source)
     tracking.set_tags(tracking_uri, run_id, {"warm_start": source})
 

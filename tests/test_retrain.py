@@ -310,30 +310,37 @@ def test_warm_start_loads_matching_weights_and_keeps_the_built_ones_otherwise(
 ):
     import keras
     from mlflow import MlflowClient
+    from prefect import flow
 
     from components import tracking
+    from components.models.skip import SKIP_LAYER
     from flows.train import warm_start
 
     def network(width):
-        return keras.Sequential([keras.Input((4,)), keras.layers.Dense(width),
-                                 keras.layers.Dense(1)])  # fmt: skip
+        window = keras.Input((4,))
+        hidden = keras.layers.Dense(width)(window)
+        out = keras.layers.Add()([keras.layers.Dense(1)(hidden),
+                                  keras.layers.Dense(1, name=SKIP_LAYER)(window)])  # fmt: skip
+        return keras.Model(window, out)
 
     champion, built = network(3), network(3)
+    skip = [w.copy() for w in built.get_layer(SKIP_LAYER).get_weights()]
     run_id = tracking.start_run(mlflow_uri, "warm", "warm", {})
 
-    from prefect import flow
-
     @flow
-    def load(model, weights):
-        warm_start(model, "champion v7", weights, mlflow_uri, run_id)
+    def load(model, source):
+        warm_start(model, "champion v7", source, mlflow_uri, run_id)
 
-    load(built, champion.get_weights())
-    for theirs, ours in zip(champion.get_weights(), built.get_weights()):
-        np.testing.assert_array_equal(theirs, ours)
+    load(built, champion)
+    for ours, theirs in zip(built.layers[1:3], champion.layers[1:3]):  # the network
+        for a, b in zip(ours.get_weights(), theirs.get_weights()):
+            np.testing.assert_array_equal(a, b)
+    for kept, now in zip(skip, built.get_layer(SKIP_LAYER).get_weights()):
+        np.testing.assert_array_equal(kept, now)  # the fresh linear fit stays
     assert MlflowClient(mlflow_uri).get_run(run_id).data.tags["warm_start"] == "champion v7"
     other = network(5)
     before = [w.copy() for w in other.get_weights()]
-    load(other, champion.get_weights())
+    load(other, champion)
     for kept, now in zip(before, other.get_weights()):
         np.testing.assert_array_equal(kept, now)
     tags = MlflowClient(mlflow_uri).get_run(run_id).data.tags

@@ -419,12 +419,29 @@ class TrainSpec(_Strict):
         description="TensorFlow's op determinism (bit-identical reruns, also on a "
         "GPU, at some speed cost). Process-wide once on.",
     )
+    devices: PositiveInt | Literal["all"] = Field(
+        1,
+        description="Train one model data-parallel on this many of the machine's "
+        "devices (GPUs, else CPUs), or `all`: a copy per device, each global batch "
+        "(`batch_size`) split between them (tf.distribute.MirroredStrategy). Trains "
+        "with the `fit` loop. One machine only.",
+    )
     windows_per_series: PositiveInt | None = Field(
         None,
         description="A panel: train on at most this many windows of each series "
         "per epoch, drawn anew every epoch, so long series do not drown short "
         "ones. Trains with the streamed `fit` loop. Unset: every window.",
     )
+
+    @model_validator(mode="after")
+    def _devices_train_with_fit(self) -> "TrainSpec":
+        if self.devices != 1 and self.loop == "compiled":
+            raise ValueError(
+                f"`train.devices: {self.devices}` trains under a distribution "
+                "strategy, which the compiled loop does not run: use `train.loop: "
+                "fit` or `auto`"
+            )
+        return self
 
     @model_validator(mode="after")
     def _capped_epochs_stream(self) -> "TrainSpec":

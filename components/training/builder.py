@@ -14,6 +14,7 @@ from components.data.preprocess import ScaledSplit
 from components.data.windowing import make_windows
 from components.models import build_model
 from components.models.skip import fit_linear_skip
+from components.training import devices
 from components.training import fit as training
 from components.training import precision
 
@@ -50,9 +51,10 @@ def build_for_training(
     seeds.seed_everything(train.seed, train.deterministic)
     input_shape = (window.input_width, train_split.inputs.shape[1])
     output_shape = (window.horizon, train_split.targets.shape[1])
+    strategy = devices.strategy_for(train.devices)
     with precision.precision_policy(
         precision.resolve_precision(train.precision)
-    ) as policy:
+    ) as policy, devices.scope(strategy):
         model = build_model(
             spec, input_shape, output_shape, train.seed, positions,
             n_series=len(train_split.series),
@@ -67,6 +69,8 @@ def build_for_training(
             parts.append(f" + {'shared ' if spec.skip == 'shared' else ''}linear skip")
     if spec.window_norm != "none":
         parts.append(f", window norm {spec.window_norm}")
+    if strategy is not None:
+        parts.append(f", mirrored on {strategy.num_replicas_in_sync} devices")
     if spec.id_embedding:
         parts.append(f", {spec.id_embedding}-number embedding of each series")
     return BuiltModel(model, spec.kind, policy, tuple(parts))

@@ -173,6 +173,8 @@ def use_compiled_loop(
     rows per split) fit in `compiled_loop.MEMORY_BUDGET_BYTES`."""
     if spec.loop != "auto":
         return spec.loop == "compiled"
+    if spec.devices != 1:  # a distribution strategy: model.fit splits the batches
+        return False
     if spec.windows_per_series:  # each epoch draws its windows in the pipeline
         return False
     needed = sum(
