@@ -136,3 +136,39 @@ def test_a_series_without_time_stamps_is_forecast_by_row_number(
     rows = ForecastStore(tmp_path).read()
     assert list(rows["origin"]) == ["200"] and list(rows["time"]) == [201]
     assert list(rows.columns[:4]) == ["series", "step", "time", "forecaster"]
+
+
+def test_a_process_killed_while_it_writes_leaves_whole_rows(tmp_path):
+    """SIGKILL a process that rewrites one origin over and over: whatever moment
+    it dies, the store reads either the old rows or one whole rewrite."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from conftest import REPO
+
+    store = ForecastStore(tmp_path / "store")
+    store.write(2010, _rows(200, 1.0))
+    writer = subprocess.Popen(
+        [sys.executable, "-c", (
+            "import sys, pandas as pd\n"
+            "from components.serving.forecast_store import ForecastStore\n"
+            "from test_forecast import _rows\n"
+            "store = ForecastStore(sys.argv[1])\n"
+            "for i in range(10**6):\n"
+            "    store.write(2010, _rows(20000, float(i + 2)))\n"
+        ), str(tmp_path / "store")],
+        cwd=REPO, env={**__import__("os").environ,
+                       "PYTHONPATH": f"{REPO}:{REPO / 'tests'}"},
+    )  # fmt: skip
+    deadline = time.monotonic() + 60
+    while store.read()["y"].iloc[0] == 1.0 and time.monotonic() < deadline:
+        time.sleep(0.05)  # until its first rewrite is in
+    time.sleep(0.37)  # then die in the middle of later ones
+    writer.send_signal(signal.SIGKILL)
+    writer.wait(timeout=30)
+    rows = store.read()
+    assert store.origins() == ["2010"]
+    assert rows["y"].nunique() == 1 and rows["y"].iloc[0] > 2  # one whole rewrite
+    assert len(rows) == 40000 and not rows.duplicated(["series", "step"]).any()

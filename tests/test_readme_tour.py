@@ -3,8 +3,8 @@
 Each `rnnflow` command of README.md's set-up and tour sections runs in a fresh
 process inside a new network namespace (`unshare -n`: only a loopback
 interface), with short trainings and a temporary MLflow store added as
-overrides. `rnnflow deploy` is left out: it serves its schedule until stopped
-(tests/test_deploy.py runs it against a real Prefect server).
+overrides. `rnnflow deploy` is left out: it leaves a Prefect server and worker
+running (tests/test_deploy.py runs it end to end and stops them).
 """
 
 import json
