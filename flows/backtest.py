@@ -11,7 +11,7 @@ import re
 from pathlib import Path
 
 import pandas as pd
-from prefect import task
+from prefect import flow, task
 from prefect.logging import get_run_logger
 
 from components import tracking
@@ -21,6 +21,7 @@ from components.evaluation.backtest import Fold
 from components.models.common import target_positions
 from components.tracking import provenance
 from components.training import fit as training
+from flows.cluster import dask_runner
 from flows.steps import (
     PreparedData,
     build,
@@ -88,6 +89,24 @@ def backtest_fold(config: ExperimentConfig, series, fold: Fold) -> dict:
     return record
 
 
+def folds_on_dask(config: ExperimentConfig, series, folds: list[Fold], cache: Path):
+    """The folds' records, each fold a task trained in a Dask worker process,
+    all submitted at once: on the cluster at `cluster.address`, else a local
+    one of `cluster.workers` processes. A fold whose worker dies is run again
+    on another (Dask reschedules it); finished folds are cached in `cache`."""
+    spec = config.cluster
+    where = spec.address or f"a local cluster of {spec.workers} processes"
+    get_run_logger().info("backtest: %d folds on Dask (%s)", len(folds), where)
+
+    @flow(name="rnnflow-backtest-folds", flow_run_name="backtest-folds")
+    def on_dask():  # the data stays out of the flow's (API) parameters
+        fold_task = backtest_fold.with_options(result_storage=cache)
+        futures = [fold_task.submit(config, series, fold) for fold in folds]
+        return [future.result() for future in futures]
+
+    return on_dask.with_options(task_runner=dask_runner(spec.address, spec.workers))()
+
+
 def fold_record(fold: Fold, normalizer, metrics: dict) -> dict:
     """What a fold leaves behind, JSON-ready (it is also the cached result);
     a panel's per-series statistics stay out (one row per fold)."""
@@ -109,15 +128,17 @@ def run_backtest(
     the fold that equals the test split); log the summary, per-fold metrics,
     the fold table and chart on `run_id`. Returns the summary metrics."""
     n_rows = backtest.axis_length(data.series)
-    fold_task = backtest_fold.with_options(
-        result_storage=Path(tracking.local_state_dir(tracking_uri, "backtest-cache"))
-    )
-    records = []
-    for fold in data.folds:
-        if fold.start == 0 and fold.stop == n_rows:  # the run's own split
-            records.append(fold_record(fold, data.normalizer, main_metrics))
-        else:
-            records.append(fold_task(config, data.series, fold))
+    cache = Path(tracking.local_state_dir(tracking_uri, "backtest-cache"))
+    fold_task = backtest_fold.with_options(result_storage=cache)
+    own = [f for f in data.folds if f.start == 0 and f.stop == n_rows]  # the run's split
+    others = [f for f in data.folds if f not in own]
+    if config.cluster.on_dask and len(others) > 1:
+        trained = folds_on_dask(config, data.series, others, cache)
+    else:
+        trained = [fold_task(config, data.series, fold) for fold in others]
+    found = dict(zip([f.index for f in others], trained))
+    found |= {f.index: fold_record(f, data.normalizer, main_metrics) for f in own}
+    records = [found[f.index] for f in data.folds]
     summary = backtest.summarize([r["metrics"] for r in records])
     summary["backtest_folds"] = len(records)
     for record in records:

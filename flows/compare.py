@@ -28,6 +28,7 @@ from components.config.loading import to_yaml
 from components.config.schema import ExperimentConfig
 from components.evaluation import leaderboard, plots, quality
 from components.tracking.params import flatten
+from flows.cluster import dask_runner
 from flows.results import CompareResult
 from flows.steps import PreparedData, prepare_data
 from flows.train import open_run, train_in_run
@@ -52,19 +53,7 @@ def run_compare(
         raise ConfigError(
             f"Received an invalid executor {executor!r}, expected one of {EXECUTORS}."
         )
-    from prefect_dask import DaskTaskRunner
-
-    if dask_address:
-        runner = DaskTaskRunner(address=dask_address)
-    else:  # one training per process: TensorFlow is not shared across threads
-        runner = DaskTaskRunner(
-            cluster_kwargs={
-                "n_workers": dask_workers,
-                "threads_per_worker": 1,
-                "processes": True,
-                "dashboard_address": None,
-            }
-        )
+    runner = dask_runner(dask_address, dask_workers)
     return compare_flow.with_options(task_runner=runner)(
         config, models, seeds, fan_out=True
     )

@@ -267,6 +267,7 @@ def evaluate(
         split=split,
         between=scaled["val"] if test else None,
         classical=_references(config, scaled, test),
+        references_on=config.cluster.address if config.cluster.on_dask else None,
     )
 
 

@@ -39,6 +39,7 @@ SECTIONS = (
     "retrain",
     "forecast",
     "monitor",
+    "cluster",
 )
 
 
@@ -661,6 +662,32 @@ class MonitorSpec(_Strict):
     )
 
 
+class ClusterSpec(_Strict):
+    """Where the many-model work of one run goes: backtest folds and the
+    per-series classical references of a panel (compare children take
+    `rnnflow compare --executor dask`)."""
+
+    executor: Literal["local", "dask"] = Field(
+        "local",
+        description="`local`: folds one after another here, references in "
+        "processes of this machine; `dask`: both on a Dask cluster (`address`, "
+        "else a local cluster of `workers` processes started for the run).",
+    )
+    address: str | None = Field(
+        None,
+        description="A running Dask scheduler, `tcp://host:8786`. Its workers need "
+        "rnnflow installed and the MLflow store and the `backtest-cache` folder "
+        "reachable (docs/operations.md).",
+    )
+    workers: PositiveInt = Field(
+        2, description="Processes of the local Dask cluster when `address` is unset."
+    )
+
+    @property
+    def on_dask(self) -> bool:
+        return self.executor == "dask"
+
+
 class ExperimentConfig(_Strict):
     """One complete, validated experiment."""
 
@@ -679,6 +706,7 @@ class ExperimentConfig(_Strict):
     retrain: RetrainSpec = Field(default_factory=RetrainSpec)
     forecast: ForecastSpec = Field(default_factory=ForecastSpec)
     monitor: MonitorSpec = Field(default_factory=MonitorSpec)
+    cluster: ClusterSpec = Field(default_factory=ClusterSpec)
 
     @model_validator(mode="after")
     def _transform_needs_adjacent_targets(self) -> "ExperimentConfig":
@@ -791,6 +819,7 @@ class ExperimentConfig(_Strict):
                 "retrain": True,
                 "forecast": True,
                 "monitor": True,
+                "cluster": True,
                 "evaluate": True,
                 "train": {"verbose_every", "resume"},
             },

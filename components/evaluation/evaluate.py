@@ -230,6 +230,7 @@ def evaluate_on_test(
     split: str = "test",
     between: np.ndarray | ScaledSplit | None = None,
     classical: tuple[str, ...] = (),
+    references_on: str | None = None,
 ) -> Evaluation:
     """Score `model` and the baselines on the same test windows, in both units.
 
@@ -250,7 +251,7 @@ def evaluate_on_test(
     (`Evaluation.series_table`); its MASE is the mean of the series' MASE.
     On a panel the classical models are fitted per series
     (`per_series`: `ets`, `theta`, optionally `arima`), `between` being the
-    validation split.
+    validation split, on the Dask cluster at `references_on` when given.
 
     Raises:
         TrainingError: the model's forecasts are not finite (`who` says which
@@ -291,7 +292,7 @@ def evaluate_on_test(
     per_series = tuple(n for n in classical if n not in one_fit)
     if per_series:
         parts = [train, *([between] if between is not None else []), test]
-        found = panel_references(per_series, parts, spec, season)
+        found = panel_references(per_series, parts, spec, season, references_on)
         forecasts.update(found.forecasts)
         timings.update(found.seconds)
     for name in sorted(set(forecasts) - set(predictions)):  # level -> model space
@@ -345,14 +346,19 @@ class PanelReferences:
 
 
 def panel_references(
-    names: tuple[str, ...], parts: list[ScaledSplit], spec: WindowSpec, season
+    names: tuple[str, ...],
+    parts: list[ScaledSplit],
+    spec: WindowSpec,
+    season,
+    on: str | None = None,
 ) -> PanelReferences:
     """`per_series.forecast_panel` for each of `names` on the scored split
-    `parts[-1]`, fitted on `parts[0]` (training)."""
+    `parts[-1]`, fitted on `parts[0]` (training); `on`: a Dask scheduler's
+    address to fit them on, else processes of this machine."""
     read = [_panel_part(p) for p in parts]
     forecasts, seconds = {}, {}
     for name in names:
-        found = forecast_panel(name, read, spec, season)
+        found = forecast_panel(name, read, spec, season, on)
         forecasts[name] = found.forecast
         seconds[f"baseline_{name}_seconds"] = found.seconds
     return PanelReferences(forecasts, seconds)

@@ -135,7 +135,7 @@ def forecast_panel(
     parts: list[PanelPart],
     spec,
     season: int | None = None,
-    workers: int | None = None,
+    workers: int | str | None = None,
 ) -> PanelForecast:
     """Fit `model` on each series' rows of `parts[0]` (training) and forecast
     every window of `parts[-1]` (the scored split); the parts between are
@@ -189,16 +189,23 @@ def _history(parts: list[PanelPart], j: int) -> np.ndarray:
 
 
 def fit_panel(
-    model: str, series: list[np.ndarray], season: int | None, workers: int | None = None
+    model: str,
+    series: list[np.ndarray],
+    season: int | None,
+    workers: int | str | None = None,
 ) -> tuple[list[SeriesFit], float]:
     """`fit_series` on every series (in `workers` processes, default: one per
-    core, when there are `PARALLEL_FROM` or more); (the fits, wall seconds).
+    core, when there are `PARALLEL_FROM` or more; on the Dask cluster whose
+    scheduler `workers` names, `tcp://host:8786`); (the fits, wall seconds).
     The same list again for the same inputs in this process."""
-    workers = workers or os.cpu_count() or 1
+    address = workers if isinstance(workers, str) else None
+    workers = (None if address else workers) or os.cpu_count() or 1
 
     def make():
         start = time.perf_counter()
-        if workers > 1 and len(series) >= PARALLEL_FROM and _may_start_processes():
+        if address:
+            fits = _fit_on_dask(model, series, season, address)
+        elif workers > 1 and len(series) >= PARALLEL_FROM and _may_start_processes():
             fits = _fit_in_processes(model, series, season, workers)
         else:
             fits = [fit_series(model, y, season) for y in series]
@@ -220,15 +227,33 @@ def _fit_in_processes(model, series, season, workers) -> list[SeriesFit]:
     process can deadlock), a few chunks per worker to even out the load."""
     import multiprocessing
 
-    n_chunks = min(len(series), 4 * workers)
-    bounds = np.linspace(0, len(series), n_chunks + 1).astype(int)
-    chunks = [series[a:b] for a, b in zip(bounds[:-1], bounds[1:])]
+    chunks = _chunks(series, 4 * workers)
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(workers, mp_context=context) as pool:
         done = pool.map(
             _fit_chunk, [model] * len(chunks), chunks, [season] * len(chunks)
         )
         return [fit for chunk in done for fit in chunk]
+
+
+def _fit_on_dask(model, series, season, address: str) -> list[SeriesFit]:
+    """Chunks of series to the workers of the Dask scheduler at `address`
+    (a few per worker; a chunk whose worker dies is run again elsewhere)."""
+    from distributed import Client
+
+    with Client(address, timeout=30) as client:
+        workers = max(1, len(client.scheduler_info()["workers"]))
+        chunks = _chunks(series, 4 * workers)
+        futures = client.map(
+            _fit_chunk, [model] * len(chunks), chunks, [season] * len(chunks),
+            pure=False,
+        )  # fmt: skip
+        return [fit for chunk in client.gather(futures) for fit in chunk]
+
+
+def _chunks(series: list[np.ndarray], n: int) -> list[list[np.ndarray]]:
+    bounds = np.linspace(0, len(series), min(len(series), n) + 1).astype(int)
+    return [series[a:b] for a, b in zip(bounds[:-1], bounds[1:])]
 
 
 def _fit_chunk(model: str, chunk: list[np.ndarray], season) -> list[SeriesFit]:
