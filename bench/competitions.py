@@ -86,10 +86,12 @@ def scores(actual: np.ndarray, forecast: np.ndarray, x: np.ndarray, m: int) -> d
 
 def naive2(x: np.ndarray, h: int, m: int) -> np.ndarray:
     """Naive on the classically (multiplicatively) deseasonalized series,
-    reseasonalized: the M4 benchmark every method's OWA is relative to."""
+    reseasonalized: the M4 benchmark every method's OWA is relative to. A
+    series with a zero or negative value (Tourism has some) cannot be
+    divided by its season: naive, as for a series without one."""
     from statsmodels.tsa.seasonal import seasonal_decompose
 
-    if not per_series.has_season(x, m):
+    if not per_series.has_season(x, m) or np.min(x) <= 0:
         return np.repeat(x[-1], h)
     factors = seasonal_decompose(x, model="multiplicative", period=m).seasonal
     index = np.asarray(factors[-m:])  # phases of the last m rows

@@ -129,21 +129,23 @@ def _parser() -> argparse.ArgumentParser:
     compare.add_argument(
         "--executor",
         choices=("sequential", "dask"),
-        default="sequential",
-        help="sequential (default): one child after another; dask: every child in "
-        "its own Dask worker process, through Prefect's Dask task runner",
+        default=None,
+        help="sequential: one child after another; dask: every child in its own "
+        "Dask worker process, through Prefect's Dask task runner (default: dask "
+        "when the experiment's `cluster.executor` is dask, else sequential)",
     )
     compare.add_argument(
         "--dask-address",
         metavar="ADDRESS",
-        help="an existing Dask scheduler (tcp://host:8786); default: a local cluster",
+        help="an existing Dask scheduler (tcp://host:8786); default: "
+        "`cluster.address`, else a local cluster",
     )
     compare.add_argument(
         "--dask-workers",
         type=int,
-        default=2,
+        default=None,
         metavar="N",
-        help="worker processes of the local cluster (default 2)",
+        help="worker processes of the local cluster (default `cluster.workers`, 2)",
     )
     compare.set_defaults(handler=_compare, servable=True)
 
@@ -434,11 +436,13 @@ def _compare(args) -> int:
         "--models", [m.strip() for m in args.models.split(",") if m.strip()]
     )
     _require_positive("--seeds", args.seeds)
-    if args.dask_workers < 1:
+    if args.dask_workers is not None and args.dask_workers < 1:
         raise ConfigError(
             f"`--dask-workers` expected a positive integer, got {args.dask_workers}."
         )
-    if args.dask_address and args.executor != "dask":
+    cluster = config.cluster
+    executor = args.executor or ("dask" if cluster.on_dask else "sequential")
+    if args.dask_address and executor != "dask":
         raise ConfigError("`--dask-address` needs `--executor dask`.")
     _start_flow(args)
     from flows.compare import run_compare
@@ -449,9 +453,9 @@ def _compare(args) -> int:
         config,
         models,
         args.seeds,
-        args.executor,
-        args.dask_address,
-        args.dask_workers,
+        executor,
+        args.dask_address or cluster.address,
+        args.dask_workers or cluster.workers,
     )
     print(result.to_text())
     if args.json:
