@@ -9,8 +9,8 @@ import time
 import urllib.request
 
 import pytest
-from conftest import free_port, run_cli, wait_for, write_experiment
-from test_monitor import _drifting_series
+from conftest import free_port, run_cli, wait_for
+from test_monitor import drift_experiment
 
 # TensorFlow's C++ start-up notices (flows/terminal.py `_TF_NOTICE`)
 TF_NOTICES = ("oneDNN custom operations", "absl::InitializeLog", "cuda drivers")
@@ -78,19 +78,7 @@ def test_deployments_outlive_the_command_and_close_the_loop(tmp_path, mlflow_uri
         # (port 4200, its own home) shares nothing with it
         assert (state / "prefect" / "prefect.db").is_file()
 
-        series, data = _drifting_series(), tmp_path / "data.csv"
-        series.iloc[:200].to_csv(data, index=False)
-        experiment = write_experiment(tmp_path / "drift.yaml", f"""
-name: drift
-data: {{path: {data}}}
-split: {{test: 40, val: 30}}
-window: {{input_width: 24, horizon: 2}}
-model: {{kind: mlp, units: [16]}}
-train: {{epochs: 30, learning_rate: 0.01}}
-evaluate: {{season: 24}}
-tracking: {{uri: "{mlflow_uri}"}}
-forecast: {{store: {tmp_path / "store"}}}
-""")  # fmt: skip
+        series, data, experiment = drift_experiment(tmp_path, mlflow_uri)
         cli("--local", "retrain", str(experiment))
         # it ran on the lasting server (a temporary one would have kept nothing)
         flows = {f["id"]: f["name"] for f in _api(api, "/flows/filter")}

@@ -113,22 +113,11 @@ def _drifting_series(n: int = 320, shift_at: int = 200) -> pd.DataFrame:
     return pd.DataFrame({"y": y})
 
 
-@pytest.mark.slow
-def test_the_loop_monitor_finds_the_drift_and_the_retrain_moves_the_champion(
-    prefect_api, tmp_path, mlflow_uri
-):
-    """Train on the old regime, new rows arrive (held-back rows revealed),
-    forecasts are backfilled over them, monitoring finds the error risen
-    past its bound and retrains; the gate promotes the new model."""
-    import json
-
+def drift_experiment(tmp_path, mlflow_uri):
+    """(the whole drifting series, its file holding the first 200 rows, an
+    experiment `drift` on that file with its forecast store in `tmp_path`)."""
     from conftest import write_experiment
-    from mlflow import MlflowClient
-    from test_forecast import _cli
 
-    from components.serving.forecast_store import ForecastStore
-
-    cli = _cli(prefect_api)
     series, data = _drifting_series(), tmp_path / "data.csv"
     series.iloc[:200].to_csv(data, index=False)
     experiment = write_experiment(tmp_path / "drift.yaml", f"""
@@ -142,6 +131,25 @@ evaluate: {{season: 24}}
 tracking: {{uri: "{mlflow_uri}"}}
 forecast: {{store: {tmp_path / "store"}}}
 """)  # fmt: skip
+    return series, data, experiment
+
+
+@pytest.mark.slow
+def test_the_loop_monitor_finds_the_drift_and_the_retrain_moves_the_champion(
+    prefect_api, tmp_path, mlflow_uri
+):
+    """Train on the old regime, new rows arrive (held-back rows revealed),
+    forecasts are backfilled over them, monitoring finds the error risen
+    past its bound and retrains; the gate promotes the new model."""
+    import json
+
+    from mlflow import MlflowClient
+    from test_forecast import _cli
+
+    from components.serving.forecast_store import ForecastStore
+
+    cli = _cli(prefect_api)
+    series, data, experiment = drift_experiment(tmp_path, mlflow_uri)
     first = cli(["retrain", str(experiment), "--json"])
     assert first.returncode == 0, first.stderr[-3000:]
     empty = cli(["monitor", str(experiment)])
