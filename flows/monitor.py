@@ -104,8 +104,8 @@ def _reference_mase(tracking_uri: str, kept, rows) -> float | None:
     if "model_uri" not in newest or newest.empty:
         return None
     model_uri = str(newest["model_uri"].iloc[0])
-    version = str(newest.get("model_version", [""]).iloc[0] or "") or None
-    run_id = registry.run_behind(tracking_uri, model_uri, version)
+    version = str(newest["model_version"].iloc[0]) if "model_version" in newest else ""
+    run_id = registry.run_behind(tracking_uri, model_uri, version or None)
     value = registry.run_metrics(tracking_uri, run_id).get("test_mase") if run_id else None
     return float(value) if value is not None else None
 
