@@ -20,6 +20,8 @@ def _execute(name, prefect_api, cache_dir, mlflow_uri, monkeypatch):
     code = [c for c in notebook.cells if c.cell_type == "code"]
     assert [c.execution_count for c in code] == list(range(1, len(code) + 1)), name
     assert not [o for c in code for o in c.outputs if o.output_type == "error"]
+    streams = "".join(o.get("text", "") for c in code for o in c.outputs)
+    assert "oneDNN" not in streams and "absl::" not in streams  # no C++ notices
     assert any(o.get("data", {}).get("image/png") for c in code for o in c.outputs)
     NotebookClient(
         notebook,
