@@ -57,6 +57,18 @@ def test_a_write_killed_half_way_leaves_the_previous_rows(tmp_path):
     assert len(store.read()) == 6
     table = ds.dataset(tmp_path / "store", partitioning="hive").to_table()
     assert table.num_rows == 6  # readers skip hidden files too
+    # the next write of that origin sweeps such a file once it is stale, and
+    # leaves a fresh one (a live writer's) alone
+    import os
+    import time
+
+    dead = store.path_of(2010) / ".part-0.parquet.dead"
+    live = store.path_of(2010) / ".part-0.parquet.live"
+    live.write_bytes(b"being written")
+    old = time.time() - 2 * 3600
+    os.utime(dead, (old, old))
+    store.write(2010, _rows(3, 1.5))
+    assert not dead.exists() and live.exists()
     with pytest.raises(DataError, match=r"lack column\(s\) \['forecaster'\]"):
         store.write(2012, _rows(1, 0.0).drop(columns="forecaster"))
     assert store.origins() == ["2010"]

@@ -35,6 +35,24 @@ def origin_label(origin) -> str:
     return str(origin)
 
 
+# A staging file older than this was left by a killed writer (a live one
+# renames its file within seconds).
+STALE_SECONDS = 3600
+
+
+def _sweep_stale(folder: Path) -> None:
+    """Remove what killed writers left in `folder`: hidden staging files
+    older than `STALE_SECONDS`."""
+    import time
+
+    for path in folder.glob(f".{PART}.*"):
+        try:
+            if time.time() - path.stat().st_mtime > STALE_SECONDS:
+                path.unlink()
+        except FileNotFoundError:  # another writer swept or renamed it
+            pass
+
+
 class ForecastStore:
     """The store under `root` (created on the first write)."""
 
@@ -54,6 +72,7 @@ class ForecastStore:
             raise DataError(f"forecast rows lack column(s) {missing}")
         folder = self.path_of(origin)
         folder.mkdir(parents=True, exist_ok=True)
+        _sweep_stale(folder)
         staging = folder / f".{PART}.{uuid.uuid4().hex}"
         try:
             rows.drop(columns=["origin"], errors="ignore").to_parquet(
