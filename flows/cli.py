@@ -416,10 +416,8 @@ def _snapshot(args) -> int:
 def _train(args) -> int:
     config = _load(args)  # validated at the door, before anything heavy loads
     _start_flow(args)
-    from flows.terminal import hide_user_error_tracebacks
     from flows.train import train_flow
 
-    hide_user_error_tracebacks()
     result = train_flow(config)
     if args.json:
         print(json.dumps(result.to_json()))
@@ -446,9 +444,7 @@ def _compare(args) -> int:
         raise ConfigError("`--dask-address` needs `--executor dask`.")
     _start_flow(args)
     from flows.compare import run_compare
-    from flows.terminal import hide_user_error_tracebacks
 
-    hide_user_error_tracebacks()
     result = run_compare(
         config,
         models,
@@ -457,10 +453,7 @@ def _compare(args) -> int:
         args.dask_address or cluster.address,
         args.dask_workers or cluster.workers,
     )
-    print(result.to_text())
-    if args.json:
-        print(json.dumps(result.to_json()))
-    return 0
+    return _report(result, args.json)
 
 
 def _kinds(option: str, kinds: list[str]) -> list[str]:
@@ -491,10 +484,8 @@ def _tune(args) -> int:
     _kinds("--model", [args.model])
     _require_positive("--trials", args.trials)
     _start_flow(args)
-    from flows.terminal import hide_user_error_tracebacks
     from flows.tune import tune_flow
 
-    hide_user_error_tracebacks()
     result = tune_flow(config, args.model, args.trials, args.output)
     best = result.best
     states = [t["state"] for t in result.trials]
@@ -515,14 +506,8 @@ def _retrain(args) -> int:
     config = _load(args)
     _start_flow(args)
     from flows.retrain import retrain_flow
-    from flows.terminal import hide_user_error_tracebacks
 
-    hide_user_error_tracebacks()
-    result = retrain_flow(config)
-    print(result.to_text())
-    if args.json:
-        print(json.dumps(result.to_json()))
-    return 0
+    return _report(retrain_flow(config), args.json)
 
 
 def _predict(args) -> int:
@@ -589,34 +574,23 @@ def _forecast(args) -> int:
     config = _load(args)
     _start_flow(args)
     from flows.forecast import forecast_flow
-    from flows.terminal import hide_user_error_tracebacks
 
-    hide_user_error_tracebacks()
-    result = forecast_flow(config, args.model_uri, args.as_of)
-    print(result.to_text())
-    if args.json:
-        print(json.dumps(result.to_json()))
-    return 0
+    return _report(forecast_flow(config, args.model_uri, args.as_of), args.json)
 
 
 def _monitor(args) -> int:
     config = _load(args)
     _start_flow(args)
     from flows.monitor import monitor_flow
-    from flows.terminal import hide_user_error_tracebacks
 
-    hide_user_error_tracebacks()
     result = monitor_flow(config, False if args.no_retrain else None)
-    print(result.to_text())
-    if args.json:
-        print(json.dumps(result.to_json()))
-    return 0
+    return _report(result, args.json)
 
 
 def _deploy(args) -> int:
     from components.common.errors import ConfigError
 
-    config = _load(args)
+    _load(args)  # a bad experiment is refused before any server starts
     crons = {"retrain": args.cron, "forecast": args.forecast_cron,
              "monitor": args.monitor_cron}  # fmt: skip
     if not any(crons.values()):
@@ -760,14 +734,23 @@ def _ui_plan(args, uri: str) -> tuple[list[str], str | None]:
 def _start_flow(args) -> None:
     """Before a flow runs here, once its config is valid: TensorFlow imported
     quietly, then the terminal set up (`flows.terminal`; both import the heavy
-    libraries, so a bad config is refused before either)."""
+    libraries, so a bad config is refused before either), a user error's
+    traceback left out of Prefect's log lines."""
     from flows import terminal
 
     terminal.quiet_tensorflow()
 
     verbose = args.verbose or bool(os.environ.get(terminal.VERBOSE))
     terminal.prepare(verbose, sys.stderr.isatty())
+    terminal.hide_user_error_tracebacks()
 
+
+def _report(result, as_json: bool) -> int:
+    """A flow's result as the terminal shows it, then `--json`'s last line."""
+    print(result.to_text())
+    if as_json:
+        print(json.dumps(result.to_json()))
+    return 0
 
 
 if __name__ == "__main__":

@@ -37,7 +37,7 @@ from components.serving.kinds import forecaster_for
 from components.tracking import packaging, provenance
 from components.tracking.describe import run_description, run_title
 from components.tracking.params import run_params
-from components.training import checkpoint
+from components.training import builder, checkpoint
 from components.training import fit as training
 from flows import terminal
 from flows.backtest import run_backtest
@@ -439,30 +439,17 @@ def train_in_run(
 
 
 def warm_start(model, source: str, champion, tracking_uri: str, run_id: str):
-    """Load the weights of `champion` (a Keras model; `source` names it, e.g.
-    `champion v3`) into the freshly built `model`, layer by layer, when every
-    layer's shapes match; else keep the built ones and say why. The linear
-    skip keeps its fresh least-squares fit on the new training rows (a better
-    start than the champion's fit to older rows, measured in bench/README.md).
+    """Start `model` from the weights of `champion` (a Keras model; `source`
+    names it, e.g. `champion v3`) when their layers match
+    (`builder.load_matching_weights`), else keep the built ones and say why.
     Tagged `warm_start` on the run either way."""
-    from components.models.skip import SHARED_SKIP_LAYER, SKIP_LAYER
-
-    ours = [layer for layer in model.layers if layer.weights]
-    theirs = [layer for layer in champion.layers if layer.weights]
-
-    def shapes(layers):
-        return [[tuple(w.shape) for w in layer.get_weights()] for layer in layers]
-
-    if shapes(ours) != shapes(theirs):
+    if not builder.load_matching_weights(model, champion):
         get_run_logger().warning(
             "warm start skipped: %s's layers have other shapes than this network's "
             "(another kind, width, window or inputs); training from scratch", source
         )
         tracking.set_tags(tracking_uri, run_id, {"warm_start": f"no: {source} differs"})
         return
-    for layer, found in zip(ours, theirs):
-        if layer.name not in (SKIP_LAYER, SHARED_SKIP_LAYER):
-            layer.set_weights(found.get_weights())
     get_run_logger().info("warm start from %s's weights", source)
     tracking.set_tags(tracking_uri, run_id, {"warm_start": source})
 

@@ -13,10 +13,9 @@ from components.config.schema import ModelSpec, TrainSpec, WindowSpec
 from components.data.preprocess import ScaledSplit
 from components.data.windowing import make_windows
 from components.models import build_model
-from components.models.skip import fit_linear_skip
-from components.training import devices
+from components.models.skip import SHARED_SKIP_LAYER, SKIP_LAYER, fit_linear_skip
+from components.training import devices, precision
 from components.training import fit as training
-from components.training import precision
 
 
 @dataclass(frozen=True)
@@ -74,3 +73,23 @@ def build_for_training(
     if spec.id_embedding:
         parts.append(f", {spec.id_embedding}-number embedding of each series")
     return BuiltModel(model, spec.kind, policy, tuple(parts))
+
+
+def load_matching_weights(model, source) -> bool:
+    """Copy `source`'s weights into `model` layer by layer (a warm start),
+    when every layer's shapes match; False (nothing copied) otherwise. The
+    linear skip keeps `model`'s own least-squares fit on its training rows:
+    a better start than the source's fit to older rows (bench/README.md,
+    "Warm against cold retraining")."""
+    ours = [layer for layer in model.layers if layer.weights]
+    theirs = [layer for layer in source.layers if layer.weights]
+
+    def shapes(layers):
+        return [[tuple(w.shape) for w in layer.get_weights()] for layer in layers]
+
+    if shapes(ours) != shapes(theirs):
+        return False
+    for layer, found in zip(ours, theirs):
+        if layer.name not in (SKIP_LAYER, SHARED_SKIP_LAYER):
+            layer.set_weights(found.get_weights())
+    return True
