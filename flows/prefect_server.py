@@ -104,6 +104,10 @@ def start_server(
     env |= {
         "PREFECT_HOME": str(folder),
         "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        # one sqlite file behind the server, its worker and every flow run: wait
+        # for a lock as long as Prefect's own tests do (30 s, default 10 s), so a
+        # busy minute answers late instead of 503 (clients retry those anyway)
+        "PREFECT_SERVER_DATABASE_TIMEOUT": "30",
         "PREFECT_SERVER_DATABASE_CONNECTION_URL": (
             f"sqlite+aiosqlite:///{folder / 'prefect.db'}"
         ),

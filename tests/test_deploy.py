@@ -6,6 +6,7 @@ fires within the test, MLflow and the forecast store on disk."""
 import json
 import os
 import time
+import urllib.error
 import urllib.request
 
 import pytest
@@ -16,15 +17,23 @@ from test_monitor import drift_experiment
 TF_NOTICES = ("oneDNN custom operations", "absl::InitializeLog", "cuda drivers")
 
 
-def _api(api: str, path: str, body: dict | None = None):
+def _api(api: str, path: str, body: dict | None = None, tries: int = 5):
     """One call to the Prefect REST API (no Prefect client in this process:
-    its background event and log workers would outlive the server)."""
+    its background event and log workers would outlive the server). A 503 is
+    the server's "sqlite is busy, try again": retried with backoff, as
+    Prefect's own client does (PREFECT_CLIENT_MAX_RETRIES, 5)."""
     request = urllib.request.Request(
         f"{api}{path}", data=json.dumps(body or {}).encode(), method="POST",
         headers={"Content-Type": "application/json"},
     )  # fmt: skip
-    with urllib.request.urlopen(request, timeout=30) as answer:
-        return json.loads(answer.read())
+    for attempt in range(tries):
+        try:
+            with urllib.request.urlopen(request, timeout=60) as answer:
+                return json.loads(answer.read())
+        except urllib.error.HTTPError as error:
+            if error.code != 503 or attempt == tries - 1:
+                raise
+            time.sleep(2**attempt)
 
 
 def _runs(api: str, deployment_id: str) -> list[dict]:
