@@ -510,6 +510,31 @@ def _retrain(args) -> int:
     return _report(retrain_flow(config), args.json)
 
 
+def _predict_streamed(args, config, uri: str) -> int:
+    """`data.stream: true`: the panel is read file by file and the forecast
+    written to a Parquet file, never held whole."""
+    from components.common.errors import DataError
+    from flows.train_stream import predict_streamed
+
+    if args.input:
+        raise DataError(
+            "--input: a streamed panel is forecast from `data.path` (point it "
+            "at the files to forecast: `rnnflow predict NAME data.path=FOLDER`)."
+        )
+    if not (args.output or "").endswith(".parquet"):
+        raise DataError(
+            "--output FILE.parquet: a streamed panel's forecast is written to a "
+            f"Parquet file, shard by shard (got {args.output!r})."
+        )
+    found = predict_streamed(config, uri, args.model_uri, args.output, say=lambda _m: None)
+    counts = ", ".join(f"{n} by {who}" for who, n in found["series"].items() if n)
+    print(f"wrote the forecast of {sum(found['series'].values())} series ({counts}) "
+          f"to {args.output}, run {found['run_id']}")  # fmt: skip
+    if args.json:
+        print(json.dumps(found))
+    return 0
+
+
 def _predict(args) -> int:
     config = _load(args)
     from flows import terminal
@@ -521,6 +546,8 @@ def _predict(args) -> int:
 
     uri = tracking.resolve_tracking_uri(config.tracking.uri)
     tracking.open_store(uri)
+    if config.data.stream:
+        return _predict_streamed(args, config, uri)
     model_uri = args.model_uri or f"models:/{config.registered_model_name}@champion"
     if args.input:
         path = Path(args.input)

@@ -78,11 +78,12 @@ class TrainResult:
                 f"{metrics.get(f'{prefix}smape', float('nan')):>8.2f}"
             )
         if "test_series_beating_persistence" in metrics:
+            linear = metrics.get("baseline_linear_test_series_beating_persistence")
             lines.append(
                 "panel: the model beats persistence on "
-                f"{metrics['test_series_beating_persistence']:.0%} of the series, "
-                f"the linear AR on {metrics['baseline_linear_test_series_beating_persistence']:.0%}"
-                " (MAE per series; all in series_metrics.parquet)"
+                f"{metrics['test_series_beating_persistence']:.0%} of the series"
+                + (f", the linear AR on {linear:.0%}" if linear is not None else "")
+                + " (MAE per series; all in series_metrics.parquet)"
             )
         if "backtest_test_mse_mean" in metrics:
             folds = [

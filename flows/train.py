@@ -339,6 +339,10 @@ def train_flow(config: ExperimentConfig) -> TrainResult:
     """Train and evaluate one experiment; return its run id, status and metrics."""
     tracking_uri = tracking.resolve_tracking_uri(config.tracking.uri)
     tracking.open_store(tracking_uri)
+    if config.data.stream:  # a panel larger than memory: flows/train_stream.py
+        from flows.train_stream import train_streamed
+
+        return train_streamed(config, tracking_uri)
     data = prepare_data(config)
     run_id = open_run(config, data.series, tracking_uri)
     return train_in_run(config, data, tracking_uri, run_id)

@@ -119,6 +119,17 @@ class DataSpec(_Strict):
         description="Panel normalization: each series by its own training rows, "
         "or one set of statistics over every series' training rows.",
     )
+    stream: bool = Field(
+        False,
+        description="Train on a Parquet panel (a folder, e.g. hive-partitioned by "
+        "`id_column`) without holding it in memory: one pass fits each series' "
+        "training statistics, then every epoch reads the files again, a few at "
+        "a time, drawing `train.windows_per_series` windows of each series "
+        "through a bounded shuffle buffer; test scores and `rnnflow predict` "
+        "read it the same way. Each file must hold whole series. Targets are the "
+        "inputs (no covariates yet); scored against persistence and seasonal "
+        "naive (docs/operations.md, \"Panels larger than memory\").",
+    )
     short_series: Literal["pad", "skip", "error"] = Field(
         "pad",
         description="A panel series with too few training rows for one window: "
@@ -768,6 +779,50 @@ class ExperimentConfig(_Strict):
                 f"`train.refit` retrains one network, and `model.ensemble` is "
                 f"{self.model.ensemble}: set one of them (refitting an ensemble "
                 "is not supported yet)"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _streamed_panels_take_what_streams(self) -> "ExperimentConfig":
+        if not self.data.stream:
+            return self
+        data = self.data
+        if not isinstance(data.id_column, str) or not data.time_column:
+            raise ValueError(
+                "`data.stream` reads a long panel: set `data.id_column` (one "
+                "column) and `data.time_column`"
+            )
+        if not data.targets:
+            raise ValueError("`data.stream` needs `data.targets` (the columns to forecast)")
+        if ":" in data.path.split("/")[0] and not data.path.startswith("/"):
+            raise ValueError(
+                f"`data.stream` reads a local Parquet file or folder, not {data.path!r}"
+            )
+        if "short_series" not in data.model_fields_set:
+            data.short_series = "skip"  # padding needs the series' rows in memory
+        explicit = {
+            "data.features": data.features and set(data.features) != set(data.targets),
+            "data.known": data.known, "data.static": data.static,
+            "data.calendar": data.calendar,
+            "data.transform": data.transform != "none",
+            "data.missing": data.missing != "error",
+            "data.short_series: pad": data.short_series == "pad",
+            "model.id_embedding": self.model.id_embedding,
+            "model.quantiles": self.model.quantiles,
+            "model.ensemble": self.model.ensemble > 1,
+            "train.refit": self.train.refit,
+            "train.loop: compiled": self.train.loop == "compiled",
+            "train.devices": self.train.devices != 1,
+            "evaluate.backtest": self.evaluate.backtest.folds > 1,
+            "evaluate.classical": bool(self.evaluate.classical),
+            # the default levels are left out quietly (docs say so); others refused
+            "evaluate.intervals": self.evaluate.intervals not in ([], [0.8, 0.95]),
+        }  # fmt: skip
+        refused = [name for name, used in explicit.items() if used]
+        if refused:
+            raise ValueError(
+                f"`data.stream` does not stream {', '.join(refused)} yet: unset "
+                "them, or train in memory (`data.stream: false`)"
             )
         return self
 

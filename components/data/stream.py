@@ -1,0 +1,686 @@
+"""Panels larger than memory: a Parquet folder read one file (shard) at a time.
+
+`data.stream: true`. Nothing holds the whole panel: one pass over the time
+column cuts the time axis (`panel.time_cut`'s rule), one pass over the rows
+fits each series' training statistics and counts its windows, and every
+epoch then reads the shards again in a new order, drawing each series'
+windows (`train.windows_per_series`) through a bounded shuffle buffer into
+tf.data. Validation, test and the forecast read the shards the same way.
+What stays in memory is per series (statistics, window counts: tens of
+bytes each) plus one shard and the shuffle buffer.
+
+Each file must hold whole series (hive-partitioned by the id column, or by a
+shard column the writer chose); within a file rows may come in any order.
+The numbers equal the in-memory path's for the same windows: the same cut,
+statistics, windows, persistence and seasonal naive (tests/test_stream.py).
+"""
+
+import hashlib
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from components.common.errors import DataError
+from components.config.schema import DataSpec, SplitSpec, WindowSpec
+from components.data.panel import PanelCut, time_cut
+from components.data.preprocess import ScaledSplit, SeriesNormalizer
+from components.data.windowing import window_series, window_starts
+from components.evaluation.evaluate import persistence_forecast, seasonal_naive_forecast
+from components.evaluation.metrics import mase_scale
+
+SPLITS = ("train", "val", "test")
+SHUFFLE_WINDOWS = 65_536  # the shuffle buffer: windows of several shards mixed
+SHARD_ROWS = 262_144  # rows read together (files grouped up to about this many)
+
+
+@dataclass(frozen=True)
+class ShardRows:
+    """One shard's series (a group of files read together), sorted by series
+    then time.
+
+    Attributes:
+        ids: the shard's series keys, sorted; bounds (n + 1,) their row offsets.
+        times: (N,) time keys (nanoseconds for datetimes); values (N, K).
+    """
+
+    files: tuple[str, ...]
+    ids: tuple[str, ...]
+    bounds: np.ndarray
+    times: np.ndarray
+    values: np.ndarray
+
+
+@dataclass(frozen=True)
+class StreamedPanel:
+    """What one scan learned about a panel on disk; the rows stay there.
+
+    Attributes:
+        shards: groups of files read together, in reading order; `first`
+            (F + 1,) the index of each shard's first kept series (series of
+            a shard are contiguous).
+        normalizer: each kept series' training mean and std (S, K).
+        scale: (S, K) each series' MASE denominator (NaN where zero).
+        windows: per split, (S,) whole windows of each series.
+        last_time: (S,) each series' last time key and `step` (S,) its last
+            spacing: where its forecast starts.
+        skipped: series with fewer training rows than one window.
+    """
+
+    data: DataSpec
+    window: WindowSpec
+    cut: PanelCut
+    cut_text: tuple[str, str]
+    datetime: bool
+    shards: tuple[tuple[str, ...], ...]
+    first: np.ndarray
+    normalizer: SeriesNormalizer
+    scale: np.ndarray
+    windows: dict[str, np.ndarray]
+    last_time: np.ndarray
+    step: np.ndarray
+    skipped: tuple[str, ...]
+    rows: int
+    digest: str
+    season: int | None = None
+    index: dict[str, int] = field(default_factory=dict, repr=False, compare=False)
+
+    @property
+    def source(self) -> str:
+        return self.data.path
+
+    @property
+    def sha256(self) -> str:
+        return ""  # the rows are never hashed: `digest` names the files
+
+    @property
+    def series(self) -> tuple[str, ...]:
+        return self.normalizer.series
+
+    @property
+    def targets(self) -> list[str]:
+        return list(self.normalizer.columns)
+
+    @property
+    def context(self) -> int:
+        """Rows before a split's cut that its first window reads."""
+        return self.window.input_width + self.window.offset
+
+    def summary(self) -> str:
+        n = {s: int(self.windows[s].sum()) for s in SPLITS}
+        return (
+            f"{sum(map(len, self.shards))} files ({len(self.shards)} shards), "
+            f"{len(self.series)} series, {self.rows} rows "
+            f"streamed; windows train {n['train']}, val {n['val']}, test "
+            f"{n['test']}; cut {self.cut_text[0]} / {self.cut_text[1]}"
+            + (f"; {len(self.skipped)} series skipped (too short)" if self.skipped else "")
+        )
+
+
+def shard_files(path: str) -> list[str]:
+    """The Parquet files of a folder (any depth, hive-partitioned or not) or
+    the one file `path` names, sorted."""
+    root = Path(path)
+    if root.is_file():
+        return [str(root)]
+    if not root.is_dir():
+        raise DataError(f"data.path {path}: no such file or folder (data.stream reads Parquet).")
+    files = sorted(
+        os.path.join(folder, name)
+        for folder, _, names in os.walk(root, followlinks=True)
+        for name in names if name.endswith(".parquet")
+    )  # fmt: skip
+    if not files:
+        raise DataError(f"data.path {path}: no .parquet file in the folder.")
+    return files
+
+
+def read_shard(files: tuple[str, ...], data: DataSpec) -> ShardRows:
+    """Read the id, time and target columns of a group of files (an id that
+    is a hive partition key comes from the folder names), sorted by series
+    then time; missing values, duplicate times and non-numeric targets are
+    refused naming the file and column."""
+    columns = [data.id_column, data.time_column, *data.targets]
+    frame = _read_group(files, columns, data.path)
+    for name in data.targets:
+        column = frame[name]
+        if not pd.api.types.is_numeric_dtype(column):
+            raise DataError(f"{files[0]}: target column {name!r} is {column.dtype}, not numbers.")
+        if column.isna().any():
+            raise DataError(
+                f"{_file_with_gap(files, name)}: target column {name!r} has empty "
+                "values; a streamed panel takes complete rows (fill them when "
+                "writing the files)."
+            )
+    codes, ids = pd.factorize(frame[data.id_column].astype(str), sort=True)
+    times = _time_keys(frame[data.time_column], data.time_column, files[0])
+    order = np.lexsort((times, codes))
+    codes, times = codes[order], times[order]
+    values = frame[data.targets].to_numpy(np.float64)[order]
+    same = (np.diff(codes) == 0) & (np.diff(times) == 0)
+    if same.any():
+        at = int(np.argmax(same))
+        raise DataError(
+            f"{data.path}: series {ids[codes[at]]!r} has two rows at the same time "
+            f"({data.time_column} {times[at]})."
+        )
+    bounds = np.searchsorted(codes, np.arange(len(ids) + 1))
+    return ShardRows(files, tuple(ids), bounds, times, values)
+
+
+def _read_group(files: tuple[str, ...], columns: list[str], root: str) -> pd.DataFrame:
+    """`columns` of `files` as one frame: one read for the group, or file by
+    file where their schemas differ (a key that is a column in one file and
+    a folder name for another)."""
+    import pyarrow as pa
+    import pyarrow.dataset as pads
+
+    folder = Path(root).is_dir()
+
+    def read(paths):
+        found = pads.dataset(
+            list(paths), format="parquet", partitioning="hive" if folder else None,
+            partition_base_dir=str(root) if folder else None,
+        )  # fmt: skip
+        missing = [c for c in columns if c not in found.schema.names]
+        if missing:
+            raise DataError(
+                f"{paths[0]}: no column {missing[0]!r} (in the file or a "
+                f"`{missing[0]}=` folder above it); it has {found.schema.names}."
+            )
+        return found.to_table(columns=columns).to_pandas()
+
+    try:
+        return read(files)
+    except (pa.ArrowTypeError, pa.ArrowInvalid, DataError):
+        if len(files) == 1:
+            raise
+    return pd.concat([read([path]) for path in files], ignore_index=True)
+
+
+def _file_with_gap(files: tuple[str, ...], column: str) -> str:
+    """Which of `files` has an empty `column` (read again, on the error path only)."""
+    import pyarrow.parquet as pq
+
+    for path in files:
+        try:
+            if pq.read_table(path, columns=[column]).column(0).null_count:
+                return path
+        except (KeyError, ValueError, OSError):
+            continue
+    return files[0]
+
+
+def _time_keys(column: pd.Series, name: str, path: str) -> np.ndarray:
+    if column.isna().any():
+        raise DataError(f"{path}: time column {name!r} has empty values.")
+    if pd.api.types.is_numeric_dtype(column):
+        return column.to_numpy()
+    try:
+        return pd.DatetimeIndex(pd.to_datetime(column, utc=True)).asi8
+    except (ValueError, TypeError) as exc:
+        raise DataError(f"{path}: column {name!r} is not a time: {exc}") from None
+
+
+def scan_panel(
+    data: DataSpec, split: SplitSpec, window: WindowSpec, season: int | None = None,
+    say=None, shard_rows: int = SHARD_ROWS,
+) -> StreamedPanel:
+    """Two passes over the files: the time column (the cut), then the rows,
+    shard by shard (each series' statistics, MASE scale and windows per
+    split). Files are grouped into shards of about `shard_rows` rows, read
+    together (many small files, e.g. one per series, cost one read).
+
+    A series with fewer training rows than one window is skipped (listed);
+    `data.short_series: error` refuses the panel instead. A series found in
+    two shards is refused: a file must hold whole series."""
+    import pyarrow.dataset as pads
+
+    say = say or (lambda _message: None)
+    files = shard_files(data.path)
+    everything = pads.dataset(files, format="parquet")
+    if data.time_column not in everything.schema.names:
+        raise DataError(
+            f"{files[0]}: no time column {data.time_column!r}; it has "
+            f"{everything.schema.names}."
+        )
+    axis, rows, kind = np.zeros(0), 0, None
+    for batch in everything.to_batches(columns=[data.time_column]):  # pass 1
+        column = batch.column(0).to_pandas()
+        kind = kind or column.dtype
+        axis = np.union1d(axis, _time_keys(column, data.time_column, data.path))
+        rows += len(column)
+    datetime = not pd.api.types.is_numeric_dtype(kind)
+    index = pd.DatetimeIndex(pd.to_datetime(axis, utc=True)) if datetime else pd.Index(axis)
+    cut = time_cut(index, split)
+    per_shard = max(1, int(shard_rows // max(rows / len(files), 1)))
+    shards = tuple(
+        tuple(files[i : i + per_shard]) for i in range(0, len(files), per_shard)
+    )
+    say(f"time axis: {len(axis)} stamps; {rows} rows in {len(files)} files, "
+        f"read as {len(shards)} shards")  # fmt: skip
+    found = _Statistics(window, season, len(data.targets))
+    owner: dict[str, int] = {}
+    first = [0]
+    for k, group in enumerate(shards):  # pass 2: statistics and window counts
+        shard = read_shard(group, data)
+        for j, name in enumerate(shard.ids):
+            if name in owner:
+                raise DataError(
+                    f"series {name!r} is in {shards[owner[name]][0]} and in "
+                    f"{group[0]} (or files read with them): each file of a "
+                    "streamed panel must hold whole series (partition by "
+                    f"{data.id_column!r}, or by a shard column that keeps a "
+                    "series in one file)."
+                )
+            owner[name] = k
+            a, b = shard.bounds[j], shard.bounds[j + 1]
+            found.add(name, shard.times[a:b], shard.values[a:b], cut)
+        first.append(len(found.ids))
+        if (k + 1) % 10 == 0:
+            say(f"scanned {k + 1}/{len(shards)} shards, {len(found.ids)} series")
+    if found.skipped and data.short_series == "error":
+        raise DataError(
+            f"{len(found.skipped)} series have fewer training rows than one window "
+            f"needs ({window.span}), first {found.skipped[0]!r}; set "
+            "`data.short_series: skip` to leave them out, or shorten the window."
+        )
+    if not found.ids:
+        raise DataError(
+            f"no series of {data.path} has the {window.span} training rows one "
+            "window needs."
+        )
+    text = tuple(
+        str(pd.Timestamp(int(k), tz="UTC")) if datetime else f"{k:g}"
+        for k in (cut.val_from, cut.test_from)
+    )
+    return StreamedPanel(
+        data=data, window=window, cut=cut, cut_text=text, datetime=datetime,
+        shards=shards, first=np.asarray(first), normalizer=found.normalizer(data),
+        scale=np.asarray(found.scale).reshape(-1, len(data.targets)),
+        windows={s: np.asarray(found.windows[s], np.int64) for s in SPLITS},
+        last_time=np.asarray(found.last), step=np.asarray(found.step),
+        skipped=tuple(found.skipped), rows=found.rows, digest=_digest(files, data.path),
+        season=season, index={name: j for j, name in enumerate(found.ids)},
+    )  # fmt: skip
+
+
+def _digest(files: list[str], root: str) -> str:
+    """Which files, how large, when written: a cheap identity of the panel
+    (its rows are never hashed)."""
+    digest = hashlib.sha256()
+    for path in files:
+        stat = Path(path).stat()
+        digest.update(f"{os.path.relpath(path, root)}:{stat.st_size}:{stat.st_mtime_ns}".encode())
+    return digest.hexdigest()[:16]
+
+
+class _Statistics:
+    """Per-series results of the scan, gathered series by series."""
+
+    def __init__(self, window: WindowSpec, season: int | None, n_targets: int):
+        self.window, self.season = window, season
+        self.ids, self.mean, self.std, self.scale, self.last, self.step = [], [], [], [], [], []
+        self.windows = {s: [] for s in SPLITS}
+        self.skipped, self.rows = [], 0
+        # the panel's training rows together (for a series constant in training)
+        self.count, self.total, self.squares = 0, np.zeros(n_targets), np.zeros(n_targets)
+
+    def add(self, name: str, times: np.ndarray, values: np.ndarray, cut: PanelCut):
+        self.rows += len(times)
+        ranges = part_ranges(times, cut, self.window.input_width + self.window.offset)
+        a, b = ranges["train"]
+        if b - a < self.window.span:
+            self.skipped.append(name)
+            return
+        train = values[a:b]
+        self.ids.append(name)
+        self.mean.append(train.mean(axis=0))
+        self.std.append(train.std(axis=0))
+        self.count += len(train)
+        self.total += train.sum(axis=0)
+        self.squares += (train**2).sum(axis=0)
+        self.scale.append(mase_scale(train, self.season))
+        for split, (first, end) in ranges.items():
+            self.windows[split].append(len(window_starts(end - first, self.window)))
+        self.last.append(times[-1])
+        self.step.append(times[-1] - times[-2] if len(times) > 1 else 1)
+
+    def normalizer(self, data: DataSpec) -> SeriesNormalizer:
+        mean, std = np.asarray(self.mean), np.asarray(self.std)
+        panel_mean = self.total / self.count
+        panel_std = np.sqrt(np.maximum(self.squares / self.count - panel_mean**2, 0))
+        usable = np.isfinite(std) & (std > 0)
+        std = np.where(usable, std, np.where(panel_std > 0, panel_std, 1.0))
+        return SeriesNormalizer(tuple(data.targets), tuple(self.ids), mean, std)
+
+
+def part_ranges(times: np.ndarray, cut: PanelCut, context: int) -> dict[str, tuple]:
+    """One series' (first, end) rows of each split; validation and test start
+    `context` rows before their cut (`panel.split_bounds`' rule)."""
+    to_val = int(np.searchsorted(times, cut.val_from, side="left"))
+    to_test = int(np.searchsorted(times, cut.test_from, side="left"))
+
+    def with_context(start, end):
+        return (start, start) if end <= start else (max(0, start - context), end)
+
+    return {
+        "train": (0, to_val),
+        "val": with_context(to_val, to_test),
+        "test": with_context(to_test, len(times)),
+    }
+
+
+@dataclass(frozen=True)
+class ShardWindows:
+    """The windows of one split of one shard.
+
+    Attributes:
+        x: (W, L, K) scaled inputs; y: (W, T, K) scaled targets (float32).
+        owners: (W,) each window's series (index into the panel's series).
+        series: (n,) each part's series, in `bounds` order.
+        levels, bounds: the split's rows in original units and their series
+            offsets (for the baselines and the scores).
+    """
+
+    x: np.ndarray
+    y: np.ndarray
+    owners: np.ndarray
+    levels: np.ndarray
+    bounds: np.ndarray
+    series: np.ndarray  # (n,) the series of each part, in `bounds` order
+    scaled: np.ndarray  # (N, K) `levels` scaled, float32
+
+
+def shard_windows(
+    panel: StreamedPanel, k: int, split: str, per_series: int | None = None,
+    rng: np.random.Generator | None = None,
+) -> ShardWindows:
+    """Read shard `k` and window one split of its kept series: every window,
+    or at most `per_series` of each series drawn by `rng`."""
+    shard = read_shard(panel.shards[k], panel.data)
+    parts, owners, lengths = [], [], []
+    for j, name in enumerate(shard.ids):
+        at = panel.index.get(name)
+        if at is None:  # skipped: too short
+            continue
+        a, b = shard.bounds[j], shard.bounds[j + 1]
+        first, end = part_ranges(shard.times[a:b], panel.cut, panel.context)[split]
+        parts.append(shard.values[a + first : a + end])
+        owners.append(at)
+        lengths.append(end - first)
+    owners = np.asarray(owners, np.int64)
+    bounds = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+    levels = np.concatenate(parts) if parts else np.zeros((0, len(panel.targets)))
+    rows_of = np.repeat(owners, lengths)
+    scaled = ((levels - panel.normalizer.mean[rows_of]) / panel.normalizer.std[rows_of])
+    scaled = scaled.astype(np.float32)
+    starts = window_starts(len(levels), panel.window, bounds)
+    local = window_series(len(levels), panel.window, bounds)
+    if per_series is not None and rng is not None and len(starts):
+        keep = _draw(local, per_series, rng)
+        starts, local = starts[keep], local[keep]
+    shift = panel.window.input_width + panel.window.offset
+    x = scaled[starts[:, None] + np.arange(panel.window.input_width)]
+    y = scaled[starts[:, None] + shift + np.arange(panel.window.horizon)]
+    return ShardWindows(x, y, owners[local], levels, bounds, owners, scaled)
+
+
+def _draw(owners: np.ndarray, cap: int, rng: np.random.Generator) -> np.ndarray:
+    """Positions of at most `cap` items per series (`owners` sorted), drawn
+    uniformly within each series."""
+    noise = rng.random(len(owners))
+    order = np.lexsort((noise, owners))
+    first = np.searchsorted(owners, owners, side="left")
+    rank = np.arange(len(owners)) - first[order]
+    return np.sort(order[rank < cap])
+
+
+def epoch_windows(panel: StreamedPanel, split: str, per_series: int | None) -> int:
+    """Windows one pass over `split` yields."""
+    counts = panel.windows[split]
+    return int(np.minimum(counts, per_series).sum() if per_series else counts.sum())
+
+
+def batches(
+    panel: StreamedPanel, split: str, batch_size: int, per_series: int | None = None,
+    seed: int | None = None, epoch: int = 0, buffer: int = SHUFFLE_WINDOWS,
+) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """(x, y) batches of one pass over `split`. With a `seed` (training), the
+    files come in an order new each `epoch`, each series gives at most
+    `per_series` windows, and the windows of several files are mixed in a
+    buffer of `buffer` windows; without, every window in file order."""
+    shuffle = seed is not None
+    rng = np.random.default_rng([seed or 0, epoch])
+    order = rng.permutation(len(panel.shards)) if shuffle else range(len(panel.shards))
+    held_x, held_y, held = [], [], 0
+    for k in order:
+        if not panel.windows[split][panel.first[k] : panel.first[k + 1]].sum():
+            continue
+        found = shard_windows(panel, k, split, per_series if shuffle else None, rng)
+        held_x.append(found.x)
+        held_y.append(found.y)
+        held += len(found.x)
+        if held >= buffer:
+            yield from _flush(held_x, held_y, batch_size, rng if shuffle else None, False)
+            held = sum(len(x) for x in held_x)
+    yield from _flush(held_x, held_y, batch_size, rng if shuffle else None, True)
+
+
+def _flush(held_x: list, held_y: list, batch_size: int, rng, last: bool):
+    """Emit the held windows as batches (shuffled when `rng`); unless `last`,
+    keep back the part that does not fill a batch."""
+    if not held_x:
+        return
+    x, y = np.concatenate(held_x), np.concatenate(held_y)
+    if rng is not None:
+        order = rng.permutation(len(x))
+        x, y = x[order], y[order]
+    end = len(x) if last else len(x) - len(x) % batch_size
+    held_x.clear()
+    held_y.clear()
+    if end < len(x):
+        held_x.append(x[end:])
+        held_y.append(y[end:])
+    for i in range(0, end, batch_size):
+        yield x[i : i + batch_size], y[i : i + batch_size]
+
+
+def dataset(
+    panel: StreamedPanel, split: str, batch_size: int, per_series: int | None = None,
+    seed: int | None = None, start_epoch: int = 0,
+):
+    """`batches` as a tf.data pipeline of known length: a training one
+    (`seed` given) draws anew each time Keras starts an epoch."""
+    import tensorflow as tf
+
+    window, n_targets = panel.window, len(panel.targets)
+    epochs = iter(range(start_epoch, 1 << 62))
+    signature = (
+        tf.TensorSpec((None, window.input_width, n_targets), tf.float32),
+        tf.TensorSpec((None, window.horizon, n_targets), tf.float32),
+    )
+    found = tf.data.Dataset.from_generator(
+        lambda: batches(panel, split, batch_size, per_series, seed, next(epochs)),
+        output_signature=signature,
+    )
+    n_batches = -(-epoch_windows(panel, split, per_series if seed is not None else None)
+                  // batch_size)  # fmt: skip
+    return found.apply(tf.data.experimental.assert_cardinality(n_batches)).prefetch(2)
+
+
+def sample_splits(panel: StreamedPanel, max_windows: int = 50_000) -> dict[str, ScaledSplit]:
+    """Train and validation rows of the first files, up to about `max_windows`
+    training windows: what a linear skip or an `auto` choice is fitted on
+    (the same files every time, so a rerun builds the same model)."""
+    found = {s: [] for s in ("train", "val")}
+    taken = 0
+    for k in range(len(panel.shards)):
+        for split in found:
+            found[split].append(shard_windows(panel, k, split))
+        taken += len(found["train"][-1].x)
+        if taken >= max_windows:
+            break
+    result = {}
+    for split, parts in found.items():
+        lengths = np.concatenate([np.diff(p.bounds) for p in parts])
+        scaled = np.concatenate([p.scaled for p in parts])
+        result[split] = ScaledSplit(
+            scaled, scaled, np.concatenate([p.levels for p in parts]),
+            pd.RangeIndex(len(scaled)), np.concatenate([[0], np.cumsum(lengths)]),
+            tuple(panel.series[j] for p in parts for j in p.series),
+        )  # fmt: skip
+    return result
+
+
+def score(model, panel: StreamedPanel, split: str = "test", batch_size: int = 4096):
+    """The model, persistence and (with a season) seasonal naive on every
+    window of `split`, file by file: (metrics, per-series table). Metric
+    names are the in-memory evaluation's (`test_mase`,
+    `baseline_persistence_test_mase`, ...); pooled scores (mae_raw, smape,
+    nd) sum over windows, MASE and the share of series beating persistence
+    average over series."""
+    from components.evaluation import panel_metrics
+    from components.evaluation.evaluate import _prefix
+    from components.evaluation.metrics import smape_terms
+    from components.models import predict
+
+    window, targets = panel.window, panel.targets
+    tables, sums = [], {}
+    for k in range(len(panel.shards)):
+        if not panel.windows[split][panel.first[k] : panel.first[k + 1]].sum():
+            continue
+        found = shard_windows(panel, k, split)
+        starts = window_starts(len(found.levels), window, found.bounds)
+        shift = window.input_width + window.offset
+        actual = found.levels[starts[:, None] + shift + np.arange(window.horizon)]
+        model_out = panel.normalizer.for_windows(found.owners).inverse(
+            predict(model, found.x, batch_size), targets
+        )
+        forecasts = {
+            "model": model_out,
+            "persistence": persistence_forecast(found.levels, window, found.bounds),
+        }
+        if panel.season:
+            forecasts["seasonal_naive"] = seasonal_naive_forecast(
+                found.levels, window, panel.season, found.bounds
+            )
+        tables.append(
+            panel_metrics.series_table(
+                panel.series, found.owners, actual, forecasts, panel.scale
+            )
+        )
+        std = panel.normalizer.std[found.owners][:, None, :]  # (W, 1, K)
+        for name, forecast in forecasts.items():
+            error = np.abs(forecast - actual)
+            add = np.array([
+                error.sum(), (error**2).sum(), (error / std).sum(),
+                ((error / std) ** 2).sum(), smape_terms(actual, forecast).sum(),
+                np.abs(actual).sum(), error.size,
+            ])  # fmt: skip
+            sums[name] = sums.get(name, 0) + add
+    table = pd.concat(tables, ignore_index=True)
+    metrics = panel_metrics.aggregate(table, lambda n: _prefix(n, split))
+    for name, (error, squared, mae, mse, smape, actual, n) in sums.items():
+        prefix = _prefix(name, split)
+        metrics.update({
+            f"{prefix}mae_raw": error / n, f"{prefix}mse_raw": squared / n,
+            f"{prefix}mae": mae / n, f"{prefix}mse": mse / n,
+            f"{prefix}smape": smape / n,
+            f"{prefix}nd": error / actual if actual > 0 else float("nan"),
+        })  # fmt: skip
+    return metrics, table
+
+
+def forecast_panel(
+    model, normalizer: SeriesNormalizer, data: DataSpec, window: WindowSpec,
+    output: str, say=None, shard_rows: int = SHARD_ROWS,
+) -> dict[str, int]:
+    """Forecast the `horizon` steps after every series' last row, shard by
+    shard, appending to the Parquet file `output` (id, time, step, targets,
+    forecaster); return how many series each forecaster covered.
+
+    A series the model was trained on is scaled by its training statistics;
+    a new one by its own rows' (`network, own statistics`); a series shorter
+    than the window repeats its last value (`persistence`). The next time
+    stamps continue each series' last spacing."""
+    import pyarrow as pa
+    import pyarrow.dataset as pads
+    import pyarrow.parquet as pq
+
+    from components.models import predict
+
+    say = say or (lambda _message: None)
+    files = shard_files(data.path)
+    rows = pads.dataset(files, format="parquet").count_rows()
+    per_shard = max(1, int(shard_rows // max(rows / len(files), 1)))
+    known = {name: j for j, name in enumerate(normalizer.series)}
+    counts = {"network": 0, "network, own statistics": 0, "persistence": 0}
+    width, horizon = window.input_width, window.horizon
+    writer = None
+    datetime = None
+    try:
+        for start in range(0, len(files), per_shard):
+            shard = read_shard(tuple(files[start : start + per_shard]), data)
+            if datetime is None:
+                datetime = _is_datetime(shard.files[0], data)
+            lengths = np.diff(shard.bounds)
+            ends = shard.bounds[1:]
+            long = lengths >= width
+            who = np.where(long, "network", "persistence").astype(object)
+            x, mean, std = [], [], []
+            for j in np.flatnonzero(long):
+                rows_j = shard.values[ends[j] - width : ends[j]]
+                at = known.get(shard.ids[j])
+                if at is None:
+                    own = shard.values[shard.bounds[j] : ends[j]]
+                    m, s = own.mean(axis=0), own.std(axis=0)
+                    s = np.where(s > 0, s, 1.0)
+                    who[j] = "network, own statistics"
+                else:
+                    m, s = normalizer.mean[at], normalizer.std[at]
+                x.append(((rows_j - m) / s).astype(np.float32))
+                mean.append(m)
+                std.append(s)
+            values = np.repeat(shard.values[ends - 1][:, None, :], horizon, axis=1)
+            if x:
+                scaled = predict(model, np.stack(x))  # (n, T, K)
+                values[long] = scaled * np.asarray(std)[:, None] + np.asarray(mean)[:, None]
+            last = shard.times[ends - 1]
+            spacing = np.where(
+                lengths > 1, last - shard.times[np.maximum(ends - 2, 0)], 1
+            )
+            steps = np.arange(1, horizon + 1)
+            times = (last[:, None] + spacing[:, None] * steps).ravel()
+            columns = {
+                data.id_column: np.repeat(shard.ids, horizon),
+                data.time_column: pd.to_datetime(times, utc=True) if datetime else times,
+                "step": np.tile(steps, len(lengths)),
+            }
+            for i, name in enumerate(data.targets):
+                columns[name] = values[:, :, i].ravel()
+            columns["forecaster"] = np.repeat(who.astype(str), horizon)
+            table = pa.Table.from_pandas(pd.DataFrame(columns), preserve_index=False)
+            if writer is None:
+                writer = pq.ParquetWriter(output, table.schema)
+            writer.write_table(table)
+            for name in counts:
+                counts[name] += int(np.sum(who == name))
+            say(f"forecast {sum(counts.values())} series")
+    finally:
+        if writer is not None:
+            writer.close()
+    return counts
+
+
+def _is_datetime(path: str, data: DataSpec) -> bool:
+    import pyarrow.parquet as pq
+
+    schema = pq.read_schema(path)
+    field_type = schema.field(data.time_column).type
+    import pyarrow as pa
+
+    return not (pa.types.is_integer(field_type) or pa.types.is_floating(field_type))
