@@ -226,7 +226,7 @@ def scale(n_series: int, n_rows: int, epochs: int) -> None:
           f"({row_bytes / 2**20:.0f} MiB as float32)")  # fmt: skip
 
 
-def _train_gru(dataset, window, epochs: int) -> float:
+def _train_gru(dataset, window, epochs: int, steps: int | None = None) -> float:
     from components.common import seeds
     from components.config.schema import ModelSpec, TrainSpec
     from components.models import build_model
@@ -240,7 +240,7 @@ def _train_gru(dataset, window, epochs: int) -> float:
     training.compile_model(model, TrainSpec(learning_rate=0.003))
     model.fit(dataset.take(2), epochs=1, verbose=0)  # trace outside the clock
     start = time.perf_counter()
-    model.fit(dataset, epochs=epochs, verbose=0)
+    model.fit(dataset, epochs=epochs, steps_per_epoch=steps, verbose=0)
     return time.perf_counter() - start
 
 
@@ -377,10 +377,122 @@ def _rnnflow_side(folder: Path, kind: str, settings: dict):
     return forecast, {"seconds": seconds, "windows": windows, "rss": rss}
 
 
+# Streamed against in-memory (`--part stream`): the same panel on disk,
+# each side in a fresh process so its peak RSS is its own.
+STREAM_SETTINGS = {"input_width": 24, "horizon": 6, "batch_size": 1024,
+                   "windows_per_series": 16, "steps": 200}  # fmt: skip
+
+
+def write_shards(n_series: int, n_rows: int, folder: Path, per_file: int = 1000) -> None:
+    """A synthetic panel as hive-partitioned Parquet (`shard=k`, `per_file`
+    whole series per file), written chunk by chunk: the writer never holds
+    more than one chunk."""
+    start = time.perf_counter()
+    for k, first in enumerate(range(0, n_series, per_file)):
+        count = min(per_file, n_series - first)
+        frame = synthetic_panel(count, n_rows, seed=k)
+        frame["id"] = np.repeat([f"s{first + i:06d}" for i in range(count)], n_rows)
+        frame["y"] = frame["y"].astype(np.float32)
+        (folder / f"shard={k:04d}").mkdir(parents=True, exist_ok=True)
+        frame.to_parquet(folder / f"shard={k:04d}" / "part.parquet", index=False)
+    print(f"wrote {n_series} x {n_rows} rows in {time.perf_counter() - start:.0f} s: "
+          f"{folder}", file=sys.stderr)  # fmt: skip
+
+
+def stream_one(folder: Path, side: str) -> dict:
+    """One side on the panel in `folder`: prepare (scan, or read + cut +
+    scale), one whole epoch of the window pipeline, `steps` training steps of
+    a GRU(32); seconds, windows/s and this process's peak RSS."""
+    from components.config.schema import DataSpec, SplitSpec, TrainSpec, WindowSpec
+    from components.data import stream
+
+    settings = STREAM_SETTINGS
+    window = WindowSpec(input_width=settings["input_width"], horizon=settings["horizon"])
+    spec = DataSpec(path=str(folder), id_column="id", time_column="t", targets=["y"],
+                    stream=side == "stream", short_series="skip")  # fmt: skip
+    split, batch, cap = SplitSpec(val=0.1, test=0.1), settings["batch_size"], settings["windows_per_series"]
+    start = time.perf_counter()
+    if side == "stream":
+        panel = stream.scan_panel(spec, split, window)
+        prepared = time.perf_counter() - start
+        windows = stream.epoch_windows(panel, "train", cap)
+
+        def make():
+            return stream.dataset(panel, "train", batch, cap, seed=0)
+    else:
+        from components.data import ingest, panel as panels, preprocess
+        from components.data.windowing import make_dataset
+
+        series = ingest.load_series(spec)
+        found = panels.split_panel(series.frame, series.layout, split, spec, window, ["y"])
+        normalizer = preprocess.fit_series_normalizer(found.parts["train"], [])
+        train = preprocess.scale_split(found.parts["train"], normalizer, ["y"], ["y"])
+        del series, found
+        prepared = time.perf_counter() - start
+        counts = np.diff(train.bounds) - window.span + 1
+        windows = int(np.minimum(np.maximum(counts, 0), cap).sum())
+
+        def make():
+            return make_dataset(train.inputs, train.targets, window, batch, True, 0,
+                                bounds=train.bounds, per_series=cap)  # fmt: skip
+    start = time.perf_counter()
+    n = sum(int(x.shape[0]) for x, _ in make())
+    epoch = time.perf_counter() - start
+    assert n == windows, (n, windows)
+    seconds = _train_gru(make().repeat(), window, 1, settings["steps"])
+    return {
+        "side": side, "windows": windows, "prepare_s": prepared, "epoch_s": epoch,
+        "pipeline_wps": windows / epoch,
+        "train_wps": settings["steps"] * batch / seconds,
+        "rss": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
+    }  # fmt: skip
+
+
+def streamed_against_memory(sizes: list[int], n_rows: int, memory_max: int) -> None:
+    """Each size written once, then each side in its own process; in-memory
+    only up to `memory_max` series (beyond, it does not fit this machine)."""
+    import json
+    import subprocess
+
+    rows = []
+    for n_series in sizes:
+        folder = Path(tempfile.mkdtemp(prefix=f"rnnflow-stream-{n_series}-"))
+        subprocess.run([sys.executable, __file__, "--part", "write-shards", "--series",
+                        str(n_series), "--rows", str(n_rows), "--folder", str(folder)],
+                       check=True)  # fmt: skip
+        for side in ("stream", "memory"):
+            if side == "memory" and n_series > memory_max:
+                continue
+            run = subprocess.run(
+                [sys.executable, __file__, "--part", "stream-one", "--folder",
+                 str(folder), "--side", side], capture_output=True, text=True,
+            )  # fmt: skip
+            if run.returncode:
+                sys.exit(f"{side} at {n_series} failed:\n{run.stderr[-3000:]}")
+            found = json.loads(run.stdout.strip().splitlines()[-1])
+            rows.append({"series": n_series, **found})
+            print(json.dumps(rows[-1]), file=sys.stderr)
+        import shutil
+
+        shutil.rmtree(folder)
+    first = next(r["rss"] for r in rows if r["side"] == "stream")
+    print(f"\n{n_rows} rows per series; window {STREAM_SETTINGS['input_width']} -> "
+          f"{STREAM_SETTINGS['horizon']}, {STREAM_SETTINGS['windows_per_series']} "
+          f"windows per series per epoch, GRU(32), batch {STREAM_SETTINGS['batch_size']}")
+    print(f"{'series':>8}{'side':>8}{'windows':>11}{'prepare s':>11}{'epoch s':>9}"
+          f"{'pipeline w/s':>14}{'train w/s':>11}{'RSS GiB':>9}{'RSS / first':>13}")
+    for r in rows:
+        print(f"{r['series']:>8}{r['side']:>8}{r['windows']:>11}{r['prepare_s']:>11.1f}"
+              f"{r['epoch_s']:>9.1f}{r['pipeline_wps']:>14,.0f}{r['train_wps']:>11,.0f}"
+              f"{r['rss'] / 2**30:>9.2f}{r['rss'] / first:>13.2f}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
-        "--part", choices=["real", "scale", "both", "nf", "write"], default="both",
+        "--part", default="both",
+        choices=["real", "scale", "both", "nf", "write", "stream", "write-shards",
+                 "stream-one"],
         help="nf: rnnflow against NeuralForecast's LSTM (needs --nf-python)",
     )  # fmt: skip
     parser.add_argument("--steps", type=int, default=1000, help="nf part")
@@ -394,6 +506,10 @@ def main() -> None:
     parser.add_argument("--series", type=int, default=2000)
     parser.add_argument("--rows", type=int, default=500)
     parser.add_argument("--train-epochs", type=int, default=2, help="scale part")
+    parser.add_argument("--sizes", default="10000,50000,200000", help="stream part")
+    parser.add_argument("--memory-max", type=int, default=10000,
+                        help="stream part: largest panel the in-memory side runs")
+    parser.add_argument("--side", choices=["stream", "memory"], default="stream")
     args = parser.parse_args()
     if args.part in ("real", "both"):
         real(args.kinds.split(","), args.epochs)
@@ -401,6 +517,15 @@ def main() -> None:
         scale(args.series, args.rows, args.train_epochs)
     if args.part == "write":
         write_panel(args.series, args.rows, Path(args.folder), NF_SETTINGS["horizon"])
+    if args.part == "stream":
+        sizes = [int(n) for n in args.sizes.split(",")]
+        streamed_against_memory(sizes, args.rows, args.memory_max)
+    if args.part == "write-shards":
+        write_shards(args.series, args.rows, Path(args.folder))
+    if args.part == "stream-one":
+        import json
+
+        print(json.dumps(stream_one(Path(args.folder), args.side)))
     if args.part == "nf":
         versus_neuralforecast(args.series, args.rows, args.steps, args.nf_python)
 

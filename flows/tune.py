@@ -30,6 +30,7 @@ from components.config.schema import ExperimentConfig
 from components.tracking.params import flatten
 from components.training import fit as training
 from components.training import search
+from flows.cluster import dask_runner
 from flows.results import TuneResult
 from flows.steps import (
     PreparedData,
@@ -39,6 +40,8 @@ from flows.steps import (
     prepare_data,
 )
 from flows.train import open_run
+
+TRIAL_TAG = "rnnflow.trial"  # parent run / trial number
 
 
 @flow(name="rnnflow-tune", flow_run_name="{config.name}-tune-{kind}")
@@ -70,25 +73,26 @@ def tune_flow(
         )
         study = search.new_study(config.train.seed)
         outcomes = []
-        for number in range(trials):
-            trial = study.ask()
-            settings = search.suggest(trial, config, max_width)
-            outcome = run_trial(
-                with_settings(config, settings),
-                data,
-                tracking_uri,
-                parent,
-                trial,
-                number,
-            )
-            outcome["settings"] = settings
-            outcomes.append(outcome)
-            if outcome["state"] == "complete":
-                study.tell(trial, outcome["value"])
+        in_flight = config.cluster.workers if config.cluster.on_dask else 1
+        for first in range(0, trials, in_flight):
+            asked = [study.ask() for _ in range(min(in_flight, trials - first))]
+            chosen = [search.suggest(trial, config, max_width) for trial in asked]
+            if config.cluster.on_dask:
+                found = trials_on_dask(
+                    config, data.series, tracking_uri, parent, chosen, first
+                )
             else:
-                state = optuna.trial.TrialState[outcome["state"].upper()]
-                study.tell(trial, state=state)
-            logger.info("trial %d: %s", number, _describe(outcome))
+                found = [run_trial(with_settings(config, chosen[0]), data, tracking_uri,
+                                   parent, asked[0], first)]  # fmt: skip
+            for trial, settings, outcome in zip(asked, chosen, found):
+                outcome["settings"] = settings
+                outcomes.append(outcome)
+                if outcome["state"] == "complete":
+                    study.tell(trial, outcome["value"])
+                else:
+                    state = optuna.trial.TrialState[outcome["state"].upper()]
+                    study.tell(trial, state=state)
+                logger.info("trial %d: %s", outcome["number"], _describe(outcome))
         complete = [o for o in outcomes if o["state"] == "complete"]
         if not complete:
             raise TrainingError(
@@ -121,6 +125,45 @@ def tune_flow(
     )
 
 
+def trials_on_dask(
+    config: ExperimentConfig, series, tracking_uri: str, parent: str,
+    chosen: list[dict], first: int,
+) -> list[dict]:
+    """One batch of trials (`chosen` settings, numbered from `first`), each
+    trained in a Dask worker process: on the cluster at `cluster.address`,
+    else a local one of `cluster.workers` processes. Not pruned (the pruner's
+    study lives here); a trial whose worker dies is run again on another,
+    its first run closed KILLED."""
+    spec = config.cluster
+    where = spec.address or f"a local cluster of {spec.workers} processes"
+    get_run_logger().info(
+        "tune: trials %d-%d on Dask (%s)", first, first + len(chosen) - 1, where
+    )
+
+    @flow(name="rnnflow-tune-trials", flow_run_name="tune-trials-{first}")
+    def on_dask(first: int):  # the data stays out of the flow's (API) parameters
+        futures = [
+            trial_on_worker.submit(
+                with_settings(config, settings), series, tracking_uri, parent, first + i
+            )
+            for i, settings in enumerate(chosen)
+        ]
+        return [future.result() for future in futures]
+
+    return on_dask.with_options(task_runner=dask_runner(spec.address, spec.workers))(first)
+
+
+@task(cache_policy=NO_CACHE, task_run_name="trial-{number}")
+def trial_on_worker(
+    config: ExperimentConfig, series, tracking_uri: str, parent: str, number: int
+) -> dict:
+    """A trial in a worker: its own split and statistics from the shipped
+    series; a run this trial left RUNNING in a worker that died is closed
+    KILLED first."""
+    data = prepare_data(config, series)
+    return _trial(config, data, tracking_uri, parent, None, number)
+
+
 @task(cache_policy=NO_CACHE, task_run_name="trial-{number}")
 def run_trial(
     config: ExperimentConfig,
@@ -132,10 +175,17 @@ def run_trial(
 ) -> dict:
     """Train one trial's config in its own nested run; score it by the best
     validation loss. Pruned trials end KILLED, failed ones FAILED."""
+    return _trial(config, data, tracking_uri, parent, trial, number)
+
+
+def _trial(config, data, tracking_uri, parent, trial, number) -> dict:
     run_id = open_run(
         config, data.series, tracking_uri, f"trial {number} · {config.model.kind}",
         parent, role="trial",
     )  # fmt: skip
+    key = f"{parent}/{number}"  # the same trial tried again (its worker died)
+    tracking.set_tags(tracking_uri, run_id, {TRIAL_TAG: key})
+    tracking.kill_stale_runs(tracking_uri, config.experiment_name, TRIAL_TAG, key, run_id)
     outcome = {"number": number, "run_id": run_id, "value": None}
     try:
         with tracking.failing_marks_run(tracking_uri, run_id):
@@ -166,14 +216,12 @@ def _train_trial(config, data, tracking_uri, run_id, trial, number) -> float | N
         spec, config.train, config.window, data.scaled["train"], data.target_positions
     )
     epochs = tracking.EpochMetricLogger(tracking_uri, run_id)
+    pruner = [search.PruneOnValLoss(trial)] if trial is not None else []
     try:
         result = training.fit_model(
-            model,
-            datasets["train"],
-            datasets["val"],
-            config.train,
-            hooks=[epochs, search.PruneOnValLoss(trial)],
-        )
+            model, datasets["train"], datasets["val"], config.train,
+            hooks=[epochs, *pruner],
+        )  # fmt: skip
     except optuna.TrialPruned as pruned:
         epochs.close()
         tracking.finish_run(tracking_uri, run_id, "KILLED", error=str(pruned))

@@ -132,3 +132,52 @@ def test_per_series_references_fit_on_the_cluster_like_here(cluster):
             per_series.forecast_series(a, series[0], np.array([19]), 3, 0),
             per_series.forecast_series(b, series[0], np.array([19]), 3, 0),
         )
+
+
+def test_tune_trials_train_on_the_cluster_and_a_killed_worker_leaves_no_run_running(
+    cluster, prefect_api, tmp_path
+):
+    from distributed import Client
+    from mlflow import MlflowClient
+
+    address, _ = cluster
+    store = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    args = [sys.executable, "-m", "flows.cli", "--local", "tune", "gas_furnace",
+            "--model", "mlp", "--trials", "4", "--output", str(tmp_path / "t.yaml"),
+            "train.epochs=15", f"tracking.uri={store}", "cluster.executor=dask",
+            f"cluster.address={address}", "--json"]  # fmt: skip
+    tuned = subprocess.Popen(
+        args, cwd=REPO, env={**os.environ, "PREFECT_API_URL": prefect_api}, text=True,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    killed = None
+    with Client(address, timeout=60) as client:  # kill a worker inside a trial
+        deadline = time.monotonic() + 300
+        while killed is None and time.monotonic() < deadline and tuned.poll() is None:
+            busy = [w for w, tasks in client.processing().items() if tasks]
+            if busy:
+                time.sleep(4.0)  # past its run's opening, inside the training
+                pid = client.run(os.getpid, workers=busy[:1])[busy[0]]
+                os.kill(pid, signal.SIGKILL)
+                killed = pid
+            time.sleep(0.2)
+    out, err = tuned.communicate(timeout=900)
+    assert killed is not None, "no trial ever ran on the cluster"
+    assert tuned.returncode == 0, err[-3000:]
+    assert "tune: trials 0-1 on Dask (tcp://127.0.0.1:" in err
+    result = json.loads(out.strip().splitlines()[-1])
+    client = MlflowClient(store)
+    parent = client.get_run(result["parent_run_id"])
+    trials = client.search_runs(
+        [parent.info.experiment_id],
+        f"tags.mlflow.parentRunId = '{parent.info.run_id}'",
+    )
+    finished = [t for t in trials if t.info.status == "FINISHED"]
+    assert sorted(int(t.data.params["trial.number"]) for t in finished) == [0, 1, 2, 3]
+    # trained in the workers, not in the flow's process
+    assert all(t.data.tags["rnnflow_worker"] != parent.data.tags["rnnflow_worker"]
+               for t in finished)  # fmt: skip
+    # the killed worker's run, if it had opened one, is closed KILLED, not RUNNING
+    assert not [t for t in trials if t.info.status == "RUNNING"]
+    best = min(finished, key=lambda t: t.data.metrics["best_val_loss"])
+    assert result["best"]["run_id"] == best.info.run_id

@@ -674,15 +674,16 @@ class MonitorSpec(_Strict):
 
 
 class ClusterSpec(_Strict):
-    """Where the many-model work of one run goes: backtest folds and the
-    per-series classical references of a panel (compare children take
-    `rnnflow compare --executor dask`)."""
+    """Where the many-model work of one run goes: backtest folds, tune
+    trials and the per-series classical references of a panel (compare
+    children take `rnnflow compare --executor dask`)."""
 
     executor: Literal["local", "dask"] = Field(
         "local",
-        description="`local`: folds one after another here, references in "
-        "processes of this machine; `dask`: both on a Dask cluster (`address`, "
-        "else a local cluster of `workers` processes started for the run).",
+        description="`local`: folds and tune trials one after another here, "
+        "references in processes of this machine; `dask`: all three on a Dask "
+        "cluster (`address`, else a local cluster of `workers` processes started "
+        "for the run; tune runs `workers` trials at a time, unpruned).",
     )
     address: str | None = Field(
         None,

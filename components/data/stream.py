@@ -432,8 +432,7 @@ def shard_windows(
 def _draw(owners: np.ndarray, cap: int, rng: np.random.Generator) -> np.ndarray:
     """Positions of at most `cap` items per series (`owners` sorted), drawn
     uniformly within each series."""
-    noise = rng.random(len(owners))
-    order = np.lexsort((noise, owners))
+    order = np.argsort(owners + rng.random(len(owners)))  # series, then random
     first = np.searchsorted(owners, owners, side="left")
     rank = np.arange(len(owners)) - first[order]
     return np.sort(order[rank < cap])

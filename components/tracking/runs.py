@@ -178,7 +178,7 @@ def kill_stale_runs(
         return []
     runs = client.search_runs(
         [found.experiment_id],
-        filter_string=f"tags.{tag} = '{value}' and attributes.status = 'RUNNING'",
+        filter_string=f"tags.`{tag}` = '{value}' and attributes.status = 'RUNNING'",
     )
     stale = [r.info.run_id for r in runs if r.info.run_id != by_run_id]
     for run_id in stale:
