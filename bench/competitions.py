@@ -207,6 +207,8 @@ def main() -> None:
     parser.add_argument("--arima", action="store_true")
     parser.add_argument("--no-network", action="store_true")
     parser.add_argument("--networks-only", action="store_true", help="skip ETS/Theta")
+    parser.add_argument("--combine", default="",
+                        help="also score the mean of each network and these references")
     parser.add_argument("overrides", nargs="*", help="KEY=VALUE for every training")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="rnnflow-competitions-"))
@@ -221,6 +223,11 @@ def main() -> None:
             )
             forecasts[f"rnnflow {kind}"] = (made, seconds)
             notes.append(f"{kind}: {note}")
+            for other in args.combine.split(",") if args.combine else ():
+                partner, cost = forecasts[other]
+                forecasts[f"{kind} + {other}"] = (
+                    [(a + b) / 2 for a, b in zip(made, partner)], seconds + cost
+                )
         print(f"\n## {args.panel} {subset}: {len(panel)} series, h {panel[0]['h']}, "
               f"season {m}")  # fmt: skip
         print(markdown(table(panel, forecasts, m)))

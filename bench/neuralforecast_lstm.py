@@ -2,14 +2,15 @@
 the reference it compares rnnflow with. Runs in its own environment (torch
 and neuralforecast, which rnnflow does not depend on):
 
-    python -m venv /tmp/nf && /tmp/nf/bin/pip install "torch==2.13.0+cpu" neuralforecast
+    python -m venv /tmp/nf && /tmp/nf/bin/pip install "torch==2.13.0" neuralforecast pyarrow
     /tmp/nf/bin/python bench/neuralforecast_lstm.py FOLDER
 
 Reads FOLDER/panel (hive-partitioned Parquet, columns id, t, y: the training
-rows) and FOLDER/settings.json (window, horizon, hidden units, steps,
-windows per step, learning rate); trains for exactly that many steps; writes
-FOLDER/neuralforecast.parquet (id, step, y_hat: the next `horizon` values
-of every series) and FOLDER/neuralforecast.json (seconds, windows trained).
+rows) and FOLDER/settings.json (window, horizon, steps, and under `nf` the
+LSTM arguments that depart from NeuralForecast's defaults); trains for
+exactly that many steps; writes FOLDER/neuralforecast.parquet (id, step,
+y_hat: the next `horizon` values of every series) and prints seconds (its
+`fit()`, and from reading the files on) and its peak RSS as JSON.
 """
 
 import json
@@ -34,13 +35,13 @@ def _peak_rss() -> int:
 def main(folder: Path) -> None:
     import torch
     from neuralforecast import NeuralForecast
-    from neuralforecast.losses.pytorch import MSE
     from neuralforecast.models import LSTM
 
     logging.getLogger("pytorch_lightning").setLevel(logging.ERROR)
     logging.getLogger("lightning").setLevel(logging.ERROR)
     torch.set_num_threads(os.cpu_count() or 1)
     settings = json.loads((folder / "settings.json").read_text())
+    start = time.perf_counter()
     frame = pd.read_parquet(folder / "panel")
     frame = frame.rename(columns={"id": "unique_id", "t": "ds"})
     frame["unique_id"] = frame["unique_id"].astype(str)
@@ -48,37 +49,27 @@ def main(folder: Path) -> None:
     model = LSTM(
         h=settings["horizon"],
         input_size=settings["input_width"],
-        encoder_n_layers=1,
-        encoder_hidden_size=settings["units"],
-        decoder_hidden_size=settings["units"],
-        decoder_layers=1,
-        loss=MSE(),
-        max_steps=settings["steps"],
-        batch_size=settings["series_per_step"],
-        windows_batch_size=settings["windows_per_step"],
-        learning_rate=settings["learning_rate"],
-        scaler_type="standard",
+        max_steps=settings["nf_steps"],
         random_seed=0,
         accelerator="cpu",
         enable_progress_bar=False,
         enable_model_summary=False,
         logger=False,
+        **settings["nf"],  # what departs from its defaults (bench/panel.py NF_MODES)
     )
+    assert model.windows_batch_size == settings["nf_windows_per_step"]
     forecaster = NeuralForecast(models=[model], freq=1)
-    start = time.perf_counter()
+    fitting = time.perf_counter()
     forecaster.fit(frame)
-    seconds = time.perf_counter() - start
-    start = time.perf_counter()
+    fit = time.perf_counter() - fitting
+    total = time.perf_counter() - start
     predicted = forecaster.predict().reset_index()
-    predict_seconds = time.perf_counter() - start
     predicted["step"] = predicted.groupby("unique_id").cumcount() + 1
     predicted = predicted.rename(columns={"unique_id": "id", "LSTM": "y_hat"})
     predicted[["id", "step", "y_hat"]].to_parquet(folder / "neuralforecast.parquet")
-    (folder / "neuralforecast.json").write_text(json.dumps({
-        "train_seconds": seconds,
-        "predict_seconds": predict_seconds,
-        "windows": settings["steps"] * settings["windows_per_step"],
-        "peak_rss": _peak_rss(),
+    print(json.dumps({
+        "fit_s": fit, "total_s": total, "rss": _peak_rss(),
+        "forecast": "neuralforecast.parquet",
         "versions": {"neuralforecast": __import__("neuralforecast").__version__,
                      "torch": torch.__version__},
     }))  # fmt: skip

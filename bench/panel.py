@@ -17,18 +17,23 @@ epochs of a GRU. Prints seconds per stage, windows per second and peak RSS
 (ratios against the rows' own size, measured in the same run).
 
 Side by side (`--part nf`): the same synthetic panel written as
-hive-partitioned Parquet, the last 6 rows of every series held out; rnnflow's
-GRU and LSTM (read from the folder, per-series scaling, window norm) and
+hive-partitioned Parquet (one folder per series), the last 6 rows of every
+series held out; rnnflow streamed from the files (`data.stream`) and
 NeuralForecast's LSTM (`bench/neuralforecast_lstm.py`, run by the Python of
-an environment that has neuralforecast) train for the same steps of the same
-number of windows, with the same window, horizon, hidden size and learning
-rate. Prints MAE and MASE of the held-out rows, training windows/s, seconds
-and each side's peak RSS.
+an environment that has neuralforecast), each in its own process, runs
+interleaved; `--mode defaults` (each as it ships, the same windows trained)
+or `same-model` (one LSTM layer of 32 on both sides). Prints MAE and MASE of
+the held-out rows, windows/s over two clocks, seconds and peak RSS, medians.
+
+Streamed against in-memory (`--part stream`): synthetic panels of
+`--sizes` series written as Parquet shards, each side in a fresh process:
+prepare seconds, one epoch of windows, GRU training windows/s and peak RSS.
 
     python bench/panel.py                       # both parts, defaults
     python bench/panel.py --part scale --series 10000 --rows 1000
-    python bench/panel.py --part nf --series 10000 --rows 1000 --steps 2000 \
-        --nf-python /tmp/nf/bin/python
+    python bench/panel.py --part nf --series 10000 --rows 1000 --mode defaults \
+        --repeats 3 --nf-python /tmp/nf/bin/python
+    python bench/panel.py --part stream --sizes 10000,50000,200000 --rows 1000
 """
 
 import argparse
@@ -244,30 +249,45 @@ def _train_gru(dataset, window, epochs: int, steps: int | None = None) -> float:
     return time.perf_counter() - start
 
 
-# The side-by-side run: the same window, horizon, hidden size, learning rate,
-# windows per step and steps for both libraries.
-NF_SETTINGS = {
-    "input_width": 24, "horizon": 6, "units": 32, "learning_rate": 1e-3,
-    "windows_per_step": 256, "series_per_step": 256,
-}  # fmt: skip
+# The side-by-side run. `defaults`: each library as it ships for a panel, only
+# the window, horizon and the windows trained made equal; `same-model`: one
+# LSTM layer of 32 on both sides, at NeuralForecast's default sampling (32
+# series per step, 128 windows per step).
+NF_MODES = {
+    "defaults": {
+        "nf": {},  # LSTM(h, input_size): 2 x 128 encoder, 2 x 128 MLP decoder, MAE,
+        # robust scaler, 32 series and 128 windows per step (neuralforecast 3.3.0)
+        "rnnflow": {"kinds": ["gru"], "units": [32], "batch_size": 32},
+    },
+    "same-model": {
+        "nf": {"encoder_n_layers": 1, "encoder_hidden_size": 32, "decoder_layers": 1},
+        "rnnflow": {"kinds": ["lstm", "gru"], "units": [32], "batch_size": 128},
+    },
+}
+NF_WINDOW = {"input_width": 24, "horizon": 6, "nf_steps": 1000, "nf_windows_per_step": 128}
 
 
 def versus_neuralforecast(
-    n_series: int, n_rows: int, steps: int, nf_python: str | None
+    n_series: int, n_rows: int, mode: str, repeats: int, nf_python: str
 ) -> None:
-    """rnnflow's GRU and LSTM and NeuralForecast's LSTM (`bench/
-    neuralforecast_lstm.py`, in its own environment) on one synthetic panel
-    written as hive-partitioned Parquet, the last `horizon` rows of every
-    series held out: training windows/s, seconds, peak RSS, and MAE / MASE
-    of the forecast of the held-out rows (with persistence's for scale)."""
+    """rnnflow (streamed from the files, `data.stream`) and NeuralForecast's
+    LSTM (`bench/neuralforecast_lstm.py`, its own environment) on one
+    synthetic panel written as hive-partitioned Parquet, the last `horizon`
+    rows of every series held out; each side in its own process, the runs
+    interleaved `repeats` times (the order alternating); medians.
+
+    Both train on the same number of windows: NeuralForecast's default 1,000
+    steps of 128. Two clocks on each side: `fit` (NeuralForecast's `fit()`,
+    its dataset building included; rnnflow's `model.fit`, its trace left
+    out) and `files -> model` (reading the files, rnnflow's scan, building:
+    everything before the forecast)."""
     import json
     import subprocess
 
-    settings = {**NF_SETTINGS, "steps": steps}
+    settings = {**NF_WINDOW, **NF_MODES[mode], "mode": mode}
     horizon = settings["horizon"]
     folder = Path(tempfile.mkdtemp(prefix="rnnflow-vs-nf-"))
     (folder / "settings.json").write_text(json.dumps(settings))
-    # Written by a child process, so this one's peak memory is rnnflow's alone.
     subprocess.run(
         [sys.executable, __file__, "--part", "write", "--series", str(n_series),
          "--rows", str(n_rows), "--folder", str(folder)],
@@ -275,41 +295,46 @@ def versus_neuralforecast(
     )  # fmt: skip
     truth = np.load(folder / "truth.npz")
     actual, naive = truth["actual"], truth["naive"]  # (S, T), (S,) MASE scale
+    sides = [f"rnnflow {k}" for k in settings["rnnflow"]["kinds"]] + ["neuralforecast"]
+    found = {side: [] for side in sides}
+    for r in range(repeats):
+        for side in sides if r % 2 == 0 else sides[::-1]:
+            if side == "neuralforecast":
+                command = [nf_python, str(Path(__file__).with_name("neuralforecast_lstm.py")),
+                           str(folder)]  # fmt: skip
+            else:
+                command = [sys.executable, __file__, "--part", "nf-rnnflow", "--folder",
+                           str(folder), "--kind", side.split()[-1]]  # fmt: skip
+            run = subprocess.run(command, capture_output=True, text=True)
+            if run.returncode:
+                sys.exit(f"{side} failed:\n{run.stderr[-3000:]}")
+            cost = json.loads(run.stdout.strip().splitlines()[-1])
+            forecast = pd.read_parquet(folder / cost["forecast"])
+            forecast = forecast.sort_values(["id", "step"])["y_hat"].to_numpy()
+            cost["forecast"] = forecast.reshape(n_series, horizon)
+            found[side].append(cost)
+            print(f"{side} run {r + 1}: fit {cost['fit_s']:.1f} s, files -> model "
+                  f"{cost['total_s']:.1f} s, RSS {cost['rss'] / 2**30:.2f} GiB",
+                  file=sys.stderr)  # fmt: skip
+    windows = settings["nf_steps"] * settings["nf_windows_per_step"]
+    print(f"\n{n_series} series x {n_rows} rows ({mode}), window "
+          f"{settings['input_width']} -> {horizon}, {windows:,} training windows a side, "
+          f"medians of {repeats} interleaved runs")  # fmt: skip
+    print(f"{'':<18}{'MAE':>9}{'MASE':>8}{'fit w/s':>10}{'files->model w/s':>18}"
+          f"{'fit s':>8}{'total s':>9}{'RSS GiB':>9}")  # fmt: skip
     last = np.repeat(truth["last"][:, None], horizon, axis=1)
-    results = {"persistence": (last, None)}
-    for kind in ("gru", "lstm"):
-        results[f"rnnflow {kind}"] = _rnnflow_side(folder, kind, settings)
-    if nf_python:
-        run = subprocess.run(
-            [nf_python, str(Path(__file__).with_name("neuralforecast_lstm.py")),
-             str(folder)],
-            capture_output=True, text=True,
-        )  # fmt: skip
-        if run.returncode:
-            sys.exit(f"neuralforecast failed:\n{run.stderr[-3000:]}")
-        timing = json.loads((folder / "neuralforecast.json").read_text())
-        theirs = pd.read_parquet(folder / "neuralforecast.parquet")
-        theirs = theirs.sort_values(["id", "step"])["y_hat"].to_numpy()
-        label = f"neuralforecast lstm {timing['versions']['neuralforecast']}"
-        results[label] = (
-            theirs.reshape(n_series, horizon),
-            {"seconds": timing["train_seconds"], "windows": timing["windows"],
-             "rss": timing["peak_rss"]},
-        )  # fmt: skip
-    print(f"\n{n_series} series x {n_rows} rows, window {settings['input_width']} "
-          f"-> {horizon}, {steps} steps of {settings['windows_per_step']} windows, "
-          f"hidden {settings['units']}")  # fmt: skip
-    print(f"{'':<28}{'MAE':>10}{'MASE':>8}{'windows/s':>11}{'train s':>9}"
-          f"{'RSS GiB':>9}")  # fmt: skip
-    for name, (forecast, cost) in results.items():
-        error = np.abs(forecast - actual)
-        mase = float(np.mean(error.mean(axis=1) / naive))
-        speed = seconds = rss = ""
-        if cost:
-            speed = f"{cost['windows'] / cost['seconds']:,.0f}"
-            seconds, rss = f"{cost['seconds']:.1f}", f"{cost['rss'] / 2**30:.2f}"
-        print(f"{name:<28}{error.mean():>10.4f}{mase:>8.3f}{speed:>11}{seconds:>9}"
-              f"{rss:>9}")  # fmt: skip
+    error = np.abs(last - actual)
+    print(f"{'persistence':<18}{error.mean():>9.3f}"
+          f"{np.mean(error.mean(axis=1) / naive):>8.3f}")  # fmt: skip
+    for side, runs in found.items():
+        error = np.abs(runs[0]["forecast"] - actual)
+        fit, total = (float(np.median([c[k] for c in runs])) for k in ("fit_s", "total_s"))
+        rss = float(np.median([c["rss"] for c in runs]))
+        print(f"{side:<18}{error.mean():>9.3f}{np.mean(error.mean(axis=1) / naive):>8.3f}"
+              f"{windows / fit:>10,.0f}{windows / total:>18,.0f}{fit:>8.1f}{total:>9.1f}"
+              f"{rss / 2**30:>9.2f}")  # fmt: skip
+        spread = [c["fit_s"] for c in runs]
+        print(f"{'':<18}fit s of each run: {', '.join(f'{v:.1f}' for v in spread)}")
 
 
 def write_panel(n_series: int, n_rows: int, folder: Path, horizon: int) -> None:
@@ -327,54 +352,59 @@ def write_panel(n_series: int, n_rows: int, folder: Path, horizon: int) -> None:
     start = time.perf_counter()
     frame[~held_out].to_parquet(folder / "panel", partition_cols=["id"])
     print(f"wrote {n_series} x {n_rows - horizon} training rows as partitioned "
-          f"Parquet in {time.perf_counter() - start:.1f} s: {folder / 'panel'}")
+          f"Parquet in {time.perf_counter() - start:.1f} s: {folder / 'panel'}",
+          file=sys.stderr)  # fmt: skip
 
 
-def _rnnflow_side(folder: Path, kind: str, settings: dict):
-    """Read the partitioned panel, scale each series by its rows, train
-    `kind` (window norm revin, as on a real panel) for the step budget with
-    the streamed pipeline; forecast each series' next `horizon` values."""
-    from components.common import seeds
-    from components.config.schema import DataSpec, ModelSpec, TrainSpec, WindowSpec
-    from components.data import ingest, preprocess
-    from components.data.windowing import make_dataset
-    from components.models import build_model, predict
-    from components.training import fit as training
+def rnnflow_side(folder: Path, kind: str) -> dict:
+    """rnnflow as a user runs it on these files with `data.stream: true`:
+    scan (statistics of each series' rows; the last time stamp is the
+    scan's one-row test split, so training stops one row short), the panel
+    defaults (per-series scaling, window norm revin, MAE), at most 16
+    windows of each series per epoch, `steps` steps; then the streamed
+    forecast of every series' held-out rows. No validation split here, so
+    `skip: auto` has nothing to choose by: none."""
+    import json
 
-    spec = DataSpec(path=str(folder / "panel"), id_column="id", time_column="t",
-                    targets=["y"])  # fmt: skip
-    window = WindowSpec(
-        input_width=settings["input_width"], horizon=settings["horizon"]
-    )
-    series = ingest.load_series(spec)
-    prepared = replace(
-        preprocess.prepare_split(series.frame, spec, ["y"]),
-        bounds=series.layout.bounds, series=series.layout.ids,
-    )  # every row trains: the held-out rows are not in the files
-    normalizer = preprocess.fit_series_normalizer(prepared, [])
-    scaled = preprocess.scale_split(prepared, normalizer, ["y"], ["y"])
-    dataset = make_dataset(
-        scaled.inputs, scaled.targets, window, settings["windows_per_step"],
-        shuffle=True, seed=0, bounds=scaled.bounds,
-    ).repeat()  # fmt: skip
-    seeds.seed_everything(0)
-    model = build_model(
-        ModelSpec(kind=kind, units=[settings["units"]], skip="none",
-                  window_norm="revin"),
-        (window.input_width, 1), (window.horizon, 1), 0, (0,),
+    from components.config.schema import (
+        DataSpec, ModelSpec, SplitSpec, TrainSpec, WindowSpec,
     )  # fmt: skip
-    training.compile_model(model, TrainSpec(learning_rate=settings["learning_rate"]))
-    model.fit(dataset.take(2), epochs=1, verbose=0)  # trace outside the clock
+    from components.data import stream
+    from components.training.builder import build_for_training
+
     start = time.perf_counter()
-    model.fit(dataset, epochs=1, steps_per_epoch=settings["steps"], verbose=0)
-    seconds = time.perf_counter() - start
-    ends = scaled.bounds[1:]
-    x = np.stack([scaled.inputs[e - window.input_width : e] for e in ends])
-    owners = np.arange(len(ends))
-    forecast = normalizer.for_windows(owners).inverse(predict(model, x), ["y"])[..., 0]
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-    windows = settings["steps"] * settings["windows_per_step"]
-    return forecast, {"seconds": seconds, "windows": windows, "rss": rss}
+    settings = json.loads((folder / "settings.json").read_text())
+    ours = settings["rnnflow"]
+    batch = ours["batch_size"]
+    steps = settings["nf_steps"] * settings["nf_windows_per_step"] // batch
+    window = WindowSpec(input_width=settings["input_width"], horizon=settings["horizon"])
+    data = DataSpec(path=str(folder / "panel"), id_column="id", time_column="t",
+                    targets=["y"], stream=True, short_series="skip")  # fmt: skip
+    panel = stream.scan_panel(data, SplitSpec(val=0, test=1), window)
+    train = TrainSpec(batch_size=batch, learning_rate=1e-3, loss="mae", windows_per_series=16)
+    spec = ModelSpec(kind=kind, units=ours["units"], skip="none", window_norm="revin")
+    model = build_for_training(spec, train, window, stream.sample_splits(panel)["train"],
+                               (0,)).model  # fmt: skip
+    dataset = stream.dataset(panel, "train", batch, 16, seed=0).repeat()
+    model.fit(dataset.take(2), epochs=1, verbose=0)  # the trace
+    fitting = time.perf_counter()
+    model.fit(dataset, epochs=1, steps_per_epoch=steps, verbose=0)
+    fit = time.perf_counter() - fitting
+    total = time.perf_counter() - start
+    out = folder / f"rnnflow_{kind}.parquet"
+    out.unlink(missing_ok=True)
+    stream.forecast_panel(model, panel.normalizer, data, window, str(out))
+    forecast = pd.read_parquet(out).rename(columns={"y": "y_hat"})
+    forecast[["id", "step", "y_hat"]].to_parquet(out)
+    return {"fit_s": fit, "total_s": total, "rss": _peak_rss(), "forecast": out.name}
+
+
+def _peak_rss() -> int:
+    """This process's peak resident memory (VmHWM), bytes."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) * 1024
+    return 0
 
 
 # Streamed against in-memory (`--part stream`): the same panel on disk,
@@ -491,11 +521,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
         "--part", default="both",
-        choices=["real", "scale", "both", "nf", "write", "stream", "write-shards",
-                 "stream-one"],
+        choices=["real", "scale", "both", "nf", "write", "nf-rnnflow", "stream",
+                 "write-shards", "stream-one"],
         help="nf: rnnflow against NeuralForecast's LSTM (needs --nf-python)",
     )  # fmt: skip
-    parser.add_argument("--steps", type=int, default=1000, help="nf part")
+    parser.add_argument("--mode", choices=sorted(NF_MODES), default="defaults",
+                        help="nf part: both at their defaults, or the same model")
+    parser.add_argument("--repeats", type=int, default=3, help="nf part: interleaved runs")
+    parser.add_argument("--kind", default="gru", help="nf-rnnflow part")
     parser.add_argument("--folder", default=None, help="write part: where to")
     parser.add_argument(
         "--nf-python", default=None,
@@ -516,7 +549,11 @@ def main() -> None:
     if args.part in ("scale", "both"):
         scale(args.series, args.rows, args.train_epochs)
     if args.part == "write":
-        write_panel(args.series, args.rows, Path(args.folder), NF_SETTINGS["horizon"])
+        write_panel(args.series, args.rows, Path(args.folder), NF_WINDOW["horizon"])
+    if args.part == "nf-rnnflow":
+        import json
+
+        print(json.dumps(rnnflow_side(Path(args.folder), args.kind)))
     if args.part == "stream":
         sizes = [int(n) for n in args.sizes.split(",")]
         streamed_against_memory(sizes, args.rows, args.memory_max)
@@ -527,7 +564,10 @@ def main() -> None:
 
         print(json.dumps(stream_one(Path(args.folder), args.side)))
     if args.part == "nf":
-        versus_neuralforecast(args.series, args.rows, args.steps, args.nf_python)
+        if not args.nf_python:
+            sys.exit("--part nf needs --nf-python (an environment with neuralforecast)")
+        versus_neuralforecast(args.series, args.rows, args.mode, args.repeats,
+                              args.nf_python)  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -34,6 +34,7 @@ from flows.steps import PreparedData, prepare_data
 from flows.train import open_run, train_in_run
 
 EXECUTORS = ("sequential", "dask")
+CHILD_TAG = "rnnflow.child"  # parent run / kind / seed
 
 
 def run_compare(
@@ -184,6 +185,11 @@ def train_child(
         child_config, data.series, tracking_uri, name, parent_run_id=parent,
         role="child",
     )  # fmt: skip
+    # The same child tried again (its Dask worker died): close the run the
+    # dead attempt left RUNNING.
+    key = f"{parent}/{kind}/{seed}"
+    tracking.set_tags(tracking_uri, run_id, {CHILD_TAG: key})
+    tracking.kill_stale_runs(tracking_uri, config.experiment_name, CHILD_TAG, key, run_id)
     try:
         result = train_in_run(child_config, data, tracking_uri, run_id)
     except TrainingError as exc:  # the run is already marked FAILED with the reason

@@ -126,8 +126,8 @@ def predict_streamed(config: ExperimentConfig, tracking_uri: str, model_uri: str
         streamed.newest_streamed_run(tracking_uri, config.experiment_name)
     )
     served = streamed.load_streamed(tracking_uri, run_id)
-    counts = stream.forecast_panel(
+    made = stream.forecast_panel(
         served.model, served.normalizer, config.data, served.window, output, say
     )
     return {"run_id": run_id, "model_uri": served.model_uri, "output": output,
-            "series": counts}  # fmt: skip
+            "series": made.counts, "origin": str(made.origin)}  # fmt: skip

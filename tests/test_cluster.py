@@ -181,3 +181,48 @@ def test_tune_trials_train_on_the_cluster_and_a_killed_worker_leaves_no_run_runn
     assert not [t for t in trials if t.info.status == "RUNNING"]
     best = min(finished, key=lambda t: t.data.metrics["best_val_loss"])
     assert result["best"]["run_id"] == best.info.run_id
+
+
+def test_compare_children_on_the_cluster_survive_a_killed_worker_and_none_stays_running(
+    cluster, prefect_api, tmp_path
+):
+    from distributed import Client
+    from mlflow import MlflowClient
+
+    address, _ = cluster
+    store = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    args = [sys.executable, "-m", "flows.cli", "--local", "compare", "gas_furnace",
+            "--models", "mlp,gru", "--seeds", "2", "--executor", "dask",
+            "--dask-address", address, "train.epochs=15", "evaluate.classical=[]",
+            f"tracking.uri={store}", "--json"]  # fmt: skip
+    compared = subprocess.Popen(
+        args, cwd=REPO, env={**os.environ, "PREFECT_API_URL": prefect_api}, text=True,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    killed = None
+    with Client(address, timeout=60) as client:  # kill a worker inside a child
+        deadline = time.monotonic() + 300
+        while killed is None and time.monotonic() < deadline and compared.poll() is None:
+            busy = [w for w, tasks in client.processing().items() if tasks]
+            if busy:
+                time.sleep(4.0)  # past its run's opening, inside the training
+                pid = client.run(os.getpid, workers=busy[:1])[busy[0]]
+                os.kill(pid, signal.SIGKILL)
+                killed = pid
+            time.sleep(0.2)
+    out, err = compared.communicate(timeout=900)
+    assert killed is not None, "no child ever ran on the cluster"
+    assert compared.returncode == 0, err[-3000:]
+    result = json.loads(out.strip().splitlines()[-1])
+    client = MlflowClient(store)
+    parent = client.get_run(result["parent_run_id"])
+    children = client.search_runs(
+        [parent.info.experiment_id],
+        f"tags.mlflow.parentRunId = '{parent.info.run_id}'",
+    )
+    finished = [c for c in children if c.info.status == "FINISHED"]
+    assert sorted((c.data.tags["model_kind"], c.data.tags["rnnflow.seed"]) for c in finished) == [
+        ("gru", "42"), ("gru", "43"), ("mlp", "42"), ("mlp", "43")]  # fmt: skip
+    assert not [c for c in children if c.info.status == "RUNNING"]
+    assert all(c.data.tags["rnnflow_worker"] != parent.data.tags["rnnflow_worker"]
+               for c in finished)  # fmt: skip

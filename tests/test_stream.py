@@ -179,6 +179,16 @@ tracking: {{uri: "{mlflow_uri}"}}
     assert who["ABW"] == "network" and summary["series"]["network"] == 194
     assert list(forecast.loc[forecast["country"] == "ABW", "year"]) == [2012, 2013, 2014]
     assert np.isfinite(forecast["fertility"]).all()
+    # `rnnflow forecast` keeps the streamed forecast in the store, one origin
+    stored = run_cli(["--local", "forecast", str(path), "--json"], cwd=tmp_path)
+    assert stored.returncode == 0, stored.stderr[-3000:]
+    kept = json.loads(stored.stdout.strip().splitlines()[-1])
+    assert kept["origin"] == "2011" and kept["metrics"]["series"] == 200
+    from components.serving.forecast_store import ForecastStore
+
+    store = ForecastStore(Path(kept["store"]))
+    assert store.origins() == ["2011"]
+    assert store.read()["forecaster"].value_counts()["network"] == 3 * 194
     # the network's forecast of a series by hand: its last 10 rows, scaled by
     # its training statistics, through the logged network
     from components.tracking.streamed import load_streamed

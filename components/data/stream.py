@@ -508,7 +508,8 @@ def dataset(
     )
     n_batches = -(-epoch_windows(panel, split, per_series if seed is not None else None)
                   // batch_size)  # fmt: skip
-    return found.apply(tf.data.experimental.assert_cardinality(n_batches)).prefetch(2)
+    found = found.apply(tf.data.experimental.assert_cardinality(n_batches))
+    return found.prefetch(tf.data.AUTOTUNE)
 
 
 def sample_splits(panel: StreamedPanel, max_windows: int = 50_000) -> dict[str, ScaledSplit]:
@@ -594,10 +595,19 @@ def score(model, panel: StreamedPanel, split: str = "test", batch_size: int = 40
     return metrics, table
 
 
+@dataclass(frozen=True)
+class PanelForecast:
+    """What `forecast_panel` wrote: series per forecaster, and the origin
+    (the newest last time of any series: a time stamp, or a number)."""
+
+    counts: dict[str, int]
+    origin: object
+
+
 def forecast_panel(
     model, normalizer: SeriesNormalizer, data: DataSpec, window: WindowSpec,
     output: str, say=None, shard_rows: int = SHARD_ROWS,
-) -> dict[str, int]:
+) -> PanelForecast:
     """Forecast the `horizon` steps after every series' last row, shard by
     shard, appending to the Parquet file `output` (id, time, step, targets,
     forecaster); return how many series each forecaster covered.
@@ -621,6 +631,7 @@ def forecast_panel(
     width, horizon = window.input_width, window.horizon
     writer = None
     datetime = None
+    newest = None
     try:
         for start in range(0, len(files), per_shard):
             shard = read_shard(tuple(files[start : start + per_shard]), data)
@@ -649,6 +660,7 @@ def forecast_panel(
                 scaled = predict(model, np.stack(x))  # (n, T, K)
                 values[long] = scaled * np.asarray(std)[:, None] + np.asarray(mean)[:, None]
             last = shard.times[ends - 1]
+            newest = last.max() if newest is None else max(newest, last.max())
             spacing = np.where(
                 lengths > 1, last - shard.times[np.maximum(ends - 2, 0)], 1
             )
@@ -672,7 +684,8 @@ def forecast_panel(
     finally:
         if writer is not None:
             writer.close()
-    return counts
+    origin = pd.Timestamp(int(newest), tz="UTC") if datetime else newest.item()
+    return PanelForecast(counts, origin)
 
 
 def _is_datetime(path: str, data: DataSpec) -> bool:

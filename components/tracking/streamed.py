@@ -80,6 +80,10 @@ def load_streamed(tracking_uri: str, run_id: str) -> StreamedModel:
         horizon=int(params["window.horizon"]),
         offset=int(params.get("window.offset", 0)),
     )
+    from components.models import (  # noqa: F401  rnnflow's layers, registered
+        ensemble, layers, quantiles, series_id, skip, window_norm,
+    )  # fmt: skip
+
     try:
         with fluent_store(tracking_uri), tempfile.TemporaryDirectory() as scratch:
             model = mlflow.keras.load_model(model_uri)

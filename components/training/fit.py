@@ -62,8 +62,16 @@ def compile_model(model: keras.Model, spec: TrainSpec) -> keras.Model:
         spec.learning_rate, clipnorm=spec.clipnorm, clipvalue=spec.clipvalue
     )
     levels = quantile_levels(model)
-    model.compile(optimizer=optimizer, loss=PinballLoss(levels) if levels else spec.loss)
+    model.compile(
+        optimizer=optimizer, loss=PinballLoss(levels) if levels else spec.loss,
+        steps_per_execution=steps_per_execution(spec),
+    )  # fmt: skip
     return model
+
+
+def steps_per_execution(spec: TrainSpec) -> int:
+    """`train.steps_per_execution` resolved (`auto`: 32)."""
+    return 32 if spec.steps_per_execution == "auto" else spec.steps_per_execution
 
 
 def fit_model(
