@@ -71,3 +71,23 @@ def test_devices_and_the_compiled_loop_are_refused_together():
 
     with pytest.raises(ConfigError, match="compiled loop does not run"):
         load_experiment("gas_furnace", ["train.devices=2", "train.loop=compiled"])
+
+
+def test_several_steps_per_call_are_refused_with_devices():
+    from components.common.errors import ConfigError
+    from components.config.loading import load_experiment
+
+    with pytest.raises(ConfigError, match="one step per call under a distribution"):
+        load_experiment("gas_furnace", ["train.devices=2", "train.steps_per_execution=8"])
+
+
+def test_auto_steps_per_execution_is_32_on_one_device_and_1_on_several():
+    import keras
+
+    from components.config.schema import TrainSpec
+    from components.training.fit import compile_model
+
+    for devices, expected in ((1, 32), (2, 1)):
+        model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1)])
+        compile_model(model, TrainSpec(devices=devices, loop="fit"))
+        assert model.steps_per_execution == expected

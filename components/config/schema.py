@@ -444,8 +444,9 @@ class TrainSpec(_Strict):
         "`fit` loop, so Python's per-step cost is paid once per N steps (the "
         "same steps, the same weights). `auto`: 32 (an LSTM(32) at batch 128: "
         "3.6 ms a step against 4.3-8.0 one step per call; bench/README.md, "
-        "\"Side by side with NeuralForecast\"). The compiled loop runs a whole "
-        "epoch per call anyway.",
+        "\"Side by side with NeuralForecast\"), 1 with `train.devices` (Keras "
+        "fails on several steps per call under a distribution strategy). The "
+        "compiled loop runs a whole epoch per call anyway.",
     )
     windows_per_series: PositiveInt | None = Field(
         None,
@@ -461,6 +462,16 @@ class TrainSpec(_Strict):
                 f"`train.devices: {self.devices}` trains under a distribution "
                 "strategy, which the compiled loop does not run: use `train.loop: "
                 "fit` or `auto`"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _one_step_per_call_on_devices(self) -> "TrainSpec":
+        if self.devices != 1 and self.steps_per_execution not in ("auto", 1):
+            raise ValueError(
+                f"`train.steps_per_execution: {self.steps_per_execution}` with "
+                f"`train.devices: {self.devices}`: Keras runs one step per call "
+                "under a distribution strategy; leave it `auto`"
             )
         return self
 

@@ -70,8 +70,12 @@ def compile_model(model: keras.Model, spec: TrainSpec) -> keras.Model:
 
 
 def steps_per_execution(spec: TrainSpec) -> int:
-    """`train.steps_per_execution` resolved (`auto`: 32)."""
-    return 32 if spec.steps_per_execution == "auto" else spec.steps_per_execution
+    """`train.steps_per_execution` resolved: `auto` is 32, or 1 under a
+    distribution strategy (Keras 3.x's multi-step function fails there:
+    "You must feed a value for placeholder tensor", tests/test_devices.py)."""
+    if spec.steps_per_execution != "auto":
+        return spec.steps_per_execution
+    return 1 if spec.devices != 1 else 32
 
 
 def fit_model(
