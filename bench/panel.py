@@ -42,7 +42,6 @@ import resource
 import sys
 import tempfile
 import time
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -393,7 +392,9 @@ def rnnflow_side(folder: Path, kind: str) -> dict:
     total = time.perf_counter() - start
     out = folder / f"rnnflow_{kind}.parquet"
     out.unlink(missing_ok=True)
-    stream.forecast_panel(model, panel.normalizer, data, window, str(out))
+    from components.serving.streamed import forecast_panel
+
+    forecast_panel(model, panel.normalizer, data, window, str(out))
     forecast = pd.read_parquet(out).rename(columns={"y": "y_hat"})
     forecast[["id", "step", "y_hat"]].to_parquet(out)
     return {"fit_s": fit, "total_s": total, "rss": _peak_rss(), "forecast": out.name}
@@ -433,7 +434,7 @@ def stream_one(folder: Path, side: str) -> dict:
     """One side on the panel in `folder`: prepare (scan, or read + cut +
     scale), one whole epoch of the window pipeline, `steps` training steps of
     a GRU(32); seconds, windows/s and this process's peak RSS."""
-    from components.config.schema import DataSpec, SplitSpec, TrainSpec, WindowSpec
+    from components.config.schema import DataSpec, SplitSpec, WindowSpec
     from components.data import stream
 
     settings = STREAM_SETTINGS

@@ -266,9 +266,12 @@ def evaluate(
         who=f"{config.model.kind} on the {where or split + ' split'}",
         split=split,
         between=scaled["val"] if test else None,
-        classical=_references(config, scaled, test),
+        classical=tuple(dict.fromkeys(
+            (*_references(config, scaled, test), *config.model.combine)
+        )),
         references_on=config.cluster.address if config.cluster.on_dask else None,
-    )
+        combine=tuple(config.model.combine),
+    )  # fmt: skip
 
 
 def _references(config: ExperimentConfig, scaled, test: bool) -> tuple[str, ...]:

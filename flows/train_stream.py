@@ -14,24 +14,26 @@ from components.config.loading import to_yaml
 from components.config.schema import ExperimentConfig
 from components.data import stream
 from components.evaluation import plots
+from components.evaluation import streamed as streamed_scores
+from components.serving import streamed as streamed_forecast
 from components.tracking.params import flatten
 from components.tracking.provenance import package_versions
 from flows.results import TrainResult
 from components.tracking.streamed import MODEL_TAG, STREAM_TAG
+from flows.runs import fit, open_run
 from flows.steps import build, choose_settings, fit_summary
 
 
 def train_streamed(config: ExperimentConfig, tracking_uri: str) -> TrainResult:
     """Train and score one network on a streamed panel, logged as one run."""
-    from flows import train as flow  # the run helpers of the in-memory flow
-
     logger = get_run_logger()
     panel = stream.scan_panel(
-        config.data, config.split, config.window, config.evaluate.season, logger.info
-    )
+        config.data, config.split, config.window, logger.info,
+        scale_of=streamed_scores.mase_scale_of(config.evaluate.season),
+    )  # fmt: skip
     logger.info("streamed panel: %s", panel.summary())
     sample = stream.sample_splits(panel)
-    run_id = flow.open_run(config, panel, tracking_uri)
+    run_id = open_run(config, panel, tracking_uri)
     with tracking.failing_marks_run(tracking_uri, run_id):
         tracking.set_tags(tracking_uri, run_id, {STREAM_TAG: "true"})
         spec, chosen = choose_settings(config.model, config.window, sample, (0,))
@@ -50,8 +52,10 @@ def train_streamed(config: ExperimentConfig, tracking_uri: str) -> TrainResult:
             f"at most {cap} of each series" if cap else "every window",
             stream.epoch_windows(panel, "val", None),
         )
-        fit_result = flow.fit(model, datasets, config.train, tracking_uri, run_id)
-        metrics, table = stream.score(model, panel, "test", config.train.batch_size)
+        fit_result = fit(model, datasets, config.train, tracking_uri, run_id)
+        metrics, table = streamed_scores.score(
+            model, panel, "test", config.train.batch_size, config.evaluate.season
+        )
         metrics.update(fit_summary(fit_result))
         model_uri = _log(config, tracking_uri, run_id, panel, model, fit_result, metrics, table)
         tracking.finish_run(tracking_uri, run_id)
@@ -126,7 +130,7 @@ def predict_streamed(config: ExperimentConfig, tracking_uri: str, model_uri: str
         streamed.newest_streamed_run(tracking_uri, config.experiment_name)
     )
     served = streamed.load_streamed(tracking_uri, run_id)
-    made = stream.forecast_panel(
+    made = streamed_forecast.forecast_panel(
         served.model, served.normalizer, config.data, served.window, output, say
     )
     return {"run_id": run_id, "model_uri": served.model_uri, "output": output,

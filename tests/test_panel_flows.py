@@ -350,3 +350,42 @@ def test_refit_serves_a_network_trained_on_every_row(prefect_api, tmp_path, mlfl
     assert france.iloc[:-14].mean() != pytest.approx(france.mean())  # not training's
     forecast = served.forecast(served.request_frame(raw)[0])
     assert "FRA" in forecast.attrs["forecasters"]["network"]
+
+
+def test_a_combination_serves_and_scores_the_mean_of_network_and_theta(
+    prefect_api, mlflow_uri
+):
+    """`model.combine: [theta]`: the run's test scores are the mean of the
+    network's and per-series Theta's forecasts (the network alone under
+    `network_test_*`), and the logged forecaster serves that mean, Theta
+    fitted on each series' rows at request time."""
+    from dataclasses import replace
+
+    from components.data import ingest
+    from components.evaluation import per_series
+    from components.tracking.packaging import load_forecaster
+    from flows.train import train_flow
+
+    config = _short_fertility(mlflow_uri, "model.combine=[theta]", "evaluate.classical=[]")
+    result = train_flow(config)
+    report = result.evaluation
+    np.testing.assert_allclose(
+        report.forecasts["model"],
+        (report.forecasts["network"] + report.forecasts["theta"]) / 2,
+    )
+    metrics = result.metrics
+    assert metrics["network_test_mase"] != metrics["test_mase"]
+    assert "baseline_theta_test_mase" in metrics  # added to the references
+    forecaster = load_forecaster(f"runs:/{result.run_id}/forecaster", mlflow_uri)
+    assert forecaster.combine == ("theta",)
+    frame, _ = forecaster.request_frame(ingest.read_raw(config.data))
+    combined = forecaster.forecast(frame)
+    alone = replace(forecaster, combine=()).forecast(frame)
+    one = combined[(combined["series"] == "FRA") & (combined["forecaster"] == "network")]
+    rows = frame.loc[frame["country"] == "FRA", "fertility"].dropna().to_numpy()
+    season = config.evaluate.season
+    theta = per_series.forecast_series(
+        per_series.fit_series("theta", rows, season), rows, np.array([len(rows) - 1]), 3
+    )[0]
+    network = alone.loc[alone["series"] == "FRA", "fertility"].to_numpy()
+    np.testing.assert_allclose(one["fertility"].to_numpy(), (network + theta) / 2)

@@ -16,6 +16,7 @@ from components.common.errors import DataError
 from components.config.loading import load_experiment
 from components.data import ingest, stream
 from components.data.windowing import make_windows, window_series
+from components.evaluation import streamed
 
 WINDOW = {"input_width": 10, "horizon": 3}
 
@@ -66,8 +67,9 @@ def test_the_scan_and_scores_equal_the_in_memory_path(fertility_folder, shard_ro
     normalizer, scaled = _in_memory(_config(fertility_folder, False))
     config = _config(fertility_folder, True)
     panel = stream.scan_panel(
-        config.data, config.split, config.window, 2, shard_rows=shard_rows
-    )
+        config.data, config.split, config.window, shard_rows=shard_rows,
+        scale_of=streamed.mase_scale_of(2),
+    )  # fmt: skip
     assert (len(panel.shards) > 10) == (shard_rows == 500)
     train = scaled["train"]
     assert set(panel.series) == set(train.series)
@@ -92,7 +94,7 @@ def test_the_scan_and_scores_equal_the_in_memory_path(fertility_folder, shard_ro
         model, train, scaled["test"], config.window, normalizer,
         ["fertility"], season=2,
     ).metrics  # fmt: skip
-    metrics, table = stream.score(model, panel, "test")
+    metrics, table = streamed.score(model, panel, "test", season=2)
     for key, value in metrics.items():
         assert value == pytest.approx(expected[key], rel=1e-6), key
     assert "test_mase" in metrics and "baseline_seasonal_naive_test_mase" in metrics

@@ -324,6 +324,15 @@ class ModelSpec(_Strict):
         "times one network's; each member's test scores are logged "
         "(`member_<i>_test_*`).",
     )
+    combine: list[Literal["ets", "theta"]] = Field(
+        default_factory=list,
+        description="A panel: serve the mean of the network's forecast and these "
+        "classical models fitted on each series' own rows (a forecast combination, "
+        "as the competitions' winners did). The run's `test_*` scores are the "
+        "combination's, the network alone's are `network_test_*`; intervals and "
+        "quantiles move with the point forecast. []: the network alone "
+        "(bench/README.md, \"Competition panels\").",
+    )
     id_embedding: NonNegativeInt = Field(
         0,
         description="A panel: learn this many numbers per series (a series-id "
@@ -831,6 +840,7 @@ class ExperimentConfig(_Strict):
             "model.id_embedding": self.model.id_embedding,
             "model.quantiles": self.model.quantiles,
             "model.ensemble": self.model.ensemble > 1,
+            "model.combine": self.model.combine,
             "train.refit": self.train.refit,
             "train.loop: compiled": self.train.loop == "compiled",
             "train.devices": self.train.devices != 1,
@@ -844,6 +854,21 @@ class ExperimentConfig(_Strict):
             raise ValueError(
                 f"`data.stream` does not stream {', '.join(refused)} yet: unset "
                 "them, or train in memory (`data.stream: false`)"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _combination_needs_a_panel(self) -> "ExperimentConfig":
+        if self.model.combine and not self.data.is_panel:
+            raise ValueError(
+                f"`model.combine: {self.model.combine}` averages the network with "
+                "models fitted on each series of a panel: set `data.id_column` or "
+                "`data.layout: panel`, or unset it"
+            )
+        if self.model.combine and self.data.transform != "none":
+            raise ValueError(
+                "`model.combine` averages forecasts of the levels: it needs "
+                f"`data.transform: none` (got {self.data.transform})"
             )
         return self
 

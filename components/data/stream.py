@@ -29,8 +29,6 @@ from components.config.schema import DataSpec, SplitSpec, WindowSpec
 from components.data.panel import PanelCut, time_cut
 from components.data.preprocess import ScaledSplit, SeriesNormalizer
 from components.data.windowing import window_series, window_starts
-from components.evaluation.evaluate import persistence_forecast, seasonal_naive_forecast
-from components.evaluation.metrics import mase_scale
 
 SPLITS = ("train", "val", "test")
 SHUFFLE_WINDOWS = 65_536  # the shuffle buffer: windows of several shards mixed
@@ -63,7 +61,8 @@ class StreamedPanel:
             (F + 1,) the index of each shard's first kept series (series of
             a shard are contiguous).
         normalizer: each kept series' training mean and std (S, K).
-        scale: (S, K) each series' MASE denominator (NaN where zero).
+        scale: (S, K) each series' `scale_of` statistic (the MASE
+            denominator; NaN where zero or not asked for).
         windows: per split, (S,) whole windows of each series.
         last_time: (S,) each series' last time key and `step` (S,) its last
             spacing: where its forecast starts.
@@ -85,7 +84,6 @@ class StreamedPanel:
     skipped: tuple[str, ...]
     rows: int
     digest: str
-    season: int | None = None
     index: dict[str, int] = field(default_factory=dict, repr=False, compare=False)
 
     @property
@@ -226,13 +224,17 @@ def _time_keys(column: pd.Series, name: str, path: str) -> np.ndarray:
 
 
 def scan_panel(
-    data: DataSpec, split: SplitSpec, window: WindowSpec, season: int | None = None,
-    say=None, shard_rows: int = SHARD_ROWS,
+    data: DataSpec, split: SplitSpec, window: WindowSpec, say=None,
+    shard_rows: int = SHARD_ROWS, scale_of=None,
 ) -> StreamedPanel:
     """Two passes over the files: the time column (the cut), then the rows,
     shard by shard (each series' statistics, MASE scale and windows per
     split). Files are grouped into shards of about `shard_rows` rows, read
     together (many small files, e.g. one per series, cost one read).
+
+    `scale_of(train_values) -> (K,)`: a per-series statistic of the
+    training rows kept as `scale` (the MASE denominator,
+    `evaluation.streamed.mase_scale_of`); NaN without it.
 
     A series with fewer training rows than one window is skipped (listed);
     `data.short_series: error` refuses the panel instead. A series found in
@@ -262,7 +264,7 @@ def scan_panel(
     )
     say(f"time axis: {len(axis)} stamps; {rows} rows in {len(files)} files, "
         f"read as {len(shards)} shards")  # fmt: skip
-    found = _Statistics(window, season, len(data.targets))
+    found = _Statistics(window, scale_of, len(data.targets))
     owner: dict[str, int] = {}
     first = [0]
     for k, group in enumerate(shards):  # pass 2: statistics and window counts
@@ -304,7 +306,7 @@ def scan_panel(
         windows={s: np.asarray(found.windows[s], np.int64) for s in SPLITS},
         last_time=np.asarray(found.last), step=np.asarray(found.step),
         skipped=tuple(found.skipped), rows=found.rows, digest=_digest(files, data.path),
-        season=season, index={name: j for j, name in enumerate(found.ids)},
+        index={name: j for j, name in enumerate(found.ids)},
     )  # fmt: skip
 
 
@@ -321,8 +323,8 @@ def _digest(files: list[str], root: str) -> str:
 class _Statistics:
     """Per-series results of the scan, gathered series by series."""
 
-    def __init__(self, window: WindowSpec, season: int | None, n_targets: int):
-        self.window, self.season = window, season
+    def __init__(self, window: WindowSpec, scale_of, n_targets: int):
+        self.window, self.scale_of = window, scale_of
         self.ids, self.mean, self.std, self.scale, self.last, self.step = [], [], [], [], [], []
         self.windows = {s: [] for s in SPLITS}
         self.skipped, self.rows = [], 0
@@ -343,7 +345,9 @@ class _Statistics:
         self.count += len(train)
         self.total += train.sum(axis=0)
         self.squares += (train**2).sum(axis=0)
-        self.scale.append(mase_scale(train, self.season))
+        self.scale.append(
+            self.scale_of(train) if self.scale_of else np.full(train.shape[1], np.nan)
+        )
         for split, (first, end) in ranges.items():
             self.windows[split].append(len(window_starts(end - first, self.window)))
         self.last.append(times[-1])
@@ -534,165 +538,3 @@ def sample_splits(panel: StreamedPanel, max_windows: int = 50_000) -> dict[str, 
             tuple(panel.series[j] for p in parts for j in p.series),
         )  # fmt: skip
     return result
-
-
-def score(model, panel: StreamedPanel, split: str = "test", batch_size: int = 4096):
-    """The model, persistence and (with a season) seasonal naive on every
-    window of `split`, file by file: (metrics, per-series table). Metric
-    names are the in-memory evaluation's (`test_mase`,
-    `baseline_persistence_test_mase`, ...); pooled scores (mae_raw, smape,
-    nd) sum over windows, MASE and the share of series beating persistence
-    average over series."""
-    from components.evaluation import panel_metrics
-    from components.evaluation.evaluate import _prefix
-    from components.evaluation.metrics import smape_terms
-    from components.models import predict
-
-    window, targets = panel.window, panel.targets
-    tables, sums = [], {}
-    for k in range(len(panel.shards)):
-        if not panel.windows[split][panel.first[k] : panel.first[k + 1]].sum():
-            continue
-        found = shard_windows(panel, k, split)
-        starts = window_starts(len(found.levels), window, found.bounds)
-        shift = window.input_width + window.offset
-        actual = found.levels[starts[:, None] + shift + np.arange(window.horizon)]
-        model_out = panel.normalizer.for_windows(found.owners).inverse(
-            predict(model, found.x, batch_size), targets
-        )
-        forecasts = {
-            "model": model_out,
-            "persistence": persistence_forecast(found.levels, window, found.bounds),
-        }
-        if panel.season:
-            forecasts["seasonal_naive"] = seasonal_naive_forecast(
-                found.levels, window, panel.season, found.bounds
-            )
-        tables.append(
-            panel_metrics.series_table(
-                panel.series, found.owners, actual, forecasts, panel.scale
-            )
-        )
-        std = panel.normalizer.std[found.owners][:, None, :]  # (W, 1, K)
-        for name, forecast in forecasts.items():
-            error = np.abs(forecast - actual)
-            add = np.array([
-                error.sum(), (error**2).sum(), (error / std).sum(),
-                ((error / std) ** 2).sum(), smape_terms(actual, forecast).sum(),
-                np.abs(actual).sum(), error.size,
-            ])  # fmt: skip
-            sums[name] = sums.get(name, 0) + add
-    table = pd.concat(tables, ignore_index=True)
-    metrics = panel_metrics.aggregate(table, lambda n: _prefix(n, split))
-    for name, (error, squared, mae, mse, smape, actual, n) in sums.items():
-        prefix = _prefix(name, split)
-        metrics.update({
-            f"{prefix}mae_raw": error / n, f"{prefix}mse_raw": squared / n,
-            f"{prefix}mae": mae / n, f"{prefix}mse": mse / n,
-            f"{prefix}smape": smape / n,
-            f"{prefix}nd": error / actual if actual > 0 else float("nan"),
-        })  # fmt: skip
-    return metrics, table
-
-
-@dataclass(frozen=True)
-class PanelForecast:
-    """What `forecast_panel` wrote: series per forecaster, and the origin
-    (the newest last time of any series: a time stamp, or a number)."""
-
-    counts: dict[str, int]
-    origin: object
-
-
-def forecast_panel(
-    model, normalizer: SeriesNormalizer, data: DataSpec, window: WindowSpec,
-    output: str, say=None, shard_rows: int = SHARD_ROWS,
-) -> PanelForecast:
-    """Forecast the `horizon` steps after every series' last row, shard by
-    shard, appending to the Parquet file `output` (id, time, step, targets,
-    forecaster); return how many series each forecaster covered.
-
-    A series the model was trained on is scaled by its training statistics;
-    a new one by its own rows' (`network, own statistics`); a series shorter
-    than the window repeats its last value (`persistence`). The next time
-    stamps continue each series' last spacing."""
-    import pyarrow as pa
-    import pyarrow.dataset as pads
-    import pyarrow.parquet as pq
-
-    from components.models import predict
-
-    say = say or (lambda _message: None)
-    files = shard_files(data.path)
-    rows = pads.dataset(files, format="parquet").count_rows()
-    per_shard = max(1, int(shard_rows // max(rows / len(files), 1)))
-    known = {name: j for j, name in enumerate(normalizer.series)}
-    counts = {"network": 0, "network, own statistics": 0, "persistence": 0}
-    width, horizon = window.input_width, window.horizon
-    writer = None
-    datetime = None
-    newest = None
-    try:
-        for start in range(0, len(files), per_shard):
-            shard = read_shard(tuple(files[start : start + per_shard]), data)
-            if datetime is None:
-                datetime = _is_datetime(shard.files[0], data)
-            lengths = np.diff(shard.bounds)
-            ends = shard.bounds[1:]
-            long = lengths >= width
-            who = np.where(long, "network", "persistence").astype(object)
-            x, mean, std = [], [], []
-            for j in np.flatnonzero(long):
-                rows_j = shard.values[ends[j] - width : ends[j]]
-                at = known.get(shard.ids[j])
-                if at is None:
-                    own = shard.values[shard.bounds[j] : ends[j]]
-                    m, s = own.mean(axis=0), own.std(axis=0)
-                    s = np.where(s > 0, s, 1.0)
-                    who[j] = "network, own statistics"
-                else:
-                    m, s = normalizer.mean[at], normalizer.std[at]
-                x.append(((rows_j - m) / s).astype(np.float32))
-                mean.append(m)
-                std.append(s)
-            values = np.repeat(shard.values[ends - 1][:, None, :], horizon, axis=1)
-            if x:
-                scaled = predict(model, np.stack(x))  # (n, T, K)
-                values[long] = scaled * np.asarray(std)[:, None] + np.asarray(mean)[:, None]
-            last = shard.times[ends - 1]
-            newest = last.max() if newest is None else max(newest, last.max())
-            spacing = np.where(
-                lengths > 1, last - shard.times[np.maximum(ends - 2, 0)], 1
-            )
-            steps = np.arange(1, horizon + 1)
-            times = (last[:, None] + spacing[:, None] * steps).ravel()
-            columns = {
-                data.id_column: np.repeat(shard.ids, horizon),
-                data.time_column: pd.to_datetime(times, utc=True) if datetime else times,
-                "step": np.tile(steps, len(lengths)),
-            }
-            for i, name in enumerate(data.targets):
-                columns[name] = values[:, :, i].ravel()
-            columns["forecaster"] = np.repeat(who.astype(str), horizon)
-            table = pa.Table.from_pandas(pd.DataFrame(columns), preserve_index=False)
-            if writer is None:
-                writer = pq.ParquetWriter(output, table.schema)
-            writer.write_table(table)
-            for name in counts:
-                counts[name] += int(np.sum(who == name))
-            say(f"forecast {sum(counts.values())} series")
-    finally:
-        if writer is not None:
-            writer.close()
-    origin = pd.Timestamp(int(newest), tz="UTC") if datetime else newest.item()
-    return PanelForecast(counts, origin)
-
-
-def _is_datetime(path: str, data: DataSpec) -> bool:
-    import pyarrow.parquet as pq
-
-    schema = pq.read_schema(path)
-    field_type = schema.field(data.time_column).type
-    import pyarrow as pa
-
-    return not (pa.types.is_integer(field_type) or pa.types.is_floating(field_type))

@@ -231,6 +231,7 @@ def evaluate_on_test(
     between: np.ndarray | ScaledSplit | None = None,
     classical: tuple[str, ...] = (),
     references_on: str | None = None,
+    combine: tuple[str, ...] = (),
 ) -> Evaluation:
     """Score `model` and the baselines on the same test windows, in both units.
 
@@ -252,6 +253,10 @@ def evaluate_on_test(
     On a panel the classical models are fitted per series
     (`per_series`: `ets`, `theta`, optionally `arima`), `between` being the
     validation split, on the Dask cluster at `references_on` when given.
+
+    `combine` (a panel's `model.combine`, among `classical`): the model's
+    forecast becomes the mean of the network's and theirs (scored as the
+    model), the network alone is scored as `network` (`network_test_*`).
 
     Raises:
         TrainingError: the model's forecasts are not finite (`who` says which
@@ -295,6 +300,12 @@ def evaluate_on_test(
         found = panel_references(per_series, parts, spec, season, references_on)
         forecasts.update(found.forecasts)
         timings.update(found.seconds)
+    if combine:  # the served forecast: the network's averaged with references'
+        forecasts["network"] = forecasts["model"]
+        predictions["network"] = predictions.pop("model")
+        forecasts["model"] = np.mean(
+            [forecasts["network"], *(forecasts[name] for name in combine)], axis=0
+        )
     for name in sorted(set(forecasts) - set(predictions)):  # level -> model space
         predictions[name] = to_model_space(
             forecasts[name], base, normalizer, targets, transform
@@ -313,6 +324,8 @@ def evaluate_on_test(
     quantiles = None
     if levels:
         quantiles = quantiles_to_original(outputs, base, normalizer, targets, transform)
+        if combine:  # moved with the point forecast
+            quantiles = quantiles + (forecasts["model"] - forecasts["network"])[..., None]
     table = series_scale = None
     if bounds is not None:
         per_series = panel_metrics.series_scale(*train.unpadded_levels(), season)
@@ -377,6 +390,8 @@ def _levels_of(split):
 
 
 def _prefix(name: str, split: str) -> str:
-    """Metric prefix of a forecast: `test_` for the model, else
-    `baseline_<name>_test_`."""
+    """Metric prefix of a forecast: `test_` for the model, `network_test_`
+    for the network alone under a combination, else `baseline_<name>_test_`."""
+    if name == "network":  # the network alone, under `model.combine`
+        return f"network_{split}_"
     return f"{split}_" if name == "model" else f"baseline_{name}_{split}_"

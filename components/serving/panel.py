@@ -52,6 +52,9 @@ class PanelForecaster(Forecaster):
     series_scale: np.ndarray
     # The run's `evaluate.season`: what the seasonal-naive fallback repeats.
     season: int | None = None
+    # `model.combine`: classical models fitted on each series' rows, averaged
+    # with the network's forecast.
+    combine: tuple[str, ...] = ()
 
     @classmethod
     def from_training(
@@ -74,7 +77,7 @@ class PanelForecaster(Forecaster):
             calendar_columns=list(series.calendar_columns),
             static_columns=list(series.static_columns),
             series_scale=np.asarray(report.series_scale),
-            season=config.evaluate.season,
+            season=config.evaluate.season, combine=tuple(config.model.combine),
             calibration=calibration or Calibration(),
         )  # fmt: skip
 
@@ -188,6 +191,8 @@ class PanelForecaster(Forecaster):
                 loaded.targets, self.data.transform, self.calibration,
                 np.stack([scale for _, scale in stats]),
             )  # (S_in, T, K) each  # fmt: skip
+            if self.combine:
+                levels, quantiles = self._combined(loaded, network, levels, quantiles)
             parts.append(self._long(loaded, network, levels, quantiles, "network"))
         for name, (a, b) in fallback.items():
             who, values = self._fallback(loaded.frame.iloc[a:b], loaded.targets)
@@ -199,6 +204,26 @@ class PanelForecaster(Forecaster):
         }
         out.attrs["own_statistics"] = sorted(own)
         return out
+
+    def _combined(self, loaded, network: dict, levels: np.ndarray, quantiles: dict):
+        """`model.combine`: each network forecast averaged with the classical
+        models fitted on the series' rows (each target on its own); the
+        quantiles move with it."""
+        from components.evaluation import per_series
+
+        horizon, offset = self.window.horizon, self.window.offset
+        combined = levels.copy()
+        for i, (a, b) in enumerate(network.values()):
+            for k, target in enumerate(loaded.targets):
+                y = loaded.frame[target].iloc[a:b].dropna().to_numpy(np.float64)
+                found = [levels[i, :, k]]
+                for name in self.combine:
+                    fit = per_series.fit_series(name, y, self.season)
+                    last = np.array([len(y) - 1])
+                    found.append(per_series.forecast_series(fit, y, last, horizon, offset)[0])
+                combined[i, :, k] = np.mean(found, axis=0)
+        shift = combined - levels  # quantiles: level -> (S_in, T, K)
+        return combined, {level: value + shift for level, value in quantiles.items()}
 
     @property
     def _least_rows(self) -> int:
@@ -396,6 +421,7 @@ class PanelForecaster(Forecaster):
             "static_columns": self.static_columns,
             "series_scale": self.series_scale.tolist(),
             "season": self.season,
+            "combine": list(self.combine),
         }
 
     @classmethod
@@ -403,7 +429,7 @@ class PanelForecaster(Forecaster):
         return cls(
             model=model, static_columns=meta["static_columns"],
             series_scale=np.asarray(meta["series_scale"]), season=meta.get("season"),
-            **cls._common(meta),
+            combine=tuple(meta.get("combine", ())), **cls._common(meta),
         )  # fmt: skip
 
 
