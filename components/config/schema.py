@@ -330,8 +330,9 @@ class ModelSpec(_Strict):
         "classical models fitted on each series' own rows (a forecast combination, "
         "as the competitions' winners did). The run's `test_*` scores are the "
         "combination's, the network alone's are `network_test_*`; intervals and "
-        "quantiles move with the point forecast. []: the network alone "
-        "(bench/README.md, \"Competition panels\").",
+        "quantiles move with the point forecast. []: the network alone. Helps on "
+        "short seasonal panels (M1, M3), hurts where Theta is poor (fertility); "
+        "docs/panels.md, \"Combining the network with classical models\".",
     )
     id_embedding: NonNegativeInt = Field(
         0,
