@@ -55,6 +55,24 @@ def cluster(tmp_path):
             log.close()
 
 
+def _kill_a_busy_worker(address: str, process, pause: float) -> int | None:
+    """SIGKILL the first worker seen busy, `pause` seconds after (inside its
+    task by then), while `process` runs; its pid, or None if none got busy."""
+    from distributed import Client
+
+    with Client(address, timeout=60) as client:
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline and process.poll() is None:
+            busy = [w for w, tasks in client.processing().items() if tasks]
+            if busy:
+                time.sleep(pause)
+                pid = client.run(os.getpid, workers=busy[:1])[busy[0]]
+                os.kill(pid, signal.SIGKILL)
+                return pid
+            time.sleep(0.2)
+    return None
+
+
 def _folds(uri: str, run_id: str) -> list[float]:
     from mlflow import MlflowClient
 
@@ -65,7 +83,6 @@ def _folds(uri: str, run_id: str) -> list[float]:
 def test_backtest_folds_on_a_cluster_equal_the_local_ones_a_killed_worker_costs_nothing(
     cluster, prefect_api, tmp_path
 ):
-    from distributed import Client
     from mlflow import MlflowClient
 
     address, workers = cluster
@@ -87,17 +104,7 @@ def test_backtest_folds_on_a_cluster_equal_the_local_ones_a_killed_worker_costs_
         args, cwd=REPO, env={**os.environ, **env}, text=True,
         stdout=subprocess.PIPE, stderr=subprocess.PIPE,
     )  # fmt: skip
-    killed = None
-    with Client(address, timeout=60) as client:  # kill a worker while it trains a fold
-        deadline = time.monotonic() + 300
-        while killed is None and time.monotonic() < deadline and remote.poll() is None:
-            busy = [w for w, tasks in client.processing().items() if tasks]
-            if busy:
-                pid = client.run(os.getpid, workers=busy[:1])[busy[0]]
-                time.sleep(1.0)  # it is inside the fold's training now
-                os.kill(pid, signal.SIGKILL)
-                killed = pid
-            time.sleep(0.2)
+    killed = _kill_a_busy_worker(address, remote, 1.0)  # inside a fold's training
     out, err = remote.communicate(timeout=600)
     assert killed is not None, "no fold ever ran on the cluster"
     assert remote.returncode == 0, err[-3000:]
@@ -137,7 +144,6 @@ def test_per_series_references_fit_on_the_cluster_like_here(cluster):
 def test_tune_trials_train_on_the_cluster_and_a_killed_worker_leaves_no_run_running(
     cluster, prefect_api, tmp_path
 ):
-    from distributed import Client
     from mlflow import MlflowClient
 
     address, _ = cluster
@@ -150,17 +156,7 @@ def test_tune_trials_train_on_the_cluster_and_a_killed_worker_leaves_no_run_runn
         args, cwd=REPO, env={**os.environ, "PREFECT_API_URL": prefect_api}, text=True,
         stdout=subprocess.PIPE, stderr=subprocess.PIPE,
     )  # fmt: skip
-    killed = None
-    with Client(address, timeout=60) as client:  # kill a worker inside a trial
-        deadline = time.monotonic() + 300
-        while killed is None and time.monotonic() < deadline and tuned.poll() is None:
-            busy = [w for w, tasks in client.processing().items() if tasks]
-            if busy:
-                time.sleep(4.0)  # past its run's opening, inside the training
-                pid = client.run(os.getpid, workers=busy[:1])[busy[0]]
-                os.kill(pid, signal.SIGKILL)
-                killed = pid
-            time.sleep(0.2)
+    killed = _kill_a_busy_worker(address, tuned, 4.0)  # inside a trial's training
     out, err = tuned.communicate(timeout=900)
     assert killed is not None, "no trial ever ran on the cluster"
     assert tuned.returncode == 0, err[-3000:]
@@ -186,7 +182,6 @@ def test_tune_trials_train_on_the_cluster_and_a_killed_worker_leaves_no_run_runn
 def test_compare_children_on_the_cluster_survive_a_killed_worker_and_none_stays_running(
     cluster, prefect_api, tmp_path
 ):
-    from distributed import Client
     from mlflow import MlflowClient
 
     address, _ = cluster
@@ -199,17 +194,7 @@ def test_compare_children_on_the_cluster_survive_a_killed_worker_and_none_stays_
         args, cwd=REPO, env={**os.environ, "PREFECT_API_URL": prefect_api}, text=True,
         stdout=subprocess.PIPE, stderr=subprocess.PIPE,
     )  # fmt: skip
-    killed = None
-    with Client(address, timeout=60) as client:  # kill a worker inside a child
-        deadline = time.monotonic() + 300
-        while killed is None and time.monotonic() < deadline and compared.poll() is None:
-            busy = [w for w, tasks in client.processing().items() if tasks]
-            if busy:
-                time.sleep(4.0)  # past its run's opening, inside the training
-                pid = client.run(os.getpid, workers=busy[:1])[busy[0]]
-                os.kill(pid, signal.SIGKILL)
-                killed = pid
-            time.sleep(0.2)
+    killed = _kill_a_busy_worker(address, compared, 4.0)  # inside a child's training
     out, err = compared.communicate(timeout=900)
     assert killed is not None, "no child ever ran on the cluster"
     assert compared.returncode == 0, err[-3000:]
