@@ -267,11 +267,17 @@ def evaluate(
         split=split,
         between=scaled["val"] if test else None,
         classical=tuple(dict.fromkeys(
-            (*_references(config, scaled, test), *config.model.combine)
+            (*_references(config, scaled, test), *combined(config))
         )),
         references_on=config.cluster.address if config.cluster.on_dask else None,
-        combine=tuple(config.model.combine),
+        combine=combined(config),
     )  # fmt: skip
+
+
+def combined(config: ExperimentConfig) -> tuple[str, ...]:
+    """`model.combine` as names (`auto` not yet resolved: none)."""
+    combine = config.model.combine
+    return () if combine == "auto" else tuple(combine)
 
 
 def _references(config: ExperimentConfig, scaled, test: bool) -> tuple[str, ...]:

@@ -21,7 +21,7 @@ from prefect.cache_policies import NO_CACHE
 from prefect.logging import get_run_logger
 
 from components import tracking
-from components.config.loading import to_yaml
+from components.config.loading import to_yaml, with_settings
 from components.config.schema import DataSpec, ExperimentConfig
 from components.data import ingest, preprocess
 from components.evaluation import calibrate, intervals, plots, quality
@@ -270,6 +270,8 @@ def train_in_run(
             model, members = train_members(
                 model, spec, config, data, tracking_uri, run_id
             )
+        if config.model.combine == "auto":
+            config = choose_combination(model, data, config, tracking_uri, run_id)
         report = evaluate(model, scaled, config, normalizer, series.targets)
         report.metrics.update(members)
         checked, calibration, warnings = _validation_checks(
@@ -321,6 +323,37 @@ def train_in_run(
         forecaster=forecaster,
         evaluation=report,
     )
+
+
+AUTO_COMBINATION = ("theta",)  # what `model.combine: auto` weighs against none
+
+
+def choose_combination(model, data: PreparedData, config, tracking_uri, run_id):
+    """`model.combine: auto`: the network alone or averaged with per-series
+    Theta, whichever scores the lower MASE on the validation split (never
+    the test split); returns the config with the choice."""
+    trial = with_settings(config, {"model.combine": list(AUTO_COMBINATION)})
+    found = evaluate(
+        model, data.scaled, trial, data.normalizer, data.series.targets, "val"
+    ).metrics
+    alone, mean = found.get("network_val_mase"), found.get("val_mase")
+    chosen = list(AUTO_COMBINATION) if mean is not None and alone is not None and (
+        mean < alone
+    ) else []  # fmt: skip
+    tracking.set_tags(tracking_uri, run_id, {
+        "auto_combine": "+".join(["network", *chosen]),
+        "auto_combine_choice": f"validation MASE: network {alone:.4f}, mean with "
+        f"{'+'.join(AUTO_COMBINATION)} {mean:.4f}" if mean is not None else "no validation",
+    })  # fmt: skip
+    get_run_logger().info(
+        "auto combine: %s (validation MASE: network %s, mean with %s %s)",
+        "+".join(["network", *chosen]), _fmt(alone), "+".join(AUTO_COMBINATION), _fmt(mean),
+    )
+    return with_settings(config, {"model.combine": chosen})
+
+
+def _fmt(value) -> str:
+    return "n/a" if value is None else f"{value:.4f}"
 
 
 def warm_start(model, source: str, champion, tracking_uri: str, run_id: str):

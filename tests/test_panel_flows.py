@@ -392,3 +392,30 @@ def test_a_combination_serves_and_scores_the_mean_of_network_and_theta(
     )[0]
     network = alone.loc[alone["series"] == "FRA", "fertility"].to_numpy()
     np.testing.assert_allclose(one["fertility"].to_numpy(), (network + theta) / 2)
+
+
+def test_auto_combination_is_chosen_on_validation_and_served_as_chosen(
+    prefect_api, mlflow_uri
+):
+    """The panel default `model.combine: auto`: the network alone or its mean
+    with per-series Theta, whichever has the lower validation MASE; the test
+    scores and the logged forecaster follow the choice."""
+    import re
+
+    from components.tracking.packaging import load_forecaster
+    from flows.train import train_flow
+
+    config = _short_fertility(mlflow_uri, "evaluate.classical=[]")
+    assert config.model.combine == "auto"
+    result = train_flow(config)
+    tags = MlflowClient(mlflow_uri).get_run(result.run_id).data.tags
+    alone, mean = map(float, re.findall(r"\d+\.\d+", tags["auto_combine_choice"]))
+    combined = mean < alone
+    assert tags["auto_combine"] == ("network+theta" if combined else "network")
+    assert ("network_test_mase" in result.metrics) == combined
+    forecaster = load_forecaster(f"runs:/{result.run_id}/forecaster", mlflow_uri)
+    assert forecaster.combine == (("theta",) if combined else ())
+    # a panel with a covariate (Theta cannot see it), or asked for the network
+    # alone, is not combined
+    assert load_experiment("fertility", ["data.known=[promo]"]).model.combine == []
+    assert load_experiment("fertility", ["model.combine=[]"]).model.combine == []

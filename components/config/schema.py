@@ -324,13 +324,16 @@ class ModelSpec(_Strict):
         "times one network's; each member's test scores are logged "
         "(`member_<i>_test_*`).",
     )
-    combine: list[Literal["ets", "theta"]] = Field(
+    combine: list[Literal["ets", "theta"]] | Literal["auto"] = Field(
         default_factory=list,
         description="A panel: serve the mean of the network's forecast and these "
         "classical models fitted on each series' own rows (a forecast combination, "
         "as the competitions' winners did). The run's `test_*` scores are the "
         "combination's, the network alone's are `network_test_*`; intervals and "
-        "quantiles move with the point forecast. []: the network alone. Helps on "
+        "quantiles move with the point forecast. []: the network alone. `auto`: "
+        "`[theta]` or `[]`, whichever scores the lower MASE on the validation "
+        "split (tag `auto_combine`). Unset on a panel whose inputs are its targets "
+        "alone (no covariates, `data.transform` or `data.stream`): `auto`. Helps on "
         "short seasonal panels (M1, M3), hurts where Theta is poor (fertility); "
         "docs/panels.md, \"Combining the network with classical models\".",
     )
@@ -801,6 +804,16 @@ class ExperimentConfig(_Strict):
             self.model.window_norm = "revin" if inputs else "auto"
         if self.data.is_panel and "loss" not in self.train.model_fields_set:
             self.train.loss = "mae"
+        # The mean with per-series Theta won on M1 and M3 and lost badly on
+        # fertility (docs/panels.md): let the validation split decide. Only where
+        # the network reads its targets alone (Theta cannot see a covariate).
+        data = self.data
+        covariates = data.known or data.static or data.calendar or (
+            data.features and set(data.features) - set(data.targets or [])
+        )
+        plain = data.transform == "none" and not data.stream and not covariates
+        if data.is_panel and plain and "combine" not in self.model.model_fields_set:
+            self.model.combine = "auto"
         return self
 
     @model_validator(mode="after")

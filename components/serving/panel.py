@@ -77,7 +77,8 @@ class PanelForecaster(Forecaster):
             calendar_columns=list(series.calendar_columns),
             static_columns=list(series.static_columns),
             series_scale=np.asarray(report.series_scale),
-            season=config.evaluate.season, combine=tuple(config.model.combine),
+            season=config.evaluate.season,
+            combine=() if config.model.combine == "auto" else tuple(config.model.combine),
             calibration=calibration or Calibration(),
         )  # fmt: skip
 
