@@ -24,6 +24,7 @@ from components import tracking
 from components.config.loading import to_yaml, with_settings
 from components.config.schema import DataSpec, ExperimentConfig
 from components.data import ingest, preprocess
+from components.data.windowing import window_starts
 from components.evaluation import calibrate, intervals, plots, quality
 from components.evaluation import evaluate as evaluation
 from components.models.ensemble import median_ensemble
@@ -333,17 +334,20 @@ def choose_combination(model, data: PreparedData, config, tracking_uri, run_id):
     Theta, whichever scores the lower MASE on the validation split (never
     the test split); returns the config with the choice."""
     trial = with_settings(config, {"model.combine": list(AUTO_COMBINATION)})
-    found = evaluate(
-        model, data.scaled, trial, data.normalizer, data.series.targets, "val"
-    ).metrics
+    val = data.scaled.get("val")
+    found = {}
+    if val is not None and len(window_starts(len(val.inputs), config.window, val.bounds)):
+        found = evaluate(
+            model, data.scaled, trial, data.normalizer, data.series.targets, "val"
+        ).metrics
     alone, mean = found.get("network_val_mase"), found.get("val_mase")
     chosen = list(AUTO_COMBINATION) if mean is not None and alone is not None and (
         mean < alone
     ) else []  # fmt: skip
     tracking.set_tags(tracking_uri, run_id, {
         "auto_combine": "+".join(["network", *chosen]),
-        "auto_combine_choice": f"validation MASE: network {alone:.4f}, mean with "
-        f"{'+'.join(AUTO_COMBINATION)} {mean:.4f}" if mean is not None else "no validation",
+        "auto_combine_choice": f"validation MASE: network {_fmt(alone)}, mean with "
+        f"{'+'.join(AUTO_COMBINATION)} {_fmt(mean)}",
     })  # fmt: skip
     get_run_logger().info(
         "auto combine: %s (validation MASE: network %s, mean with %s %s)",
