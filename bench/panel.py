@@ -440,6 +440,7 @@ def stream_one(folder: Path, side: str) -> dict:
     settings = STREAM_SETTINGS
     window = WindowSpec(input_width=settings["input_width"], horizon=settings["horizon"])
     spec = DataSpec(path=str(folder), id_column="id", time_column="t", targets=["y"],
+                    features=["y"],  # not the `shard=k` folder key
                     stream=side == "stream", short_series="skip")  # fmt: skip
     split, batch, cap = SplitSpec(val=0.1, test=0.1), settings["batch_size"], settings["windows_per_series"]
     start = time.perf_counter()

@@ -531,7 +531,7 @@ def _predict_streamed(args, config, uri: str) -> int:
     print(f"wrote the forecast of {sum(found['series'].values())} series ({counts}) "
           f"to {args.output}, run {found['run_id']}")  # fmt: skip
     if args.json:
-        print(json.dumps(found))
+        print(json.dumps(found, default=str))  # the origin: a time stamp or a number
     return 0
 
 

@@ -55,12 +55,23 @@ def forecast_flow(
         rows_seen = frame if point is None else rows_up_to(frame, time_column, point)
         origin = rows_seen[time_column].max() if time_column else len(rows_seen) - 1
         made[origin] = _forecast_rows(forecaster, rows_seen, origin, config.name)
+
+    def plot(run_id, latest):
+        _log_plot(tracking_uri, run_id, config, forecaster, frame, latest)
+
+    return _keep(config, tracking_uri, made, model_uri, version, plot=plot)
+
+
+def _keep(config, tracking_uri: str, made: dict, model_uri: str, version, tags=None,
+          plot=None) -> ForecastResult:
+    """Store each origin's rows (`made`: origin -> rows, oldest first) and
+    log them as one `forecast` run, with `plot(run_id, newest rows)` inside."""
     labels = [origin_label(o) for o in made]
     label = labels[0] if len(labels) == 1 else f"{labels[0]}..{labels[-1]}"
     run_id = tracking.start_run(
         tracking_uri, config.experiment_name, f"forecast · {config.name} · {label}",
         {"rnnflow.role": "forecast", "origin": label, "model_uri": model_uri,
-         "model_version": version or "-"},
+         "model_version": version or "-", **(tags or {})},
     )  # fmt: skip
     with tracking.failing_marks_run(tracking_uri, run_id):
         store = ForecastStore(store_root(config, tracking_uri))
@@ -76,10 +87,12 @@ def forecast_flow(
         counts = latest.groupby("forecaster")["series"].nunique().to_dict()
         metrics = {"rows": float(len(rows)), "series": float(latest["series"].nunique()),
                    "origins": float(len(made))}  # fmt: skip
-        metrics.update({f"series_by_{who}": float(n) for who, n in counts.items()})
+        metrics.update({f"series_by_{tracking.safe_name(who)}": float(n)
+                        for who, n in counts.items()})  # fmt: skip
         tracking.log_metrics(tracking_uri, run_id, metrics)
         tracking.log_table(tracking_uri, run_id, rows, "forecast.parquet")
-        _log_plot(tracking_uri, run_id, config, forecaster, frame, latest)
+        if plot:
+            plot(run_id, latest)
         tracking.finish_run(tracking_uri, run_id)
     return ForecastResult(
         run_id=run_id,
@@ -113,31 +126,10 @@ def _forecast_streamed(config, tracking_uri: str, model_uri: str | None, as_of):
         rows = pd.read_parquet(found["output"])
     data = config.data
     rows = rows.rename(columns={data.id_column: "series", data.time_column: "time"})
-    origin = pd.Timestamp(found["origin"]) if rows["time"].dtype.kind == "M" else (
-        pd.to_numeric(found["origin"])
-    )
-    label = origin_label(origin)
-    run_id = tracking.start_run(
-        tracking_uri, config.experiment_name, f"forecast · {config.name} · {label}",
-        {"rnnflow.role": "forecast", "origin": label, "model_uri": found["model_uri"],
-         "model_version": "-", "rnnflow.stream": "true",
-         "rnnflow.forecast_of_run": found["run_id"]},
-    )  # fmt: skip
-    with tracking.failing_marks_run(tracking_uri, run_id):
-        rows = rows.assign(model_uri=found["model_uri"], model_version="", run_id=run_id)
-        path = ForecastStore(store_root(config, tracking_uri)).write(origin, rows)
-        metrics = {"rows": float(len(rows)), "series": float(rows["series"].nunique()),
-                   "origins": 1.0}  # fmt: skip
-        metrics.update({f"series_by_{tracking.safe_name(who)}": float(n)
-                        for who, n in found["series"].items()})  # fmt: skip
-        tracking.log_metrics(tracking_uri, run_id, metrics)
-        tracking.log_table(tracking_uri, run_id, rows, "forecast.parquet")
-        tracking.finish_run(tracking_uri, run_id)
-    return ForecastResult(
-        run_id=run_id, experiment=config.experiment_name, origin=label,
-        model_uri=found["model_uri"], model_version=None, store=str(path.parent.parent),
-        metrics=metrics, forecast=rows.assign(origin=label),
-    )  # fmt: skip
+    first = ["series", "step", "time", "forecaster"]
+    rows = rows[first + [c for c in rows.columns if c not in first]]
+    tags = {"rnnflow.stream": "true", "rnnflow.forecast_of_run": found["run_id"]}
+    return _keep(config, tracking_uri, {found["origin"]: rows}, found["model_uri"], None, tags)
 
 
 def _forecast_rows(forecaster, frame, origin, name: str) -> pd.DataFrame:

@@ -18,8 +18,8 @@ from components.evaluation import streamed as streamed_scores
 from components.serving import streamed as streamed_forecast
 from components.tracking.params import flatten
 from components.tracking.provenance import package_versions
-from flows.results import TrainResult
 from components.tracking.streamed import MODEL_TAG, STREAM_TAG
+from flows.results import TrainResult
 from flows.runs import fit, open_run
 from flows.steps import build, choose_settings, fit_summary
 
@@ -36,7 +36,9 @@ def train_streamed(config: ExperimentConfig, tracking_uri: str) -> TrainResult:
     run_id = open_run(config, panel, tracking_uri)
     with tracking.failing_marks_run(tracking_uri, run_id):
         tracking.set_tags(tracking_uri, run_id, {STREAM_TAG: "true"})
-        spec, chosen = choose_settings(config.model, config.window, sample, (0,))
+        spec, chosen = choose_settings(
+            config.model, config.window, sample, _positions(panel)
+        )
         if chosen:
             tracking.set_tags(tracking_uri, run_id, chosen)
         model = build(spec, config.train, config.window, sample["train"], _positions(panel))
@@ -124,9 +126,9 @@ def predict_streamed(config: ExperimentConfig, tracking_uri: str, model_uri: str
     with a streamed run's network (`runs:/RUN`, else the experiment's newest
     streamed run) into the Parquet file `output`; what `rnnflow predict`
     does for `data.stream: true`."""
-    from components.tracking import streamed
+    from components.tracking import registry, streamed
 
-    run_id = (streamed.run_of(model_uri) if model_uri else None) or (
+    run_id = (registry.run_behind(tracking_uri, model_uri, None) if model_uri else None) or (
         streamed.newest_streamed_run(tracking_uri, config.experiment_name)
     )
     served = streamed.load_streamed(tracking_uri, run_id)
@@ -134,4 +136,4 @@ def predict_streamed(config: ExperimentConfig, tracking_uri: str, model_uri: str
         served.model, served.normalizer, config.data, served.window, output, say
     )
     return {"run_id": run_id, "model_uri": served.model_uri, "output": output,
-            "series": made.counts, "origin": str(made.origin)}  # fmt: skip
+            "series": made.counts, "origin": made.origin}  # fmt: skip

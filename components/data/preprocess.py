@@ -407,6 +407,17 @@ class SeriesNormalizer:
             }
         )
 
+    @classmethod
+    def from_table(cls, table: pd.DataFrame) -> "SeriesNormalizer":
+        """Inverse of `table` (a streamed run's `series_scaling.parquet`)."""
+        columns = tuple(dict.fromkeys(table["column"]))
+        series = tuple(dict.fromkeys(table["series"]))
+        shape = (len(series), len(columns))
+        return cls(
+            columns, series, table["mean"].to_numpy(np.float64).reshape(shape),
+            table["std"].to_numpy(np.float64).reshape(shape),
+        )  # fmt: skip
+
     def _pick(self, rows: np.ndarray) -> Normalizer:
         return Normalizer(self.columns, self.mean[rows], self.std[rows])
 

@@ -26,7 +26,7 @@ import pandas as pd
 
 from components.common.errors import DataError
 from components.config.schema import DataSpec, SplitSpec, WindowSpec
-from components.data.panel import PanelCut, time_cut
+from components.data.panel import PanelCut, cut_labels, time_cut
 from components.data.preprocess import ScaledSplit, SeriesNormalizer
 from components.data.windowing import window_series, window_starts
 
@@ -42,7 +42,7 @@ class ShardRows:
 
     Attributes:
         ids: the shard's series keys, sorted; bounds (n + 1,) their row offsets.
-        times: (N,) time keys (nanoseconds for datetimes); values (N, K).
+        times: (N,) time keys (nanoseconds when `datetime`); values (N, K).
     """
 
     files: tuple[str, ...]
@@ -50,6 +50,7 @@ class ShardRows:
     bounds: np.ndarray
     times: np.ndarray
     values: np.ndarray
+    datetime: bool = False
 
 
 @dataclass(frozen=True)
@@ -64,8 +65,6 @@ class StreamedPanel:
         scale: (S, K) each series' `scale_of` statistic (the MASE
             denominator; NaN where zero or not asked for).
         windows: per split, (S,) whole windows of each series.
-        last_time: (S,) each series' last time key and `step` (S,) its last
-            spacing: where its forecast starts.
         skipped: series with fewer training rows than one window.
     """
 
@@ -79,8 +78,6 @@ class StreamedPanel:
     normalizer: SeriesNormalizer
     scale: np.ndarray
     windows: dict[str, np.ndarray]
-    last_time: np.ndarray
-    step: np.ndarray
     skipped: tuple[str, ...]
     rows: int
     digest: str
@@ -136,6 +133,13 @@ def shard_files(path: str) -> list[str]:
     return files
 
 
+def group_files(files: list[str], rows: int, shard_rows: int) -> tuple[tuple[str, ...], ...]:
+    """Consecutive files grouped into shards of about `shard_rows` rows
+    (`rows` in all): many small files, e.g. one per series, cost one read."""
+    per_shard = max(1, int(shard_rows // max(rows / len(files), 1)))
+    return tuple(tuple(files[i : i + per_shard]) for i in range(0, len(files), per_shard))
+
+
 def read_shard(files: tuple[str, ...], data: DataSpec) -> ShardRows:
     """Read the id, time and target columns of a group of files (an id that
     is a hive partition key comes from the folder names), sorted by series
@@ -166,7 +170,8 @@ def read_shard(files: tuple[str, ...], data: DataSpec) -> ShardRows:
             f"({data.time_column} {times[at]})."
         )
     bounds = np.searchsorted(codes, np.arange(len(ids) + 1))
-    return ShardRows(files, tuple(ids), bounds, times, values)
+    datetime = not pd.api.types.is_numeric_dtype(frame[data.time_column])
+    return ShardRows(files, tuple(ids), bounds, times, values, datetime)
 
 
 def _read_group(files: tuple[str, ...], columns: list[str], root: str) -> pd.DataFrame:
@@ -258,10 +263,7 @@ def scan_panel(
     datetime = not pd.api.types.is_numeric_dtype(kind)
     index = pd.DatetimeIndex(pd.to_datetime(axis, utc=True)) if datetime else pd.Index(axis)
     cut = time_cut(index, split)
-    per_shard = max(1, int(shard_rows // max(rows / len(files), 1)))
-    shards = tuple(
-        tuple(files[i : i + per_shard]) for i in range(0, len(files), per_shard)
-    )
+    shards = group_files(files, rows, shard_rows)
     say(f"time axis: {len(axis)} stamps; {rows} rows in {len(files)} files, "
         f"read as {len(shards)} shards")  # fmt: skip
     found = _Statistics(window, scale_of, len(data.targets))
@@ -295,16 +297,11 @@ def scan_panel(
             f"no series of {data.path} has the {window.span} training rows one "
             "window needs."
         )
-    text = tuple(
-        str(pd.Timestamp(int(k), tz="UTC")) if datetime else f"{k:g}"
-        for k in (cut.val_from, cut.test_from)
-    )
     return StreamedPanel(
-        data=data, window=window, cut=cut, cut_text=text, datetime=datetime,
+        data=data, window=window, cut=cut, cut_text=cut_labels(index, cut), datetime=datetime,
         shards=shards, first=np.asarray(first), normalizer=found.normalizer(data),
         scale=np.asarray(found.scale).reshape(-1, len(data.targets)),
         windows={s: np.asarray(found.windows[s], np.int64) for s in SPLITS},
-        last_time=np.asarray(found.last), step=np.asarray(found.step),
         skipped=tuple(found.skipped), rows=found.rows, digest=_digest(files, data.path),
         index={name: j for j, name in enumerate(found.ids)},
     )  # fmt: skip
@@ -325,7 +322,7 @@ class _Statistics:
 
     def __init__(self, window: WindowSpec, scale_of, n_targets: int):
         self.window, self.scale_of = window, scale_of
-        self.ids, self.mean, self.std, self.scale, self.last, self.step = [], [], [], [], [], []
+        self.ids, self.mean, self.std, self.scale = [], [], [], []
         self.windows = {s: [] for s in SPLITS}
         self.skipped, self.rows = [], 0
         # the panel's training rows together (for a series constant in training)
@@ -350,8 +347,6 @@ class _Statistics:
         )
         for split, (first, end) in ranges.items():
             self.windows[split].append(len(window_starts(end - first, self.window)))
-        self.last.append(times[-1])
-        self.step.append(times[-1] - times[-2] if len(times) > 1 else 1)
 
     def normalizer(self, data: DataSpec) -> SeriesNormalizer:
         mean, std = np.asarray(self.mean), np.asarray(self.std)
@@ -401,11 +396,12 @@ class ShardWindows:
 
 def shard_windows(
     panel: StreamedPanel, k: int, split: str, per_series: int | None = None,
-    rng: np.random.Generator | None = None,
+    rng: np.random.Generator | None = None, shard: ShardRows | None = None,
 ) -> ShardWindows:
-    """Read shard `k` and window one split of its kept series: every window,
-    or at most `per_series` of each series drawn by `rng`."""
-    shard = read_shard(panel.shards[k], panel.data)
+    """Read shard `k` (unless given, already read) and window one split of
+    its kept series: every window, or at most `per_series` of each series
+    drawn by `rng`."""
+    shard = shard or read_shard(panel.shards[k], panel.data)
     parts, owners, lengths = [], [], []
     for j, name in enumerate(shard.ids):
         at = panel.index.get(name)
@@ -523,8 +519,9 @@ def sample_splits(panel: StreamedPanel, max_windows: int = 50_000) -> dict[str, 
     found = {s: [] for s in ("train", "val")}
     taken = 0
     for k in range(len(panel.shards)):
+        shard = read_shard(panel.shards[k], panel.data)  # once for both splits
         for split in found:
-            found[split].append(shard_windows(panel, k, split))
+            found[split].append(shard_windows(panel, k, split, shard=shard))
         taken += len(found["train"][-1].x)
         if taken >= max_windows:
             break

@@ -8,7 +8,7 @@ import pandas as pd
 
 from components.config.schema import DataSpec, WindowSpec
 from components.data.preprocess import SeriesNormalizer
-from components.data.stream import SHARD_ROWS, read_shard, shard_files
+from components.data.stream import SHARD_ROWS, group_files, read_shard, shard_files
 from components.models import predict
 
 
@@ -40,61 +40,22 @@ def forecast_panel(
     say = say or (lambda _message: None)
     files = shard_files(data.path)
     rows = pads.dataset(files, format="parquet").count_rows()
-    per_shard = max(1, int(shard_rows // max(rows / len(files), 1)))
-    known = {name: j for j, name in enumerate(normalizer.series)}
     counts = {"network": 0, "network, own statistics": 0, "persistence": 0}
-    width, horizon = window.input_width, window.horizon
-    writer = None
-    datetime = None
-    newest = None
+    writer, newest, datetime = None, None, False
     try:
-        for start in range(0, len(files), per_shard):
-            shard = read_shard(tuple(files[start : start + per_shard]), data)
-            if datetime is None:
-                datetime = _is_datetime(shard.files[0], data)
-            lengths = np.diff(shard.bounds)
-            ends = shard.bounds[1:]
-            long = lengths >= width
-            who = np.where(long, "network", "persistence").astype(object)
-            x, mean, std = [], [], []
-            for j in np.flatnonzero(long):
-                rows_j = shard.values[ends[j] - width : ends[j]]
-                at = known.get(shard.ids[j])
-                if at is None:
-                    own = shard.values[shard.bounds[j] : ends[j]]
-                    m, s = own.mean(axis=0), own.std(axis=0)
-                    s = np.where(s > 0, s, 1.0)
-                    who[j] = "network, own statistics"
-                else:
-                    m, s = normalizer.mean[at], normalizer.std[at]
-                x.append(((rows_j - m) / s).astype(np.float32))
-                mean.append(m)
-                std.append(s)
-            values = np.repeat(shard.values[ends - 1][:, None, :], horizon, axis=1)
-            if x:
-                scaled = predict(model, np.stack(x))  # (n, T, K)
-                values[long] = scaled * np.asarray(std)[:, None] + np.asarray(mean)[:, None]
-            last = shard.times[ends - 1]
-            newest = last.max() if newest is None else max(newest, last.max())
-            spacing = np.where(
-                lengths > 1, last - shard.times[np.maximum(ends - 2, 0)], 1
-            )
-            steps = np.arange(1, horizon + 1)
-            times = (last[:, None] + spacing[:, None] * steps).ravel()
-            columns = {
-                data.id_column: np.repeat(shard.ids, horizon),
-                data.time_column: pd.to_datetime(times, utc=True) if datetime else times,
-                "step": np.tile(steps, len(lengths)),
-            }
-            for i, name in enumerate(data.targets):
-                columns[name] = values[:, :, i].ravel()
-            columns["forecaster"] = np.repeat(who.astype(str), horizon)
-            table = pa.Table.from_pandas(pd.DataFrame(columns), preserve_index=False)
+        for group in group_files(files, rows, shard_rows):
+            shard = read_shard(group, data)
+            frame = _shard_forecast(model, normalizer, shard, data, window)
+            table = pa.Table.from_pandas(frame, preserve_index=False)
             if writer is None:
                 writer = pq.ParquetWriter(output, table.schema)
             writer.write_table(table)
+            last = shard.times[shard.bounds[1:] - 1].max()
+            newest = last if newest is None else max(newest, last)
+            datetime = shard.datetime
+            who = frame.groupby("forecaster")[data.id_column].nunique()
             for name in counts:
-                counts[name] += int(np.sum(who == name))
+                counts[name] += int(who.get(name, 0))
             say(f"forecast {sum(counts.values())} series")
     finally:
         if writer is not None:
@@ -103,11 +64,40 @@ def forecast_panel(
     return PanelForecast(counts, origin)
 
 
-def _is_datetime(path: str, data: DataSpec) -> bool:
-    import pyarrow.parquet as pq
-
-    schema = pq.read_schema(path)
-    field_type = schema.field(data.time_column).type
-    import pyarrow as pa
-
-    return not (pa.types.is_integer(field_type) or pa.types.is_floating(field_type))
+def _shard_forecast(model, normalizer, shard, data: DataSpec, window: WindowSpec):
+    """One shard's rows of the forecast: every series' next `horizon` steps."""
+    known = {name: j for j, name in enumerate(normalizer.series)}
+    width, horizon = window.input_width, window.horizon
+    lengths, ends = np.diff(shard.bounds), shard.bounds[1:]
+    long = lengths >= width
+    who = np.where(long, "network", "persistence").astype(object)
+    x, mean, std = [], [], []
+    for j in np.flatnonzero(long):
+        at = known.get(shard.ids[j])
+        if at is None:  # a series the model never saw: its own rows' statistics
+            own = shard.values[shard.bounds[j] : ends[j]]
+            m, s = own.mean(axis=0), own.std(axis=0)
+            s = np.where(s > 0, s, 1.0)
+            who[j] = "network, own statistics"
+        else:
+            m, s = normalizer.mean[at], normalizer.std[at]
+        x.append(((shard.values[ends[j] - width : ends[j]] - m) / s).astype(np.float32))
+        mean.append(m)
+        std.append(s)
+    values = np.repeat(shard.values[ends - 1][:, None, :], horizon, axis=1)
+    if x:
+        scaled = predict(model, np.stack(x))  # (n, T, K)
+        values[long] = scaled * np.asarray(std)[:, None] + np.asarray(mean)[:, None]
+    last = shard.times[ends - 1]
+    spacing = np.where(lengths > 1, last - shard.times[np.maximum(ends - 2, 0)], 1)
+    steps = np.arange(1, horizon + 1)
+    times = (last[:, None] + spacing[:, None] * steps).ravel()
+    columns = {
+        data.id_column: np.repeat(shard.ids, horizon),
+        data.time_column: pd.to_datetime(times, utc=True) if shard.datetime else times,
+        "step": np.tile(steps, len(lengths)),
+    }
+    for i, name in enumerate(data.targets):
+        columns[name] = values[:, :, i].ravel()
+    columns["forecaster"] = np.repeat(who.astype(str), horizon)
+    return pd.DataFrame(columns)

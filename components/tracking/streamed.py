@@ -10,7 +10,6 @@ import tempfile
 from dataclasses import dataclass
 
 import mlflow
-import numpy as np
 import pandas as pd
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
@@ -92,23 +91,6 @@ def load_streamed(tracking_uri: str, run_id: str) -> StreamedModel:
             )
     except (MlflowException, OSError) as exc:
         raise TrackingError(f"run {run_id}: cannot read its model: {exc}") from None
-    return StreamedModel(run_id, model_uri, model, normalizer_of(table), window)
-
-
-def normalizer_of(table: pd.DataFrame) -> SeriesNormalizer:
-    """Inverse of `SeriesNormalizer.table`."""
-    columns = tuple(dict.fromkeys(table["column"]))
-    series = tuple(dict.fromkeys(table["series"]))
-    shape = (len(series), len(columns))
-    return SeriesNormalizer(
-        columns, series, table["mean"].to_numpy(np.float64).reshape(shape),
-        table["std"].to_numpy(np.float64).reshape(shape),
-    )  # fmt: skip
-
-
-def run_of(model_uri: str) -> str | None:
-    """`runs:/RUN/...` -> RUN; anything else: None."""
-    if model_uri.startswith("runs:/"):
-        return model_uri[len("runs:/") :].split("/", 1)[0]
-    return None
-
+    return StreamedModel(
+        run_id, model_uri, model, SeriesNormalizer.from_table(table), window
+    )
