@@ -169,7 +169,13 @@ def network_forecasts(
                  for key, rows in frame.groupby("series")}  # fmt: skip
     made = frame.groupby("forecaster")["series"].nunique().to_dict()
     forecasts = [by_series.get(s["id"], np.full(s["h"], np.nan)) for s in panel]
-    return forecasts, seconds, f"run {run_id}, forecasters {made}"
+    import mlflow
+
+    tags = mlflow.MlflowClient(uri).get_run(run_id).data.tags
+    chose = f", auto combine {tags['auto_combine']} ({tags['auto_combine_choice']})" if (
+        "auto_combine" in tags
+    ) else ""  # fmt: skip
+    return forecasts, seconds, f"run {run_id}, forecasters {made}{chose}"
 
 
 def table(panel, forecasts: dict, m: int) -> pd.DataFrame:

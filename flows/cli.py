@@ -571,7 +571,7 @@ def _predict(args) -> int:
             f"with their own rows' statistics: {shown}"
         )
     for who, names in made_by.items():
-        if who != "network":  # a panel's series the network could not forecast
+        if not who.startswith("network"):  # series the network could not forecast
             shown = ", ".join(names[:5]) + (" ..." if len(names) > 5 else "")
             print(
                 f"{len(names)} series forecast by {who} (fewer usable rows "

@@ -25,7 +25,7 @@ from components.config.loading import to_yaml, with_settings
 from components.config.schema import DataSpec, ExperimentConfig
 from components.data import ingest, preprocess
 from components.data.windowing import window_starts
-from components.evaluation import calibrate, intervals, plots, quality
+from components.evaluation import calibrate, intervals, panel_metrics, plots, quality
 from components.evaluation import evaluate as evaluation
 from components.models.ensemble import median_ensemble
 from components.serving.forecaster import Forecaster
@@ -327,32 +327,44 @@ def train_in_run(
 
 
 AUTO_COMBINATION = ("theta",)  # what `model.combine: auto` weighs against none
+NETWORK_ALONE_Z = -2.0  # how clearly the network alone must win on validation
 
 
 def choose_combination(model, data: PreparedData, config, tracking_uri, run_id):
-    """`model.combine: auto`: the network alone or averaged with per-series
-    Theta, whichever scores the lower MASE on the validation split (never
-    the test split); returns the config with the choice."""
+    """`model.combine: auto`: the network's mean with per-series Theta, unless
+    the network alone scores a lower validation MASE clearly (its per-series
+    difference below `NETWORK_ALONE_Z` standard errors): early stopping picked
+    the network's epoch on that same split, which flatters it there, and a
+    mean of two forecasts is the safer bet when they score alike (it won on
+    every M1 subset). Never the test split; no validation: the network.
+    Returns the config with the choice."""
     trial = with_settings(config, {"model.combine": list(AUTO_COMBINATION)})
     val = data.scaled.get("val")
-    found = {}
+    found = None
     if val is not None and len(window_starts(len(val.inputs), config.window, val.bounds)):
         found = evaluate(
             model, data.scaled, trial, data.normalizer, data.series.targets, "val"
-        ).metrics
-    alone, mean = found.get("network_val_mase"), found.get("val_mase")
-    chosen = list(AUTO_COMBINATION) if mean is not None and alone is not None and (
-        mean < alone
-    ) else []  # fmt: skip
-    tracking.set_tags(tracking_uri, run_id, {
-        "auto_combine": "+".join(["network", *chosen]),
-        "auto_combine_choice": f"validation MASE: network {_fmt(alone)}, mean with "
-        f"{'+'.join(AUTO_COMBINATION)} {_fmt(mean)}",
-    })  # fmt: skip
-    get_run_logger().info(
-        "auto combine: %s (validation MASE: network %s, mean with %s %s)",
-        "+".join(["network", *chosen]), _fmt(alone), "+".join(AUTO_COMBINATION), _fmt(mean),
+        )
+    metrics = found.metrics if found is not None else {}
+    alone, mean = metrics.get("network_val_mase"), metrics.get("val_mase")
+    compared = (
+        panel_metrics.paired(found.series_table, "network", "model")
+        if found is not None and found.series_table is not None
+        else panel_metrics.Paired(float("nan"), float("nan"), 0)
     )
+    keep_alone = found is None or compared.z < NETWORK_ALONE_Z
+    chosen = [] if keep_alone else list(AUTO_COMBINATION)
+    why = (
+        f"validation MASE: network {_fmt(alone)}, mean with "
+        f"{'+'.join(AUTO_COMBINATION)} {_fmt(mean)}; network minus mean "
+        f"{compared.z:+.1f} standard errors over {compared.series} series"
+        if found is not None
+        else "no validation windows"
+    )
+    tracking.set_tags(tracking_uri, run_id, {
+        "auto_combine": "+".join(["network", *chosen]), "auto_combine_choice": why,
+    })  # fmt: skip
+    get_run_logger().info("auto combine: %s (%s)", "+".join(["network", *chosen]), why)
     return with_settings(config, {"model.combine": chosen})
 
 

@@ -230,6 +230,22 @@ def test_series_table_by_hand():
     assert metrics["model_series_beating_persistence"] == 0.0
 
 
+def test_paired_differences_by_hand():
+    # model minus persistence per series: a 1.0 - 1.0 = 0, b 0.5 - 0.25 = 0.25,
+    # c 2.0 - 1.0 = 1.0; series d has no persistence row and is left out
+    table = pd.DataFrame({
+        "series": ["a", "b", "c", "d", "a", "b", "c"],
+        "model": ["model"] * 4 + ["persistence"] * 3,
+        "mase": [1.0, 0.5, 2.0, 9.0, 1.0, 0.25, 1.0],
+    })  # fmt: skip
+    found = panel_metrics.paired(table, "model", "persistence")
+    diff = np.array([0.0, 0.25, 1.0])
+    assert found.series == 3 and found.mean == pytest.approx(diff.mean())
+    assert found.stderr == pytest.approx(diff.std(ddof=1) / np.sqrt(3))
+    assert found.z == pytest.approx(diff.mean() / found.stderr)
+    assert panel_metrics.paired(table, "model", "theta").series == 0  # absent
+
+
 def test_series_scale_is_each_series_naive_error():
     levels = np.array([1.0, 2.0, 4.0, 10.0, 10.0, 13.0])[:, None]
     scale = panel_metrics.series_scale(levels, np.array([0, 3, 6]))

@@ -331,8 +331,9 @@ class ModelSpec(_Strict):
         "as the competitions' winners did). The run's `test_*` scores are the "
         "combination's, the network alone's are `network_test_*`; intervals and "
         "quantiles move with the point forecast. []: the network alone. `auto`: "
-        "`[theta]` or `[]`, whichever scores the lower MASE on the validation "
-        "split (tag `auto_combine`). Unset on a panel whose inputs are its targets "
+        "`[theta]`, unless the network alone scores a clearly lower MASE on the "
+        "validation split (by more than two standard errors of the per-series "
+        "difference; tag `auto_combine`). Unset on a panel whose inputs are its targets "
         "alone (no covariates, `data.transform` or `data.stream`): `auto`. Helps on "
         "short seasonal panels (M1, M3), hurts where Theta is poor (fertility); "
         "docs/panels.md, \"Combining the network with classical models\".",

@@ -17,7 +17,8 @@ class Holdout:
         index: (W,) label of each window's first target row (`series@time`
             on a panel).
         actual: (W, T, K) true targets, in the forecaster's holdout units.
-        forecast: (W, T, K) the network's forecasts, same units.
+        forecast: (W, T, K) the served forecasts, same units: the network's,
+            or under `model.combine` its mean with the classical models.
         persistence: (W, T, K) the last observed value repeated.
         quantiles: served quantile level -> (W, T, K), same units.
     """

@@ -6,6 +6,8 @@ Errors are in original units; MASE divides each series' error by that
 series' in-sample naive error, so series of any scale count alike.
 """
 
+from dataclasses import dataclass
+
 import numpy as np
 import pandas as pd
 
@@ -94,3 +96,35 @@ def aggregate(table: pd.DataFrame, prefix_of) -> dict[str, float]:
                 np.mean(rows["skill"] > 0)
             )
     return out
+
+
+@dataclass(frozen=True)
+class Paired:
+    """`first` against `second` on the same series: the mean of their
+    per-series differences (`first - second`, negative: `first` lower), its
+    standard error and the number of series compared."""
+
+    mean: float
+    stderr: float
+    series: int
+
+    @property
+    def z(self) -> float:
+        """Mean difference in standard errors (0 when nothing varies)."""
+        return self.mean / self.stderr if self.stderr > 0 else 0.0
+
+
+def paired(table: pd.DataFrame, first: str, second: str, column: str = "mase") -> Paired:
+    """`column` of models `first` and `second` in `series_table`, paired by
+    series (a series missing either, or non-finite, is left out): a choice
+    between two forecasts weighs how consistently one wins across series,
+    not only the means, which a few series can swing."""
+    wide = table.pivot_table(index="series", columns="model", values=column)
+    if first not in wide or second not in wide:
+        return Paired(float("nan"), float("nan"), 0)
+    diff = (wide[first] - wide[second]).to_numpy(np.float64)
+    diff = diff[np.isfinite(diff)]
+    if not len(diff):
+        return Paired(float("nan"), float("nan"), 0)
+    stderr = float(diff.std(ddof=1) / np.sqrt(len(diff))) if len(diff) > 1 else 0.0
+    return Paired(float(diff.mean()), stderr, len(diff))

@@ -194,7 +194,8 @@ class PanelForecaster(Forecaster):
             )  # (S_in, T, K) each  # fmt: skip
             if self.combine:
                 levels, quantiles = self._combined(loaded, network, levels, quantiles)
-            parts.append(self._long(loaded, network, levels, quantiles, "network"))
+            who = "+".join(["network", *self.combine])  # which models made the rows
+            parts.append(self._long(loaded, network, levels, quantiles, who))
         for name, (a, b) in fallback.items():
             who, values = self._fallback(loaded.frame.iloc[a:b], loaded.targets)
             parts.append(self._long(loaded, {name: (a, b)}, values[None], {}, who))
@@ -225,6 +226,37 @@ class PanelForecaster(Forecaster):
                 combined[i, :, k] = np.mean(found, axis=0)
         shift = combined - levels  # quantiles: level -> (S_in, T, K)
         return combined, {level: value + shift for level, value in quantiles.items()}
+
+    def _combined_since(self, loaded, a: int, b: int, found: Holdout, since) -> Holdout:
+        """`found` (one series' holdout windows, original units) under
+        `model.combine`: each window's network forecast averaged with the
+        named models fitted on the series' rows before `since` and run on from
+        each window's origin, as the test split scores the combination; the
+        quantiles move with it. A window whose first target is not among the
+        series' observed rows keeps the network's forecast."""
+        from components.evaluation import per_series
+
+        horizon, offset = self.window.horizon, self.window.offset
+        mean = found.forecast.copy()
+        for k, target in enumerate(loaded.targets):
+            y = loaded.frame[target].iloc[a:b].dropna()
+            history = y.to_numpy(np.float64)
+            first = y.index.get_indexer(found.index)  # each window's first target
+            usable = first > offset
+            fitted_on = history[: int(y.index.searchsorted(since))]
+            if not usable.any() or len(fitted_on) < 2:
+                continue
+            made = [found.forecast[usable, :, k]]
+            for name in self.combine:
+                fit = per_series.fit_series(name, fitted_on, self.season)
+                origins = first[usable] - offset - 1
+                made.append(per_series.forecast_series(fit, history, origins, horizon, offset))
+            mean[usable, :, k] = np.mean(made, axis=0)
+        shift = mean - found.forecast
+        return replace(
+            found, forecast=mean,
+            quantiles={q: values + shift for q, values in found.quantiles.items()},
+        )  # fmt: skip
 
     @property
     def _least_rows(self) -> int:
@@ -316,6 +348,8 @@ class PanelForecaster(Forecaster):
             )  # fmt: skip
             if found is None:
                 continue
+            if self.combine:  # judged as served
+                found = self._combined_since(loaded, a, b, found, since)
             unit = np.asarray(
                 (scale or {}).get(series, self.series_scale[j]), np.float64
             )
