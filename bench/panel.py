@@ -275,8 +275,10 @@ def versus_neuralforecast(
     rows of every series held out; each side in its own process, the runs
     interleaved `repeats` times (the order alternating); medians.
 
-    Both train on the same number of windows: NeuralForecast's default 1,000
-    steps of 128. Two clocks on each side: `fit` (NeuralForecast's `fit()`,
+    Both train on about the same number of windows: NeuralForecast's default
+    1,000 steps of 128; rnnflow one epoch of the nearest whole number of
+    windows per series at or above it (windows/s from each side's own
+    count). Two clocks on each side: `fit` (NeuralForecast's `fit()`,
     its dataset building included; rnnflow's `model.fit`, its trace left
     out) and `files -> model` (reading the files, rnnflow's scan, building:
     everything before the forecast)."""
@@ -315,10 +317,11 @@ def versus_neuralforecast(
             print(f"{side} run {r + 1}: fit {cost['fit_s']:.1f} s, files -> model "
                   f"{cost['total_s']:.1f} s, RSS {cost['rss'] / 2**30:.2f} GiB",
                   file=sys.stderr)  # fmt: skip
-    windows = settings["nf_steps"] * settings["nf_windows_per_step"]
+    budget = settings["nf_steps"] * settings["nf_windows_per_step"]
     print(f"\n{n_series} series x {n_rows} rows ({mode}), window "
-          f"{settings['input_width']} -> {horizon}, {windows:,} training windows a side, "
-          f"medians of {repeats} interleaved runs")  # fmt: skip
+          f"{settings['input_width']} -> {horizon}, NeuralForecast {budget:,} training "
+          f"windows, rnnflow one epoch of {found[sides[0]][0]['windows']:,}; medians of "
+          f"{repeats} interleaved runs")  # fmt: skip
     print(f"{'':<18}{'MAE':>9}{'MASE':>8}{'fit w/s':>10}{'files->model w/s':>18}"
           f"{'fit s':>8}{'total s':>9}{'RSS GiB':>9}")  # fmt: skip
     last = np.repeat(truth["last"][:, None], horizon, axis=1)
@@ -327,6 +330,7 @@ def versus_neuralforecast(
           f"{np.mean(error.mean(axis=1) / naive):>8.3f}")  # fmt: skip
     for side, runs in found.items():
         error = np.abs(runs[0]["forecast"] - actual)
+        windows = runs[0].get("windows", settings["nf_steps"] * settings["nf_windows_per_step"])
         fit, total = (float(np.median([c[k] for c in runs])) for k in ("fit_s", "total_s"))
         rss = float(np.median([c["rss"] for c in runs]))
         print(f"{side:<18}{error.mean():>9.3f}{np.mean(error.mean(axis=1) / naive):>8.3f}"
@@ -359,9 +363,10 @@ def rnnflow_side(folder: Path, kind: str) -> dict:
     """rnnflow as a user runs it on these files with `data.stream: true`:
     scan (statistics of each series' rows; the last time stamp is the
     scan's one-row test split, so training stops one row short), the panel
-    defaults (per-series scaling, window norm revin, MAE), at most 16
-    windows of each series per epoch, `steps` steps; then the streamed
-    forecast of every series' held-out rows. No validation split here, so
+    defaults (per-series scaling, window norm revin, MAE), one whole epoch
+    of at most ceil(budget / series) windows of each series (13 here: the
+    budget plus 1.6 %; an epoch cut short would wait for the shard being
+    read), then the streamed forecast of every series' held-out rows. No validation split here, so
     `skip: auto` has nothing to choose by: none."""
     import json
 
@@ -369,35 +374,37 @@ def rnnflow_side(folder: Path, kind: str) -> dict:
         DataSpec, ModelSpec, SplitSpec, TrainSpec, WindowSpec,
     )  # fmt: skip
     from components.data import stream
+    from components.serving.streamed import forecast_panel
     from components.training.builder import build_for_training
 
-    start = time.perf_counter()
+    start = time.perf_counter()  # imports left out, as on NeuralForecast's side
     settings = json.loads((folder / "settings.json").read_text())
     ours = settings["rnnflow"]
     batch = ours["batch_size"]
-    steps = settings["nf_steps"] * settings["nf_windows_per_step"] // batch
     window = WindowSpec(input_width=settings["input_width"], horizon=settings["horizon"])
     data = DataSpec(path=str(folder / "panel"), id_column="id", time_column="t",
                     targets=["y"], stream=True, short_series="skip")  # fmt: skip
     panel = stream.scan_panel(data, SplitSpec(val=0, test=1), window)
-    train = TrainSpec(batch_size=batch, learning_rate=1e-3, loss="mae", windows_per_series=16)
+    budget = settings["nf_steps"] * settings["nf_windows_per_step"]
+    cap = -(-budget // len(panel.series))  # one whole epoch, as `rnnflow train` runs
+    train = TrainSpec(batch_size=batch, learning_rate=1e-3, loss="mae", windows_per_series=cap)
     spec = ModelSpec(kind=kind, units=ours["units"], skip="none", window_norm="revin")
     model = build_for_training(spec, train, window, stream.sample_splits(panel)["train"],
                                (0,)).model  # fmt: skip
-    dataset = stream.dataset(panel, "train", batch, 16, seed=0).repeat()
-    model.fit(dataset.take(2), epochs=1, verbose=0)  # the trace
+    model.fit(stream.dataset(panel, "train", batch, cap, seed=1).take(2), epochs=1,
+              verbose=0)  # the trace  # fmt: skip
+    dataset = stream.dataset(panel, "train", batch, cap, seed=0)
     fitting = time.perf_counter()
-    model.fit(dataset, epochs=1, steps_per_epoch=steps, verbose=0)
+    model.fit(dataset, epochs=1, verbose=0)
     fit = time.perf_counter() - fitting
     total = time.perf_counter() - start
     out = folder / f"rnnflow_{kind}.parquet"
     out.unlink(missing_ok=True)
-    from components.serving.streamed import forecast_panel
-
     forecast_panel(model, panel.normalizer, data, window, str(out))
     forecast = pd.read_parquet(out).rename(columns={"y": "y_hat"})
     forecast[["id", "step", "y_hat"]].to_parquet(out)
-    return {"fit_s": fit, "total_s": total, "rss": _peak_rss(), "forecast": out.name}
+    return {"fit_s": fit, "total_s": total, "rss": _peak_rss(), "forecast": out.name,
+            "windows": stream.epoch_windows(panel, "train", cap)}  # fmt: skip
 
 
 def _peak_rss() -> int:

@@ -7,7 +7,8 @@ epoch then reads the shards again in a new order, drawing each series'
 windows (`train.windows_per_series`) through a bounded shuffle buffer into
 tf.data. Validation, test and the forecast read the shards the same way.
 What stays in memory is per series (statistics, window counts: tens of
-bytes each) plus one shard and the shuffle buffer.
+bytes each) plus the shuffle buffer and up to as many windows again, read
+ahead in a thread while the model trains.
 
 Each file must hold whole series (hive-partitioned by the id column, or by a
 shard column the writer chose); within a file rows may come in any order.
@@ -32,6 +33,7 @@ from components.data.windowing import window_series, window_starts
 
 SPLITS = ("train", "val", "test")
 SHUFFLE_WINDOWS = 65_536  # the shuffle buffer: windows of several shards mixed
+FIRST_FLUSH = 8_192  # an epoch's first mix: the model waits for it (then x2 each)
 SHARD_ROWS = 262_144  # rows read together (files grouped up to about this many)
 
 
@@ -451,22 +453,75 @@ def batches(
     """(x, y) batches of one pass over `split`. With a `seed` (training), the
     files come in an order new each `epoch`, each series gives at most
     `per_series` windows, and the windows of several files are mixed in a
-    buffer of `buffer` windows; without, every window in file order."""
+    buffer of `buffer` windows (the first `FIRST_FLUSH`, doubling: training
+    starts without waiting for a whole buffer); without, every window in
+    file order.
+
+    The shards are read and windowed one after another in a thread, up to a
+    buffer ahead, while the batches already made are handed out: reading
+    (pyarrow) and copying windows (numpy) release the GIL, so the next
+    buffer fills while the model trains instead of stalling it. One thread,
+    in order: the draws are the same as read inline."""
     shuffle = seed is not None
-    rng = np.random.default_rng([seed or 0, epoch])
-    order = rng.permutation(len(panel.shards)) if shuffle else range(len(panel.shards))
+    draw = np.random.default_rng([seed or 0, epoch])
+    mix = np.random.default_rng([seed or 0, epoch, 1]) if shuffle else None
+    cap = per_series if shuffle else None
+    order = draw.permutation(len(panel.shards)) if shuffle else range(len(panel.shards))
+    counts = panel.windows[split]
+    sizes = {
+        k: int(np.minimum(part, cap).sum() if cap else part.sum())
+        for k in order
+        if (part := counts[panel.first[k] : panel.first[k + 1]]).sum()
+    }  # fmt: skip
     held_x, held_y, held = [], [], 0
-    for k in order:
-        if not panel.windows[split][panel.first[k] : panel.first[k + 1]].sum():
-            continue
-        found = shard_windows(panel, k, split, per_series if shuffle else None, rng)
-        held_x.append(found.x)
-        held_y.append(found.y)
-        held += len(found.x)
-        if held >= buffer:
-            yield from _flush(held_x, held_y, batch_size, rng if shuffle else None, False)
-            held = sum(len(x) for x in held_x)
-    yield from _flush(held_x, held_y, batch_size, rng if shuffle else None, True)
+    limit = min(buffer, FIRST_FLUSH)  # the first batches come soon; then it doubles
+    with _Ahead(lambda k: shard_windows(panel, k, split, cap, draw), sizes, buffer) as ahead:
+        for found in ahead:
+            held_x.append(found.x)
+            held_y.append(found.y)
+            held += len(found.x)
+            if held >= limit:
+                yield from _flush(held_x, held_y, batch_size, mix, False)
+                held = sum(len(x) for x in held_x)
+                limit = min(2 * limit, buffer)
+    yield from _flush(held_x, held_y, batch_size, mix, True)
+
+
+class _Ahead:
+    """`make(k)` for each key of `sizes` in order, run in one worker thread
+    while at most `limit` windows (by `sizes`) wait, ready or not; iterate to
+    get the results in order. Leaving the `with` block (a finished or
+    abandoned epoch) waits for the shard being read and drops the rest."""
+
+    def __init__(self, make, sizes: dict[int, int], limit: int):
+        from concurrent.futures import ThreadPoolExecutor
+
+        self._make, self._sizes, self._limit = make, sizes, limit
+        self._keys = iter(sizes)
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="rnnflow-shards")
+        self._waiting, self._windows = [], 0
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+    def __iter__(self):
+        self._top_up()
+        while self._waiting:
+            k, future = self._waiting.pop(0)
+            self._windows -= self._sizes[k]
+            self._top_up()
+            yield future.result()
+
+    def _top_up(self):
+        while self._windows < self._limit or not self._waiting:
+            k = next(self._keys, None)
+            if k is None:
+                return
+            self._waiting.append((k, self._pool.submit(self._make, k)))
+            self._windows += self._sizes[k]
 
 
 def _flush(held_x: list, held_y: list, batch_size: int, rng, last: bool):
@@ -493,23 +548,48 @@ def dataset(
     seed: int | None = None, start_epoch: int = 0,
 ):
     """`batches` as a tf.data pipeline of known length: a training one
-    (`seed` given) draws anew each time Keras starts an epoch."""
+    (`seed` given) draws anew each time Keras starts an epoch. Python hands
+    over blocks of `BLOCK_BATCHES` batches that tf.data splits, so that the
+    generator takes the GIL once a block rather than once a step; a block
+    is kept ready ahead."""
     import tensorflow as tf
 
     window, n_targets = panel.window, len(panel.targets)
     epochs = iter(range(start_epoch, 1 << 62))
     signature = (
-        tf.TensorSpec((None, window.input_width, n_targets), tf.float32),
-        tf.TensorSpec((None, window.horizon, n_targets), tf.float32),
+        tf.TensorSpec((None, None, window.input_width, n_targets), tf.float32),
+        tf.TensorSpec((None, None, window.horizon, n_targets), tf.float32),
     )
     found = tf.data.Dataset.from_generator(
-        lambda: batches(panel, split, batch_size, per_series, seed, next(epochs)),
+        lambda: blocks(batches(panel, split, batch_size, per_series, seed, next(epochs))),
         output_signature=signature,
-    )
+    ).unbatch()
     n_batches = -(-epoch_windows(panel, split, per_series if seed is not None else None)
                   // batch_size)  # fmt: skip
     found = found.apply(tf.data.experimental.assert_cardinality(n_batches))
-    return found.prefetch(tf.data.AUTOTUNE)
+    options = tf.data.Options()
+    # tf.data's autotuner, with a Python generator upstream, sometimes held
+    # `fit` back after its last step until the tuner's next wake-up (its
+    # period doubles from 10 ms: fits ended at 10.24 or 20.48 s; bench/README)
+    options.autotune.enabled = False
+    return found.prefetch(BLOCK_BATCHES).with_options(options)
+
+
+BLOCK_BATCHES = 64  # batches handed from Python to tf.data at once
+
+
+def blocks(found: Iterator, most: int = BLOCK_BATCHES) -> Iterator:
+    """Consecutive (x, y) batches of one size stacked in blocks of up to
+    `most`: (n, B, ...) arrays, in order."""
+    xs, ys = [], []
+    for x, y in found:
+        if xs and (len(x) != len(xs[0]) or len(xs) == most):
+            yield np.stack(xs), np.stack(ys)
+            xs, ys = [], []
+        xs.append(x)
+        ys.append(y)
+    if xs:
+        yield np.stack(xs), np.stack(ys)
 
 
 def sample_splits(panel: StreamedPanel, max_windows: int = 50_000) -> dict[str, ScaledSplit]:
