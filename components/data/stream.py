@@ -34,6 +34,7 @@ from components.data.windowing import window_series, window_starts
 SPLITS = ("train", "val", "test")
 SHUFFLE_WINDOWS = 65_536  # the shuffle buffer: windows of several shards mixed
 FIRST_FLUSH = 8_192  # an epoch's first mix: the model waits for it (then x2 each)
+BLOCK_BATCHES = 64  # batches handed from Python to tf.data at once
 SHARD_ROWS = 262_144  # rows read together (files grouped up to about this many)
 
 
@@ -573,9 +574,6 @@ def dataset(
     # period doubles from 10 ms: fits ended at 10.24 or 20.48 s; bench/README)
     options.autotune.enabled = False
     return found.prefetch(BLOCK_BATCHES).with_options(options)
-
-
-BLOCK_BATCHES = 64  # batches handed from Python to tf.data at once
 
 
 def blocks(found: Iterator, most: int = BLOCK_BATCHES) -> Iterator:
