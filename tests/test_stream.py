@@ -4,6 +4,7 @@ statsmodels, written as hive-partitioned Parquet in shuffled row order) the
 streamed path's statistics, windows and scores equal the in-memory path's;
 training, logging and `rnnflow predict` run end to end through the CLI."""
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -131,6 +132,30 @@ def test_training_windows_are_the_in_memory_windows_drawn_per_series(fertility_f
     handed = [x.numpy() for x, _ in data]
     assert {len(x) for x in handed[:-1]} == {64} and 0 < len(handed[-1]) <= 64
     np.testing.assert_array_equal(np.concatenate(handed), epoch[0])
+
+
+def test_an_epoch_left_early_stops_its_reader_thread(fertility_folder):
+    """Keras may stop drawing mid-epoch (an error, an interrupt): closing the
+    batches leaves no shard reader running, and a read error reaches the
+    consumer."""
+    import threading
+
+    config = _config(fertility_folder, True)
+    panel = stream.scan_panel(config.data, config.split, config.window, shard_rows=300)
+    assert len(panel.shards) > 3
+
+    def readers():
+        return [t for t in threading.enumerate() if t.name.startswith("rnnflow-shards")]
+
+    epoch = stream.batches(panel, "train", 8, 4, seed=1, buffer=64)
+    next(epoch)
+    assert readers()  # reading ahead
+    epoch.close()
+    assert not readers()
+    broken = dataclasses.replace(panel, shards=(("/nonexistent/part.parquet",),) * 2)
+    with pytest.raises(Exception, match="nonexistent"):
+        next(stream.batches(broken, "train", 8))
+    assert not readers()
 
 
 def test_a_streamed_run_trains_logs_and_predicts_through_the_cli(
