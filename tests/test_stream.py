@@ -144,9 +144,12 @@ def test_an_epoch_left_early_stops_its_reader_thread(fertility_folder):
     panel = stream.scan_panel(config.data, config.split, config.window, shard_rows=300)
     assert len(panel.shards) > 3
 
-    def readers():
-        return [t for t in threading.enumerate() if t.name.startswith("rnnflow-shards")]
+    def readers():  # this test's: other tests' pipelines may share the process
+        return {t for t in threading.enumerate()
+                if t.name.startswith("rnnflow-shards")} - before  # fmt: skip
 
+    before = set()
+    before = readers()
     epoch = stream.batches(panel, "train", 8, 4, seed=1, buffer=64)
     next(epoch)
     assert readers()  # reading ahead
