@@ -29,6 +29,7 @@ from components.evaluation import calibrate, intervals, panel_metrics, plots, qu
 from components.evaluation import evaluate as evaluation
 from components.models.ensemble import median_ensemble
 from components.serving.forecaster import Forecaster
+from components.serving.panel import made_by
 from components.serving.kinds import forecaster_for
 from components.tracking import packaging
 from components.tracking.describe import run_description
@@ -338,33 +339,26 @@ def choose_combination(model, data: PreparedData, config, tracking_uri, run_id):
     mean of two forecasts is the safer bet when they score alike (it won on
     every M1 subset). Never the test split; no validation: the network.
     Returns the config with the choice."""
-    trial = with_settings(config, {"model.combine": list(AUTO_COMBINATION)})
     val = data.scaled.get("val")
-    found = None
+    chosen, why = [], "no validation windows"
     if val is not None and len(window_starts(len(val.inputs), config.window, val.bounds)):
+        trial = with_settings(config, {"model.combine": list(AUTO_COMBINATION)})
         found = evaluate(
             model, data.scaled, trial, data.normalizer, data.series.targets, "val"
         )
-    metrics = found.metrics if found is not None else {}
-    alone, mean = metrics.get("network_val_mase"), metrics.get("val_mase")
-    compared = (
-        panel_metrics.paired(found.series_table, "network", "model")
-        if found is not None and found.series_table is not None
-        else panel_metrics.Paired(float("nan"), float("nan"), 0)
-    )
-    keep_alone = found is None or compared.z < NETWORK_ALONE_Z
-    chosen = [] if keep_alone else list(AUTO_COMBINATION)
-    why = (
-        f"validation MASE: network {_fmt(alone)}, mean with "
-        f"{'+'.join(AUTO_COMBINATION)} {_fmt(mean)}; network minus mean "
-        f"{compared.z:+.1f} standard errors over {compared.series} series"
-        if found is not None
-        else "no validation windows"
-    )
+        compared = panel_metrics.paired(found.series_table, "network", "model")
+        if compared.z >= NETWORK_ALONE_Z:
+            chosen = list(AUTO_COMBINATION)
+        why = (
+            f"validation MASE: network {_fmt(found.metrics.get('network_val_mase'))}, "
+            f"mean with {'+'.join(AUTO_COMBINATION)} "
+            f"{_fmt(found.metrics.get('val_mase'))}; network minus mean "
+            f"{compared.z:+.1f} standard errors over {compared.series} series"
+        )
     tracking.set_tags(tracking_uri, run_id, {
-        "auto_combine": "+".join(["network", *chosen]), "auto_combine_choice": why,
+        "auto_combine": made_by(chosen), "auto_combine_choice": why,
     })  # fmt: skip
-    get_run_logger().info("auto combine: %s (%s)", "+".join(["network", *chosen]), why)
+    get_run_logger().info("auto combine: %s (%s)", made_by(chosen), why)
     return with_settings(config, {"model.combine": chosen})
 
 

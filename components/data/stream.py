@@ -451,7 +451,19 @@ def batches(
     panel: StreamedPanel, split: str, batch_size: int, per_series: int | None = None,
     seed: int | None = None, epoch: int = 0, buffer: int = SHUFFLE_WINDOWS,
 ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-    """(x, y) batches of one pass over `split`. With a `seed` (training), the
+    """(x, y) batches of one pass over `split`: `batch_blocks` one by one."""
+    for x, y in batch_blocks(panel, split, batch_size, per_series, seed, epoch, buffer):
+        yield from zip(x, y)
+
+
+def batch_blocks(
+    panel: StreamedPanel, split: str, batch_size: int, per_series: int | None = None,
+    seed: int | None = None, epoch: int = 0, buffer: int = SHUFFLE_WINDOWS,
+) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Blocks (n, B, ...) of up to `BLOCK_BATCHES` consecutive (x, y) batches
+    of one pass over `split` (the last batch alone when short), handed to
+    tf.data whole: the generator then takes the GIL once a block, not once a
+    step. With a `seed` (training), the
     files come in an order new each `epoch`, each series gives at most
     `per_series` windows, and the windows of several files are mixed in a
     buffer of `buffer` windows (the first `FIRST_FLUSH`, doubling: training
@@ -526,8 +538,8 @@ class _Ahead:
 
 
 def _flush(held_x: list, held_y: list, batch_size: int, rng, last: bool):
-    """Emit the held windows as batches (shuffled when `rng`); unless `last`,
-    keep back the part that does not fill a batch."""
+    """Emit the held windows as blocks of batches (shuffled when `rng`);
+    unless `last`, keep back the part that does not fill a batch."""
     if not held_x:
         return
     x, y = np.concatenate(held_x), np.concatenate(held_y)
@@ -540,19 +552,22 @@ def _flush(held_x: list, held_y: list, batch_size: int, rng, last: bool):
     if end < len(x):
         held_x.append(x[end:])
         held_y.append(y[end:])
-    for i in range(0, end, batch_size):
-        yield x[i : i + batch_size], y[i : i + batch_size]
+    full, block = end - end % batch_size, batch_size * BLOCK_BATCHES
+    for i in range(0, full, block):  # views, no copies
+        j = min(i + block, full)
+        yield (x[i:j].reshape(-1, batch_size, *x.shape[1:]),
+               y[i:j].reshape(-1, batch_size, *y.shape[1:]))  # fmt: skip
+    if full < end:
+        yield x[None, full:end], y[None, full:end]
 
 
 def dataset(
     panel: StreamedPanel, split: str, batch_size: int, per_series: int | None = None,
     seed: int | None = None, start_epoch: int = 0,
 ):
-    """`batches` as a tf.data pipeline of known length: a training one
-    (`seed` given) draws anew each time Keras starts an epoch. Python hands
-    over blocks of `BLOCK_BATCHES` batches that tf.data splits, so that the
-    generator takes the GIL once a block rather than once a step; a block
-    is kept ready ahead."""
+    """`batch_blocks` as a tf.data pipeline of batches, of known length: a
+    training one (`seed` given) draws anew each time Keras starts an epoch;
+    a block is kept ready ahead."""
     import tensorflow as tf
 
     window, n_targets = panel.window, len(panel.targets)
@@ -562,7 +577,7 @@ def dataset(
         tf.TensorSpec((None, None, window.horizon, n_targets), tf.float32),
     )
     found = tf.data.Dataset.from_generator(
-        lambda: blocks(batches(panel, split, batch_size, per_series, seed, next(epochs))),
+        lambda: batch_blocks(panel, split, batch_size, per_series, seed, next(epochs)),
         output_signature=signature,
     ).unbatch()
     n_batches = -(-epoch_windows(panel, split, per_series if seed is not None else None)
@@ -574,20 +589,6 @@ def dataset(
     # period doubles from 10 ms: fits ended at 10.24 or 20.48 s; bench/README)
     options.autotune.enabled = False
     return found.prefetch(BLOCK_BATCHES).with_options(options)
-
-
-def blocks(found: Iterator, most: int = BLOCK_BATCHES) -> Iterator:
-    """Consecutive (x, y) batches of one size stacked in blocks of up to
-    `most`: (n, B, ...) arrays, in order."""
-    xs, ys = [], []
-    for x, y in found:
-        if xs and (len(x) != len(xs[0]) or len(xs) == most):
-            yield np.stack(xs), np.stack(ys)
-            xs, ys = [], []
-        xs.append(x)
-        ys.append(y)
-    if xs:
-        yield np.stack(xs), np.stack(ys)
 
 
 def sample_splits(panel: StreamedPanel, max_windows: int = 50_000) -> dict[str, ScaledSplit]:

@@ -33,6 +33,12 @@ from components.serving.rows import (
 EXAMPLE_SERIES = 3  # series in the logged input example
 
 
+def made_by(combine) -> str:
+    """The `forecaster` label of the network's rows: `network`, or under
+    `model.combine` the models averaged (`network+theta`)."""
+    return "+".join(["network", *combine])
+
+
 @dataclass(frozen=True, kw_only=True)
 class PanelForecaster(Forecaster):
     """`model` plus each series' statistics and what shapes its inputs.
@@ -194,7 +200,7 @@ class PanelForecaster(Forecaster):
             )  # (S_in, T, K) each  # fmt: skip
             if self.combine:
                 levels, quantiles = self._combined(loaded, network, levels, quantiles)
-            who = "+".join(["network", *self.combine])  # which models made the rows
+            who = made_by(self.combine)
             parts.append(self._long(loaded, network, levels, quantiles, who))
         for name, (a, b) in fallback.items():
             who, values = self._fallback(loaded.frame.iloc[a:b], loaded.targets)
@@ -211,19 +217,13 @@ class PanelForecaster(Forecaster):
         """`model.combine`: each network forecast averaged with the classical
         models fitted on the series' rows (each target on its own); the
         quantiles move with it."""
-        from components.evaluation import per_series
-
-        horizon, offset = self.window.horizon, self.window.offset
         combined = levels.copy()
         for i, (a, b) in enumerate(network.values()):
             for k, target in enumerate(loaded.targets):
                 y = loaded.frame[target].iloc[a:b].dropna().to_numpy(np.float64)
-                found = [levels[i, :, k]]
-                for name in self.combine:
-                    fit = per_series.fit_series(name, y, self.season)
-                    last = np.array([len(y) - 1])
-                    found.append(per_series.forecast_series(fit, y, last, horizon, offset)[0])
-                combined[i, :, k] = np.mean(found, axis=0)
+                combined[i, :, k] = self._classical_mean(
+                    levels[i : i + 1, :, k], y, y, np.array([len(y) - 1])
+                )[0]
         shift = combined - levels  # quantiles: level -> (S_in, T, K)
         return combined, {level: value + shift for level, value in quantiles.items()}
 
@@ -234,9 +234,7 @@ class PanelForecaster(Forecaster):
         each window's origin, as the test split scores the combination; the
         quantiles move with it. A window whose first target is not among the
         series' observed rows keeps the network's forecast."""
-        from components.evaluation import per_series
-
-        horizon, offset = self.window.horizon, self.window.offset
+        offset = self.window.offset
         mean = found.forecast.copy()
         for k, target in enumerate(loaded.targets):
             y = loaded.frame[target].iloc[a:b].dropna()
@@ -244,19 +242,29 @@ class PanelForecaster(Forecaster):
             first = y.index.get_indexer(found.index)  # each window's first target
             usable = first > offset
             fitted_on = history[: int(y.index.searchsorted(since))]
-            if not usable.any() or len(fitted_on) < 2:
-                continue
-            made = [found.forecast[usable, :, k]]
-            for name in self.combine:
-                fit = per_series.fit_series(name, fitted_on, self.season)
-                origins = first[usable] - offset - 1
-                made.append(per_series.forecast_series(fit, history, origins, horizon, offset))
-            mean[usable, :, k] = np.mean(made, axis=0)
+            if usable.any() and len(fitted_on) >= 2:
+                mean[usable, :, k] = self._classical_mean(
+                    found.forecast[usable, :, k], fitted_on, history,
+                    first[usable] - offset - 1,
+                )  # fmt: skip
         shift = mean - found.forecast
         return replace(
             found, forecast=mean,
             quantiles={q: values + shift for q, values in found.quantiles.items()},
         )  # fmt: skip
+
+    def _classical_mean(self, network, fitted_on, history, origins) -> np.ndarray:
+        """(W, T): the network's forecasts (W, T) of one target averaged with
+        each `model.combine` model fitted on `fitted_on` and run on `history`
+        from each origin row."""
+        from components.evaluation import per_series
+
+        horizon, offset = self.window.horizon, self.window.offset
+        made = [network]
+        for name in self.combine:
+            fit = per_series.fit_series(name, fitted_on, self.season)
+            made.append(per_series.forecast_series(fit, history, origins, horizon, offset))
+        return np.mean(made, axis=0)
 
     @property
     def _least_rows(self) -> int:
